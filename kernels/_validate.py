@@ -1,0 +1,118 @@
+"""Input checks shared by the public wrappers.
+
+Every check raises ``TypeError`` (wrong kind of thing: not an array, integer or
+mixed dtypes) or ``ValueError`` (right kind, wrong value: shapes that disagree,
+non-finite entries, sizes < 1), and the message names the argument and says
+what was expected. Arrays that pass come back C-contiguous in one float dtype,
+because the kernels are compiled for contiguous float32/float64 buffers.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_size(name, value) -> int:
+    """A positive int (bools are refused: ``True`` is not a size)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_dtype(name, dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_array(name, value, ndim, dtype=None) -> np.ndarray:
+    """A finite float array with ``ndim`` dimensions (an int or a tuple of allowed ints).
+
+    When ``dtype`` is given the array must already have it: the kernels never
+    cast silently, so mixing float32 data with float64 parameters is an error.
+    """
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but the parameters are {dtype}; cast them to one dtype"
+        )
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if value.ndim not in allowed:
+        want = " or ".join(f"{d}-D" for d in allowed)
+        raise ValueError(f"{name} must be {want}, got shape {value.shape}")
+    if not np.isfinite(value).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return np.ascontiguousarray(value)
+
+
+def check_shape(name, array, expected) -> None:
+    if array.shape != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {array.shape}")
+
+
+def check_rnn_params(params):
+    """The five RNN arrays, checked against each other; returns (arrays, dtype)."""
+    fields = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
+    try:
+        arrays = tuple(params)
+    except TypeError:
+        raise TypeError(f"params must be kernels.RNNParams, got {type(params).__name__}") from None
+    if len(arrays) != len(fields):
+        raise TypeError(f"params must be kernels.RNNParams {fields}, got {len(arrays)} items")
+    W_hh = check_array("params.W_hh", arrays[1], 2)
+    dtype = W_hh.dtype
+    W_ih, _, b_h, W_out, b_out = (
+        check_array(f"params.{f}", a, 1 if f.startswith("b") else 2, dtype)
+        for f, a in zip(fields, arrays)
+    )
+    n = W_hh.shape[0]
+    check_shape("params.W_hh", W_hh, (n, n))
+    if W_ih.shape[0] != n:
+        raise ValueError(f"params.W_ih must have shape ({n}, m) to match W_hh, got {W_ih.shape}")
+    check_shape("params.b_h", b_h, (n,))
+    if W_out.shape[1] != n:
+        raise ValueError(f"params.W_out must have shape (p, {n}) to match W_hh, got {W_out.shape}")
+    check_shape("params.b_out", b_out, (W_out.shape[0],))
+    if min(W_ih.shape + W_out.shape) < 1:
+        raise ValueError("params must have at least one input, hidden and output unit")
+    return (W_ih, W_hh, b_h, W_out, b_out), dtype
+
+
+def check_sequence(xs, ys, m, p, dtype):
+    """xs (T, B, m) and ys (T, B, p), or (T, m) and (T, p) meaning B = 1."""
+    xs = check_array("xs", xs, (2, 3), dtype)
+    ys = check_array("ys", ys, (2, 3), dtype)
+    if xs.ndim != ys.ndim:
+        raise ValueError(f"xs and ys must both be 2-D or both 3-D, got {xs.shape} and {ys.shape}")
+    if xs.ndim == 2:
+        xs, ys = xs[:, None, :], ys[:, None, :]
+    T, B, m_x = xs.shape
+    if T < 1:
+        raise ValueError(f"xs must hold at least one time step, got shape {xs.shape}")
+    if B < 1:
+        raise ValueError(f"xs must hold at least one sequence in the batch, got shape {xs.shape}")
+    if m_x != m:
+        raise ValueError(f"xs must have {m} features per step to match params.W_ih, got {m_x}")
+    check_shape("ys", ys, (T, B, p))
+    return xs, ys
+
+
+def check_rnn_problem(params, xs, ys):
+    """Check an RNN gradient call; returns ((W_ih, W_hh, b_h, W_out, b_out), xs, ys) contiguous."""
+    arrays, dtype = check_rnn_params(params)
+    W_ih, _, _, W_out, _ = arrays
+    xs, ys = check_sequence(xs, ys, W_ih.shape[1], W_out.shape[0], dtype)
+    return arrays, xs, ys

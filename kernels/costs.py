@@ -1,0 +1,131 @@
+"""Analytic cost models: exact FLOP counts and working-memory bytes as sums of terms.
+
+Every algorithm file states its costs next to its kernel as a function of the
+problem size that returns a list of :class:`Term`. A term is one summand of the
+exact count together with the powers it carries in each size variable, e.g. the
+recurrent matrix product of BPTT is ``Term(2*T*B*n*n, {"T": 1, "B": 1, "n": 2})``.
+Summing the values gives the exact count; the powers let the harness ask, along
+any axis, which terms lead and how much of the total they make up (the fit
+window of THEORY.md, "leading term >= 90% of the total").
+
+FLOP convention: one add, multiply, subtract or ``tanh`` is one FLOP; a fused
+multiply-add is two. Counts follow the kernels as written, including the steps
+they skip (for example the recurrent product at a window's first step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+Size = Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Term:
+    """One summand of a cost model: its value and its power in each size variable."""
+
+    value: float
+    powers: Mapping[str, float] = field(default_factory=dict)
+
+    def substitute(self, var: str, powers: Mapping[str, float], times: float = 1) -> Term:
+        """Scale the value by ``times`` and replace the variable ``var`` by a product of powers.
+
+        Sweep-level models count in steps; an algorithm that runs the sweep
+        over windows says what a step stands for, e.g. ``steps -> T k2 / k1``.
+        """
+        own = dict(self.powers)
+        k = own.pop(var, 0.0)
+        for v, e in powers.items():
+            own[v] = own.get(v, 0.0) + k * e
+        return Term(self.value * times, {v: e for v, e in own.items() if e != 0})
+
+    def power(self, axis_vars: tuple[str, ...]) -> float:
+        """Total power along an axis that moves the variables ``axis_vars`` together."""
+        return sum(self.powers.get(v, 0.0) for v in axis_vars)
+
+
+CostModel = Callable[[Size], list[Term]]
+MemoryModel = Callable[[Size, int], list[Term]]
+
+
+def total(terms: list[Term]) -> float:
+    """The exact count: the sum of all terms."""
+    return float(sum(t.value for t in terms))
+
+
+def leading_share(terms: list[Term], axis_vars: tuple[str, ...]) -> tuple[float, float]:
+    """Leading power along an axis and the share of the total its terms make up.
+
+    Returns ``(power, share)`` where ``power`` is the highest power of the axis
+    among the terms with a non-zero value and ``share`` is the fraction of the
+    total carried by the terms of that power.
+    """
+    live = [t for t in terms if t.value > 0]
+    if not live:
+        return 0.0, 0.0
+    top = max(t.power(axis_vars) for t in live)
+    lead = sum(t.value for t in live if t.power(axis_vars) == top)
+    return top, lead / sum(t.value for t in live)
+
+
+def share_of_power(terms: list[Term], axis_vars: tuple[str, ...], power: float) -> float:
+    """Share of the total carried by the terms of exactly ``power`` along an axis.
+
+    The fit window of an exponent theta is where the theta-power terms make up
+    >= 90% of the model; this also covers exponents that hold only in a regime
+    (BPTT's memory grows like n while the T n B states outweigh the n^2 weights).
+    """
+    live = [t for t in terms if t.value > 0]
+    whole = sum(t.value for t in live)
+    if whole == 0:
+        return 0.0
+    return sum(t.value for t in live if t.power(axis_vars) == power) / whole
+
+
+@dataclass(frozen=True)
+class Exponent:
+    """A theoretical exponent of one metric along one axis, with where it comes from."""
+
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """What the harness needs to know about one algorithm, and nothing else.
+
+    Attributes
+    ----------
+    name : registry name (``"bptt"``, ``"tbptt"``, ``"rtrl"``, ``"backprop"``).
+    title : human-readable name for tables and charts.
+    family : ``"rnn"`` or ``"mlp"``: which size variables apply.
+    func : the public gradient function, ``func(*problem) -> (loss, grads)``.
+    make_problem : ``make_problem(size, dtype, seed) -> tuple`` of arguments for
+        ``func`` (parameters, data, and truncation lengths where they apply).
+    flops : exact FLOP count of one call, as terms.
+    memory : analytic working-memory bytes of one call (buffers the kernel
+        allocates plus the gradients it returns; parameters and data excluded),
+        as terms; takes the item size in bytes.
+    exponents : ``{(axis, metric): Exponent}`` for metric in ``"time"``,
+        ``"memory"``, ``"flops"``; axes are ``T``, ``n``, ``B``, ``k``,
+        ``depth``, ``width``.
+    axis_vars : which size variables each axis moves (axis ``k`` moves both
+        ``k1`` and ``k2``).
+    """
+
+    name: str
+    title: str
+    family: str
+    func: Callable
+    make_problem: Callable
+    flops: CostModel
+    memory: MemoryModel
+    exponents: Mapping[tuple[str, str], Exponent]
+    axis_vars: Mapping[str, tuple[str, ...]]
+
+    def flop_count(self, size: Size) -> float:
+        return total(self.flops(size))
+
+    def memory_bytes(self, size: Size, itemsize: int) -> float:
+        return total(self.memory(size, itemsize))
