@@ -1,0 +1,95 @@
+"""Tolerances, problem builders and comparison helpers shared by the tests.
+
+One tolerance constant per kind of comparison, each with the reason for its
+value. Every comparison uses :func:`naive.relative_error`, the inf-norm
+relative error of one parameter array: max |actual - expected| / max |expected|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import naive
+
+# Central differences at step FD_STEP have truncation error ~ step^2 * |L'''| and
+# rounding error ~ eps * |L| / step, both ~1e-10 relative on these small problems
+# (THEORY.md expects about 1e-7); the issue asks for 1e-6.
+FD_STEP = 1e-6
+FD_RTOL = 1e-6
+
+# Two exact float64 computations of the same derivative (kernel vs reference,
+# forward vs reverse mode, truncation that is a no-op, PyTorch autograd) differ
+# only by summation order: ~1e-15 relative on these sizes. 1e-10 leaves room for
+# cancellation inside an array but catches any wrong term.
+EXACT_RTOL = 1e-10
+
+# float32 vs float64 on the same problem: float32's unit roundoff is 6e-8; over
+# T <= 12 recurrent steps and sums of up to T * B * n terms the error grows to
+# ~1e-6 relative (measured: see the report). 1e-4 is a margin of ~50x over
+# that while far below the ~1e-1 a wrong float32 code path would produce.
+FLOAT32_RTOL = 1e-4
+
+# A check that a truncated gradient really differs from a reference it must not
+# equal (so an "equal" assertion elsewhere is not vacuous).
+DIFFERENT_AT_LEAST = 1e-3
+
+
+def rnn_arrays(rng, m, n, p, scale=0.6):
+    """Five float64 RNN arrays with weights large enough that tanh is non-linear.
+
+    Drawn from ``rng`` (normal, ``scale``), not from ``init_rnn``, so the tests
+    do not rely on the code under test to build their problems.
+    """
+    return (
+        rng.normal(0.0, scale, (n, m)),
+        rng.normal(0.0, scale, (n, n)),
+        rng.normal(0.0, scale, n),
+        rng.normal(0.0, scale, (p, n)),
+        rng.normal(0.0, scale, p),
+    )
+
+
+def sequence(rng, T, B, m, p):
+    """Inputs (T, B, m) and targets (T, B, p), float64."""
+    return rng.normal(size=(T, B, m)), rng.normal(size=(T, B, p))
+
+
+def mlp_arrays(rng, sizes, scale=0.6):
+    """Weights (w_{l+1}, w_l) and biases (w_{l+1},) for layer widths ``sizes``, float64."""
+    weights = tuple(rng.normal(0.0, scale, (o, i)) for i, o in zip(sizes[:-1], sizes[1:]))
+    biases = tuple(rng.normal(0.0, scale, o) for o in sizes[1:])
+    return weights, biases
+
+
+def grad_errors(actual, expected) -> dict[str, float]:
+    """Relative error of every parameter array, keyed by name (``W_hh``, ``weights[1]``...).
+
+    ``expected`` is a parameter NamedTuple or the dict that
+    :func:`naive.finite_difference` returns.
+    """
+    got = dict(naive.flat_arrays(actual))
+    want = expected if isinstance(expected, dict) else dict(naive.flat_arrays(expected))
+    assert got.keys() == want.keys(), f"parameter names differ: {got.keys()} vs {want.keys()}"
+    for name in want:
+        assert np.shape(got[name]) == np.shape(want[name]), (
+            f"{name}: shape {np.shape(got[name])} != {np.shape(want[name])}"
+        )
+    return {name: naive.relative_error(got[name], want[name]) for name in want}
+
+
+def assert_grads_close(actual, expected, rtol, what=""):
+    """Every parameter array of ``actual`` within ``rtol`` (relative, inf-norm) of ``expected``."""
+    errors = grad_errors(actual, expected)
+    bad = {name: err for name, err in errors.items() if not err <= rtol}
+    assert not bad, f"{what}: relative error above {rtol:g} in {bad} (all: {errors})"
+
+
+def assert_loss_close(actual, expected, rtol, what=""):
+    assert abs(actual - expected) <= rtol * abs(expected), (
+        f"{what}: loss {actual!r} != {expected!r} (rtol {rtol:g})"
+    )
+
+
+def max_grad_difference(a, b) -> float:
+    """Largest relative error over the parameter arrays of ``a`` against ``b``."""
+    return max(grad_errors(a, b).values())
