@@ -76,7 +76,7 @@ def check_rnn_params(params):
     dtype = W_hh.dtype
     W_ih, _, b_h, W_out, b_out = (
         check_array(f"params.{f}", a, 1 if f.startswith("b") else 2, dtype)
-        for f, a in zip(fields, arrays)
+        for f, a in zip(fields, arrays, strict=True)
     )
     n = W_hh.shape[0]
     check_shape("params.W_hh", W_hh, (n, n))

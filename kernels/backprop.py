@@ -93,7 +93,7 @@ def _check_mlp_params(params):
     dtype = W0.dtype
     ws, bs = [], []
     fan_in = W0.shape[1]
-    for l, (W, b) in enumerate(zip(weights, biases)):
+    for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
         W = check_array(f"params.weights[{l}]", W, 2, dtype)
         b = check_array(f"params.biases[{l}]", b, 1, dtype)
         if W.shape[1] != fan_in or W.shape[0] < 1:
@@ -136,7 +136,7 @@ def backprop(params, x, y):
     check_shape("y", y, (B, ws[-1].shape[0]))
     widths = [W.shape[0] for W in ws]
     acts = List([np.empty((B, w), dtype) for w in widths])
-    D_buf = List([np.empty(B * max(widths + [ws[0].shape[1]]), dtype) for _ in range(2)])
+    D_buf = List([np.empty(B * max([*widths, ws[0].shape[1]]), dtype) for _ in range(2)])
     g_weights = List([np.empty_like(W) for W in ws])
     g_biases = List([np.empty_like(b) for b in bs])
     loss = _backprop(x, y, List(ws), List(bs), acts, D_buf, g_weights, g_biases)

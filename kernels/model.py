@@ -13,6 +13,7 @@ half sum of squares over the batch.
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -77,7 +78,7 @@ def init_mlp(sizes, seed=0, dtype=np.float64) -> MLPParams:
     dtype = check_dtype("dtype", dtype)
     rng = np.random.default_rng(seed)
     weights, biases = [], []
-    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+    for fan_in, fan_out in itertools.pairwise(widths):
         bound = 1.0 / np.sqrt(fan_in)
         weights.append(rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype))
         biases.append(rng.uniform(-bound, bound, size=fan_out).astype(dtype))

@@ -111,7 +111,7 @@ def rtrl(params, xs, ys):
         dL/dtheta, same shapes and dtype as ``params``; equal to BPTT's.
     """
     (W_ih, W_hh, b_h, W_out, b_out), xs, ys = check_rnn_problem(params, xs, ys)
-    T, B, m = xs.shape
+    _, B, m = xs.shape
     n, p = W_hh.shape[0], W_out.shape[0]
     r = n + m + 1
     dt = W_hh.dtype
