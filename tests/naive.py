@@ -96,7 +96,7 @@ def loss(p, xs, ys) -> float:
     return 0.5 * float(np.sum((yhat - ys) ** 2))
 
 
-def _bptt_segment(p: RNNParams, xs, ys, h0, weights):
+def bptt_segment(p: RNNParams, xs, ys, h0, weights):
     """Gradient of 1/2 sum_s weights[s] ||yhat_s - y_s||^2 over one segment.
 
     The segment starts from the constant state ``h0`` (no gradient flows into
@@ -128,7 +128,7 @@ def bptt(p, xs, ys):
     xs, ys = _as_batched(xs, ys)
     T, B, _ = xs.shape
     h0 = np.zeros((B, p.W_hh.shape[0]))
-    g = _bptt_segment(p, xs, ys, h0, np.ones(T))
+    g = bptt_segment(p, xs, ys, h0, np.ones(T))
     return loss(p, xs, ys), g
 
 
@@ -161,7 +161,7 @@ def tbptt(p, xs, ys, k1, k2=None):
         start = max(t - k2, 0)  # h_start is the constant state; the window is h_{start+1}..h_t
         weights = np.zeros(t - start)
         weights[previous - start :] = 1.0  # the steps previous+1 .. t (all inside: k1 <= k2)
-        g = _add(g, _bptt_segment(p, xs[start:t], ys[start:t], hs[start], weights))
+        g = _add(g, bptt_segment(p, xs[start:t], ys[start:t], hs[start], weights))
         previous = t
     return loss(p, xs, ys), g
 
@@ -181,7 +181,7 @@ def detach_every_k(p, xs, ys, k):
     g = _zeros_like(p)
     for start in range(0, T, k):
         stop = min(start + k, T)
-        g = _add(g, _bptt_segment(p, xs[start:stop], ys[start:stop], h, np.ones(stop - start)))
+        g = _add(g, bptt_segment(p, xs[start:stop], ys[start:stop], h, np.ones(stop - start)))
         hs, _ = forward(p, xs[start:stop], h)
         h = hs[-1]  # detach: the next chunk sees this state as a constant
     return loss(p, xs, ys), g
