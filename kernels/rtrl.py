@@ -17,11 +17,13 @@ r = n + m + 1:
     J[k][i, c] = dh_t,i / dtheta[k, c]
     J[k] <- diag(1 - h_t^2) (W_hh J[k] + e_k z_t^T)
 
-M_t is never materialised: it adds z_t to row k of block k. Each block update
-is one (n x n) x (n x r) GEMM into a scratch block, then one fused pass that
-adds z_t, scales by 1 - h_t^2, writes the block back and accumulates the
-gradient row c_t^T J[k]. The scratch is one block, so the memory is the
-influence matrix itself (n P numbers per sequence), not twice it.
+M_t is never materialised: it adds z_t to row k of block k. K blocks are
+stored side by side as an (n x K r) slab; each slab update is one GEMM
+W_hh @ slab into a scratch slab, then one fused pass, while the slab is in
+cache, that adds z_t, scales by 1 - h_t^2, writes the slab back and
+accumulates the gradient rows c_t^T J[k]. The scratch is one slab, so the
+memory is the influence matrix itself (n P numbers per sequence) plus a
+fraction, not twice it.
 
 Costs: time Theta(n^4 B) per step, Theta(T n^4 B) per sequence; memory
 Theta(n^3 B), independent of T (Williams & Zipser 1989, "A learning algorithm
@@ -46,6 +48,7 @@ def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z,
     T, B, m = xs.shape
     n = W_hh.shape[0]
     p = W_out.shape[0]
+    n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
     g_W_out, g_b_out = grads
     loss = 0.0
     h_prev[:] = 0.0
@@ -77,21 +80,42 @@ def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z,
             z[n + m] = 1.0
             for i in range(n):
                 d[i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
-            for k in range(n):
-                block = J[b, k]
-                np.dot(W_hh, block, scratch)  # W_hh J_{t-1}[k]: the n^4 work
-                for col in range(z.shape[0]):
-                    scratch[k, col] += z[col]  # + M_t[k]
-                g_row = G[k]
+            for g in range(n_groups):
+                # K blocks at once: W_hh (n x n) times an (n x K r) slab, the n^4 work.
+                np.dot(W_hh, J[b, g].reshape(n, K * r), scratch.reshape(n, K * r))
+                for kk in range(K):
+                    k = g * K + kk
+                    for col in range(r):
+                        scratch[k, kk, col] += z[col]  # + M_t: row k of block k
+                # Fused pass while the slab is in cache: scale by tanh', store,
+                # and accumulate the gradient rows c_t^T J[k].
                 for i in range(n):
                     d_i = d[i]
                     c_i = c[i]
-                    for col in range(block.shape[1]):
-                        v = d_i * scratch[i, col]
-                        block[i, col] = v
-                        g_row[col] += c_i * v
+                    for kk in range(K):
+                        g_row = G[g * K + kk]
+                        for col in range(r):
+                            v = d_i * scratch[i, kk, col]
+                            J[b, g, i, kk, col] = v
+                            g_row[col] += c_i * v
         h_prev[:] = h
     return 0.5 * loss
+
+
+def _blocks_per_gemm(n: int, r: int) -> int:
+    """Influence blocks updated by one GEMM: the largest divisor K of n with K r <= SLAB_COLS.
+
+    One block (n x r) makes a GEMM too thin for BLAS to reach its peak; all n
+    blocks at once would need a scratch as large as J itself. A slab of about
+    SLAB_COLS columns is wide enough for the GEMM and small enough to stay in
+    cache for the fused pass, and its scratch is a small fraction of J.
+    """
+    fits = [K for K in range(1, n + 1) if n % K == 0 and K * r <= SLAB_COLS]
+    return max(fits, default=1)
+
+
+# Columns of the slab one GEMM updates (see _blocks_per_gemm).
+SLAB_COLS = 256
 
 
 def rtrl(params, xs, ys):
@@ -115,12 +139,15 @@ def rtrl(params, xs, ys):
     n, p = W_hh.shape[0], W_out.shape[0]
     r = n + m + 1
     dt = W_hh.dtype
-    J = np.empty((B, n, n, r), dt)  # the influence matrix, n x P per sequence
+    K = _blocks_per_gemm(n, r)
+    # The influence matrix, n x P per sequence, as n / K slabs of K blocks:
+    # J[b, g, i, kk, c] = dh_i / dtheta[g K + kk, c].
+    J = np.empty((B, n // K, n, K, r), dt)
     G = np.zeros((n, r), dt)  # gradient of (W_hh | W_ih | b_h), row by row
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
     loss = _rtrl(
         xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G,
-        np.empty((n, r), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
+        np.empty((n, K, r), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
         np.empty(r, dt), np.empty(n, dt), np.empty(n, dt), np.empty(p, dt), grads,
     )  # fmt: skip
     g = RNNParams(
@@ -155,7 +182,8 @@ def memory(size, itemsize: int) -> list[Term]:
     return [
         Term(B * n * n * n * itemsize, {"B": 1, "n": 3}),  # J, W_hh part
         Term(B * n * n * (m + 1) * itemsize, {"B": 1, "n": 2}),  # J, W_ih and b_h part
-        Term(3 * n * r * itemsize, {"n": 2}),  # G, its copy returned as grads, scratch block
+        Term(2 * n * r * itemsize, {"n": 2}),  # G and its copy returned as grads
+        Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),  # scratch slab
         Term((3 * B * n + r + 2 * n + p) * itemsize, {"B": 1, "n": 1}),  # states and vectors
         Term((p * n + p) * itemsize, {"n": 1}),  # readout gradients
     ]
