@@ -24,9 +24,10 @@ FD_RTOL = 1e-6
 EXACT_RTOL = 1e-10
 
 # float32 vs float64 on the same problem: float32's unit roundoff is 6e-8; over
-# T <= 12 recurrent steps and sums of up to T * B * n terms the error grows to
-# ~1e-6 relative (measured: see the report). 1e-4 is a margin of ~50x over
-# that while far below the ~1e-1 a wrong float32 code path would produce.
+# T <= 20 recurrent steps and sums of up to T * B * n terms the error grows to
+# at most 3e-6 relative (measured over 60 random problems with T = 7..20, n = 6,
+# for every algorithm). 1e-4 leaves a margin of ~30x while staying far below
+# the ~1e-1 that a float32 code path computing something else would produce.
 FLOAT32_RTOL = 1e-4
 
 # A check that a truncated gradient really differs from a reference it must not
