@@ -1,0 +1,113 @@
+"""Memory shape with tracemalloc, which sees NumPy's and Numba's allocations.
+
+tracemalloc counts bytes, not time, so these tests are deterministic. Each
+measurement makes a warm-up call (compilation, caches), then traces one call
+with ``reset_peak``; the result is the peak minus what was already traced.
+Inputs are built before tracing starts, so they are not counted.
+
+THEORY.md: truncated BPTT holds Theta(k2 n B + P) and RTRL Theta(n^3 B),
+neither depending on T; BPTT holds every state, Theta(T n B + P).
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import kernels
+from helpers import rnn_arrays, sequence
+
+# Peak bytes at two lengths of a T-independent algorithm may differ by Python
+# bookkeeping (a few small objects), never by a per-step buffer: at T_LONG a
+# buffer of one byte per input element alone is T_LONG * B * m = 32 KB.
+MEMORY_FLAT_BYTES = 4096
+
+# BPTT's peak is affine in T; the constant part cancels in a ratio of
+# increments, which must match the ratio of T up to small fixed-size noise.
+MEMORY_LINEAR_RTOL = 0.15
+
+T_SHORT, T_LONG = 64, 2048
+BPTT_LENGTHS = (256, 512, 1024)
+
+# Small state, so that any O(T) allocation stands out against the working set
+# (tbptt about 6 KB, rtrl about 13 KB here).
+SIZE = {"B": 4, "m": 4, "n": 6, "p": 4}
+K = 8
+
+
+def peak_bytes(call) -> int:
+    """Peak traced bytes of one ``call()`` after a warm-up call, above the baseline."""
+    call()
+    gc.collect()
+    assert not tracemalloc.is_tracing(), "tracemalloc already running: the peak would be shared"
+    tracemalloc.start()
+    try:
+        baseline, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak - baseline
+
+
+@pytest.fixture
+def memory_problem(rng):
+    """``problem(T) -> (params, xs, ys)`` with the same parameters for every T."""
+    params = kernels.RNNParams(*rnn_arrays(rng, SIZE["m"], SIZE["n"], SIZE["p"]))
+
+    def problem(T):
+        xs, ys = sequence(rng, T, SIZE["B"], SIZE["m"], SIZE["p"])
+        return params, xs, ys
+
+    return problem
+
+
+CONSTANT_IN_T = {
+    "tbptt-k=8": lambda p, xs, ys: kernels.tbptt(p, xs, ys, K),
+    "tbptt-k1=4-k2=8": lambda p, xs, ys: kernels.tbptt(p, xs, ys, K // 2, K),
+    "rtrl": kernels.rtrl,
+}
+
+
+@pytest.mark.parametrize("algorithm", list(CONSTANT_IN_T))
+def test_peak_memory_does_not_grow_with_T(memory_problem, algorithm):
+    call = CONSTANT_IN_T[algorithm]
+    problem = memory_problem(T_LONG)
+    long = peak_bytes(lambda: call(*problem))
+    problem = memory_problem(T_SHORT)
+    short = peak_bytes(lambda: call(*problem))
+    assert short > 0
+    assert abs(long - short) <= MEMORY_FLAT_BYTES, (
+        f"{algorithm}: peak {short} B at T={T_SHORT} but {long} B at T={T_LONG}"
+    )
+
+
+def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
+    peaks = []
+    for T in BPTT_LENGTHS:
+        problem = memory_problem(T)
+        peaks.append(peak_bytes(lambda problem=problem: kernels.bptt(*problem)))
+    T0, T1, T2 = BPTT_LENGTHS
+    growth = (peaks[2] - peaks[0]) / (peaks[1] - peaks[0])
+    expected = (T2 - T0) / (T1 - T0)
+    assert growth == pytest.approx(expected, rel=MEMORY_LINEAR_RTOL), (
+        f"peaks {dict(zip(BPTT_LENGTHS, peaks))}: increments grow {growth:.3f}x, "
+        f"T grows {expected:.3f}x"
+    )
+    # The stored states alone are T n B floats: the increment is at least that.
+    per_step = (peaks[2] - peaks[0]) / (T2 - T0)
+    assert per_step >= SIZE["n"] * SIZE["B"] * 8
+
+
+def test_tbptt_peak_memory_grows_with_k2_not_T(memory_problem):
+    """The window, not the sequence, is what truncated BPTT stores."""
+    problem = memory_problem(T_SHORT)
+    small = peak_bytes(lambda: kernels.tbptt(*problem, 4, 4))
+    large = peak_bytes(lambda: kernels.tbptt(*problem, 4, 32))
+    stored_states = (32 - 4) * SIZE["n"] * SIZE["B"] * 8
+    assert large - small >= stored_states // 2, (small, large)
