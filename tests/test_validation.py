@@ -1,0 +1,283 @@
+"""Bad inputs get a ValueError or TypeError whose message names the argument;
+awkward but valid inputs (non-contiguous, reversed, Fortran-ordered) work.
+
+TypeError: the wrong kind of thing (integer or mixed dtypes, a non-int size).
+ValueError: the right kind with a wrong value (shapes that disagree, T = 0,
+non-finite entries, sizes < 1, k1 < 1, k2 < k1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
+
+RNN_CALLS = {
+    "bptt": kernels.bptt,
+    "rtrl": kernels.rtrl,
+    "tbptt": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, 3),
+}
+
+XS, YS, XS_OR_YS = r"\bxs\b", r"\bys\b", r"\b(xs|ys)\b"
+
+
+def replace(params, **arrays):
+    return params._replace(**arrays)
+
+
+# id -> (mutation of (params, xs, ys), exception, regex the message must match)
+RNN_BAD_INPUTS = {
+    # shapes that do not agree
+    "xs-features-differ-from-W_ih": (lambda p, x, y: (p, x[..., :2], y), ValueError, XS),
+    "ys-outputs-differ-from-W_out": (lambda p, x, y: (p, x, y[..., :1]), ValueError, YS),
+    "ys-shorter-than-xs": (lambda p, x, y: (p, x, y[:-1]), ValueError, XS_OR_YS),
+    "ys-batch-differs-from-xs": (lambda p, x, y: (p, x, y[:, :1]), ValueError, XS_OR_YS),
+    "T=0": (lambda p, x, y: (p, x[:0], y[:0]), ValueError, XS_OR_YS),
+    "B=0": (lambda p, x, y: (p, x[:, :0], y[:, :0]), ValueError, XS_OR_YS),
+    "xs-1d": (lambda p, x, y: (p, x[0, 0], y[0, 0]), ValueError, XS),
+    "xs-4d": (lambda p, x, y: (p, x[None], y[None]), ValueError, XS),
+    "xs-2d-ys-3d": (lambda p, x, y: (p, x[:, 0], y), ValueError, XS_OR_YS),
+    "W_hh-not-square": (lambda p, x, y: (replace(p, W_hh=p.W_hh[:, :3]), x, y), ValueError, "W_hh"),
+    "W_ih-rows-differ-from-W_hh": (
+        lambda p, x, y: (replace(p, W_ih=p.W_ih[:3]), x, y), ValueError, "W_ih"),
+    "b_h-length": (lambda p, x, y: (replace(p, b_h=p.b_h[:3]), x, y), ValueError, "b_h"),
+    "b_h-2d": (lambda p, x, y: (replace(p, b_h=p.b_h[None]), x, y), ValueError, "b_h"),
+    "W_out-columns": (
+        lambda p, x, y: (replace(p, W_out=p.W_out[:, :3]), x, y), ValueError, "W_out"),
+    "b_out-length": (lambda p, x, y: (replace(p, b_out=p.b_out[:1]), x, y), ValueError, "b_out"),
+    "params-missing-a-field": (lambda p, x, y: (tuple(p)[:4], x, y), TypeError, "params"),
+    "params-not-a-tuple": (lambda p, x, y: (None, x, y), TypeError, "params"),
+    # mixed dtypes
+    "xs-float32-params-float64": (
+        lambda p, x, y: (p, x.astype(np.float32), y), TypeError, XS),
+    "ys-float32-params-float64": (
+        lambda p, x, y: (p, x, y.astype(np.float32)), TypeError, YS),
+    "W_out-float32-others-float64": (
+        lambda p, x, y: (replace(p, W_out=p.W_out.astype(np.float32)), x, y), TypeError, "W_out"),
+    "params-float32-data-float64": (
+        lambda p, x, y: (p._make(a.astype(np.float32) for a in p), x, y), TypeError, XS),
+    # integer and other non-float arrays
+    "xs-int": (lambda p, x, y: (p, x.astype(np.int64), y), TypeError, XS),
+    "ys-int": (lambda p, x, y: (p, x, y.astype(np.int32)), TypeError, YS),
+    "xs-float16": (lambda p, x, y: (p, x.astype(np.float16), y), TypeError, XS),
+    "W_ih-int": (lambda p, x, y: (replace(p, W_ih=p.W_ih.astype(np.int64)), x, y), TypeError,
+                 "W_ih"),  # fmt: skip
+    "params-all-int": (
+        lambda p, x, y: (p._make(a.astype(np.int64) for a in p), x, y), TypeError, "params"),
+    # non-finite values
+    "xs-nan": (lambda p, x, y: (p, poke(x, np.nan), y), ValueError, XS),
+    "xs-inf": (lambda p, x, y: (p, poke(x, np.inf), y), ValueError, XS),
+    "ys-nan": (lambda p, x, y: (p, x, poke(y, np.nan)), ValueError, YS),
+    "ys-minus-inf": (lambda p, x, y: (p, x, poke(y, -np.inf)), ValueError, YS),
+    "W_hh-nan": (lambda p, x, y: (replace(p, W_hh=poke(p.W_hh, np.nan)), x, y), ValueError,
+                 "W_hh"),  # fmt: skip
+    "W_ih-inf": (lambda p, x, y: (replace(p, W_ih=poke(p.W_ih, np.inf)), x, y), ValueError,
+                 "W_ih"),  # fmt: skip
+    "b_h-nan": (lambda p, x, y: (replace(p, b_h=poke(p.b_h, np.nan)), x, y), ValueError, "b_h"),
+    "W_out-inf": (lambda p, x, y: (replace(p, W_out=poke(p.W_out, np.inf)), x, y), ValueError,
+                  "W_out"),  # fmt: skip
+    "b_out-nan": (lambda p, x, y: (replace(p, b_out=poke(p.b_out, np.nan)), x, y), ValueError,
+                  "b_out"),  # fmt: skip
+}
+
+
+def poke(array, value):
+    """A copy of ``array`` with its last entry set to ``value``."""
+    out = array.copy()
+    out.reshape(-1)[-1] = value
+    return out
+
+
+@pytest.mark.parametrize("case", list(RNN_BAD_INPUTS))
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+def test_rnn_bad_input_is_refused_naming_the_argument(rnn_problem, algorithm, case):
+    mutate, error, pattern = RNN_BAD_INPUTS[case]
+    params, xs, ys = mutate(*rnn_problem)
+    with pytest.raises(error, match=pattern):
+        RNN_CALLS[algorithm](params, xs, ys)
+
+
+@pytest.mark.parametrize(
+    ("k1", "k2", "error", "pattern"),
+    [
+        (0, None, ValueError, "k1"),
+        (-1, 2, ValueError, "k1"),
+        (3, 2, ValueError, "k2"),
+        (2, 1, ValueError, "k2"),
+        (1, 0, ValueError, "k2"),
+        (2.5, None, TypeError, "k1"),
+        (2.0, None, TypeError, "k1"),
+        (None, None, TypeError, "k1"),
+        (True, None, TypeError, "k1"),
+        (2, 3.5, TypeError, "k2"),
+        ("2", None, TypeError, "k1"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else repr(v),
+)
+def test_tbptt_bad_truncation_is_refused_naming_k1_or_k2(rnn_problem, k1, k2, error, pattern):
+    params, xs, ys = rnn_problem
+    with pytest.raises(error, match=pattern):
+        kernels.tbptt(params, xs, ys, k1, k2)
+
+
+def test_tbptt_accepts_numpy_integer_truncation(rnn_problem):
+    params, xs, ys = rnn_problem
+    _, expected = kernels.tbptt(params, xs, ys, 2, 3)
+    _, got = kernels.tbptt(params, xs, ys, np.int64(2), np.int32(3))
+    assert_grads_close(got, expected, EXACT_RTOL, "numpy-integer k1, k2")
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "pattern"),
+    [
+        ((0, 4, 2), ValueError, "n_in"),
+        ((3, 0, 2), ValueError, "n_hidden"),
+        ((3, 4, 0), ValueError, "n_out"),
+        ((-1, 4, 2), ValueError, "n_in"),
+        ((3, -4, 2), ValueError, "n_hidden"),
+        ((3, 4, -2), ValueError, "n_out"),
+        ((3, 4.5, 2), TypeError, "n_hidden"),
+        ((3, "4", 2), TypeError, "n_hidden"),
+    ],
+    ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else "",
+)
+def test_init_rnn_bad_size_is_refused_naming_it(args, error, pattern):
+    with pytest.raises(error, match=pattern):
+        kernels.init_rnn(*args)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.complex128, "not-a-dtype"], ids=str)
+def test_init_bad_dtype_is_refused(dtype):
+    with pytest.raises(TypeError, match="dtype"):
+        kernels.init_rnn(3, 4, 2, dtype=dtype)
+    with pytest.raises(TypeError, match="dtype"):
+        kernels.init_mlp([3, 4, 2], dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "error"),
+    [
+        ([3, 0, 2], ValueError),
+        ([3, 4, -2], ValueError),
+        ([0, 4], ValueError),
+        ([3], ValueError),
+        ([], ValueError),
+        ([3, 4.5, 2], TypeError),
+        (5, TypeError),
+        (None, TypeError),
+    ],
+    ids=repr,
+)
+def test_init_mlp_bad_sizes_are_refused_naming_sizes(sizes, error):
+    with pytest.raises(error, match="sizes"):
+        kernels.init_mlp(sizes)
+
+
+def mlp_replace(q, kind, index, array):
+    arrays = list(getattr(q, kind))
+    arrays[index] = array
+    return q._replace(**{kind: tuple(arrays)})
+
+
+X, Y, X_OR_Y = r"\bx\b", r"\by\b", r"\b(x|y)\b"
+
+MLP_BAD_INPUTS = {
+    "x-features-differ-from-weights": (lambda q, x, y: (q, x[:, :2], y), ValueError, X),
+    "y-outputs-differ-from-weights": (lambda q, x, y: (q, x, y[:, :1]), ValueError, Y),
+    "y-batch-differs-from-x": (lambda q, x, y: (q, x, y[:-1]), ValueError, X_OR_Y),
+    "B=0": (lambda q, x, y: (q, x[:0], y[:0]), ValueError, X),
+    "x-1d": (lambda q, x, y: (q, x[0], y), ValueError, X),
+    "y-3d": (lambda q, x, y: (q, x, y[None]), ValueError, Y),
+    "x-float32-params-float64": (lambda q, x, y: (q, x.astype(np.float32), y), TypeError, X),
+    "y-int": (lambda q, x, y: (q, x, y.astype(np.int64)), TypeError, Y),
+    "x-nan": (lambda q, x, y: (q, poke(x, np.nan), y), ValueError, X),
+    "y-inf": (lambda q, x, y: (q, x, poke(y, np.inf)), ValueError, Y),
+    "weights[1]-nan": (
+        lambda q, x, y: (mlp_replace(q, "weights", 1, poke(q.weights[1], np.nan)), x, y),
+        ValueError, r"weights\[1\]"),  # fmt: skip
+    "biases[0]-inf": (
+        lambda q, x, y: (mlp_replace(q, "biases", 0, poke(q.biases[0], np.inf)), x, y),
+        ValueError, r"biases\[0\]"),  # fmt: skip
+    "weights[1]-float32": (
+        lambda q, x, y: (mlp_replace(q, "weights", 1, q.weights[1].astype(np.float32)), x, y),
+        TypeError, r"weights\[1\]"),  # fmt: skip
+    "weights[0]-int": (
+        lambda q, x, y: (mlp_replace(q, "weights", 0, q.weights[0].astype(np.int64)), x, y),
+        TypeError, r"weights\[0\]"),  # fmt: skip
+    "weights[1]-does-not-follow-weights[0]": (
+        lambda q, x, y: (mlp_replace(q, "weights", 1, q.weights[1][:, :3]), x, y),
+        ValueError, r"weights\[1\]"),  # fmt: skip
+    "biases[1]-length": (
+        lambda q, x, y: (mlp_replace(q, "biases", 1, q.biases[1][:2]), x, y),
+        ValueError, r"biases\[1\]"),  # fmt: skip
+    "fewer-biases-than-weights": (
+        lambda q, x, y: (q._replace(biases=q.biases[:-1]), x, y), ValueError, "biases"),
+    "no-layers": (lambda q, x, y: (kernels.MLPParams((), ()), x, y), ValueError, "params"),
+    "params-not-a-pair": (lambda q, x, y: (None, x, y), TypeError, "params"),
+}
+
+
+@pytest.mark.parametrize("case", list(MLP_BAD_INPUTS))
+def test_backprop_bad_input_is_refused_naming_the_argument(mlp_problem, case):
+    mutate, error, pattern = MLP_BAD_INPUTS[case]
+    q, x, y = mutate(*mlp_problem)
+    with pytest.raises(error, match=pattern):
+        kernels.backprop(q, x, y)
+
+
+def strided_copy(array, rng):
+    """The same values as ``array`` in a non-contiguous view (every other row of a bigger one)."""
+    big = rng.normal(size=(2 * array.shape[0], *array.shape[1:]))
+    big[::2] = array
+    view = big[::2]
+    assert not view.flags.c_contiguous
+    return view
+
+
+def transposed_copy(array):
+    """The same values in a view of a transposed copy: reversed strides (Fortran order)."""
+    view = np.ascontiguousarray(array.T).T
+    assert array.ndim < 2 or not view.flags.c_contiguous
+    return view
+
+
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+@pytest.mark.parametrize("layout", ["strided", "transposed", "reversed-time"])
+def test_rnn_non_contiguous_inputs_give_contiguous_results(rnn_problem, rng, algorithm, layout):
+    params, xs, ys = rnn_problem
+    if layout == "strided":
+        args = (
+            params._make(strided_copy(a, rng) if a.ndim == 2 else a[::1] for a in params),
+            strided_copy(xs, rng),
+            strided_copy(ys, rng),
+        )
+    elif layout == "transposed":
+        args = (params._make(transposed_copy(a) for a in params),
+                transposed_copy(xs), transposed_copy(ys))  # fmt: skip
+    else:
+        args = (params, xs[::-1], ys[::-1])
+    contiguous = tuple(
+        a._make(np.ascontiguousarray(v) for v in a) if isinstance(a, tuple)
+        else np.ascontiguousarray(a)
+        for a in args
+    )  # fmt: skip
+    call = RNN_CALLS[algorithm]
+    loss, g = call(*args)
+    ref_loss, ref = call(*contiguous)
+    assert_loss_close(loss, ref_loss, EXACT_RTOL, f"{algorithm} {layout} loss")
+    assert_grads_close(g, ref, EXACT_RTOL, f"{algorithm} {layout} vs contiguous")
+    assert all(a.flags.c_contiguous for a in g)
+
+
+def test_backprop_non_contiguous_inputs_give_contiguous_results(mlp_problem, rng):
+    q, x, y = mlp_problem
+    odd = kernels.MLPParams(
+        tuple(transposed_copy(w) for w in q.weights),
+        tuple(strided_copy(b, rng) for b in q.biases),
+    )
+    loss, g = kernels.backprop(odd, transposed_copy(x), strided_copy(y, rng))
+    ref_loss, ref = kernels.backprop(q, x, y)
+    assert_loss_close(loss, ref_loss, EXACT_RTOL, "backprop non-contiguous loss")
+    assert_grads_close(g, ref, EXACT_RTOL, "backprop non-contiguous vs contiguous")
