@@ -1,0 +1,313 @@
+"""The ``bpttbench`` command line: sweep, fit, run, export, report, peers.
+
+Bad input (an unknown algorithm, axis or preset, a malformed grid, a TOML
+error, a database that is not ours) prints one line on stderr and exits with
+status 2 before anything is written to the results store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import DEFAULT_DB, BenchError
+
+PROG = "bpttbench"
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+OPTIONAL = {
+    "report": ("bench.report", "charts and report.md from the store or pytest-benchmark JSON"),
+    "peers": ("bench.peers", "the same gradients timed in PyTorch and JAX, for comparison"),
+}
+
+
+def _registry():
+    try:
+        import kernels
+    except ImportError as exc:
+        raise BenchError(f"cannot import the kernels package: {exc}") from None
+    return kernels.ALGORITHMS
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
+    p.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default=None,
+        help="floating-point type of the problems (default: the grid's, float64)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Numba and BLAS threads (default: 1; single-threaded timings are "
+        "not disturbed by other programs, and descheduled rounds are retimed)",
+    )
+    p.add_argument(
+        "--max-memory",
+        default=None,
+        metavar="BYTES",
+        help="skip cells whose model memory exceeds this, e.g. 4GiB "
+        "(default: half the available RAM)",
+    )
+    p.add_argument(
+        "--max-cell-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="skip cells predicted to take longer than this (default: the preset's)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Benchmarks of exact gradient algorithms (backprop, BPTT, truncated "
+        "BPTT, RTRL): sweeps, exponent fits, report.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="quick preset sweep, then the fit table, then the report")
+    _add_budget(p)
+    p.add_argument("--preset", default="quick", help="preset to sweep (default: quick)")
+    p.add_argument("--out", default="reports", help="report directory (default: reports)")
+    p.add_argument("--no-report", action="store_true", help="stop after the fit table")
+    p.add_argument("--check", action="store_true", help="exit 1 if any fit FAILs")
+
+    p = sub.add_parser("sweep", help="measure cells of a preset or custom grid into the store")
+    _add_budget(p)
+    p.add_argument("--preset", default=None, help="quick (about 5 min) or full (about an hour)")
+    p.add_argument("--grid", default=None, metavar="FILE.toml", help="custom grid (TOML)")
+    p.add_argument(
+        "--algorithms",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these algorithms (registry names)",
+    )
+    p.add_argument(
+        "--axes",
+        nargs="+",
+        default=None,
+        metavar="AXIS",
+        help="only these axes (T, n, B, k, depth, width)",
+    )
+    p.add_argument(
+        "--points",
+        action="append",
+        default=[],
+        metavar="AXIS=SPEC",
+        help="sizes of an axis: START:STOP:POINTS (geometric) or V1,V2,...",
+    )
+    p.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="VAR=N",
+        help="fixed size for every sweep that does not move VAR, e.g. n=64",
+    )
+    p.add_argument(
+        "--min-time", type=float, default=None, metavar="S", help="seconds of timed rounds per cell"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed of the problems and cell order")
+    p.add_argument(
+        "--remeasure", action="store_true", help="measure cells again even if the store has them"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan, measure nothing")
+
+    p = sub.add_parser("fit", help="exponent table with verdicts, from the store")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--check", action="store_true", help="exit 1 if any fit FAILs")
+
+    p = sub.add_parser("export", help="write the cells (or runs) table as CSV")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
+    p.add_argument("--table", choices=("cells", "runs"), default="cells")
+    p.add_argument("-o", "--output", default="-", help="CSV file (default: standard output)")
+
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in OPTIONAL.items():
+        p = sub.add_parser(name, help=help_text, add_help=name != chosen)
+        if name == chosen:
+            try:
+                mod = importlib.import_module(module)
+                mod.add_arguments(p)
+                p.set_defaults(_command=mod.command)
+            except (ImportError, AttributeError) as exc:
+                p.add_argument("rest", nargs=argparse.REMAINDER)
+                p.set_defaults(_unavailable=f"{name} is unavailable: {exc}")
+        else:
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        if getattr(args, "_unavailable", None):
+            print(f"{PROG}: {args._unavailable}", file=sys.stderr)
+            return 1
+        if getattr(args, "_command", None):
+            return int(args._command(args) or 0)
+        return int(COMMANDS[args.command](args, argv) or 0)
+    except BenchError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(
+            f"\n{PROG}: interrupted; the cells finished so far are saved, rerun the same "
+            "command to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+# --- subcommands ---------------------------------------------------------------------
+
+
+def _plan(args, registry, preset: str | None):
+    from bench import sweep
+
+    if args.grid and preset:
+        raise BenchError("give --preset or --grid, not both")
+    plan = (
+        sweep.load_grid_file(args.grid, registry)
+        if args.grid
+        else sweep.preset_plan(preset or "quick", registry)
+    )
+    points = dict(sweep.parse_points(s) for s in getattr(args, "points", []))
+    fixed = dict(sweep.parse_fixed(s) for s in getattr(args, "fixed", []))
+    plan = sweep.restrict(
+        plan,
+        registry,
+        getattr(args, "algorithms", None),
+        getattr(args, "axes", None),
+        points,
+        fixed,
+    )
+    return sweep.apply_settings(
+        plan,
+        {
+            "dtype": args.dtype,
+            "max_cell_seconds": args.max_cell_seconds,
+            "min_time": getattr(args, "min_time", None),
+            "seed": getattr(args, "seed", None),
+        },
+        "command line",
+    )
+
+
+def _budget(args) -> float | None:
+    from bench import sweep
+
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads must be >= 1, got {args.threads}")
+    return sweep.parse_bytes(args.max_memory) if args.max_memory is not None else None
+
+
+def _do_sweep(args, argv, preset):
+    from bench import sweep
+
+    registry = _registry()
+    plan = _plan(args, registry, preset)
+    max_memory = _budget(args)
+    if getattr(args, "dry_run", False):
+        print(sweep.describe(plan, registry))
+        return None
+    summary = sweep.run_sweep(
+        plan,
+        args.db,
+        registry,
+        threads=args.threads,
+        max_memory=max_memory,
+        remeasure=getattr(args, "remeasure", False),
+        progress=not args.quiet,
+        argv=argv,
+    )
+    print(
+        f"run {summary.run_id}: {summary.measured} cells measured, {summary.resumed} already "
+        f"stored, {summary.skipped} skipped, {summary.errors} failed "
+        f"in {summary.seconds:.0f} s -> {args.db}"
+    )
+    return summary
+
+
+def cmd_sweep(args, argv) -> int:
+    summary = _do_sweep(args, argv, args.preset)
+    return 1 if summary is not None and summary.errors else 0
+
+
+def _fits(db):
+    from bench import fit, store
+
+    registry = _registry()
+    return fit.fit_table(store.load_cells(db), registry)
+
+
+def _print_table(results) -> None:
+    from bench import fit
+
+    if not results:
+        print("no fits: the store has no measured sweep with a theoretical exponent")
+        return
+    print(fit.format_table(results))
+    counts = {v: sum(r.verdict == v for r in results) for v in ("PASS", "INCONCLUSIVE", "FAIL")}
+    print(", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def cmd_fit(args, argv) -> int:
+    results = _fits(args.db)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        _print_table(results)
+    return 1 if args.check and any(r.verdict == "FAIL" for r in results) else 0
+
+
+def cmd_run(args, argv) -> int:
+    t0 = time.perf_counter()
+    args.grid = None
+    _do_sweep(args, argv, args.preset)
+    results = _fits(args.db)
+    print()
+    _print_table(results)
+    if not args.no_report:
+        try:
+            report = importlib.import_module("bench.report")
+            build = report.build_report
+        except (ImportError, AttributeError) as exc:
+            print(f"{PROG}: report unavailable ({exc}); fits are in {args.db}", file=sys.stderr)
+        else:
+            path = build(args.db, benchmark_json=[], out_dir=Path(args.out))
+            print(f"report: {path}")
+    print(f"{PROG} run finished in {time.perf_counter() - t0:.0f} s")
+    return 1 if args.check and any(r.verdict == "FAIL" for r in results) else 0
+
+
+def cmd_export(args, argv) -> int:
+    from bench import store
+
+    if args.output == "-":
+        df = store.load_cells(args.db) if args.table == "cells" else store.load_runs(args.db)
+        df.to_csv(sys.stdout, index=False)
+    else:
+        out = store.export_csv(args.db, args.output, args.table)
+        print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"sweep": cmd_sweep, "fit": cmd_fit, "run": cmd_run, "export": cmd_export}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

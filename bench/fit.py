@@ -1,0 +1,308 @@
+"""Exponent fits: OLS of log(metric) on log(size) over a model-chosen window, and verdicts.
+
+For each algorithm, axis and metric (``time``: median seconds per call;
+``memory``: tracemalloc peak bytes; ``flops``: the exact count, as a control)
+the cells of one sweep (every other size, the dtype, thread counts and machine
+fixed) are fitted by ordinary least squares of log(value) on log(size). The fit
+window is chosen from the registry's analytic model, never from the
+measurements: a size is in the window when the terms of the model's leading
+power along the axis carry at least 90% of the total (FLOP model for time and
+flops, memory model for memory). The 95% interval of the slope comes from the
+t distribution with n - 2 degrees of freedom.
+
+Verdict (THEORY.md, "Measuring"), an equivalence test against the theoretical
+exponent theta with margin delta (0.15 time, 0.1 memory and flops): PASS when
+the whole interval lies inside theta +- delta, INCONCLUSIVE when the slope does
+but the interval does not, FAIL otherwise. A window with fewer than
+``MIN_POINTS`` sizes gives no slope: the result is INCONCLUSIVE with a note
+saying so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from kernels.costs import leading_share
+
+DELTA = {"time": 0.15, "memory": 0.10, "flops": 0.10}
+METRICS = ("time", "memory", "flops")
+METRIC_COLUMN = {"time": "median_s", "memory": "peak_bytes", "flops": "flops"}
+LEADING_SHARE = 0.90
+MIN_POINTS = 4
+CONFIDENCE = 0.95
+SIZE_VARS = ("T", "n", "B", "m", "p", "k1", "k2", "depth", "width")
+GROUP_EXTRA = ("dtype", "numba_threads", "blas_threads", "machine")
+
+
+@dataclass
+class FitResult:
+    algorithm: str
+    axis: str
+    metric: str
+    slope: float
+    ci_low: float
+    ci_high: float
+    theory: float
+    verdict: str
+    window: list[int]
+    local_slopes: list[tuple[float, float]]
+    n_points: int
+    source: str
+    delta: float = 0.0
+    intercept: float = float("nan")
+    dtype: str = "float64"
+    fixed: dict[str, int] = field(default_factory=dict)
+    sizes: list[int] = field(default_factory=list)  # every measured size of the sweep
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        """JSON-ready: NaN becomes null, tuples become lists."""
+        d = asdict(self)
+        d["local_slopes"] = [[_num(a), _num(b)] for a, b in self.local_slopes]
+        for k in ("slope", "ci_low", "ci_high", "theory", "intercept"):
+            d[k] = _num(d[k])
+        return d
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def ols_slope(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE):
+    """Slope, intercept and the two-sided ``confidence`` t-interval of the slope."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = len(x)
+    if n < 3:
+        raise ValueError("a slope with an interval needs at least 3 points")
+    xm = x.mean()
+    sxx = float(((x - xm) ** 2).sum())
+    if sxx == 0:
+        raise ValueError("all sizes are equal")
+    slope = float(((x - xm) * (y - y.mean())).sum() / sxx)
+    intercept = float(y.mean() - slope * xm)
+    resid = y - (intercept + slope * x)
+    s2 = float((resid**2).sum()) / (n - 2)
+    se = math.sqrt(s2 / sxx)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 2)) * se
+    return slope, intercept, slope - half, slope + half
+
+
+def verdict(ci_low: float, slope: float, ci_high: float, theory: float, delta: float) -> str:
+    """Equivalence test: PASS, INCONCLUSIVE or FAIL (see the module docstring)."""
+    lo, hi = theory - delta, theory + delta
+    eps = 1e-12
+    if lo - eps <= ci_low and ci_high <= hi + eps:
+        return "PASS"
+    if lo - eps <= slope <= hi + eps:
+        return "INCONCLUSIVE"
+    return "FAIL"
+
+
+def local_slopes(sizes: Sequence[float], values: Sequence[float]) -> list[tuple[float, float]]:
+    """Slope between each pair of neighbouring sizes, at their geometric mean."""
+    out = []
+    pts = list(zip(sizes, values, strict=True))
+    for (s0, v0), (s1, v1) in itertools.pairwise(pts):
+        if s1 > s0 and v0 > 0 and v1 > 0:
+            out.append((math.sqrt(s0 * s1), math.log(v1 / v0) / math.log(s1 / s0)))
+    return out
+
+
+def model_terms(spec, metric: str, size: Mapping[str, int], itemsize: int):
+    if metric == "memory":
+        return spec.memory(size, itemsize)
+    return spec.flops(size)
+
+
+def fit_window(
+    spec,
+    axis: str,
+    metric: str,
+    sizes: Sequence[Mapping[str, int]],
+    itemsize: int,
+    theory: float | None = None,
+    threshold: float = LEADING_SHARE,
+) -> list[bool]:
+    """Which cells are in the fit window, from the analytic model alone.
+
+    A cell is in when the model's terms of power ``theory`` along the axis
+    carry at least ``threshold`` of its total: those terms then lead the model
+    there. This also admits an exponent that holds only in a regime (BPTT's
+    memory grows like n while the T n B states outweigh the n^2 weights).
+    Without ``theory``, the highest power over the sweep is the one that must lead.
+    """
+    axis_vars = spec.axis_vars[axis]
+    terms = [model_terms(spec, metric, s, itemsize) for s in sizes]
+    if not terms:
+        return []
+    if theory is None:
+        theory = max(leading_share(t, axis_vars)[0] for t in terms)
+    return [_share_of_power(t, axis_vars, theory) >= threshold for t in terms]
+
+
+def _share_of_power(terms, axis_vars, power: float) -> float:
+    """Share of the total carried by the terms of exactly ``power`` (within 1e-9)."""
+    live = [t for t in terms if t.value > 0]
+    whole = sum(t.value for t in live)
+    if whole == 0:
+        return 0.0
+    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / whole
+
+
+def theory_for(spec, axis: str, metric: str):
+    """The registry's exponent for (axis, metric); FLOPs fall back to the time exponent."""
+    exp = spec.exponents.get((axis, metric))
+    if exp is None and metric == "flops":
+        exp = spec.exponents.get((axis, "time"))
+        if exp is not None:
+            return exp.value, f"{exp.source} (time exponent, for the FLOP count)"
+    if exp is None:
+        return None
+    return exp.value, exp.source
+
+
+def _sweeps(cells: pd.DataFrame, spec, axis: str) -> list[pd.DataFrame]:
+    """Split one algorithm's cells on ``axis`` into sweeps (everything else fixed)."""
+    moved = set(spec.axis_vars[axis])
+    keys = [c for c in (*SIZE_VARS, *GROUP_EXTRA) if c in cells.columns and c not in moved]
+    if not keys:
+        return [cells]
+    grouped = cells.groupby([cells[k].astype(str) for k in keys], sort=False, dropna=False)
+    return [g for _, g in grouped]
+
+
+def _pick(sweeps: list[pd.DataFrame]) -> pd.DataFrame:
+    """The sweep to report: the most sizes, then the most recent."""
+
+    def rank(g: pd.DataFrame):
+        return (g["size"].nunique(), str(g["created"].max()) if "created" in g else "")
+
+    return max(sweeps, key=rank)
+
+
+def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | None:
+    """Fit one metric of one sweep (cells of one algorithm and axis, all else fixed)."""
+    th = theory_for(spec, axis, metric)
+    if th is None:
+        return None
+    theory, source = th
+    delta = DELTA[metric]
+    sweep = sweep.sort_values("size").drop_duplicates("size", keep="last")
+    dtype = str(sweep["dtype"].iloc[0])
+    itemsize = np.dtype(dtype).itemsize
+    size_cols = [v for v in SIZE_VARS if v in sweep.columns]
+    sizes = [{v: int(r[v]) for v in size_cols if pd.notna(r[v])} for _, r in sweep.iterrows()]
+    moved = set(spec.axis_vars[axis])
+    fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
+    xs = [int(s) for s in sweep["size"]]
+    ys = [float(v) if pd.notna(v) else float("nan") for v in sweep[METRIC_COLUMN[metric]]]
+    in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
+    usable = [w and y > 0 and math.isfinite(y) for w, y in zip(in_window, ys, strict=True)]
+    window = [x for x, u in zip(xs, usable, strict=True) if u]
+    notes = []
+    dropped = sum(1 for w, u in zip(in_window, usable, strict=True) if w and not u)
+    if dropped:
+        notes.append(f"{dropped} point(s) in the window had no positive {metric} value")
+    result = FitResult(
+        algorithm=spec.name,
+        axis=axis,
+        metric=metric,
+        slope=float("nan"),
+        ci_low=float("nan"),
+        ci_high=float("nan"),
+        theory=float(theory),
+        verdict="INCONCLUSIVE",
+        window=window,
+        local_slopes=local_slopes(xs, ys),
+        n_points=len(window),
+        source=source,
+        delta=delta,
+        dtype=dtype,
+        fixed=fixed,
+        sizes=xs,
+    )
+    if len(window) < MIN_POINTS or len(set(window)) < 2:
+        notes.insert(
+            0,
+            f"no fit: {len(window)} of {len(xs)} sizes in the window, where the model's "
+            f"terms of power {theory:g} carry >= {LEADING_SHARE:.0%} (need {MIN_POINTS})",
+        )
+        result.note = "; ".join(notes)
+        return result
+    wy = [y for y, u in zip(ys, usable, strict=True) if u]
+    slope, intercept, lo, hi = ols_slope(np.log(window), np.log(wy))
+    result.slope, result.intercept, result.ci_low, result.ci_high = slope, intercept, lo, hi
+    result.verdict = verdict(lo, slope, hi, float(theory), delta)
+    span = max(window) / min(window)
+    if len(window) < 8 or span < 8:
+        notes.append(f"{len(window)} points spanning {span:.1f}x (8 over a decade recommended)")
+    result.note = "; ".join(notes)
+    return result
+
+
+def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[FitResult]:
+    """Fit every (algorithm, axis, metric) with data and a theoretical exponent.
+
+    ``cells_df`` is :func:`bench.store.load_cells`' frame; only ``status == 'ok'``
+    cells are used. Where one algorithm and axis has several sweeps (other
+    fixed sizes, another machine or thread count), the one with the most sizes
+    is fitted, the most recent on a tie; each dtype is fitted on its own.
+    """
+    if registry is None:
+        import kernels
+
+        registry = kernels.ALGORITHMS
+    if cells_df is None or len(cells_df) == 0:
+        return []
+    df = cells_df
+    if "status" in df.columns:
+        df = df[df["status"] == "ok"]
+    results: list[FitResult] = []
+    order = {name: i for i, name in enumerate(registry)}
+    for (name, axis, _dtype), part in sorted(
+        df.groupby(["algorithm", "axis", "dtype"], sort=False),
+        key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1], kv[0][2]),
+    ):
+        spec = registry.get(name)
+        if spec is None or axis not in spec.axis_vars:
+            continue
+        sweep = _pick(_sweeps(part, spec, axis))
+        for metric in METRICS:
+            res = fit_sweep(spec, axis, metric, sweep)
+            if res is not None:
+                results.append(res)
+    return results
+
+
+def format_table(results: Sequence[FitResult]) -> str:
+    """The exponent table as aligned text."""
+    head = (
+        f"{'algorithm':10s} {'axis':6s} {'metric':7s} {'slope':>7s} {'95% interval':>17s} "
+        f"{'theory':>10s} {'verdict':12s} window"
+    )
+    lines = [head, "-" * len(head)]
+    for r in results:
+        if math.isfinite(r.slope):
+            slope = f"{r.slope:7.3f}"
+            ci = f"[{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
+        else:
+            slope, ci = f"{'-':>7s}", f"{'-':>17s}"
+        win = f"{min(r.window)}..{max(r.window)} ({r.n_points} pts)" if r.window else "(empty)"
+        th = f"{r.theory:g}+-{r.delta:g}"
+        line = (
+            f"{r.algorithm:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} "
+            f"{r.verdict:12s} {win}"
+        )
+        if r.note:
+            line += f"  # {r.note}"
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,400 @@
+"""Measuring one cell: a timing pass, then a separate untimed tracemalloc pass.
+
+Timing (THEORY.md, "Measuring"): the first call is timed on its own (it
+includes Numba's JIT compile on a cold kernel); then the number of calls per
+round is calibrated so that a round lasts at least ``round_time``, and rounds
+are repeated until ``min_time`` has been spent (and at least ``min_rounds``
+rounds). Each round gives one per-call time; the cell reports their median,
+quartiles, IQR and coefficient of variation. The garbage collector is off
+while timing, as in ``timeit``.
+
+Memory: after timing, ``tracemalloc`` is started, the peak reset, the traced
+baseline read, one call made, and the peak above the baseline recorded. It sees
+NumPy's and Numba's runtime allocations (not BLAS's internal buffers). No call
+is ever timed while tracing is on.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """How long to time a cell. ``quick`` and ``full`` presets set these."""
+
+    min_time: float = 0.3  # seconds of timed rounds per cell (at least)
+    round_time: float = 0.005  # a round lasts at least this long
+    min_rounds: int = 5
+    max_rounds: int = 1000
+    # Single-threaded, a round whose CPU time (of the calling thread) falls short of
+    # its wall time by more than this fraction was descheduled (another process had
+    # the core): it is timed again, up to ``retry_factor`` x min_time in all.
+    disturbed: float = 0.10
+    retry_factor: float = 4.0
+
+
+@dataclass
+class Timing:
+    first_call_s: float  # the warm-up call, JIT compile included on a cold kernel
+    compile_s: float  # first call minus the steady-state median, >= 0
+    median_s: float
+    q25_s: float
+    q75_s: float
+    iqr_s: float
+    cv: float  # standard deviation / mean of the per-call times
+    rounds: int
+    calls_per_round: int
+    disturbed_rounds: int  # rounds dropped because the process was descheduled
+    samples: list[float]  # per-call time of each kept round
+
+
+def time_call(
+    fn: Callable[[], object],
+    settings: TimingSettings = TimingSettings(),
+    check_cpu: bool = False,
+) -> Timing:
+    """Time ``fn()``: warm-up call, calibration, then rounds until ``min_time``.
+
+    Rounds are timed with ``time.perf_counter``. With ``check_cpu`` (for a
+    single-threaded run only), each round's CPU time of the calling thread is read too,
+    and a round whose CPU time is more than ``settings.disturbed`` short of its
+    wall time is dropped and timed again: the process was descheduled, so the
+    round measured another program. The test uses the CPU clock, never the
+    measured value, so it cannot favour fast rounds. Once ``retry_factor`` x
+    ``min_time`` is spent, the remaining rounds are kept whatever happened.
+    """
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        samples: list[float] = []
+        dropped = 0
+        kept = 0.0
+        spent = 0.0
+        budget = settings.retry_factor * settings.min_time
+
+        def keep(elapsed: float, cpu: float, number: int) -> None:
+            nonlocal kept, spent, dropped
+            spent += elapsed
+            if check_cpu and cpu < (1.0 - settings.disturbed) * elapsed and spent < budget:
+                dropped += 1
+            else:
+                samples.append(elapsed / number)
+                kept += elapsed
+
+        # Calibrate: one timed call tells how many calls fill a round; a call that
+        # fills a round on its own is the first round.
+        elapsed, cpu = _run(fn, 1)
+        if elapsed >= settings.round_time:
+            number = 1
+            keep(elapsed, cpu, 1)
+        else:
+            number = math.ceil(settings.round_time / max(elapsed, 1e-9))
+            elapsed, _ = _run(fn, number)
+            if elapsed < settings.round_time:  # the single call was slow: recalibrate
+                number = max(number + 1, math.ceil(number * settings.round_time / elapsed))
+        while len(samples) < settings.max_rounds and (
+            kept < settings.min_time or len(samples) < settings.min_rounds
+        ):
+            elapsed, cpu = _run(fn, number)
+            keep(elapsed, cpu, number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    return summarize(samples, first, number, dropped)
+
+
+def summarize(
+    samples: Sequence[float], first_call_s: float, calls_per_round: int, disturbed: int
+) -> Timing:
+    """Median, quartiles, IQR and coefficient of variation of per-call round times."""
+    arr = np.asarray(samples, dtype=float)
+    q25, median, q75 = (float(v) for v in np.percentile(arr, [25, 50, 75]))
+    mean = float(arr.mean())
+    cv = float(arr.std(ddof=1) / mean) if len(arr) > 1 and mean > 0 else 0.0
+    return Timing(
+        first_call_s=first_call_s,
+        compile_s=max(first_call_s - median, 0.0),
+        median_s=median,
+        q25_s=q25,
+        q75_s=q75,
+        iqr_s=q75 - q25,
+        cv=cv,
+        rounds=len(arr),
+        calls_per_round=calls_per_round,
+        disturbed_rounds=disturbed,
+        samples=[float(x) for x in arr],
+    )
+
+
+def _run(fn: Callable[[], object], number: int) -> tuple[float, float]:
+    """Wall seconds and the calling thread's CPU seconds of ``number`` calls."""
+    c0 = time.thread_time()
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    t1 = time.perf_counter()
+    c1 = time.thread_time()
+    return t1 - t0, c1 - c0
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes traced by tracemalloc above the baseline during one call of ``fn``.
+
+    The call's result (the gradients) is alive at the peak, so it is counted,
+    as the analytic models count it.
+    """
+    gc.collect()
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        out = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        del out
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return max(int(peak - base), 0)
+
+
+def measure_visit(
+    spec,
+    size: Mapping[str, int],
+    dtype: str = "float64",
+    seed: int = 0,
+    settings: TimingSettings = TimingSettings(),
+    check_cpu: bool = False,
+    memory: bool = True,
+) -> dict:
+    """One visit to a cell: build the problem, time it (:func:`time_call`), and,
+    with ``memory``, one untimed tracemalloc pass (:func:`peak_memory`) after the timing.
+
+    Returns the raw figures of the visit: ``samples`` (per-call seconds of each
+    round), ``first_call_s``, ``calls_per_round``, ``disturbed_rounds`` and
+    ``peak_bytes`` (None without ``memory``).
+    """
+    args = spec.make_problem(dict(size), np.dtype(dtype).type, seed)
+
+    def call():
+        return spec.func(*args)
+
+    timing = time_call(call, settings, check_cpu)
+    return {
+        "samples": timing.samples,
+        "first_call_s": timing.first_call_s,
+        "calls_per_round": timing.calls_per_round,
+        "disturbed_rounds": timing.disturbed_rounds,
+        "peak_bytes": peak_memory(call) if memory else None,
+    }
+
+
+def combine(visits: Sequence[Mapping], spec, size: Mapping[str, int], dtype: str) -> dict:
+    """The figures of a cell from its visits: statistics over the rounds of all visits,
+    the first visit's first call (JIT compile), the measured peak, the model's FLOPs
+    and bytes, and achieved GFLOP/s."""
+    samples = [x for v in visits for x in v["samples"]]
+    timing = summarize(
+        samples,
+        visits[0]["first_call_s"],
+        max(int(v["calls_per_round"]) for v in visits),
+        sum(int(v["disturbed_rounds"] or 0) for v in visits),
+    )
+    peaks = [v["peak_bytes"] for v in visits if v.get("peak_bytes") is not None]
+    flops = float(spec.flop_count(size))
+    out = asdict(timing)
+    out.update(
+        visits=len(visits),
+        peak_bytes=int(max(peaks)) if peaks else None,
+        model_bytes=float(spec.memory_bytes(size, np.dtype(dtype).itemsize)),
+        flops=flops,
+        gflops=flops / timing.median_s / 1e9 if timing.median_s > 0 else float("nan"),
+    )
+    return out
+
+
+def measure_cell(
+    spec,
+    size: Mapping[str, int],
+    dtype: str = "float64",
+    seed: int = 0,
+    settings: TimingSettings = TimingSettings(),
+    check_cpu: bool = False,
+    visits: int = 1,
+) -> dict:
+    """Measure one cell of ``spec`` (an ``AlgorithmSpec``) at ``size`` in one go.
+
+    ``visits`` back-to-back visits share ``settings.min_time`` between them; the
+    memory pass is made in the first. (A sweep spreads the visits of a cell
+    over the whole sweep instead; see ``bench.sweep``.)
+    """
+    per_visit = visit_settings(settings, visits)
+    got = [
+        measure_visit(spec, size, dtype, seed, per_visit, check_cpu, memory=i == 0)
+        for i in range(visits)
+    ]
+    return combine(got, spec, size, dtype)
+
+
+def visit_settings(settings: TimingSettings, visits: int) -> TimingSettings:
+    """Timing settings of one of ``visits`` visits: the minimum time and rounds shared out."""
+    if visits <= 1:
+        return settings
+    return replace(
+        settings,
+        min_time=settings.min_time / visits,
+        min_rounds=max(1, math.ceil(settings.min_rounds / visits)),
+    )
+
+
+# --- threads -----------------------------------------------------------------------
+
+_blas_limiter = None
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int | None) -> tuple[int, int]:
+    """Set Numba's and the BLAS thread counts to ``n`` (all CPUs if None).
+
+    Returns the counts in effect afterwards, ``(numba_threads, blas_threads)``.
+    Numba cannot go above the pool size it started with (NUMBA_NUM_THREADS).
+    """
+    global _blas_limiter
+    import numba
+
+    # Numba's np.dot calls SciPy's BLAS, a second OpenBLAS that is loaded only on the
+    # first jitted BLAS call; load it now, or the limit below would miss it and its
+    # idle workers would spin beside a single-threaded kernel.
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    want = available_cpus() if n is None else int(n)
+    numba.set_num_threads(max(1, min(want, numba.config.NUMBA_NUM_THREADS)))
+    _blas_limiter = threadpool_limits(limits=max(1, want), user_api="blas")
+    return numba.get_num_threads(), blas_threads()
+
+
+def blas_threads() -> int:
+    """The BLAS thread count in effect (the largest over loaded BLAS libraries)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else 1
+
+
+# --- the machine's roof ------------------------------------------------------------
+
+
+def machine_peak(
+    dtype: str = "float64",
+    gemm_n: int = 512,
+    gemv_n: int = 1024,
+    settings: TimingSettings = TimingSettings(min_time=0.2, round_time=0.02),
+    check_cpu: bool = False,
+) -> tuple[float, float]:
+    """GFLOP/s of a square GEMM (``gemm_n``) and GEMV (``gemv_n``) through NumPy's BLAS.
+
+    The GEMM is the compute roof the kernels' efficiency is quoted against; the
+    GEMV is the memory-bound roof a batch of one meets. Sizes match the
+    matrices the kernels multiply in a sweep (n up to a few hundred).
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((gemm_n, gemm_n)).astype(dtype)
+    b = rng.standard_normal((gemm_n, gemm_n)).astype(dtype)
+    c = np.empty_like(a)
+    t_gemm = time_call(lambda: np.matmul(a, b, out=c), settings, check_cpu).median_s
+    v = rng.standard_normal((gemv_n, gemv_n)).astype(dtype)
+    x = rng.standard_normal(gemv_n).astype(dtype)
+    y = np.empty(gemv_n, dtype=dtype)
+    t_gemv = time_call(lambda: np.matmul(v, x, out=y), settings, check_cpu).median_s
+    return 2.0 * gemm_n**3 / t_gemm / 1e9, 2.0 * gemv_n**2 / t_gemv / 1e9
+
+
+# --- run metadata ------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout the harness runs from, with ``+dirty`` if modified."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = head.stdout.strip()
+    return commit + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_metadata() -> dict:
+    """Machine, CPU and library versions recorded with every run."""
+    import numba
+    import scipy
+
+    return {
+        "machine": platform.node() or "unknown",
+        "cpu": cpu_model(),
+        "python": sys.version.split()[0],
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "commit": git_commit(),
+    }
+
+
+def available_memory() -> int:
+    """Bytes of RAM available now (MemAvailable), or total RAM where that is unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
