@@ -111,3 +111,29 @@ def test_tbptt_peak_memory_grows_with_k2_not_T(memory_problem):
     large = peak_bytes(lambda: kernels.tbptt(*problem, 4, 32))
     stored_states = (32 - 4) * SIZE["n"] * SIZE["B"] * 8
     assert large - small >= stored_states // 2, (small, large)
+
+
+# The registry's analytic memory model (kernels/*.memory) is what the report
+# draws as the theory line; the measured peak adds only Python objects (result
+# tuples, array headers, Numba typed lists for the MLP): at most a few KB.
+MEMORY_MODEL_RTOL = 0.05
+MEMORY_OVERHEAD_BYTES = 16384
+
+MODEL_SIZES = {
+    "bptt": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "k1": 32, "k2": 32},
+    "tbptt": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "k1": 16, "k2": 64},
+    "rtrl": {"T": 8, "B": 4, "n": 24, "m": 8, "p": 4, "k1": 1, "k2": 1},
+    "backprop": {"depth": 4, "width": 64, "B": 16},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_SIZES))
+def test_analytic_memory_model_matches_the_measured_peak(name):
+    spec = kernels.ALGORITHMS[name]
+    size = MODEL_SIZES[name]
+    problem = spec.make_problem(size, np.float64, 0)
+    measured = peak_bytes(lambda: spec.func(*problem))
+    model = spec.memory_bytes(size, 8)
+    assert abs(measured - model) <= MEMORY_MODEL_RTOL * model + MEMORY_OVERHEAD_BYTES, (
+        f"{name} {size}: measured {measured} B, model {model:.0f} B"
+    )

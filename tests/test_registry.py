@@ -1,0 +1,145 @@
+"""The algorithm registry: every entry runs, its costs are positive, and its
+declared exponents agree with the powers of its own cost terms.
+
+The harness fits an exponent only where the model's terms of that power carry
+>= 90% of the total (THEORY.md, "choose the fit window from the analytic
+model"). So a declared exponent must either be the leading power along its
+axis (kernels.costs.leading_share) and come to dominate as the axis grows, or,
+for an exponent that THEORY.md gives for a regime (BPTT's memory grows like n
+while the T n B states outweigh the n^2 weights), be below the leading power
+and carry >= 90% of the total somewhere nearby.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels.costs import AlgorithmSpec, leading_share
+
+LEADS = 0.9  # THEORY.md: the leading term is >= 90% of the total inside the fit window
+ITEMSIZE = 8  # float64; the models are checked at float32's 4 too where it matters
+
+BASE_SIZE = {
+    "rnn": {"T": 256, "B": 4, "n": 16, "m": 8, "p": 4, "k1": 4, "k2": 4},
+    "mlp": {"depth": 3, "width": 16, "B": 4},
+}
+# Along axis k the window must stay below T, so that axis starts from a long sequence.
+BASE_FOR_AXIS = {"k": {"T": 1 << 16}}
+GROWTH = [1 << j for j in range(11)]  # the axis variables scaled by 1 .. 1024
+REGIME_SCALES = [1, 16, 256]  # the other variables scaled, to look for a regime
+
+EXPECTED_ALGORITHMS = {"bptt", "tbptt", "rtrl", "backprop"}
+METRICS = {"time", "flops", "memory"}
+
+
+def entries():
+    return [
+        (name, axis, metric)
+        for name, spec in kernels.ALGORITHMS.items()
+        for (axis, metric) in spec.exponents
+    ]
+
+
+def terms_of(spec, metric, size):
+    return spec.memory(size, ITEMSIZE) if metric == "memory" else spec.flops(size)
+
+
+def share_of_power(terms, axis_vars, power):
+    live = [t for t in terms if t.value > 0]
+    total = sum(t.value for t in live)
+    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / total
+
+
+def scaled(size, variables, factor):
+    return {k: (v * factor if k in variables else v) for k, v in size.items()}
+
+
+def base_size(spec, axis):
+    return {**BASE_SIZE[spec.family], **BASE_FOR_AXIS.get(axis, {})}
+
+
+def test_registry_holds_the_four_algorithms_under_their_names():
+    assert set(kernels.ALGORITHMS) >= EXPECTED_ALGORITHMS
+    for name, spec in kernels.ALGORITHMS.items():
+        assert isinstance(spec, AlgorithmSpec)
+        assert spec.name == name
+        assert spec.family in BASE_SIZE
+        assert spec.title
+    for name in EXPECTED_ALGORITHMS:
+        assert kernels.ALGORITHMS[name].func is getattr(kernels, name)
+
+
+@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+def test_costs_are_positive(name):
+    spec = kernels.ALGORITHMS[name]
+    for factor in (1, 4, 64):
+        size = scaled(BASE_SIZE[spec.family], set(BASE_SIZE[spec.family]) - {"k1", "k2"}, factor)
+        assert spec.flop_count(size) > 0
+        for itemsize in (4, 8):
+            assert spec.memory_bytes(size, itemsize) > 0
+        assert all(t.value >= 0 for t in spec.flops(size))
+        assert all(t.value >= 0 for t in spec.memory(size, ITEMSIZE))
+
+
+@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
+    spec = kernels.ALGORITHMS[name]
+    axes = {axis for axis, _ in spec.exponents}
+    assert axes <= set(spec.axis_vars)
+    for axis in axes:
+        assert (axis, "time") in spec.exponents
+        assert (axis, "memory") in spec.exponents
+    for (axis, metric), exponent in spec.exponents.items():
+        assert metric in METRICS
+        assert exponent.source, f"{name} {axis} {metric}: no source"
+
+
+@pytest.mark.parametrize(("name", "axis", "metric"), entries(), ids=lambda v: str(v))
+def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
+    spec = kernels.ALGORITHMS[name]
+    declared = spec.exponents[(axis, metric)].value
+    model = "flops" if metric == "time" else metric  # time follows the FLOP count
+    axis_vars = spec.axis_vars[axis]
+    base = base_size(spec, axis)
+    power, _ = leading_share(terms_of(spec, model, base), axis_vars)
+    if declared == power:
+        # The leading power must come to dominate as the axis grows.
+        shares = [leading_share(terms_of(spec, model, scaled(base, axis_vars, f)), axis_vars)
+                  for f in GROWTH]  # fmt: skip
+        assert all(p == declared for p, _ in shares)
+        assert max(s for _, s in shares) >= LEADS, (
+            f"{name} {axis} {metric}: power {declared} never reaches {LEADS:.0%}: {shares}"
+        )
+    else:
+        # A regime exponent: below the leading power, and leading somewhere.
+        assert declared < power, f"{name} {axis} {metric}: declared {declared} > leading {power}"
+        others = set(base) - set(axis_vars) - {"k1", "k2"}
+        best = max(
+            share_of_power(terms_of(spec, model, scaled(base, others, s)), axis_vars, declared)
+            for s in REGIME_SCALES
+        )
+        assert best >= LEADS, (
+            f"{name} {axis} {metric}: declared {declared} (leading power {power}) carries "
+            f"at most {best:.0%} of the model"
+        )
+
+
+@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_make_problem_runs_through_func(name, dtype):
+    spec = kernels.ALGORITHMS[name]
+    size = (
+        {"T": 6, "B": 2, "n": 4, "m": 3, "p": 2, "k1": 2, "k2": 3}
+        if spec.family == "rnn"
+        else {"depth": 2, "width": 4, "B": 3}
+    )
+    problem = spec.make_problem(size, dtype, 0)
+    again = spec.make_problem(size, dtype, 0)
+    loss, grads = spec.func(*problem)
+    loss_again, _ = spec.func(*again)
+    assert np.isfinite(loss) and loss > 0
+    assert loss == loss_again, "make_problem is not deterministic for a fixed seed"
+    arrays = [a for field in grads for a in (field if isinstance(field, tuple) else (field,))]
+    assert arrays and all(a.dtype == dtype and np.isfinite(a).all() for a in arrays)
