@@ -8,11 +8,10 @@ the finite-difference loops stay cheap.
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
 import helpers
 import naive
+import numpy as np
+import pytest
 
 SEED = 20240611
 

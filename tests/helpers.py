@@ -7,9 +7,10 @@ relative error of one parameter array: max |actual - expected| / max |expected|.
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
 import naive
+import numpy as np
 
 # Central differences at step FD_STEP have truncation error ~ step^2 * |L'''| and
 # rounding error ~ eps * |L| / step, both ~1e-10 relative on these small problems
@@ -57,7 +58,7 @@ def sequence(rng, T, B, m, p):
 
 def mlp_arrays(rng, sizes, scale=0.6):
     """Weights (w_{l+1}, w_l) and biases (w_{l+1},) for layer widths ``sizes``, float64."""
-    weights = tuple(rng.normal(0.0, scale, (o, i)) for i, o in zip(sizes[:-1], sizes[1:]))
+    weights = tuple(rng.normal(0.0, scale, (o, i)) for i, o in itertools.pairwise(sizes))
     biases = tuple(rng.normal(0.0, scale, o) for o in sizes[1:])
     return weights, biases
 

@@ -66,7 +66,7 @@ def _zeros_like(p: RNNParams) -> RNNParams:
 
 
 def _add(a: RNNParams, b: RNNParams) -> RNNParams:
-    return RNNParams(*(x + y for x, y in zip(a, b)))
+    return RNNParams(*(x + y for x, y in zip(a, b, strict=True)))
 
 
 def forward(p, xs, h0=None):
@@ -247,7 +247,7 @@ def mlp_forward(q, x):
     weights = [np.asarray(w, dtype=np.float64) for w in q.weights]
     biases = [np.asarray(b, dtype=np.float64) for b in q.biases]
     zs = [np.asarray(x, dtype=np.float64)]
-    for l, (W, b) in enumerate(zip(weights, biases)):
+    for l, (W, b) in enumerate(zip(weights, biases, strict=True)):
         a = zs[-1] @ W.T + b
         zs.append(a if l == len(weights) - 1 else np.tanh(a))
     return zs

@@ -8,12 +8,12 @@ covers k dividing T, ragged ends, k1 < k2, and k1 or k2 beyond T.
 
 from __future__ import annotations
 
+import naive
 import numpy as np
 import pytest
+from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
 
 import kernels
-import naive
-from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
 
 # The sequence length the truncation grid is built around.
 T_GRID = 12
@@ -108,10 +108,13 @@ def test_rnn_kernel_equals_naive_at_edge_sizes(make_rnn_problem, size, algorithm
 
 def test_rnn_gradients_come_back_as_rnn_params_of_param_shapes(rnn_problem):
     params, xs, ys = rnn_problem
-    for _, g in (kernels.bptt(params, xs, ys), kernels.rtrl(params, xs, ys),
-                 kernels.tbptt(params, xs, ys, 2)):  # fmt: skip
+    for _, g in (
+        kernels.bptt(params, xs, ys),
+        kernels.rtrl(params, xs, ys),
+        kernels.tbptt(params, xs, ys, 2),
+    ):
         assert isinstance(g, kernels.RNNParams)
-        for got, want in zip(g, params):
+        for got, want in zip(g, params, strict=True):
             assert isinstance(got, np.ndarray)
             assert got.shape == want.shape
             assert got.dtype == want.dtype
@@ -136,12 +139,12 @@ def test_calls_do_not_modify_their_inputs(rnn_problem, mlp_problem):
     kernels.bptt(params, xs, ys)
     kernels.tbptt(params, xs, ys, 2, 3)
     kernels.rtrl(params, xs, ys)
-    for a, b in zip((*params, xs, ys), before):
+    for a, b in zip((*params, xs, ys), before, strict=True):
         np.testing.assert_array_equal(a, b)
     q, x, y = mlp_problem
     before = [a.copy() for a in (*q.weights, *q.biases, x, y)]
     kernels.backprop(q, x, y)
-    for a, b in zip((*q.weights, *q.biases, x, y), before):
+    for a, b in zip((*q.weights, *q.biases, x, y), before, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -152,5 +155,5 @@ def test_repeated_calls_give_identical_results(rnn_problem):
         first_loss, first = call(params, xs, ys)
         second_loss, second = call(params, xs, ys)
         assert first_loss == second_loss
-        for a, b in zip(first, second):
+        for a, b in zip(first, second, strict=True):
             np.testing.assert_array_equal(a, b)

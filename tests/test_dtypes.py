@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import FLOAT32_RTOL, assert_grads_close
 
 import kernels
-from helpers import FLOAT32_RTOL, assert_grads_close
 
 RNN_CALLS = {
     "bptt": kernels.bptt,
@@ -34,7 +34,7 @@ def test_float32_rnn_gradient_agrees_with_float64(make_rnn_problem, algorithm, T
     loss32, g32 = call(as_float32(params), xs.astype(np.float32), ys.astype(np.float32))
     assert isinstance(loss32, float)
     assert loss32 == pytest.approx(loss64, rel=FLOAT32_RTOL)
-    for name, a in zip(g32._fields, g32):
+    for name, a in zip(g32._fields, g32, strict=True):
         assert a.dtype == np.float32, f"{algorithm}: {name} came back as {a.dtype}"
     assert_grads_close(g32, g64, FLOAT32_RTOL, f"{algorithm} float32 vs float64")
 
@@ -69,7 +69,7 @@ def test_init_rnn_shapes_dtype_and_seed(dtype):
     assert all(np.isfinite(a).all() for a in p)
     again = kernels.init_rnn(3, 5, 2, seed=7, dtype=dtype)
     other = kernels.init_rnn(3, 5, 2, seed=8, dtype=dtype)
-    assert all(np.array_equal(a, b) for a, b in zip(p, again))
+    assert all(np.array_equal(a, b) for a, b in zip(p, again, strict=True))
     assert not np.array_equal(p.W_hh, other.W_hh)
 
 
@@ -81,7 +81,7 @@ def test_init_mlp_shapes_dtype_and_seed(dtype):
     assert [b.shape for b in q.biases] == [(6,), (3,)]
     assert all(a.dtype == dtype for a in (*q.weights, *q.biases))
     again = kernels.init_mlp([4, 6, 3], seed=7, dtype=dtype)
-    assert all(np.array_equal(a, b) for a, b in zip(q.weights, again.weights))
+    assert all(np.array_equal(a, b) for a, b in zip(q.weights, again.weights, strict=True))
 
 
 def test_init_rnn_output_drives_every_algorithm(rng):

@@ -9,12 +9,12 @@ differentiates; its truncated gradients are held to naive.py elsewhere.
 
 from __future__ import annotations
 
+import naive
 import numpy as np
 import pytest
+from helpers import EXACT_RTOL, FD_RTOL, FD_STEP, assert_grads_close
 
 import kernels
-import naive
-from helpers import EXACT_RTOL, FD_RTOL, FD_STEP, assert_grads_close
 
 # name -> call(params, xs, ys); every tbptt form here is untruncated (k2 >= T = 7).
 RNN_ALGORITHMS = {

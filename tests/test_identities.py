@@ -13,10 +13,8 @@ from something they must not equal, so that none is vacuous.
 
 from __future__ import annotations
 
-import pytest
-
-import kernels
 import naive
+import pytest
 from helpers import (
     DIFFERENT_AT_LEAST,
     EXACT_RTOL,
@@ -24,6 +22,8 @@ from helpers import (
     assert_loss_close,
     max_grad_difference,
 )
+
+import kernels
 
 T_LONG = 12
 
@@ -96,12 +96,13 @@ def test_tbptt_ragged_last_update_is_a_full_window_explicitly(long_problem):
     hs, _ = naive.forward(params, xs)
     weights = [0.0, 0.0, 0.0, 1.0, 1.0]  # window h_8..h_12; errors of steps 11 and 12 only
     last = naive.bptt_segment(naive.RNNParams(*params), xs[7:12], ys[7:12], hs[7], weights)
-    expected = naive.RNNParams(*(a + b for a, b in zip(first_two, last)))
+    expected = naive.RNNParams(*(a + b for a, b in zip(first_two, last, strict=True)))
     assert_grads_close(g, expected, EXACT_RTOL, "tbptt(5, 5) over T = 12 vs explicit windows")
 
 
-@pytest.mark.parametrize(("k1", "k2"), [(1, 2), (2, 5), (3, 7), (4, 10), (5, 8)],
-                         ids=lambda k: str(k))  # fmt: skip
+@pytest.mark.parametrize(
+    ("k1", "k2"), [(1, 2), (2, 5), (3, 7), (4, 10), (5, 8)], ids=lambda k: str(k)
+)
 def test_tbptt_k1_below_k2_below_T_equals_recomputed_windows(long_problem, k1, k2):
     params, xs, ys = long_problem
     _, g = kernels.tbptt(params, xs, ys, k1, k2)

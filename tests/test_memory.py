@@ -16,9 +16,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import rnn_arrays, sequence
 
 import kernels
-from helpers import rnn_arrays, sequence
 
 # Peak bytes at two lengths of a T-independent algorithm may differ by Python
 # bookkeeping (a few small objects), never by a per-step buffer: at T_LONG a
@@ -96,7 +96,7 @@ def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
     growth = (peaks[2] - peaks[0]) / (peaks[1] - peaks[0])
     expected = (T2 - T0) / (T1 - T0)
     assert growth == pytest.approx(expected, rel=MEMORY_LINEAR_RTOL), (
-        f"peaks {dict(zip(BPTT_LENGTHS, peaks))}: increments grow {growth:.3f}x, "
+        f"peaks {dict(zip(BPTT_LENGTHS, peaks, strict=True))}: increments grow {growth:.3f}x, "
         f"T grows {expected:.3f}x"
     )
     # The stored states alone are T n B floats: the increment is at least that.

@@ -10,11 +10,10 @@ these tests imports kernels.
 
 from __future__ import annotations
 
+import helpers
+import naive
 import numpy as np
 import pytest
-
-import naive
-import helpers
 from helpers import DIFFERENT_AT_LEAST, EXACT_RTOL, FD_RTOL, FD_STEP, assert_grads_close
 
 
@@ -121,9 +120,7 @@ def test_naive_tbptt_without_truncation_matches_finite_differences(naive_rnn_pro
     [(1, 1), (2, 2), (3, 3), (1, 3), (2, 5), (3, 4)],
     ids=lambda k: str(k),
 )
-def test_naive_tbptt_matches_finite_differences_of_frozen_window_losses(
-    naive_rnn_problem, k1, k2
-):
+def test_naive_tbptt_matches_finite_differences_of_frozen_window_losses(naive_rnn_problem, k1, k2):
     p, xs, ys = naive_rnn_problem
     surrogate = williams_peng_surrogate(p, xs, ys, k1, k2)
     fd = naive.finite_difference(surrogate, p, FD_STEP)
@@ -171,5 +168,5 @@ def test_naive_finite_difference_does_not_modify_params(naive_rnn_problem):
     p, xs, ys = naive_rnn_problem
     before = [a.copy() for a in p]
     naive.finite_difference(full_loss(xs, ys), p, FD_STEP)
-    for a, b in zip(p, before):
+    for a, b in zip(p, before, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -7,13 +7,13 @@ examples the same on every run: these are regression tests, not a fuzzer.
 
 from __future__ import annotations
 
+import naive
 import numpy as np
+from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close, rnn_arrays, sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernels
-import naive
-from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close, rnn_arrays, sequence
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 

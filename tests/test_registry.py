@@ -106,8 +106,10 @@ def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
     power, _ = leading_share(terms_of(spec, model, base), axis_vars)
     if declared == power:
         # The leading power must come to dominate as the axis grows.
-        shares = [leading_share(terms_of(spec, model, scaled(base, axis_vars, f)), axis_vars)
-                  for f in GROWTH]  # fmt: skip
+        shares = [
+            leading_share(terms_of(spec, model, scaled(base, axis_vars, f)), axis_vars)
+            for f in GROWTH
+        ]
         assert all(p == declared for p, _ in shares)
         assert max(s for _, s in shares) >= LEADS, (
             f"{name} {axis} {metric}: power {declared} never reaches {LEADS:.0%}: {shares}"

@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import kernels  # noqa: E402
 import naive  # noqa: E402
 from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close  # noqa: E402
+
+import kernels  # noqa: E402
 
 
 def as_tensor(a):
@@ -84,7 +85,7 @@ def test_tbptt_k_k_equals_torch_detach_every_k(make_rnn_problem, k):
 
 def torch_mlp_gradient(params, x, y):
     layers = []
-    for W, b in zip(params.weights, params.biases):
+    for W, b in zip(params.weights, params.biases, strict=True):
         layer = torch.nn.Linear(W.shape[1], W.shape[0], dtype=torch.float64)
         with torch.no_grad():
             layer.weight.copy_(as_tensor(W))
@@ -104,8 +105,9 @@ def torch_mlp_gradient(params, x, y):
     return loss.detach().item(), g
 
 
-@pytest.mark.parametrize("sizes", [[3, 2], [3, 5, 4, 2], [6, 8, 8, 8, 1]],
-                         ids=lambda s: "sizes=" + "-".join(map(str, s)))  # fmt: skip
+@pytest.mark.parametrize(
+    "sizes", [[3, 2], [3, 5, 4, 2], [6, 8, 8, 8, 1]], ids=lambda s: "sizes=" + "-".join(map(str, s))
+)
 def test_backprop_equals_torch_autograd(make_mlp_problem, sizes):
     params, x, y = make_mlp_problem(sizes=sizes, B=5)
     loss, g = kernels.backprop(params, x, y)

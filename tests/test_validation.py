@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
 
 import kernels
-from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
 
 RNN_CALLS = {
     "bptt": kernels.bptt,
@@ -41,45 +41,65 @@ RNN_BAD_INPUTS = {
     "xs-2d-ys-3d": (lambda p, x, y: (p, x[:, 0], y), ValueError, XS_OR_YS),
     "W_hh-not-square": (lambda p, x, y: (replace(p, W_hh=p.W_hh[:, :3]), x, y), ValueError, "W_hh"),
     "W_ih-rows-differ-from-W_hh": (
-        lambda p, x, y: (replace(p, W_ih=p.W_ih[:3]), x, y), ValueError, "W_ih"),
+        lambda p, x, y: (replace(p, W_ih=p.W_ih[:3]), x, y),
+        ValueError,
+        "W_ih",
+    ),
     "b_h-length": (lambda p, x, y: (replace(p, b_h=p.b_h[:3]), x, y), ValueError, "b_h"),
     "b_h-2d": (lambda p, x, y: (replace(p, b_h=p.b_h[None]), x, y), ValueError, "b_h"),
     "W_out-columns": (
-        lambda p, x, y: (replace(p, W_out=p.W_out[:, :3]), x, y), ValueError, "W_out"),
+        lambda p, x, y: (replace(p, W_out=p.W_out[:, :3]), x, y),
+        ValueError,
+        "W_out",
+    ),
     "b_out-length": (lambda p, x, y: (replace(p, b_out=p.b_out[:1]), x, y), ValueError, "b_out"),
     "params-missing-a-field": (lambda p, x, y: (tuple(p)[:4], x, y), TypeError, "params"),
     "params-not-a-tuple": (lambda p, x, y: (None, x, y), TypeError, "params"),
     # mixed dtypes
-    "xs-float32-params-float64": (
-        lambda p, x, y: (p, x.astype(np.float32), y), TypeError, XS),
-    "ys-float32-params-float64": (
-        lambda p, x, y: (p, x, y.astype(np.float32)), TypeError, YS),
+    "xs-float32-params-float64": (lambda p, x, y: (p, x.astype(np.float32), y), TypeError, XS),
+    "ys-float32-params-float64": (lambda p, x, y: (p, x, y.astype(np.float32)), TypeError, YS),
     "W_out-float32-others-float64": (
-        lambda p, x, y: (replace(p, W_out=p.W_out.astype(np.float32)), x, y), TypeError, "W_out"),
+        lambda p, x, y: (replace(p, W_out=p.W_out.astype(np.float32)), x, y),
+        TypeError,
+        "W_out",
+    ),
     "params-float32-data-float64": (
-        lambda p, x, y: (p._make(a.astype(np.float32) for a in p), x, y), TypeError, XS),
+        lambda p, x, y: (p._make(a.astype(np.float32) for a in p), x, y),
+        TypeError,
+        XS,
+    ),
     # integer and other non-float arrays
     "xs-int": (lambda p, x, y: (p, x.astype(np.int64), y), TypeError, XS),
     "ys-int": (lambda p, x, y: (p, x, y.astype(np.int32)), TypeError, YS),
     "xs-float16": (lambda p, x, y: (p, x.astype(np.float16), y), TypeError, XS),
-    "W_ih-int": (lambda p, x, y: (replace(p, W_ih=p.W_ih.astype(np.int64)), x, y), TypeError,
-                 "W_ih"),  # fmt: skip
+    "W_ih-int": (
+        lambda p, x, y: (replace(p, W_ih=p.W_ih.astype(np.int64)), x, y),
+        TypeError,
+        "W_ih",
+    ),
     "params-all-int": (
-        lambda p, x, y: (p._make(a.astype(np.int64) for a in p), x, y), TypeError, "params"),
+        lambda p, x, y: (p._make(a.astype(np.int64) for a in p), x, y),
+        TypeError,
+        "params",
+    ),
     # non-finite values
     "xs-nan": (lambda p, x, y: (p, poke(x, np.nan), y), ValueError, XS),
     "xs-inf": (lambda p, x, y: (p, poke(x, np.inf), y), ValueError, XS),
     "ys-nan": (lambda p, x, y: (p, x, poke(y, np.nan)), ValueError, YS),
     "ys-minus-inf": (lambda p, x, y: (p, x, poke(y, -np.inf)), ValueError, YS),
-    "W_hh-nan": (lambda p, x, y: (replace(p, W_hh=poke(p.W_hh, np.nan)), x, y), ValueError,
-                 "W_hh"),  # fmt: skip
-    "W_ih-inf": (lambda p, x, y: (replace(p, W_ih=poke(p.W_ih, np.inf)), x, y), ValueError,
-                 "W_ih"),  # fmt: skip
+    "W_hh-nan": (lambda p, x, y: (replace(p, W_hh=poke(p.W_hh, np.nan)), x, y), ValueError, "W_hh"),
+    "W_ih-inf": (lambda p, x, y: (replace(p, W_ih=poke(p.W_ih, np.inf)), x, y), ValueError, "W_ih"),
     "b_h-nan": (lambda p, x, y: (replace(p, b_h=poke(p.b_h, np.nan)), x, y), ValueError, "b_h"),
-    "W_out-inf": (lambda p, x, y: (replace(p, W_out=poke(p.W_out, np.inf)), x, y), ValueError,
-                  "W_out"),  # fmt: skip
-    "b_out-nan": (lambda p, x, y: (replace(p, b_out=poke(p.b_out, np.nan)), x, y), ValueError,
-                  "b_out"),  # fmt: skip
+    "W_out-inf": (
+        lambda p, x, y: (replace(p, W_out=poke(p.W_out, np.inf)), x, y),
+        ValueError,
+        "W_out",
+    ),
+    "b_out-nan": (
+        lambda p, x, y: (replace(p, b_out=poke(p.b_out, np.nan)), x, y),
+        ValueError,
+        "b_out",
+    ),
 }
 
 
@@ -196,24 +216,39 @@ MLP_BAD_INPUTS = {
     "y-inf": (lambda q, x, y: (q, x, poke(y, np.inf)), ValueError, Y),
     "weights[1]-nan": (
         lambda q, x, y: (mlp_replace(q, "weights", 1, poke(q.weights[1], np.nan)), x, y),
-        ValueError, r"weights\[1\]"),  # fmt: skip
+        ValueError,
+        r"weights\[1\]",
+    ),
     "biases[0]-inf": (
         lambda q, x, y: (mlp_replace(q, "biases", 0, poke(q.biases[0], np.inf)), x, y),
-        ValueError, r"biases\[0\]"),  # fmt: skip
+        ValueError,
+        r"biases\[0\]",
+    ),
     "weights[1]-float32": (
         lambda q, x, y: (mlp_replace(q, "weights", 1, q.weights[1].astype(np.float32)), x, y),
-        TypeError, r"weights\[1\]"),  # fmt: skip
+        TypeError,
+        r"weights\[1\]",
+    ),
     "weights[0]-int": (
         lambda q, x, y: (mlp_replace(q, "weights", 0, q.weights[0].astype(np.int64)), x, y),
-        TypeError, r"weights\[0\]"),  # fmt: skip
+        TypeError,
+        r"weights\[0\]",
+    ),
     "weights[1]-does-not-follow-weights[0]": (
         lambda q, x, y: (mlp_replace(q, "weights", 1, q.weights[1][:, :3]), x, y),
-        ValueError, r"weights\[1\]"),  # fmt: skip
+        ValueError,
+        r"weights\[1\]",
+    ),
     "biases[1]-length": (
         lambda q, x, y: (mlp_replace(q, "biases", 1, q.biases[1][:2]), x, y),
-        ValueError, r"biases\[1\]"),  # fmt: skip
+        ValueError,
+        r"biases\[1\]",
+    ),
     "fewer-biases-than-weights": (
-        lambda q, x, y: (q._replace(biases=q.biases[:-1]), x, y), ValueError, "biases"),
+        lambda q, x, y: (q._replace(biases=q.biases[:-1]), x, y),
+        ValueError,
+        "biases",
+    ),
     "no-layers": (lambda q, x, y: (kernels.MLPParams((), ()), x, y), ValueError, "params"),
     "params-not-a-pair": (lambda q, x, y: (None, x, y), TypeError, "params"),
 }
@@ -254,15 +289,19 @@ def test_rnn_non_contiguous_inputs_give_contiguous_results(rnn_problem, rng, alg
             strided_copy(ys, rng),
         )
     elif layout == "transposed":
-        args = (params._make(transposed_copy(a) for a in params),
-                transposed_copy(xs), transposed_copy(ys))  # fmt: skip
+        args = (
+            params._make(transposed_copy(a) for a in params),
+            transposed_copy(xs),
+            transposed_copy(ys),
+        )
     else:
         args = (params, xs[::-1], ys[::-1])
     contiguous = tuple(
-        a._make(np.ascontiguousarray(v) for v in a) if isinstance(a, tuple)
+        a._make(np.ascontiguousarray(v) for v in a)
+        if isinstance(a, tuple)
         else np.ascontiguousarray(a)
         for a in args
-    )  # fmt: skip
+    )
     call = RNN_CALLS[algorithm]
     loss, g = call(*args)
     ref_loss, ref = call(*contiguous)
