@@ -136,7 +136,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in OPTIONAL.items():
-        p = sub.add_parser(name, help=help_text, add_help=name != chosen)
+        p = sub.add_parser(name, help=help_text)
         if name == chosen:
             try:
                 mod = importlib.import_module(module)

@@ -4,7 +4,8 @@
 whose "kernels" are cheap NumPy calls: ``fake_rnn`` allocates a (T, n, B)
 buffer (memory exponent 1 in T and n) and its FLOP model is ``2 T n^2 B`` plus
 a lower-order ``c T n B`` term, so the fit window along n is known in closed
-form; ``fake_mlp`` does the same for depth and width. ``fail_after`` makes a
+form; ``fake_mlp`` does the same for depth and width; ``fake_online`` holds
+an (n, n, B) state whatever T is, so its memory exponent in T is 0. ``fail_after`` makes a
 spec raise ``KeyboardInterrupt`` from the k-th problem on, to simulate a
 killed sweep.
 """
@@ -39,6 +40,22 @@ def _mlp_flops(s):
 def _mlp_memory(s, itemsize):
     L, w, B = s["depth"], s["width"], s["B"]
     return [Term(float(L * w * B * itemsize), {"depth": 1, "width": 1, "B": 1})]
+
+
+def _online_flops(s):
+    T, n, B = s["T"], s["n"], s["B"]
+    return [Term(2.0 * T * n * n * B, {"T": 1, "n": 2, "B": 1})]
+
+
+def _online_memory(s, itemsize):
+    n, B = s["n"], s["B"]
+    return [Term(float(n * n * B * itemsize), {"n": 2, "B": 1})]
+
+
+def _online_func(buf):
+    n, B = buf.shape[1], buf.shape[2]
+    state = np.ones((n, n, B), dtype=buf.dtype)  # held whatever T is: memory flat in T
+    return float(state.sum() + buf.sum()), state
 
 
 def _rnn_func(buf):
@@ -99,4 +116,13 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
         },
         axis_vars={"depth": ("depth",), "width": ("width",), "B": ("B",)},
     )
-    return {"fake_rnn": rnn, "fake_mlp": mlp}
+    online = AlgorithmSpec(
+        name="fake_online", title="Fake online", family="rnn", func=_online_func,
+        make_problem=make_rnn, flops=_online_flops, memory=_online_memory,
+        exponents={
+            ("T", "time"): Exponent(1, src), ("n", "time"): Exponent(2, src),
+            ("T", "memory"): Exponent(0, src), ("n", "memory"): Exponent(2, src),
+        },
+        axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)},
+    )  # fmt: skip
+    return {"fake_rnn": rnn, "fake_mlp": mlp, "fake_online": online}

@@ -1,0 +1,208 @@
+"""Exponent fits and verdicts on synthetic cells with known exponents (bench.fit)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench import fit
+from bench.fake import LOWER, make_registry
+
+REG = make_registry()
+
+
+def cells(
+    axis: str,
+    sizes,
+    time,
+    memory=None,
+    fixed=None,
+    algorithm: str = "fake_rnn",
+    created: str = "2024-01-01T00:00:00+00:00",
+) -> pd.DataFrame:
+    """Cells of one sweep of a fake algorithm, with the given time and memory values."""
+    spec = REG[algorithm]
+    base = {"T": 64, "n": 256, "B": 1, "m": 1, "p": 1}
+    if spec.family == "mlp":
+        base = {"depth": 4, "width": 128, "B": 16}
+    base.update(fixed or {})
+    rows = []
+    for i, s in enumerate(sizes):
+        size = {**base, **{v: s for v in spec.axis_vars[axis]}}
+        rows.append(
+            {
+                "run_id": 1, "algorithm": algorithm, "axis": axis, "size": s, **size,
+                "dtype": "float64", "numba_threads": 1, "blas_threads": 1, "machine": "test",
+                "status": "ok", "median_s": time[i],
+                "peak_bytes": memory[i] if memory is not None else 1000,
+                "flops": spec.flop_count(size), "created": created,
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def result(results, axis, metric, algorithm="fake_rnn"):
+    (r,) = [r for r in results if (r.algorithm, r.axis, r.metric) == (algorithm, axis, metric)]
+    return r
+
+
+# A decade in T where every T is in the window (all FLOP terms are linear in T).
+T_SIZES = [16, 23, 32, 45, 64, 91, 128, 181]
+
+
+def test_exact_power_law_passes_with_a_zero_width_interval():
+    t = [1e-6 * s for s in T_SIZES]
+    r = result(fit.fit_table(cells("T", T_SIZES, t), REG), "T", "time")
+    assert r.slope == pytest.approx(1.0)
+    assert r.ci_low == pytest.approx(1.0) and r.ci_high == pytest.approx(1.0)
+    assert r.verdict == "PASS"
+    assert r.window == T_SIZES and r.n_points == len(T_SIZES)
+
+
+def test_noisy_power_law_passes():
+    rng = np.random.default_rng(7)
+    t = [1e-6 * s * math.exp(rng.normal(0, 0.03)) for s in T_SIZES]
+    r = result(fit.fit_table(cells("T", T_SIZES, t), REG), "T", "time")
+    assert r.verdict == "PASS"
+    assert r.ci_low < r.slope < r.ci_high
+    assert 1 - 0.15 <= r.ci_low and r.ci_high <= 1 + 0.15
+
+
+def test_wrong_exponent_fails():
+    t = [1e-9 * s**1.5 for s in T_SIZES]  # theory says 1
+    r = result(fit.fit_table(cells("T", T_SIZES, t), REG), "T", "time")
+    assert r.slope == pytest.approx(1.5)
+    assert r.verdict == "FAIL"
+
+
+def test_right_slope_with_a_wide_interval_is_inconclusive():
+    # Slope 1 on average, but +-40% alternating scatter: the interval is wider than +-0.15.
+    t = [1e-6 * s * (1.4 if i % 2 else 1 / 1.4) for i, s in enumerate(T_SIZES)]
+    r = result(fit.fit_table(cells("T", T_SIZES, t), REG), "T", "time")
+    assert abs(r.slope - 1) <= 0.15
+    assert r.ci_low < 1 - 0.15 or r.ci_high > 1 + 0.15
+    assert r.verdict == "INCONCLUSIVE"
+
+
+def test_flat_memory_has_slope_zero_and_passes():
+    # Exponent 0 (memory independent of T, as for RTRL): log of a flat line is flat.
+    t = [1e-6 * s for s in T_SIZES]
+    mem = [524_288 + (16 if i % 3 == 0 else 0) for i in range(len(T_SIZES))]  # a few bytes jitter
+    df = cells("T", T_SIZES, t, memory=mem, algorithm="fake_online")
+    r = result(fit.fit_table(df, REG), "T", "memory", "fake_online")
+    assert r.theory == 0
+    assert r.slope == pytest.approx(0.0, abs=1e-3)
+    assert r.verdict == "PASS"
+    assert r.window == T_SIZES
+
+
+def test_verdict_boundaries():
+    assert fit.verdict(0.9, 1.0, 1.1, 1.0, 0.15) == "PASS"
+    assert fit.verdict(0.85, 1.0, 1.15, 1.0, 0.15) == "PASS"  # the edges are inside
+    assert fit.verdict(0.8, 1.0, 1.2, 1.0, 0.15) == "INCONCLUSIVE"
+    assert fit.verdict(1.1, 1.2, 1.3, 1.0, 0.15) == "FAIL"
+    assert fit.verdict(-0.05, 0.0, 0.05, 0.0, 0.1) == "PASS"
+
+
+def test_interval_matches_scipy_linregress():
+    rng = np.random.default_rng(3)
+    x = np.log(T_SIZES)
+    y = 2.0 * x + rng.normal(0, 0.1, len(x))
+    slope, intercept, lo, hi = fit.ols_slope(x, y)
+    ref = stats.linregress(x, y)
+    half = stats.t.ppf(0.975, len(x) - 2) * ref.stderr
+    assert slope == pytest.approx(ref.slope)
+    assert intercept == pytest.approx(ref.intercept)
+    assert (lo, hi) == pytest.approx((ref.slope - half, ref.slope + half))
+
+
+def test_window_is_where_the_leading_term_carries_90_percent():
+    # fake_rnn FLOPs: 2 T n^2 B + LOWER T n B, so the n^2 share is 2n / (2n + LOWER),
+    # at least 0.9 from n = 9 LOWER / 2 = 180 on.
+    sizes = [32, 64, 128, 179, 181, 256, 512, 1024, 2048]
+    spec = REG["fake_rnn"]
+    inside = fit.fit_window(
+        spec, "n", "time", [{"T": 8, "n": s, "B": 1, "m": 1, "p": 1} for s in sizes], 8, 2.0
+    )
+    assert [s for s, w in zip(sizes, inside, strict=True) if w] == [
+        s for s in sizes if s >= 9 * LOWER / 2
+    ]
+    t = [1e-9 * (2 * s * s + LOWER * s) for s in sizes]
+    r = result(fit.fit_table(cells("n", sizes, t), REG), "n", "time")
+    assert r.window == [181, 256, 512, 1024, 2048]
+    assert r.sizes == sizes
+    # In the window the lower-order term still bends the slope a little, within the margin.
+    assert r.verdict == "PASS"
+
+
+def test_too_few_points_in_the_window_gives_no_fit():
+    sizes = [16, 32, 64, 128, 256, 512]  # only 256 and 512 are >= 180
+    t = [1e-9 * s * s for s in sizes]
+    r = result(fit.fit_table(cells("n", sizes, t), REG), "n", "time")
+    assert math.isnan(r.slope)
+    assert r.verdict == "INCONCLUSIVE"
+    assert r.n_points == 2 and r.window == [256, 512]
+    assert r.note.startswith("no fit")
+
+
+def test_local_slopes_of_a_power_law_are_its_exponent():
+    sizes = [10, 20, 40, 80]
+    pairs = fit.local_slopes(sizes, [s**3 for s in sizes])
+    assert [m for m, _ in pairs] == pytest.approx([math.sqrt(200), math.sqrt(800), math.sqrt(3200)])
+    assert [s for _, s in pairs] == pytest.approx([3.0, 3.0, 3.0])
+
+
+def test_flops_metric_is_a_control_on_the_exact_count():
+    t = [1e-6 * s for s in T_SIZES]
+    r = result(fit.fit_table(cells("T", T_SIZES, t), REG), "T", "flops")
+    assert r.slope == pytest.approx(1.0)
+    assert r.verdict == "PASS"
+
+
+def test_the_sweep_with_most_sizes_is_fitted():
+    big = cells("T", T_SIZES, [1e-6 * s for s in T_SIZES], fixed={"n": 256})
+    small = cells("T", T_SIZES[:4], [1e-9 * s**3 for s in T_SIZES[:4]], fixed={"n": 512},
+                  created="2030-01-01T00:00:00+00:00")  # fmt: skip
+    r = result(fit.fit_table(pd.concat([small, big]), REG), "T", "time")
+    assert r.fixed["n"] == 256
+    assert r.verdict == "PASS"
+
+
+def test_skipped_and_failed_cells_are_ignored():
+    df = cells("T", T_SIZES, [1e-6 * s for s in T_SIZES])
+    df.loc[0, "status"] = "skipped"
+    df.loc[0, "median_s"] = float("nan")
+    r = result(fit.fit_table(df, REG), "T", "time")
+    assert r.window == T_SIZES[1:]
+
+
+def test_results_serialise_to_json_with_the_documented_keys():
+    sizes = [16, 32, 64, 128, 256, 512]
+    df = pd.concat(
+        [
+            cells("T", T_SIZES, [1e-6 * s for s in T_SIZES]),
+            cells("n", sizes, [1e-9 * s * s for s in sizes]),  # no fit: NaN slope
+        ]
+    )
+    out = json.loads(json.dumps([r.as_dict() for r in fit.fit_table(df, REG)]))
+    keys = {"algorithm", "axis", "metric", "slope", "ci_low", "ci_high", "theory", "verdict",
+            "window"}  # fmt: skip
+    assert all(keys <= set(d) for d in out)
+    assert {d["verdict"] for d in out} <= {"PASS", "INCONCLUSIVE", "FAIL"}
+    assert any(d["slope"] is None for d in out)
+    assert fit.format_table(fit.fit_table(df, REG)).count("\n") >= 3
+
+
+def test_mlp_axes():
+    depths = [2, 3, 4, 6, 8, 11, 16, 23, 32]
+    t = [1e-5 * d for d in depths]
+    mem = [1000 * d for d in depths]
+    df = cells("depth", depths, t, memory=mem, algorithm="fake_mlp")
+    res = fit.fit_table(df, REG)
+    assert result(res, "depth", "time", "fake_mlp").verdict == "PASS"
+    assert result(res, "depth", "memory", "fake_mlp").slope == pytest.approx(1.0)

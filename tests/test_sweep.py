@@ -1,0 +1,335 @@
+"""Sweep planning, resume after a kill, the budget guard, the CLI's bad-input exits,
+and a tiny end-to-end sweep -> fit with the real kernels (bench.sweep, bench.cli).
+
+No assertion here depends on how fast anything ran.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from bench import BenchError, cli, fit, store, sweep
+from bench.fake import make_registry
+
+REG = make_registry()
+FAST = {"min_time": 1e-3, "round_time": 1e-4, "min_rounds": 2}
+
+
+def grid(visits: int = 1, **extra) -> dict:
+    return {
+        "settings": {**FAST, "visits": visits, **extra},
+        "sweep": [
+            {"algorithm": "fake_rnn", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 8}},
+            {"algorithm": "fake_mlp", "axis": "width", "geometric": [4, 32, 4]},
+        ],
+    }
+
+
+def run(plan, db, registry=REG, **kw):
+    return sweep.run_sweep(plan, db, registry, measure_peak=False, progress=False, **kw)
+
+
+# --- planning ------------------------------------------------------------------------
+
+
+def test_plan_cells_are_all_there_and_shuffled_with_the_seed():
+    plan = sweep.parse_grid(grid(), REG, "test")
+    cells = plan.cells(REG)
+    assert len(cells) == 8
+    assert sorted(c.value for c in cells if c.algorithm == "fake_rnn") == [4, 8, 16, 32]
+    assert [c.size["n"] for c in cells if c.algorithm == "fake_rnn"] == [8] * 4
+    assert [c.label() for c in plan.cells(REG)] == [c.label() for c in cells]
+    other = sweep.apply_settings(plan, {"seed": 1}, "test").cells(REG)
+    assert sorted(c.label() for c in other) == sorted(c.label() for c in cells)
+
+
+def test_geometric_grids():
+    assert sweep.geometric(16, 2048, 8) == [16, 32, 64, 128, 256, 512, 1024, 2048]
+    assert sweep.geometric(40, 320, 4, multiple=8) == [40, 80, 160, 320]
+    assert sweep.geometric(1, 4, 10) == [1, 2, 3, 4]  # duplicates dropped
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"sweep": []}, "no \\[\\[sweep\\]\\]"),
+        ({"settings": {"min_time": 1}}, "no \\[\\[sweep\\]\\]"),
+        ({"sweep": [{"algorithm": "nope", "axis": "T", "values": [1, 2, 3, 4]}]},
+         "unknown algorithm"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "depth", "values": [1, 2, 3, 4]}]},
+         "no axis"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": []}]}, "non-empty"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [8]}]}, "at least 4"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [8, 8, 8, 8]}]},
+         "at least 4"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [0, 1, 2, 3]}]},
+         "positive integer"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [1.5, 2, 3, 4]}]},
+         "positive integer"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "geometric": [64, 8, 4]}]},
+         "bad geometric"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [1, 2, 3, 4],
+                     "geometric": [1, 8, 4]}]}, "exactly one"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [1, 2, 3, 4],
+                     "fixed": {"width": 4}}]}, "unknown key"),
+        ({"sweep": [{"algorithm": "fake_rnn", "axis": "T", "values": [1, 2, 3, 4],
+                     "colour": "red"}]}, "unknown key"),
+        ({"settings": {"min_time": -1}, "sweep": grid()["sweep"]}, "positive number"),
+        ({"settings": {"dtype": "float16"}, "sweep": grid()["sweep"]}, "dtype"),
+        ({"settings": {"speed": 1}, "sweep": grid()["sweep"]}, "unknown key"),
+    ],
+)  # fmt: skip
+def test_malformed_grids_are_refused(bad, message):
+    with pytest.raises(BenchError, match=message):
+        sweep.parse_grid(bad, REG, "test")
+
+
+def test_toml_grid_file(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        '[settings]\nmin_time = 0.01\nvisits = 2\n\n[[sweep]]\nalgorithm = "fake_rnn"\n'
+        'axis = "n"\ngeometric = [8, 64, 4]\nfixed = { T = 4 }\n'
+    )
+    plan = sweep.load_grid_file(path, REG)
+    assert plan.name == "grid:grid.toml" and plan.visits == 2
+    assert plan.sweeps[0].values == (8, 16, 32, 64)
+    path.write_text("[[sweep]\nalgorithm = ")
+    with pytest.raises(BenchError, match="TOML error"):
+        sweep.load_grid_file(path, REG)
+    with pytest.raises(BenchError, match="cannot read"):
+        sweep.load_grid_file(tmp_path / "missing.toml", REG)
+
+
+def test_command_line_overrides():
+    plan = sweep.parse_grid(grid(), REG, "test")
+    only = sweep.restrict(plan, REG, algorithms=["fake_rnn"], points={"T": [2, 4, 6, 8, 10]},
+                          fixed={"n": 16})  # fmt: skip
+    assert [s.algorithm for s in only.sweeps] == ["fake_rnn"]
+    assert only.sweeps[0].values == (2, 4, 6, 8, 10)
+    assert only.sweeps[0].fixed["n"] == 16
+    with pytest.raises(BenchError, match="unknown algorithm"):
+        sweep.restrict(plan, REG, algorithms=["nope"])
+    with pytest.raises(BenchError, match="unknown axis"):
+        sweep.restrict(plan, REG, axes=["Q"])
+    with pytest.raises(BenchError, match="no sweep left"):
+        sweep.restrict(plan, REG, algorithms=["fake_online"])
+    with pytest.raises(BenchError, match="at least 4"):
+        sweep.restrict(plan, REG, points={"T": [8]})
+    assert sweep.parse_points("T=16:128:4") == ("T", [16, 32, 64, 128])
+    assert sweep.parse_points("n=8,4,16,4") == ("n", [4, 8, 16])
+    for bad in ("T", "T=", "T=a,b", "T=0,1", "T=1:2"):
+        with pytest.raises(BenchError):
+            sweep.parse_points(bad)
+
+
+def test_parse_bytes():
+    assert sweep.parse_bytes("4GiB") == 4 * 2**30
+    assert sweep.parse_bytes("4G") == 4 * 2**30
+    assert sweep.parse_bytes("2.5GB") == 2_500_000_000
+    assert sweep.parse_bytes("512k") == 512 * 1024
+    assert sweep.parse_bytes("1e9") == 10**9
+    for bad in ("", "lots", "-1G", "0"):
+        with pytest.raises(BenchError):
+            sweep.parse_bytes(bad)
+
+
+# --- the sweep loop: resume, budget --------------------------------------------------
+
+
+def rows_by_key(db) -> dict:
+    df = store.load_cells(db)
+    assert not df.duplicated(["algorithm", "axis", "size"]).any()
+    return {
+        (r.algorithm, r.axis, r.size): (r.run_id, r.created, r.median_s) for r in df.itertuples()
+    }
+
+
+# Visits are made in passes over all 8 cells: with 3 visits, 19 visits made means two
+# whole passes and 3 cells of the third, so 3 cells finished.
+@pytest.mark.parametrize(("visits", "kill_at", "finished"), [(1, 5, 5), (3, 19, 3)])
+def test_a_killed_sweep_resumes_without_losing_or_duplicating_rows(
+    tmp_path, visits, kill_at, finished
+):
+    db = tmp_path / "r.sqlite"
+    plan = sweep.parse_grid(grid(visits=visits), REG, "test")
+    n_cells = len(plan.cells(REG))
+    # The (kill_at + 1)-th problem built raises KeyboardInterrupt, as Ctrl-C would.
+    with pytest.raises(KeyboardInterrupt):
+        run(plan, db, make_registry(fail_after=kill_at))
+    conn = store.connect(db)
+    visits_made = sum(len(v) for v in store.load_visits(conn).values())
+    conn.close()
+    assert visits_made == kill_at
+    before = rows_by_key(db)
+    assert len(before) == finished  # only cells whose every visit was made
+    assert all(v[2] > 0 for v in before.values())
+
+    counter = [0]
+    summary = run(plan, db, make_registry(counter=counter))
+    assert counter[0] == n_cells * visits - kill_at  # only the missing visits were made
+    assert summary.resumed == len(before)
+    after = rows_by_key(db)
+    assert len(after) == n_cells
+    assert {k: after[k] for k in before} == before  # finished rows untouched
+
+    counter[0] = 0
+    again = run(plan, db, make_registry(counter=counter))
+    assert counter[0] == 0 and again.resumed == n_cells
+    assert rows_by_key(db) == after
+    assert len(store.load_runs(db)) == 3
+
+
+def test_remeasure_replaces_rows(tmp_path):
+    db = tmp_path / "r.sqlite"
+    plan = sweep.parse_grid(grid(), REG, "test")
+    run(plan, db)
+    first = rows_by_key(db)
+    run(plan, db, remeasure=True)
+    second = rows_by_key(db)
+    assert set(first) == set(second)
+    assert all(second[k][0] == 2 for k in second)  # every row now from run 2
+
+
+def test_cells_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
+    db = tmp_path / "r.sqlite"
+    plan = sweep.parse_grid(grid(), REG, "test")
+    # fake_rnn at n = 8: T * 8 * 8 bytes, so 16 and 32 are over 1000 bytes; fake_mlp is not
+    # (4 layers x width x 16 x 8 bytes exceeds it from width 2 on).
+    spec = REG["fake_rnn"]
+    limit = 1000
+    err = io.StringIO()
+    summary = sweep.run_sweep(plan, db, REG, max_memory=limit, measure_peak=False,
+                              progress=True, stream=err)  # fmt: skip
+    df = store.load_cells(db)
+    skipped = df[df.status == "skipped"]
+    expected = {
+        (c.algorithm, c.value) for c in plan.cells(REG)
+        if REG[c.algorithm].memory_bytes(c.size, 8) > limit
+    }  # fmt: skip
+    assert {(r.algorithm, r.size) for r in skipped.itertuples()} == expected
+    assert (spec.name, 32) in expected and (spec.name, 4) not in expected
+    assert all("predicted memory" in r and "--max-memory" in r for r in skipped.reason)
+    assert skipped.median_s.isna().all()
+    assert summary.skipped == len(expected)
+    assert err.getvalue().count("skip ") == len(expected)
+    # Skipped cells are not fitted, and a later run with room measures them.
+    run(plan, db)
+    assert (store.load_cells(db).status == "ok").all()
+
+
+def test_time_budget_from_measured_cells():
+    spec = REG["fake_rnn"]
+    cell = sweep.Cell("fake_rnn", "T", 1024, {"T": 1024, "n": 64, "B": 1, "m": 1, "p": 1},
+                      "float64")  # fmt: skip
+    small = {"T": 16, "n": 64, "B": 1, "m": 1, "p": 1}
+    refs = [{"algorithm": "fake_rnn", "flops": spec.flop_count(small), "median_s": 0.1}]
+    timing = sweep.TimingSettings(min_time=1.0, min_rounds=3)
+    # 64x the FLOPs of a 0.1 s cell: 6.4 s a call, far over 10 s a cell.
+    reason = sweep.budget_check(spec, cell, refs, 1e12, 10.0, timing)
+    assert reason is not None and "--max-cell-seconds" in reason
+    assert sweep.budget_check(spec, cell, refs, 1e12, 1e4, timing) is None
+    assert sweep.budget_check(spec, cell, [], 1e12, 10.0, timing) is None  # nothing to go on
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "--algorithms", "nope"],
+        ["sweep", "--preset", "huge"],
+        ["sweep", "--axes", "Q"],
+        ["sweep", "--points", "T=64"],
+        ["sweep", "--points", "T=8,16,0,32"],
+        ["sweep", "--fixed", "n=0"],
+        ["sweep", "--max-memory", "lots"],
+        ["sweep", "--threads", "0"],
+        ["sweep", "--preset", "quick", "--grid", "g.toml"],
+        ["sweep", "--grid", "missing.toml"],
+        ["run", "--preset", "huge"],
+        ["fit"],
+        ["export"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, argv):
+    db = tmp_path / "r.sqlite"
+    assert cli.main([*argv, "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bpttbench: error: ")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"SQLite format 3\x00" + b"\x01" * 300])
+def test_a_foreign_or_corrupt_database_exits_2_untouched(tmp_path, capsys, content):
+    db = tmp_path / "r.sqlite"
+    db.write_bytes(content)
+    argv = ["sweep", "--algorithms", "bptt", "--axes", "T", "--db", str(db)]
+    assert cli.main(argv) == 2
+    assert cli.main(["fit", "--db", str(db)]) == 2
+    assert db.read_bytes() == content
+    assert capsys.readouterr().err.count("bpttbench: error: ") == 2
+
+
+def test_bad_toml_grid_exits_2(tmp_path, capsys):
+    path = tmp_path / "g.toml"
+    path.write_text("[[sweep]\n")
+    assert cli.main(["sweep", "--grid", str(path), "--db", str(tmp_path / "r.sqlite")]) == 2
+    assert "TOML error" in capsys.readouterr().err
+    assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert cli.main(["sweep", "--preset", "quick", "--dry-run", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "plan quick" in out and "rtrl" in out
+    assert not db.exists()
+
+
+# --- end to end with the real kernels ------------------------------------------------
+
+
+def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
+    import kernels
+
+    db = tmp_path / "r.sqlite"
+    tiny = {
+        "settings": {**FAST, "visits": 2},
+        "sweep": [
+            {"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}},
+            {"algorithm": "tbptt", "axis": "k", "values": [2, 4, 8, 16],
+             "fixed": {"T": 16, "n": 4}},
+            {"algorithm": "rtrl", "axis": "n", "values": [2, 3, 4, 6], "fixed": {"T": 2}},
+            {"algorithm": "backprop", "axis": "depth", "values": [1, 2, 3, 4],
+             "fixed": {"width": 4, "B": 2}},
+        ],
+    }  # fmt: skip
+    plan = sweep.parse_grid(tiny, kernels.ALGORITHMS, "tiny")
+    summary = sweep.run_sweep(plan, db, kernels.ALGORITHMS, progress=False)
+    assert (summary.measured, summary.skipped, summary.errors) == (16, 0, 0)
+    cells = store.load_cells(db)
+    assert (cells.status == "ok").all() and (cells.median_s > 0).all()
+    assert (cells.peak_bytes > 0).all() and (cells.visits == 2).all()
+    runs = store.load_runs(db)
+    assert runs.loc[0, "gemm_gflops"] > 0 and runs.loc[0, "numba_threads"] == 1
+
+    results = fit.fit_table(cells, kernels.ALGORITHMS)
+    found = {(r.algorithm, r.axis, r.metric) for r in results}
+    assert {("bptt", "T", "time"), ("tbptt", "k", "memory"), ("rtrl", "n", "time"),
+            ("backprop", "depth", "memory")} <= found  # fmt: skip
+    flops = {(r.algorithm, r.axis): r for r in results if r.metric == "flops"}
+    # The FLOP counts are exact, so their slope is a property of the model alone.
+    assert flops[("bptt", "T")].slope == pytest.approx(1.0, abs=0.05)
+    assert flops[("bptt", "T")].verdict == "PASS"
+    assert all(r.verdict in {"PASS", "INCONCLUSIVE", "FAIL"} for r in results)
+
+    assert cli.main(["fit", "--db", str(db), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {d["algorithm"] for d in out} == {"bptt", "tbptt", "rtrl", "backprop"}
+    csv = tmp_path / "cells.csv"
+    assert cli.main(["export", "--db", str(db), "-o", str(csv)]) == 0
+    assert csv.read_text().count("\n") == 17
