@@ -11,6 +11,7 @@ import itertools
 
 import naive
 import numpy as np
+import pytest
 
 # Central differences at step FD_STEP have truncation error ~ step^2 * |L'''| and
 # rounding error ~ eps * |L| / step, both ~1e-10 relative on these small problems
@@ -95,3 +96,8 @@ def assert_loss_close(actual, expected, rtol, what=""):
 def max_grad_difference(a, b) -> float:
     """Largest relative error over the parameter arrays of ``a`` against ``b``."""
     return max(grad_errors(a, b).values())
+
+
+def truncations(*pairs):
+    """``(k1, k2)`` pairs as pytest params with readable ids (``k1=2-k2=5``)."""
+    return [pytest.param(k1, k2, id=f"k1={k1}-k2={k2}") for k1, k2 in pairs]

@@ -71,20 +71,19 @@ def test_tbptt_equals_naive_window_reference(make_rnn_problem, k):
     assert_grads_close(g, ref, EXACT_RTOL, f"tbptt({k1}, {k2}) vs naive windows")
 
 
-@pytest.mark.parametrize(
-    ("name", "call", "reference"),
-    [
-        ("bptt", kernels.bptt, naive.bptt),
-        ("rtrl", kernels.rtrl, naive.rtrl),
-        (
-            "tbptt-k1=2-k2=3",
-            lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, 3),
-            lambda p, xs, ys: naive.tbptt(p, xs, ys, 2, 3),
-        ),
-    ],
-    ids=lambda v: v if isinstance(v, str) else "",
-)
-def test_rnn_kernel_equals_naive_for_2d_sequence(make_rnn_problem, name, call, reference):
+PAIRS_2D = {
+    "bptt": (kernels.bptt, naive.bptt),
+    "rtrl": (kernels.rtrl, naive.rtrl),
+    "tbptt-k1=2-k2=3": (
+        lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, 3),
+        lambda p, xs, ys: naive.tbptt(p, xs, ys, 2, 3),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIRS_2D))
+def test_rnn_kernel_equals_naive_for_2d_sequence(make_rnn_problem, name):
+    call, reference = PAIRS_2D[name]
     params, xs, ys = make_rnn_problem(B=1)
     loss, g = call(params, xs[:, 0, :], ys[:, 0, :])
     ref_loss, ref = reference(params, xs, ys)
@@ -92,7 +91,11 @@ def test_rnn_kernel_equals_naive_for_2d_sequence(make_rnn_problem, name, call, r
     assert_grads_close(g, ref, EXACT_RTOL, f"{name} 2-D vs naive")
 
 
-@pytest.mark.parametrize("size", [{"T": 1}, {"n": 1}, {"m": 1, "p": 1}, {"B": 5, "n": 6}], ids=str)
+@pytest.mark.parametrize(
+    "size",
+    [{"T": 1}, {"n": 1}, {"m": 1, "p": 1}, {"B": 5, "n": 6}],
+    ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()),
+)
 @pytest.mark.parametrize("algorithm", ["bptt", "rtrl", "tbptt"])
 def test_rnn_kernel_equals_naive_at_edge_sizes(make_rnn_problem, size, algorithm):
     params, xs, ys = make_rnn_problem(**size)
@@ -124,7 +127,7 @@ MLP_SHAPES = [[3, 2], [3, 5, 2], [4, 6, 5, 3], [1, 1, 1]]
 
 
 @pytest.mark.parametrize("sizes", MLP_SHAPES, ids=lambda s: "sizes=" + "-".join(map(str, s)))
-@pytest.mark.parametrize("B", [1, 4])
+@pytest.mark.parametrize("B", [1, 4], ids=lambda B: f"B={B}")
 def test_backprop_equals_naive(make_mlp_problem, sizes, B):
     params, x, y = make_mlp_problem(sizes=sizes, B=B)
     loss, g = kernels.backprop(params, x, y)

@@ -21,6 +21,7 @@ from helpers import (
     assert_grads_close,
     assert_loss_close,
     max_grad_difference,
+    truncations,
 )
 
 import kernels
@@ -100,9 +101,7 @@ def test_tbptt_ragged_last_update_is_a_full_window_explicitly(long_problem):
     assert_grads_close(g, expected, EXACT_RTOL, "tbptt(5, 5) over T = 12 vs explicit windows")
 
 
-@pytest.mark.parametrize(
-    ("k1", "k2"), [(1, 2), (2, 5), (3, 7), (4, 10), (5, 8)], ids=lambda k: str(k)
-)
+@pytest.mark.parametrize(("k1", "k2"), truncations((1, 2), (2, 5), (3, 7), (4, 10), (5, 8)))
 def test_tbptt_k1_below_k2_below_T_equals_recomputed_windows(long_problem, k1, k2):
     params, xs, ys = long_problem
     _, g = kernels.tbptt(params, xs, ys, k1, k2)
@@ -112,7 +111,7 @@ def test_tbptt_k1_below_k2_below_T_equals_recomputed_windows(long_problem, k1, k
     assert max_grad_difference(g, same_k1_k2) > DIFFERENT_AT_LEAST, "k2 was ignored"
 
 
-@pytest.mark.parametrize(("k1", "k2"), [(1, 1), (3, 3), (2, 5)], ids=lambda k: str(k))
+@pytest.mark.parametrize(("k1", "k2"), truncations((1, 1), (3, 3), (2, 5)))
 def test_truncated_gradient_differs_from_bptt(long_problem, k1, k2):
     params, xs, ys = long_problem
     _, g_bptt = kernels.bptt(params, xs, ys)

@@ -14,7 +14,14 @@ import helpers
 import naive
 import numpy as np
 import pytest
-from helpers import DIFFERENT_AT_LEAST, EXACT_RTOL, FD_RTOL, FD_STEP, assert_grads_close
+from helpers import (
+    DIFFERENT_AT_LEAST,
+    EXACT_RTOL,
+    FD_RTOL,
+    FD_STEP,
+    assert_grads_close,
+    truncations,
+)
 
 
 def full_loss(xs, ys):
@@ -105,7 +112,7 @@ def test_naive_immediate_jacobian_is_da_dtheta(rng):
     np.testing.assert_allclose(naive.immediate_jacobian(x, h_prev, n), numeric, atol=1e-12)
 
 
-@pytest.mark.parametrize(("k1", "k2"), [(1, 7), (1, 10), (7, 7), (3, 7), (9, 9)])
+@pytest.mark.parametrize(("k1", "k2"), truncations((1, 7), (1, 10), (7, 7), (3, 7), (9, 9)))
 def test_naive_tbptt_without_truncation_matches_finite_differences(naive_rnn_problem, k1, k2):
     p, xs, ys = naive_rnn_problem
     assert xs.shape[0] == 7
@@ -115,11 +122,7 @@ def test_naive_tbptt_without_truncation_matches_finite_differences(naive_rnn_pro
     assert_grads_close(g, fd, FD_RTOL, f"naive tbptt({k1}, {k2}) vs FD")
 
 
-@pytest.mark.parametrize(
-    ("k1", "k2"),
-    [(1, 1), (2, 2), (3, 3), (1, 3), (2, 5), (3, 4)],
-    ids=lambda k: str(k),
-)
+@pytest.mark.parametrize(("k1", "k2"), truncations((1, 1), (2, 2), (3, 3), (1, 3), (2, 5), (3, 4)))
 def test_naive_tbptt_matches_finite_differences_of_frozen_window_losses(naive_rnn_problem, k1, k2):
     p, xs, ys = naive_rnn_problem
     surrogate = williams_peng_surrogate(p, xs, ys, k1, k2)
@@ -128,7 +131,7 @@ def test_naive_tbptt_matches_finite_differences_of_frozen_window_losses(naive_rn
     assert_grads_close(g, fd, FD_RTOL, f"naive tbptt({k1}, {k2}) vs FD of the window losses")
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 7])
+@pytest.mark.parametrize("k", [1, 2, 3, 7], ids=lambda k: f"k={k}")
 def test_naive_detach_every_k_matches_finite_differences_of_chunk_losses(naive_rnn_problem, k):
     p, xs, ys = naive_rnn_problem
     fd = naive.finite_difference(detach_surrogate(p, xs, ys, k), p, FD_STEP)
@@ -145,7 +148,7 @@ def test_naive_truncation_is_not_a_no_op(naive_rnn_problem):
     assert naive.relative_error(truncated.W_hh, full.W_hh) > DIFFERENT_AT_LEAST
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 4, 6, 12])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6, 12], ids=lambda k: f"k={k}")
 def test_naive_tbptt_k_k_equals_detach_every_k_when_k_divides_T(rng, k):
     p = naive.RNNParams(*helpers.rnn_arrays(rng, 3, 4, 2))
     xs, ys = helpers.sequence(rng, 12, 2, 3, 2)

@@ -119,22 +119,25 @@ def test_rnn_bad_input_is_refused_naming_the_argument(rnn_problem, algorithm, ca
         RNN_CALLS[algorithm](params, xs, ys)
 
 
+BAD_TRUNCATIONS = [
+    (0, None, ValueError, "k1"),
+    (-1, 2, ValueError, "k1"),
+    (3, 2, ValueError, "k2"),
+    (2, 1, ValueError, "k2"),
+    (1, 0, ValueError, "k2"),
+    (2.5, None, TypeError, "k1"),
+    (2.0, None, TypeError, "k1"),
+    (None, None, TypeError, "k1"),
+    (True, None, TypeError, "k1"),
+    (2, 3.5, TypeError, "k2"),
+    ("2", None, TypeError, "k1"),
+]
+
+
 @pytest.mark.parametrize(
     ("k1", "k2", "error", "pattern"),
-    [
-        (0, None, ValueError, "k1"),
-        (-1, 2, ValueError, "k1"),
-        (3, 2, ValueError, "k2"),
-        (2, 1, ValueError, "k2"),
-        (1, 0, ValueError, "k2"),
-        (2.5, None, TypeError, "k1"),
-        (2.0, None, TypeError, "k1"),
-        (None, None, TypeError, "k1"),
-        (True, None, TypeError, "k1"),
-        (2, 3.5, TypeError, "k2"),
-        ("2", None, TypeError, "k1"),
-    ],
-    ids=lambda v: v.__name__ if isinstance(v, type) else repr(v),
+    BAD_TRUNCATIONS,
+    ids=[f"k1={k1!r}-k2={k2!r}" for k1, k2, _, _ in BAD_TRUNCATIONS],
 )
 def test_tbptt_bad_truncation_is_refused_naming_k1_or_k2(rnn_problem, k1, k2, error, pattern):
     params, xs, ys = rnn_problem
@@ -149,26 +152,36 @@ def test_tbptt_accepts_numpy_integer_truncation(rnn_problem):
     assert_grads_close(got, expected, EXACT_RTOL, "numpy-integer k1, k2")
 
 
+BAD_RNN_SIZES = [
+    ((0, 4, 2), ValueError, "n_in"),
+    ((3, 0, 2), ValueError, "n_hidden"),
+    ((3, 4, 0), ValueError, "n_out"),
+    ((-1, 4, 2), ValueError, "n_in"),
+    ((3, -4, 2), ValueError, "n_hidden"),
+    ((3, 4, -2), ValueError, "n_out"),
+    ((3, 4.5, 2), TypeError, "n_hidden"),
+    ((3, "4", 2), TypeError, "n_hidden"),
+]
+
+
 @pytest.mark.parametrize(
     ("args", "error", "pattern"),
-    [
-        ((0, 4, 2), ValueError, "n_in"),
-        ((3, 0, 2), ValueError, "n_hidden"),
-        ((3, 4, 0), ValueError, "n_out"),
-        ((-1, 4, 2), ValueError, "n_in"),
-        ((3, -4, 2), ValueError, "n_hidden"),
-        ((3, 4, -2), ValueError, "n_out"),
-        ((3, 4.5, 2), TypeError, "n_hidden"),
-        ((3, "4", 2), TypeError, "n_hidden"),
+    BAD_RNN_SIZES,
+    ids=[
+        f"{name}={args[('n_in', 'n_hidden', 'n_out').index(name)]!r}"
+        for args, _, name in BAD_RNN_SIZES
     ],
-    ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else "",
 )
 def test_init_rnn_bad_size_is_refused_naming_it(args, error, pattern):
     with pytest.raises(error, match=pattern):
         kernels.init_rnn(*args)
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.float16, np.complex128, "not-a-dtype"], ids=str)
+@pytest.mark.parametrize(
+    "dtype",
+    [np.int64, np.float16, np.complex128, "not-a-dtype"],
+    ids=lambda d: np.dtype(d).name if d != "not-a-dtype" else d,
+)
 def test_init_bad_dtype_is_refused(dtype):
     with pytest.raises(TypeError, match="dtype"):
         kernels.init_rnn(3, 4, 2, dtype=dtype)
@@ -188,7 +201,7 @@ def test_init_bad_dtype_is_refused(dtype):
         (5, TypeError),
         (None, TypeError),
     ],
-    ids=repr,
+    ids=lambda v: f"sizes={v!r}" if not isinstance(v, type) else v.__name__,
 )
 def test_init_mlp_bad_sizes_are_refused_naming_sizes(sizes, error):
     with pytest.raises(error, match="sizes"):
