@@ -14,11 +14,18 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 from helpers import rnn_arrays, sequence
 
 import kernels
+
+# Under NUMBA_DISABLE_JIT (the coverage run) the kernels are Python loops: their
+# allocations are not the compiled kernels' and T = 4096 takes minutes.
+pytestmark = pytest.mark.skipif(
+    numba.config.DISABLE_JIT, reason="memory shape is measured on the compiled kernels"
+)
 
 # Peak bytes at two lengths of a T-independent algorithm may differ by Python
 # bookkeeping (a few small objects), never by a per-step buffer: at T_LONG a
