@@ -1,23 +1,574 @@
 """``bpttbench peers``: the same model, weights and data through PyTorch and JAX.
 
-Work in progress: the CLI entry points exist so ``bench.cli`` can wire them.
+For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
+
+1. The problem is made by the registry's ``make_problem`` (the weights and
+   data a sweep uses) and handed, converted, to the peer.
+2. Check: the peer's loss and gradients are compared with the bpttbench
+   kernel's, float64. ``max_rel_err`` is the largest, over the loss and the
+   five gradient arrays, of ``max|peer - kernel| / max|kernel|``. A peer that
+   disagrees beyond 1e-8 is not timed (the row is stored with status
+   ``mismatch`` and the reason printed).
+3. Timing: warm-ups, then rounds alternating peer and kernel (A, B, A, B, ...;
+   each round long enough for the clock, with the garbage collector off),
+   until each has had ``--min-time`` seconds and ``--min-rounds`` rounds.
+   Medians and quartiles of the per-call times, and the ratio
+   ``peer median / bpttbench median`` (above 1: bpttbench is faster).
+   JAX compile time is excluded from the timing and reported on its own.
+
+Peers: PyTorch (``nn.RNN`` + autograd for BPTT, the chunked-detach idiom for
+truncated BPTT(k; k)) and JAX (``lax.scan`` + ``grad`` for BPTT, ``jacfwd`` /
+``jvp`` forward-mode accumulation for RTRL); see ``torch_impl`` and
+``jax_impl``. They are the optional extra ``bpttbench[peers]``; without them
+the command says how to install them and exits 0.
+
+Results go to the table ``peers`` of the results database, one row per
+(run, tool, algorithm, T, n, B, k, dtype); :func:`load_peers` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
-from bench import DEFAULT_DB
+from bench import DEFAULT_DB, BenchError
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
+TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
+DTYPE = "float64"
+TOOLS = ("pytorch", "jax")
+_MODULES = {"pytorch": "bench.peers.torch_impl", "jax": "bench.peers.jax_impl"}
+_TOOL_ALGORITHMS = {"pytorch": ("bptt", "tbptt"), "jax": ("bptt", "rtrl")}
+_TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
+ALGORITHMS = ("bptt", "tbptt", "rtrl")
+
+PEER_COLUMNS = (
+    "run_ts", "tool", "algorithm", "T", "n", "B", "k", "m", "p", "dtype", "status", "reason",
+    "median_s", "q25_s", "q75_s", "bpttbench_median_s", "bpttbench_q25_s", "bpttbench_q75_s",
+    "ratio_vs_bpttbench", "max_rel_err", "compile_s", "rounds", "threads", "numba_threads",
+    "blas_threads", "tool_version", "machine", "cpu", "commit", "created",
+)  # fmt: skip
+
+_PEERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS peers (
+    peer_key      TEXT NOT NULL UNIQUE,
+    run_ts        TEXT NOT NULL,
+    tool          TEXT NOT NULL,
+    algorithm     TEXT NOT NULL,
+    "T" INTEGER NOT NULL, n INTEGER NOT NULL, "B" INTEGER NOT NULL,
+    k INTEGER, m INTEGER, p INTEGER,
+    dtype         TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('ok', 'mismatch', 'error')),
+    reason        TEXT,
+    median_s REAL, q25_s REAL, q75_s REAL,
+    bpttbench_median_s REAL, bpttbench_q25_s REAL, bpttbench_q75_s REAL,
+    ratio_vs_bpttbench REAL,
+    max_rel_err   REAL,
+    compile_s     REAL,
+    rounds        INTEGER,
+    threads       INTEGER,
+    numba_threads INTEGER, blas_threads INTEGER,
+    tool_version  TEXT,
+    machine TEXT, cpu TEXT, "commit" TEXT,
+    created       TEXT NOT NULL
+)
+"""
+
+
+# --- the grid ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """Cells of one algorithm: every n at the given T, B and k, for the given tools."""
+
+    algorithm: str
+    T: int
+    B: int
+    ns: tuple[int, ...]
+    k: int | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    tool: str
+    algorithm: str
+    T: int
+    n: int
+    B: int
+    k: int | None
+
+    def label(self) -> str:
+        k = f" k={self.k}" if self.k is not None else ""
+        return f"T={self.T} n={self.n} B={self.B}{k}"
+
+
+# Issue 5's targets. BPTT at B = 32 runs T = 100 (not 1000) to keep the grid to
+# minutes: the per-step cost does not depend on T, so the ratio does not either.
+DEFAULT_GRID = (
+    Group("bptt", T=1000, B=1, ns=(16, 64, 256)),
+    Group("bptt", T=100, B=32, ns=(64, 128, 256, 512)),
+    Group("tbptt", T=1000, B=1, ns=(16, 64, 256), k=32),
+    Group("rtrl", T=50, B=1, ns=(16, 32, 64)),
+)
+QUICK_GRID = (
+    Group("bptt", T=200, B=1, ns=(16, 64)),
+    Group("bptt", T=50, B=32, ns=(64,)),
+    Group("tbptt", T=200, B=1, ns=(16, 64), k=32),
+    Group("rtrl", T=20, B=1, ns=(16, 32)),
+)
+DEFAULT_K = 32
+
+
+def plan(
+    tools: Sequence[str],
+    algorithms: Sequence[str] = ALGORITHMS,
+    T: Sequence[int] | None = None,
+    n: Sequence[int] | None = None,
+    B: Sequence[int] | None = None,
+    k: int | None = None,
+    quick: bool = False,
+) -> list[Cell]:
+    """The cells to measure: the default (or quick) grid, with any axis overridden.
+
+    ``T``, ``n`` and ``B`` replace the grid's values for every algorithm (the
+    cells are the product), ``k`` the truncation of tbptt. Duplicates are
+    dropped; the order is the grid's.
+    """
+    cells: list[Cell] = []
+    for g in QUICK_GRID if quick else DEFAULT_GRID:
+        if g.algorithm not in algorithms:
+            continue
+        kk = (k if k is not None else g.k or DEFAULT_K) if g.algorithm == "tbptt" else None
+        for tool in tools:
+            if g.algorithm not in _TOOL_ALGORITHMS[tool]:
+                continue
+            for TT in T or (g.T,):
+                for BB in B or (g.B,):
+                    for nn in n or g.ns:
+                        cell = Cell(tool, g.algorithm, int(TT), int(nn), int(BB), kk)
+                        if cell not in cells:
+                            cells.append(cell)
+    return cells
+
+
+# --- measuring ---------------------------------------------------------------------
+
+
+@dataclass
+class Times:
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.samples) < 2:
+            return self.median, self.median
+        q = statistics.quantiles(self.samples, n=4, method="inclusive")
+        return q[0], q[2]
+
+
+def _calibrate(fn: Callable[[], object], round_time: float) -> int:
+    """Calls per round so that a round lasts at least ``round_time``."""
+    t0 = time.perf_counter()
+    fn()
+    one = time.perf_counter() - t0
+    return max(1, math.ceil(round_time / max(one, 1e-9)))
+
+
+def _round(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def time_interleaved(
+    fa: Callable[[], object],
+    fb: Callable[[], object],
+    min_time: float = 1.0,
+    min_rounds: int = 5,
+    round_time: float = 0.01,
+    max_rounds: int = 10_000,
+    warmups: int = 2,
+) -> tuple[Times, Times]:
+    """Time ``fa`` and ``fb`` in alternating rounds (A, B, A, B, ...) after warm-ups.
+
+    Each gets at least ``min_time`` seconds and ``min_rounds`` rounds (at most
+    ``max_rounds``); returns the per-call time of every round of each.
+    """
+    for _ in range(warmups):
+        fa()
+        fb()
+    na, nb = _calibrate(fa, round_time), _calibrate(fb, round_time)
+    a, b = Times(), Times()
+    spent_a = spent_b = 0.0
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        while len(a.samples) < max_rounds and (
+            min(spent_a, spent_b) < min_time or len(a.samples) < min_rounds
+        ):
+            ta = _round(fa, na)
+            tb = _round(fb, nb)
+            a.samples.append(ta)
+            b.samples.append(tb)
+            spent_a += ta * na
+            spent_b += tb * nb
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return a, b
+
+
+def max_rel_err(loss, grads: Iterable, ref_loss, ref_grads: Iterable) -> float:
+    """Largest ``max|x - ref| / max|ref|`` over the loss and each gradient array."""
+    import numpy as np
+
+    worst = 0.0
+    pairs = [(np.asarray(loss), np.asarray(ref_loss))]
+    pairs += [(np.asarray(g), np.asarray(r)) for g, r in zip(grads, ref_grads, strict=True)]
+    for x, r in pairs:
+        if x.shape != r.shape:
+            return math.inf
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        diff = float(np.max(np.abs(x - r))) if r.size else 0.0
+        if not math.isfinite(diff):
+            return math.inf
+        worst = max(worst, diff / scale if scale > 0 else diff)
+    return worst
+
+
+def load_tools(wanted: Sequence[str]) -> tuple[dict[str, object], list[str]]:
+    """Import the peer modules of ``wanted``; return ({tool: module}, [missing tools])."""
+    found, missing = {}, []
+    for tool in wanted:
+        try:
+            found[tool] = importlib.import_module(_MODULES[tool])
+        except ImportError:
+            missing.append(tool)
+    return found, missing
+
+
+def _problem(cell: Cell, m: int, p: int, seed: int):
+    """The registry's problem for the cell (the weights and data a sweep uses)."""
+    import numpy as np
+
+    import kernels
+
+    spec = kernels.ALGORITHMS[cell.algorithm]
+    size = {"T": cell.T, "n": cell.n, "B": cell.B, "m": m, "p": p}
+    if cell.k is not None:
+        size.update(k1=cell.k, k2=cell.k)
+    args = spec.make_problem(size, np.float64, seed)
+    return spec.func, args
+
+
+def measure(
+    cell: Cell,
+    module,
+    m: int = 8,
+    p: int = 8,
+    seed: int = 0,
+    min_time: float = 1.0,
+    min_rounds: int = 5,
+    tolerance: float = TOLERANCE,
+) -> dict:
+    """Check and time one cell; returns the fields of a ``peers`` row (no run metadata)."""
+    func, args = _problem(cell, m, p, seed)
+    params, xs, ys = args[:3]
+    row: dict = {
+        "tool": cell.tool, "algorithm": cell.algorithm, "T": cell.T, "n": cell.n, "B": cell.B,
+        "k": cell.k, "m": m, "p": p, "dtype": DTYPE, "tool_version": module.version(),
+    }  # fmt: skip
+    ref_loss, ref_grads = func(*args)  # also compiles the kernel on a cold cache
+
+    def kernel():
+        return func(*args)
+
+    peer = module.make(cell.algorithm, params, xs, ys, cell.k)
+    row["compile_s"] = peer.compile_s
+    loss, grads = peer.check()
+    err = max_rel_err(loss, grads, ref_loss, ref_grads)
+    row["max_rel_err"] = err
+    if not err <= tolerance:
+        row["status"] = "mismatch"
+        row["reason"] = (
+            f"{cell.tool} {cell.algorithm} disagrees with bpttbench: max relative error "
+            f"{err:.3g} > {tolerance:g}; not timed"
+        )
+        return row
+    a, b = time_interleaved(peer.run, kernel, min_time=min_time, min_rounds=min_rounds)
+    row.update(status="ok", median_s=a.median, bpttbench_median_s=b.median, rounds=len(a.samples))
+    row["q25_s"], row["q75_s"] = a.quartiles()
+    row["bpttbench_q25_s"], row["bpttbench_q75_s"] = b.quartiles()
+    row["ratio_vs_bpttbench"] = a.median / b.median if b.median > 0 else None
+    return row
+
+
+# --- the store ---------------------------------------------------------------------
+
+
+def connect(db_path):
+    """Open the results database (checked by ``bench.store``) and create ``peers``."""
+    from bench.store import connect as store_connect
+
+    conn = store_connect(db_path)
+    conn.execute(_PEERS_SCHEMA)
+    return conn
+
+
+def peer_key(row: dict) -> str:
+    k = row.get("k")
+    return (
+        f"{row['run_ts']}|{row['tool']}|{row['algorithm']}|T={row['T']}|n={row['n']}"
+        f"|B={row['B']}|k={'' if k is None else k}|{row['dtype']}"
+    )
+
+
+def write_peer(conn, row: dict) -> None:
+    """Insert or replace one row (by its run, tool, algorithm, sizes and dtype)."""
+    import numpy as np
+
+    row = {"peer_key": peer_key(row), **row}
+    cols = list(row)
+    values = []
+    for c in cols:
+        v = row[c]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            v = None
+        values.append(v)
+    names = ", ".join(f'"{c}"' for c in cols)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "peer_key")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            f"INSERT INTO peers ({names}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"ON CONFLICT(peer_key) DO UPDATE SET {updates}",
+            values,
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def load_peers(db_path: str | os.PathLike = DEFAULT_DB):
+    """The ``peers`` table as a DataFrame, one row per measured (or refused) peer cell.
+
+    Columns: ``PEER_COLUMNS`` (tool, algorithm, T, n, B, k, dtype, status,
+    median_s, ratio_vs_bpttbench, max_rel_err, ...). Only rows with status
+    ``ok`` carry timings; ``mismatch`` rows were refused by the gradient check.
+    Empty (with those columns) when no peers were run. Never creates a file.
+    """
+    import pandas as pd
+
+    from bench.store import open_readonly
+
+    conn = open_readonly(db_path)
+    try:
+        has = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'peers'"
+        ).fetchone()[0]
+        if not has:
+            return pd.DataFrame(columns=list(PEER_COLUMNS))
+        cols = ", ".join(f'"{c}"' for c in PEER_COLUMNS)
+        return pd.read_sql_query(f"SELECT {cols} FROM peers ORDER BY run_ts, created", conn)
+    finally:
+        conn.close()
+
+
+# --- the command -------------------------------------------------------------------
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``bpttbench peers``."""
-    parser.add_argument("--db", default=DEFAULT_DB, help="results database (SQLite)")
+    parser.add_argument("--db", default=DEFAULT_DB, help="results database (default: %(default)s)")
+    parser.add_argument(
+        "--tools", nargs="+", default=list(TOOLS), metavar="TOOL",
+        help="peers to run: pytorch (or torch), jax (default: both, those installed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS,
+        help="algorithms to compare (default: all): PyTorch has bptt and tbptt, JAX bptt and rtrl",
+    )  # fmt: skip
+    parser.add_argument("--T", type=int, nargs="+", help="sequence lengths (override the grid)")
+    parser.add_argument("--n", type=int, nargs="+", help="state sizes (override the grid)")
+    parser.add_argument("--B", type=int, nargs="+", help="batch sizes (override the grid)")
+    parser.add_argument(
+        "--k", type=int, help=f"truncation k of tbptt, BPTT(k; k) (default {DEFAULT_K})"
+    )
+    parser.add_argument("--m", type=int, default=8, help="input size (default: %(default)s)")
+    parser.add_argument("--p", type=int, default=8, help="output size (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="problem seed (default: %(default)s)")
+    parser.add_argument(
+        "--min-time", type=float, default=None,
+        help="seconds of timed rounds for the peer and for bpttbench, each, per cell "
+        "(default 1.0; 0.2 with --quick)",
+    )  # fmt: skip
+    parser.add_argument("--min-rounds", type=int, default=5, help="at least this many rounds")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="threads for Numba, BLAS and torch (default: all CPUs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="a small grid at shorter T, for a first look in seconds",
+    )  # fmt: skip
+
+
+def _fmt_s(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if v >= 1:
+        return f"{v:.3g} s"
+    if v >= 1e-3:
+        return f"{v * 1e3:.3g} ms"
+    return f"{v * 1e6:.3g} us"
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The results as an aligned text table."""
+    head = ("tool", "algorithm", "sizes", "median", "bpttbench", "ratio", "max_rel_err", "compile")
+    lines = [head]
+    for r in rows:
+        ratio = r.get("ratio_vs_bpttbench")
+        lines.append((
+            r["tool"], r["algorithm"],
+            Cell(r["tool"], r["algorithm"], r["T"], r["n"], r["B"], r.get("k")).label(),
+            _fmt_s(r.get("median_s")) if r.get("status") == "ok" else r.get("status", "?"),
+            _fmt_s(r.get("bpttbench_median_s")),
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            f"{r['max_rel_err']:.1e}" if r.get("max_rel_err") is not None else "-",
+            _fmt_s(r.get("compile_s")),
+        ))  # fmt: skip
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
+    out = [
+        "  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _resolve_tools(names: Sequence[str]) -> list[str]:
+    tools = []
+    for name in names:
+        tool = _TOOL_ALIASES.get(name.lower())
+        if tool is None:
+            raise BenchError(f"unknown peer {name!r}: choose from pytorch (torch), jax")
+        if tool not in tools:
+            tools.append(tool)
+    return tools
+
+
+def _check_args(args) -> None:
+    for name in ("T", "n", "B"):
+        for v in getattr(args, name) or ():
+            if v < 1:
+                raise BenchError(f"--{name} must be >= 1, got {v}")
+    for name in ("k", "m", "p", "threads", "min_rounds"):
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.min_time is not None and not args.min_time >= 0:
+        raise BenchError(f"--min-time must be >= 0, got {args.min_time}")
 
 
 def command(args: argparse.Namespace) -> int:
-    """Run ``bpttbench peers``; returns the exit code."""
-    print(f"bpttbench peers: not implemented yet (needs {INSTALL_HINT})")
+    """Run ``bpttbench peers``; returns the exit code (0 also when no peer is installed)."""
+    _check_args(args)
+    tools = _resolve_tools(args.tools)
+
+    from bench.measure import available_cpus, run_metadata, set_threads
+
+    threads = args.threads or available_cpus()
+    if "jax" in tools and "jax" not in sys.modules and threads == 1:
+        # XLA sizes its pool when jax is first imported: one thread means no Eigen pool.
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+    modules, missing = load_tools(tools)
+    if not modules:
+        print(
+            f"bpttbench peers compares the kernels with {' and '.join(tools)}, "
+            f"which {'is' if len(tools) == 1 else 'are'} not installed.\n"
+            f"Install the peers with:  {INSTALL_HINT}"
+        )
+        return 0
+    for tool in missing:
+        print(f"note: {tool} is not installed, skipping it ({INSTALL_HINT} installs it)")
+
+    cells = plan(list(modules), args.algorithms, args.T, args.n, args.B, args.k, quick=args.quick)
+    if not cells:
+        have = ", ".join(f"{t}: {' '.join(_TOOL_ALGORITHMS[t])}" for t in modules)
+        print(f"nothing to run: no installed peer has {' '.join(args.algorithms)} ({have})")
+        return 0
+
+    numba_threads, blas_threads = set_threads(threads)
+    tool_threads = {}
+    for tool, mod in modules.items():
+        if tool == "pytorch":
+            tool_threads[tool] = mod.set_threads(numba_threads)
+        else:  # XLA's own pool: all CPUs, or one with --threads 1
+            tool_threads[tool] = 1 if threads == 1 else available_cpus()
+    min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
+    meta = run_metadata()
+    run_ts = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    versions = ", ".join(
+        f"{t} {mod.version()} ({tool_threads[t]} threads)" for t, mod in modules.items()
+    )
+    print(
+        f"bpttbench peers: {len(cells)} cells, float64, m={args.m} p={args.p}; "
+        f"Numba {numba_threads} / BLAS {blas_threads} threads; {versions}"
+    )
+    print("check: gradients must agree with bpttbench to 1e-8 relative before a peer is timed")
+
+    conn = connect(args.db)
+    rows = []
+    try:
+        for i, cell in enumerate(cells, 1):
+            print(f"[{i}/{len(cells)}] {cell.tool} {cell.algorithm} {cell.label()} ...", flush=True)
+            try:
+                row = measure(
+                    cell, modules[cell.tool], m=args.m, p=args.p, seed=args.seed,
+                    min_time=min_time, min_rounds=args.min_rounds,
+                )  # fmt: skip
+            except MemoryError:
+                row = {
+                    "tool": cell.tool, "algorithm": cell.algorithm, "T": cell.T, "n": cell.n,
+                    "B": cell.B, "k": cell.k, "m": args.m, "p": args.p, "dtype": DTYPE,
+                    "status": "error", "reason": "out of memory",
+                    "tool_version": modules[cell.tool].version(),
+                }  # fmt: skip
+            if row["status"] != "ok":
+                print(f"    {row['reason']}")
+            row.update(
+                run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
+                blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
+                commit=meta["commit"], created=datetime.now(timezone.utc).isoformat(),
+            )  # fmt: skip
+            write_peer(conn, row)
+            rows.append(row)
+    finally:
+        conn.close()
+    print()
+    print(format_table(rows))
+    print(
+        "\nratio = peer median / bpttbench median (above 1: bpttbench is faster); "
+        f"results in table 'peers' of {args.db}"
+    )
     return 0

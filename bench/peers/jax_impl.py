@@ -1,0 +1,142 @@
+"""The JAX peer: ``lax.scan`` + ``jax.grad`` for BPTT, forward-mode accumulation for RTRL.
+
+- BPTT: the step function scanned over the sequence with ``lax.scan``, the
+  loss differentiated by ``jax.value_and_grad`` (reverse mode), jit-compiled.
+- RTRL: the influence matrix J_t = dh_t/dtheta of the recurrent parameters
+  theta = (W_ih, W_hh, b_h), kept as a pytree shaped like theta with a leading
+  n axis, is carried through the scan and updated by forward-mode
+  accumulation:
+
+      J_t = d step/d theta (jacfwd, the immediate Jacobian M_t)
+            + d step/d h_{t-1} (jvp along each column of J_{t-1})
+
+  the readout gradients are accumulated directly and the recurrent gradient
+  is sum_t (W_out^T e_t) J_t. A batch is vmapped over its sequences; jit.
+
+Both are compiled ahead of time (``jit(...).lower(...).compile()``); the
+compile time is reported on its own and the timed call is the compiled one.
+float64 is switched on (``jax_enable_x64``) when this module is imported,
+which ``bench.peers`` does only when the JAX peer runs.
+
+Only this module imports jax.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+TOOL = "jax"
+ALGORITHMS = ("bptt", "rtrl")
+
+
+def version() -> str:
+    return jax.__version__
+
+
+def _step(theta, h, x):
+    """h_t = tanh(W_ih x_t + W_hh h_{t-1} + b_h) for a batch of rows (or one row)."""
+    W_ih, W_hh, b_h = theta
+    return jnp.tanh(x @ W_ih.T + h @ W_hh.T + b_h)
+
+
+def _bptt_loss(params, xs, ys):
+    W_ih, W_hh, b_h, W_out, b_out = params
+
+    def body(h, xy):
+        x, y = xy
+        h = _step((W_ih, W_hh, b_h), h, x)
+        e = h @ W_out.T + b_out - y
+        return h, 0.5 * jnp.sum(e * e)
+
+    h0 = jnp.zeros((xs.shape[1], W_hh.shape[0]), W_hh.dtype)
+    _, losses = lax.scan(body, h0, (xs, ys))
+    return jnp.sum(losses)
+
+
+_bptt = jax.value_and_grad(_bptt_loss)
+
+
+def _rtrl_one(params, xs, ys):
+    """RTRL for one sequence: xs (T, m), ys (T, p) -> (loss, grads)."""
+    W_ih, W_hh, b_h, W_out, b_out = params
+    theta = (W_ih, W_hh, b_h)
+    n = W_hh.shape[0]
+    dt = W_hh.dtype
+
+    def body(carry, xy):
+        h, J, g_theta, g_W_out, g_b_out, loss = carry
+        x, y = xy
+        # Forward-mode accumulation of J_t = dh_t/dtheta.
+        M = jax.jacfwd(_step, argnums=0)(theta, h, x)  # immediate Jacobian, leaves (n, *leaf)
+
+        def push(J_leaf):  # d step/d h_{t-1} applied to each column of J_{t-1}
+            cols = J_leaf.reshape(n, -1).T  # (P_leaf, n)
+            tang = jax.vmap(lambda dh: jax.jvp(lambda hh: _step(theta, hh, x), (h,), (dh,))[1])(
+                cols
+            )
+            return tang.T.reshape(J_leaf.shape)
+
+        J = jax.tree_util.tree_map(lambda Mi, Ji: Mi + push(Ji), M, J)
+        h = _step(theta, h, x)
+        e = W_out @ h + b_out - y
+        c = W_out.T @ e  # dL_t/dh_t
+        g_theta = jax.tree_util.tree_map(lambda g, Ji: g + jnp.tensordot(c, Ji, axes=1), g_theta, J)
+        return (h, J, g_theta, g_W_out + jnp.outer(e, h), g_b_out + e, loss + 0.5 * e @ e), None
+
+    zeros = lambda a: jnp.zeros_like(a)  # noqa: E731
+    J0 = jax.tree_util.tree_map(lambda a: jnp.zeros((n, *a.shape), dt), theta)
+    carry0 = (
+        jnp.zeros(n, dt), J0, jax.tree_util.tree_map(zeros, theta),
+        zeros(W_out), zeros(b_out), jnp.zeros((), dt),
+    )  # fmt: skip
+    (_, _, g_theta, g_W_out, g_b_out, loss), _ = lax.scan(body, carry0, (xs, ys))
+    return loss, (*g_theta, g_W_out, g_b_out)
+
+
+def _rtrl(params, xs, ys):
+    """RTRL for a batch: xs (T, B, m), ys (T, B, p); the batch is vmapped, then summed."""
+    losses, grads = jax.vmap(_rtrl_one, in_axes=(None, 1, 1))(params, xs, ys)
+    return jnp.sum(losses), tuple(jnp.sum(g, axis=0) for g in grads)
+
+
+_FUNCS = {"bptt": _bptt, "rtrl": _rtrl}
+
+
+class Compiled:
+    """One algorithm compiled for one problem; call ``run()`` to compute (loss, grads)."""
+
+    def __init__(self, algorithm: str, params, xs: np.ndarray, ys: np.ndarray):
+        if algorithm not in _FUNCS:
+            raise ValueError(f"the JAX peer has no {algorithm!r} (it has {', '.join(ALGORITHMS)})")
+        if np.asarray(xs).ndim == 2:  # (T, m) means B = 1
+            xs, ys = np.asarray(xs)[:, None, :], np.asarray(ys)[:, None, :]
+        self.params = tuple(jnp.asarray(np.asarray(a)) for a in params)
+        self.xs, self.ys = jnp.asarray(xs), jnp.asarray(ys)
+        t0 = time.perf_counter()
+        self.fn = jax.jit(_FUNCS[algorithm]).lower(self.params, self.xs, self.ys).compile()
+        self.compile_s = time.perf_counter() - t0
+
+    def run(self):
+        return jax.block_until_ready(self.fn(self.params, self.xs, self.ys))
+
+    def check(self):
+        loss, grads = self.run()
+        return float(loss), tuple(np.asarray(g) for g in grads)
+
+
+def make(algorithm: str, params, xs, ys, k: int | None = None) -> Compiled:
+    """The compiled peer: ``run()`` is what is timed, ``check()`` gives the result."""
+    return Compiled(algorithm, params, xs, ys)
+
+
+def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None):
+    """One call: (loss, (g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out)) as NumPy."""
+    return Compiled(algorithm, params, xs, ys).check()
