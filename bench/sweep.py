@@ -94,17 +94,32 @@ def geometric(start: int, stop: int, points: int, multiple: int = 1) -> list[int
 # --- presets -------------------------------------------------------------------------
 # Each axis sweep sits where its exponent's terms carry >= 90% of the analytic model
 # (see bench.fit) AND where the measured time is dominated by them too, with >= 8
-# points over about a decade. What decides the sizes (measured single-threaded on a
-# 2-core AMD EPYC, Numba 0.68, OpenBLAS):
+# points over about a decade (RTRL's n: 8x, as n^4 makes a decade 10^4 in time). What
+# decides the sizes (measured single-threaded on a 2-core AMD EPYC, Numba 0.68,
+# OpenBLAS; the quick preset's cells take 0.3 ms to 2 s a call):
 # - a call costs ~30 us of fixed Python work (validation, allocation; ~150 us plus
-#   ~20 us per layer for the MLP), so the smallest cell of a sweep takes >= ~0.3 ms;
-# - tanh in the kernels is a scalar libm call (~16 ns, worth hundreds of FLOPs at
-#   the GEMM rate) although the FLOP model counts it as one, so the n^2 (w^2) time
-#   of BPTT (backprop) leads only from n (w) of a few hundred; batches of 32-64 keep
-#   the products GEMMs running near peak, so the efficiency stays flat over the sweep;
+#   ~20 us per layer for the MLP), so the smallest cell of a sweep takes >= ~0.5 ms;
+# - tanh in the kernels is a scalar libm call (~16 ns, worth hundreds of FLOPs at the
+#   GEMM rate) although the FLOP model counts it as one, so the n^2 (w^2) time of BPTT
+#   (backprop) leads only from n (w) of a few hundred;
+# - batches of 64 make the n x n products GEMMs that stay compute-bound when the
+#   matrices outgrow the 32 MiB L3 (with B = 16 the efficiency falls by a quarter from
+#   n = 1000 to 4000, which bends the slope up by ~0.1), so GFLOP/s stay flat;
 # - matrix sizes are multiples of 32 (8 for RTRL) to stay on BLAS's fast paths;
 # - memory exponents need the swept term to outweigh the weights and the fixed chunk
-#   scratch (128 rows of steps x batch): T B (k B) well above 128 + 2n.
+#   scratch (128 rows of steps x batch): T B (k B) well above 9 (128 + 2n).
+
+
+def _sweep(
+    algorithm: str, axis: str, start: int, stop: int, points: int, multiple: int = 1, **fixed: int
+) -> dict:
+    """One axis sweep of a preset, in the shape a TOML grid's [[sweep]] takes."""
+    out = {"algorithm": algorithm, "axis": axis, "geometric": [start, stop, points]}
+    out["fixed"] = fixed
+    if multiple > 1:
+        out["multiple"] = multiple
+    return out
+
 
 PRESETS: dict[str, dict] = {
     "quick": {
@@ -116,57 +131,14 @@ PRESETS: dict[str, dict] = {
             "max_cell_seconds": 30,
         },
         "sweep": [
-            {
-                "algorithm": "bptt",
-                "axis": "T",
-                "geometric": [256, 8192, 11],
-                "fixed": {"n": 64, "B": 16},
-            },
-            {
-                "algorithm": "bptt",
-                "axis": "n",
-                "geometric": [384, 3584, 12],
-                "multiple": 32,
-                "fixed": {"T": 4, "B": 32},
-            },
-            {
-                "algorithm": "tbptt",
-                "axis": "T",
-                "geometric": [256, 8192, 11],
-                "fixed": {"n": 64, "B": 16, "k1": 16, "k2": 16},
-            },
-            {
-                "algorithm": "tbptt",
-                "axis": "k",
-                "geometric": [64, 4096, 11],
-                "fixed": {"T": 4096, "n": 16, "B": 64},
-            },
-            {
-                "algorithm": "rtrl",
-                "axis": "T",
-                "geometric": [16, 2048, 11],
-                "fixed": {"n": 32, "B": 1},
-            },
-            {
-                "algorithm": "rtrl",
-                "axis": "n",
-                "geometric": [40, 320, 13],
-                "multiple": 8,
-                "fixed": {"T": 2, "B": 2},
-            },
-            {
-                "algorithm": "backprop",
-                "axis": "depth",
-                "geometric": [4, 64, 11],
-                "fixed": {"width": 256, "B": 64},
-            },
-            {
-                "algorithm": "backprop",
-                "axis": "width",
-                "geometric": [384, 3584, 12],
-                "multiple": 32,
-                "fixed": {"depth": 2, "B": 64},
-            },
+            _sweep("bptt", "T", 256, 8192, 11, n=64, B=16),
+            _sweep("bptt", "n", 448, 4000, 12, multiple=32, T=2, B=64),
+            _sweep("tbptt", "T", 256, 8192, 11, n=64, B=16, k1=16, k2=16),
+            _sweep("tbptt", "k", 64, 4096, 11, T=4096, n=16, B=64),
+            _sweep("rtrl", "T", 16, 2048, 11, n=32, B=1),
+            _sweep("rtrl", "n", 40, 320, 13, multiple=8, T=2, B=2),
+            _sweep("backprop", "depth", 4, 64, 11, width=256, B=64),
+            _sweep("backprop", "width", 384, 3584, 12, multiple=32, depth=2, B=64),
         ],
     },
     "full": {
@@ -178,82 +150,18 @@ PRESETS: dict[str, dict] = {
             "max_cell_seconds": 120,
         },
         "sweep": [
-            {
-                "algorithm": "bptt",
-                "axis": "T",
-                "geometric": [256, 32768, 15],
-                "fixed": {"n": 64, "B": 16},
-            },
-            {
-                "algorithm": "bptt",
-                "axis": "n",
-                "geometric": [320, 4096, 15],
-                "multiple": 32,
-                "fixed": {"T": 8, "B": 32},
-            },
-            {
-                "algorithm": "bptt",
-                "axis": "B",
-                "geometric": [8, 512, 13],
-                "fixed": {"T": 64, "n": 256},
-            },
-            {
-                "algorithm": "tbptt",
-                "axis": "T",
-                "geometric": [256, 32768, 15],
-                "fixed": {"n": 64, "B": 16, "k1": 16, "k2": 16},
-            },
-            {
-                "algorithm": "tbptt",
-                "axis": "n",
-                "geometric": [320, 4096, 15],
-                "multiple": 32,
-                "fixed": {"T": 64, "B": 32, "k1": 16, "k2": 16},
-            },
-            {
-                "algorithm": "tbptt",
-                "axis": "k",
-                "geometric": [64, 8192, 15],
-                "fixed": {"T": 8192, "n": 16, "B": 64},
-            },
-            {
-                "algorithm": "rtrl",
-                "axis": "T",
-                "geometric": [16, 8192, 15],
-                "fixed": {"n": 32, "B": 1},
-            },
-            {
-                "algorithm": "rtrl",
-                "axis": "n",
-                "geometric": [40, 448, 13],
-                "multiple": 8,
-                "fixed": {"T": 2, "B": 2},
-            },
-            {
-                "algorithm": "rtrl",
-                "axis": "B",
-                "geometric": [1, 64, 13],
-                "fixed": {"T": 4, "n": 64},
-            },
-            {
-                "algorithm": "backprop",
-                "axis": "depth",
-                "geometric": [4, 128, 13],
-                "fixed": {"width": 256, "B": 64},
-            },
-            {
-                "algorithm": "backprop",
-                "axis": "width",
-                "geometric": [320, 4096, 15],
-                "multiple": 32,
-                "fixed": {"depth": 2, "B": 64},
-            },
-            {
-                "algorithm": "backprop",
-                "axis": "B",
-                "geometric": [16, 2048, 13],
-                "fixed": {"depth": 4, "width": 512},
-            },
+            _sweep("bptt", "T", 256, 32768, 15, n=64, B=16),
+            _sweep("bptt", "n", 384, 4096, 15, multiple=32, T=4, B=64),
+            _sweep("bptt", "B", 8, 512, 13, T=64, n=256),
+            _sweep("tbptt", "T", 256, 32768, 15, n=64, B=16, k1=16, k2=16),
+            _sweep("tbptt", "n", 384, 4096, 15, multiple=32, T=32, B=64, k1=16, k2=16),
+            _sweep("tbptt", "k", 64, 8192, 15, T=8192, n=16, B=64),
+            _sweep("rtrl", "T", 16, 8192, 15, n=32, B=1),
+            _sweep("rtrl", "n", 40, 448, 13, multiple=8, T=2, B=2),
+            _sweep("rtrl", "B", 1, 64, 13, T=4, n=64),
+            _sweep("backprop", "depth", 4, 128, 13, width=256, B=64),
+            _sweep("backprop", "width", 320, 4096, 15, multiple=32, depth=2, B=64),
+            _sweep("backprop", "B", 16, 2048, 13, depth=4, width=512),
         ],
     },
 }
