@@ -20,6 +20,7 @@ saying so.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -158,6 +159,27 @@ def _share_of_power(terms, axis_vars, power: float) -> float:
     return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / whole
 
 
+@contextlib.contextmanager
+def _numba_threads(n):
+    """Evaluate cost models with the Numba thread count the cells were measured with.
+
+    (A model may depend on it, e.g. per-thread scratch buffers.)
+    """
+    import numba
+
+    try:
+        want = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    except (TypeError, ValueError):  # not recorded
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(want)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
 def theory_for(spec, axis: str, metric: str):
     """The registry's exponent for (axis, metric); FLOPs fall back to the time exponent."""
     exp = spec.exponents.get((axis, metric))
@@ -205,7 +227,9 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
     xs = [int(s) for s in sweep["size"]]
     ys = [float(v) if pd.notna(v) else float("nan") for v in sweep[METRIC_COLUMN[metric]]]
-    in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
+    threads = sweep["numba_threads"].iloc[0] if "numba_threads" in sweep.columns else None
+    with _numba_threads(threads):
+        in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
     usable = [w and y > 0 and math.isfinite(y) for w, y in zip(in_window, ys, strict=True)]
     window = [x for x, u in zip(xs, usable, strict=True) if u]
     notes = []
