@@ -1,0 +1,247 @@
+"""`bpttbench peers`: the PyTorch and JAX peers give the kernels' gradients; the command's paths.
+
+Tiny sizes only, and no wall-clock assertions: timing runs with --min-time 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+import kernels
+from bench import peers
+
+TOL = 1e-10
+
+
+def _problem(T=7, B=2, m=3, n=4, p=2, seed=3):
+    params = kernels.init_rnn(m, n, p, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    return params, rng.standard_normal((T, B, m)), rng.standard_normal((T, B, p))
+
+
+def _parse(*argv):
+    parser = argparse.ArgumentParser()
+    peers.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _assert_same(got, want):
+    loss, grads = got
+    ref_loss, ref_grads = want
+    assert peers.max_rel_err(loss, grads, ref_loss, ref_grads) < TOL
+
+
+# --- the peers agree with the kernels -----------------------------------------------
+
+
+def test_torch_bptt_equals_kernel():
+    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    params, xs, ys = _problem()
+    _assert_same(torch_impl.loss_and_grads("bptt", params, xs, ys), kernels.bptt(params, xs, ys))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 10])  # 2, 3: ragged end; 7 = T; 10 > T
+def test_torch_chunked_detach_equals_kernel_tbptt(k):
+    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    params, xs, ys = _problem()
+    got = torch_impl.loss_and_grads("tbptt", params, xs, ys, k=k)
+    _assert_same(got, kernels.tbptt(params, xs, ys, k))
+
+
+def test_torch_accepts_a_2d_sequence():
+    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    params, xs, ys = _problem(B=1)
+    got = torch_impl.loss_and_grads("bptt", params, xs[:, 0], ys[:, 0])
+    _assert_same(got, kernels.bptt(params, xs, ys))
+
+
+def test_jax_bptt_equals_kernel():
+    pytest.importorskip("jax")
+    from bench.peers import jax_impl
+
+    params, xs, ys = _problem()
+    _assert_same(jax_impl.loss_and_grads("bptt", params, xs, ys), kernels.bptt(params, xs, ys))
+
+
+def test_jax_rtrl_equals_kernel():
+    pytest.importorskip("jax")
+    from bench.peers import jax_impl
+
+    params, xs, ys = _problem()
+    _assert_same(jax_impl.loss_and_grads("rtrl", params, xs, ys), kernels.rtrl(params, xs, ys))
+
+
+def test_peers_refuse_an_algorithm_they_do_not_have():
+    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    params, xs, ys = _problem()
+    with pytest.raises(ValueError, match="no 'rtrl'"):
+        torch_impl.make("rtrl", params, xs, ys)
+
+
+# --- the check, the grid, the table --------------------------------------------------
+
+
+def test_max_rel_err():
+    ref = (np.array([1.0, -2.0]), np.array([[4.0]]))
+    assert peers.max_rel_err(3.0, ref, 3.0, ref) == 0.0
+    got = (np.array([1.0, -2.0 + 2e-6]), np.array([[4.0]]))
+    assert peers.max_rel_err(3.0, got, 3.0, ref) == pytest.approx(1e-6)
+    assert peers.max_rel_err(3.0 + 3e-3, ref, 3.0, ref) == pytest.approx(1e-3)
+    assert peers.max_rel_err(3.0, (np.array([np.nan, 0.0]), ref[1]), 3.0, ref) == np.inf
+
+
+class _FakeTool:
+    """A peer that is off by a relative 1e-6 in one gradient."""
+
+    @staticmethod
+    def version():
+        return "0"
+
+    class _Peer:
+        compile_s = None
+
+        def __init__(self, params, xs, ys):
+            self.params, self.xs, self.ys = params, xs, ys
+            self.timed = 0
+
+        def run(self):
+            self.timed += 1
+
+        def check(self):
+            loss, g = kernels.bptt(self.params, self.xs, self.ys)
+            return loss, (g.W_ih * (1 + 1e-6), *g[1:])
+
+    made: ClassVar[list] = []
+
+    @classmethod
+    def make(cls, algorithm, params, xs, ys, k=None):
+        peer = cls._Peer(params, xs, ys)
+        cls.made.append(peer)
+        return peer
+
+
+def test_a_disagreeing_peer_is_not_timed():
+    cell = peers.Cell("fake", "bptt", T=5, n=3, B=1, k=None)
+    row = peers.measure(cell, _FakeTool, m=2, p=2, min_time=0.0, min_rounds=1)
+    assert row["status"] == "mismatch"
+    assert row["max_rel_err"] == pytest.approx(1e-6, rel=1e-3)
+    assert "not timed" in row["reason"]
+    assert "median_s" not in row
+    assert _FakeTool.made[-1].timed == 0
+
+
+def test_default_grid_is_issue_5s():
+    cells = peers.plan(["pytorch", "jax"])
+    got = {(c.tool, c.algorithm, c.T, c.B, c.k): [] for c in cells}
+    for c in cells:
+        got[(c.tool, c.algorithm, c.T, c.B, c.k)].append(c.n)
+    assert got == {
+        ("pytorch", "bptt", 1000, 1, None): [16, 64, 256],
+        ("jax", "bptt", 1000, 1, None): [16, 64, 256],
+        ("pytorch", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("jax", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("pytorch", "tbptt", 1000, 1, 32): [16, 64, 256],
+        ("jax", "rtrl", 50, 1, None): [16, 32, 64],
+    }
+
+
+def test_grid_overrides_replace_every_group_without_duplicates():
+    cells = peers.plan(["pytorch"], ["bptt", "tbptt"], T=[20], n=[4, 8], B=[1], k=5)
+    assert [(c.algorithm, c.T, c.n, c.B, c.k) for c in cells] == [
+        ("bptt", 20, 4, 1, None),
+        ("bptt", 20, 8, 1, None),
+        ("tbptt", 20, 4, 1, 5),
+        ("tbptt", 20, 8, 1, 5),
+    ]
+    assert peers.plan(["jax"], ["tbptt"]) == []
+
+
+def test_format_table_shows_status_of_refused_rows():
+    row = {"tool": "jax", "algorithm": "rtrl", "T": 5, "n": 3, "B": 1, "k": None,
+           "status": "mismatch", "max_rel_err": 1e-3}  # fmt: skip
+    text = peers.format_table([row])
+    assert "mismatch" in text and "1.0e-03" in text
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+def _hide(monkeypatch, *names):
+    """Make ``import torch`` / ``import jax`` fail, as if they were not installed."""
+    for name in names:
+        monkeypatch.setitem(sys.modules, name, None)
+    for tool in ("torch_impl", "jax_impl"):
+        monkeypatch.delitem(sys.modules, f"bench.peers.{tool}", raising=False)
+
+
+def test_without_peers_prints_the_install_hint_and_exits_0(monkeypatch, tmp_path, capsys):
+    _hide(monkeypatch, "torch", "jax")
+    db = tmp_path / "r.sqlite"
+    assert peers.command(_parse("--db", str(db), "--quick")) == 0
+    out = capsys.readouterr().out
+    assert "pip install 'bpttbench[peers]'" in out
+    assert not db.exists()
+
+
+def test_with_one_peer_it_runs_that_one_and_stores_rows(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("torch")
+    _hide(monkeypatch, "jax")
+    db = tmp_path / "r.sqlite"
+    args = _parse(
+        "--db", str(db), "--T", "6", "--n", "3", "--B", "2", "--k", "4", "--m", "2", "--p", "2",
+        "--algorithms", "bptt", "tbptt", "rtrl", "--min-time", "0", "--min-rounds", "1",
+    )  # fmt: skip
+    assert peers.command(args) == 0
+    out = capsys.readouterr().out
+    assert "jax is not installed" in out and "pip install 'bpttbench[peers]'" in out
+    df = peers.load_peers(db)
+    assert sorted(df["algorithm"]) == ["bptt", "tbptt"]
+    assert set(df["tool"]) == {"pytorch"}
+    assert (df["status"] == "ok").all()
+    assert (df["max_rel_err"] < peers.TOLERANCE).all()
+    assert (df["median_s"] > 0).all() and (df["ratio_vs_bpttbench"] > 0).all()
+    assert list(df[["T", "n", "B"]].iloc[0]) == [6, 3, 2]
+    assert df["k"].fillna(-1).tolist() == [-1, 4]  # k only for tbptt
+    for col in ("tool", "algorithm", "T", "n", "B", "dtype", "median_s",
+                "ratio_vs_bpttbench", "max_rel_err", "threads", "tool_version"):  # fmt: skip
+        assert col in df.columns
+
+
+def test_load_peers_without_a_peers_table_is_empty(tmp_path):
+    from bench.store import connect
+
+    db = tmp_path / "r.sqlite"
+    connect(db).close()
+    df = peers.load_peers(db)
+    assert df.empty and {"tool", "median_s", "ratio_vs_bpttbench"} <= set(df.columns)
+
+
+def test_rows_are_keyed_by_run_and_cell(tmp_path):
+    db = tmp_path / "r.sqlite"
+    conn = peers.connect(db)
+    row = {"run_ts": "t0", "tool": "jax", "algorithm": "bptt", "T": 5, "n": 3, "B": 1, "k": None,
+           "dtype": "float64", "status": "ok", "median_s": 1.0, "created": "c"}  # fmt: skip
+    peers.write_peer(conn, row)
+    peers.write_peer(conn, {**row, "median_s": 2.0})  # the same cell again: replaced
+    peers.write_peer(conn, {**row, "run_ts": "t1"})  # another run: a new row
+    conn.close()
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT run_ts, median_s FROM peers ORDER BY run_ts").fetchall() == [
+            ("t0", 2.0),
+            ("t1", 1.0),
+        ]
+
+
+def test_bad_arguments_are_refused():
+    from bench import BenchError
+
+    with pytest.raises(BenchError, match="--n"):
+        peers.command(_parse("--n", "0"))
+    with pytest.raises(BenchError, match="unknown peer"):
+        peers.command(_parse("--tools", "tensorflow"))
