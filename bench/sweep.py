@@ -553,9 +553,19 @@ def budget_check(
 
 
 class Progress:
-    """One status line on stderr: cells done/total, the current cell, time left."""
+    """One status line on stderr: visits done/total, the current cell, time left.
 
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True):
+    On a terminal the line is rewritten in place; in a log (not a terminal) a
+    line is written at most every ``log_every`` seconds.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        enabled: bool = True,
+        log_every: float = 10.0,
+    ):
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
@@ -563,6 +573,8 @@ class Progress:
         self.done = 0
         self.measured = 0
         self.spent = 0.0
+        self.log_every = log_every
+        self._last_log = -math.inf
         self._width = 0
 
     def eta(self) -> float:
@@ -586,6 +598,10 @@ class Progress:
             self.stream.write("\r" + line + " " * pad)
             self._width = len(line)
         else:
+            t = time.monotonic()
+            if t - self._last_log < self.log_every:
+                return
+            self._last_log = t
             self.stream.write(line + "\n")
         self.stream.flush()
 
@@ -728,10 +744,10 @@ def run_sweep(
         ]
         bar = Progress(sum(len(p) for p in passes), stream, enabled=progress)
         if summary.resumed or made:
+            partial = sum(len(v) for v in made.values())
             bar.say(
-                f"{summary.resumed} of {len(cells)} cells already in {db_path}"
-                + (f", {sum(len(v) for v in made.values())} visits of others" if made else "")
-                + "; resuming"
+                f"resuming: {summary.resumed} of {len(cells)} cells already in {db_path}"
+                + (f", and {partial} visits to unfinished cells" if partial else "")
             )
         dropped: set[str] = set()  # skipped or failed: no further visits
         for p, todo in enumerate(passes, 1):
