@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -288,7 +289,15 @@ def cmd_run(args, argv) -> int:
         except (ImportError, AttributeError) as exc:
             print(f"{PROG}: report unavailable ({exc}); fits are in {args.db}", file=sys.stderr)
         else:
-            path = build(args.db, benchmark_json=[], out_dir=Path(args.out))
+            try:
+                path = build(args.db, benchmark_json=[], out_dir=Path(args.out))
+            except Exception:  # a bug in the report must not hide the results above
+                traceback.print_exc()
+                print(
+                    f"{PROG}: the report failed; the measurements and fits are in {args.db}",
+                    file=sys.stderr,
+                )
+                return 1
             print(f"report: {path}")
     print(f"{PROG} run finished in {time.perf_counter() - t0:.0f} s")
     return 1 if args.check and any(r.verdict == "FAIL" for r in results) else 0
