@@ -124,6 +124,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--remeasure", action="store_true", help="measure cells again even if the store has them"
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, measure nothing")
+    p.add_argument(
+        "--dump-grid",
+        action="store_true",
+        help="print the plan as a TOML grid (to edit and pass to --grid), measure nothing",
+    )
 
     p = sub.add_parser("fit", help="exponent table with verdicts, from the store")
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
@@ -222,6 +227,9 @@ def _do_sweep(args, argv, preset):
     registry = _registry()
     plan = _plan(args, registry, preset)
     max_memory = _budget(args)
+    if getattr(args, "dump_grid", False):
+        print(sweep.to_toml(plan, registry), end="")
+        return None
     if getattr(args, "dry_run", False):
         print(sweep.describe(plan, registry))
         return None

@@ -876,3 +876,36 @@ def describe(plan: Plan, registry: Mapping) -> str:
         )
     lines.append(f"  {sum(len(s.values) for s in plan.sweeps)} cells")
     return "\n".join(lines)
+
+
+def to_toml(plan: Plan, registry: Mapping) -> str:
+    """The plan as a TOML grid (``bpttbench sweep --dump-grid``): edit it, pass it to --grid."""
+    t = plan.timing
+    lines = [
+        f"# bpttbench grid, from {plan.name}",
+        "[settings]",
+        f'dtype = "{plan.dtype}"',
+        f"seed = {plan.seed}",
+        f"min_time = {t.min_time!r}",
+        f"round_time = {t.round_time!r}",
+        f"min_rounds = {t.min_rounds}",
+        f"max_rounds = {t.max_rounds}",
+        f"visits = {plan.visits}",
+        f"max_cell_seconds = {plan.max_cell_seconds!r}",
+    ]
+    for s in plan.sweeps:
+        spec = registry[s.algorithm]
+        fixed = ", ".join(
+            f"{k} = {v}"
+            for k, v in s.fixed.items()
+            if k in size_vars(spec) and k not in spec.axis_vars[s.axis]
+        )
+        lines += [
+            "",
+            "[[sweep]]",
+            f'algorithm = "{s.algorithm}"',
+            f'axis = "{s.axis}"',
+            f"values = [{', '.join(str(v) for v in s.values)}]",
+            f"fixed = {{ {fixed} }}",
+        ]
+    return "\n".join(lines) + "\n"

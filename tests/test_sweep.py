@@ -103,6 +103,18 @@ def test_toml_grid_file(tmp_path):
         sweep.load_grid_file(tmp_path / "missing.toml", REG)
 
 
+def test_a_dumped_grid_loads_back_as_the_same_plan(tmp_path):
+    plan = sweep.apply_settings(
+        sweep.parse_grid(grid(visits=2), REG, "test"), {"dtype": "float32", "seed": 5}, "test"
+    )
+    path = tmp_path / "g.toml"
+    path.write_text(sweep.to_toml(plan, REG))
+    back = sweep.load_grid_file(path, REG)
+    assert back.timing == plan.timing
+    assert (back.dtype, back.seed, back.visits) == ("float32", 5, 2)
+    assert [c.label() for c in back.cells(REG)] == [c.label() for c in plan.cells(REG)]
+
+
 def test_command_line_overrides():
     plan = sweep.parse_grid(grid(), REG, "test")
     only = sweep.restrict(plan, REG, algorithms=["fake_rnn"], points={"T": [2, 4, 6, 8, 10]},
@@ -287,6 +299,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["sweep", "--preset", "quick", "--dry-run", "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert "plan quick" in out and "rtrl" in out
+    grid_file = tmp_path / "quick.toml"
+    assert cli.main(["sweep", "--preset", "full", "--dump-grid", "--db", str(db)]) == 0
+    grid_file.write_text(capsys.readouterr().out)
+    assert cli.main(["sweep", "--grid", str(grid_file), "--dry-run", "--db", str(db)]) == 0
+    assert "186 cells" in capsys.readouterr().out
     assert not db.exists()
 
 
