@@ -6,7 +6,10 @@ round is calibrated so that a round lasts at least ``round_time``, and rounds
 are repeated until ``min_time`` has been spent (and at least ``min_rounds``
 rounds). Each round gives one per-call time; the cell reports their median,
 quartiles, IQR and coefficient of variation. The garbage collector is off
-while timing, as in ``timeit``.
+while timing, as in ``timeit``. A sweep times each cell in several *visits*
+spread over the sweep (``bench.sweep``); the statistics are over the rounds of
+all visits (:func:`combine`), and the first visit's first call is the one
+reported as compile time.
 
 Memory: after timing, ``tracemalloc`` is started, the peak reset, the traced
 baseline read, one call made, and the peak above the baseline recorded. It sees
@@ -72,9 +75,10 @@ def time_call(
     single-threaded run only), each round's CPU time of the calling thread is read too,
     and a round whose CPU time is more than ``settings.disturbed`` short of its
     wall time is dropped and timed again: the process was descheduled, so the
-    round measured another program. The test uses the CPU clock, never the
-    measured value, so it cannot favour fast rounds. Once ``retry_factor`` x
-    ``min_time`` is spent, the remaining rounds are kept whatever happened.
+    round measured another program. The test compares two clocks of the same
+    round, not the round with the others, so a round that is slow because of
+    the code itself is kept. Once ``retry_factor`` x ``min_time`` is spent, the
+    remaining rounds are kept whatever happened.
     """
     t0 = time.perf_counter()
     fn()
