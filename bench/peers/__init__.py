@@ -55,7 +55,7 @@ PEER_COLUMNS = (
     "run_ts", "tool", "algorithm", "T", "n", "B", "k", "m", "p", "dtype", "status", "reason",
     "median_s", "q25_s", "q75_s", "bpttbench_median_s", "bpttbench_q25_s", "bpttbench_q75_s",
     "ratio_vs_bpttbench", "max_rel_err", "compile_s", "rounds", "threads", "numba_threads",
-    "blas_threads", "tool_version", "machine", "cpu", "commit", "created",
+    "blas_threads", "tool_version", "machine", "cpu", "commit", "loadavg", "created",
 )  # fmt: skip
 
 _PEERS_SCHEMA = """
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS peers (
     numba_threads INTEGER, blas_threads INTEGER,
     tool_version  TEXT,
     machine TEXT, cpu TEXT, "commit" TEXT,
+    loadavg       REAL,  -- 1-minute load average at the cell's start (this run's threads included)
     created       TEXT NOT NULL
 )
 """
@@ -326,7 +327,15 @@ def connect(db_path):
     from bench.store import connect as store_connect
 
     conn = store_connect(db_path)
-    conn.execute(_PEERS_SCHEMA)
+    try:
+        conn.execute(_PEERS_SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(peers)")}
+        for col in PEER_COLUMNS:  # a table made by an older bpttbench gains new columns
+            if col not in have:
+                conn.execute(f'ALTER TABLE peers ADD COLUMN "{col}"')
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -465,6 +474,13 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(out)
 
 
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+
+
 def _resolve_tools(names: Sequence[str]) -> list[str]:
     tools = []
     for name in names:
@@ -537,11 +553,18 @@ def command(args: argparse.Namespace) -> int:
     )
     print("check: gradients must agree with bpttbench to 1e-8 relative before a peer is timed")
 
+    busy = _loadavg()
+    if busy is not None and busy > 0.5:
+        print(
+            f"warning: the 1-minute load average is {busy:.2f}: other processes are using "
+            "the CPUs, so the timings will be noisy (PyTorch's OpenMP pool suffers most)"
+        )
     conn = connect(args.db)
     rows = []
     try:
         for i, cell in enumerate(cells, 1):
             print(f"[{i}/{len(cells)}] {cell.tool} {cell.algorithm} {cell.label()} ...", flush=True)
+            load_at_start = _loadavg()
             try:
                 row = measure(
                     cell, modules[cell.tool], m=args.m, p=args.p, seed=args.seed,
@@ -559,7 +582,8 @@ def command(args: argparse.Namespace) -> int:
             row.update(
                 run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
                 blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
-                commit=meta["commit"], created=datetime.now(timezone.utc).isoformat(),
+                commit=meta["commit"], loadavg=load_at_start,
+                created=datetime.now(timezone.utc).isoformat(),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)
