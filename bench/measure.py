@@ -44,9 +44,12 @@ class TimingSettings:
     max_rounds: int = 1000
     # Single-threaded, a round whose CPU time (of the calling thread) falls short of
     # its wall time by more than this fraction was descheduled (another process had
-    # the core): it is timed again, up to ``retry_factor`` x min_time in all.
+    # the core): it is timed again while less than ``retry_factor`` x min_time has
+    # been spent, or fewer than ``max_retries`` rounds were dropped (so a cell whose
+    # single call outlasts that time still gets its retries).
     disturbed: float = 0.10
     retry_factor: float = 4.0
+    max_retries: int = 3
 
 
 @dataclass
@@ -77,8 +80,9 @@ def time_call(
     wall time is dropped and timed again: the process was descheduled, so the
     round measured another program. The test compares two clocks of the same
     round, not the round with the others, so a round that is slow because of
-    the code itself is kept. Once ``retry_factor`` x ``min_time`` is spent, the
-    remaining rounds are kept whatever happened.
+    the code itself is kept. Once ``retry_factor`` x ``min_time`` is spent and
+    ``max_retries`` rounds were dropped, the remaining rounds are kept whatever
+    happened.
     """
     t0 = time.perf_counter()
     fn()
@@ -96,7 +100,8 @@ def time_call(
         def keep(elapsed: float, cpu: float, number: int) -> None:
             nonlocal kept, spent, dropped
             spent += elapsed
-            if check_cpu and cpu < (1.0 - settings.disturbed) * elapsed and spent < budget:
+            retry = spent < budget or dropped < settings.max_retries
+            if check_cpu and cpu < (1.0 - settings.disturbed) * elapsed and retry:
                 dropped += 1
             else:
                 samples.append(elapsed / number)

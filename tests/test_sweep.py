@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 
 from bench import BenchError, cli, fit, store, sweep
@@ -350,3 +351,79 @@ def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
     csv = tmp_path / "cells.csv"
     assert cli.main(["export", "--db", str(db), "-o", str(csv)]) == 0
     assert csv.read_text().count("\n") == 17
+
+
+# --- measurement statistics (synthetic clocks: no wall-clock assertions) --------------
+
+
+def scripted_rounds(monkeypatch, rounds):
+    """Make bench.measure._run return the scripted (wall, cpu) pairs, one per round."""
+    from bench import measure
+
+    script = iter(rounds)
+    monkeypatch.setattr(measure, "_run", lambda fn, number: next(script))
+
+
+def test_descheduled_rounds_are_timed_again(monkeypatch):
+    from bench import measure
+
+    settings = measure.TimingSettings(min_time=0.5, round_time=0.1, min_rounds=3)
+    # Calibration call fills a round (0.2 s), then: a descheduled round (cpu 50% of wall),
+    # two good ones, another descheduled one, and a good one.
+    scripted_rounds(
+        monkeypatch, [(0.2, 0.2), (0.9, 0.45), (0.21, 0.21), (0.19, 0.19), (1.0, 0.5), (0.2, 0.2)]
+    )
+    t = measure.time_call(lambda: None, settings, check_cpu=True)
+    assert t.samples == [0.2, 0.21, 0.19]  # 0.6 s kept >= min_time after the third good one
+    assert t.disturbed_rounds == 1
+    assert t.median_s == pytest.approx(0.2)
+    assert t.calls_per_round == 1
+
+
+def test_disturbed_rounds_are_kept_when_the_retries_run_out(monkeypatch):
+    from bench import measure
+
+    settings = measure.TimingSettings(min_time=0.1, round_time=0.1, min_rounds=2, max_retries=1)
+    scripted_rounds(monkeypatch, [(1.0, 0.5), (1.0, 0.5), (1.0, 0.5)])
+    t = measure.time_call(lambda: None, settings, check_cpu=True)
+    assert t.disturbed_rounds == 1  # the calibration round; budget (0.4 s) and retries spent
+    assert t.samples == [1.0, 1.0]
+
+
+def test_without_the_cpu_check_every_round_counts(monkeypatch):
+    from bench import measure
+
+    settings = measure.TimingSettings(min_time=0.3, round_time=0.1, min_rounds=3)
+    scripted_rounds(monkeypatch, [(0.2, 0.1), (0.2, 0.1), (0.2, 0.1)])
+    t = measure.time_call(lambda: None, settings, check_cpu=False)
+    assert (t.rounds, t.disturbed_rounds) == (3, 0)
+
+
+def test_statistics_over_the_rounds_of_all_visits():
+    from bench import measure
+
+    spec = REG["fake_rnn"]
+    size = {"T": 4, "n": 8, "B": 1, "m": 1, "p": 1}
+    visits = [
+        {"samples": [1.0, 2.0], "first_call_s": 9.0, "calls_per_round": 1,
+         "disturbed_rounds": 1, "peak_bytes": 100},
+        {"samples": [3.0, 4.0, 5.0], "first_call_s": 3.0, "calls_per_round": 2,
+         "disturbed_rounds": 0, "peak_bytes": None},
+    ]  # fmt: skip
+    out = measure.combine(visits, spec, size, "float64")
+    assert out["median_s"] == 3.0 and (out["q25_s"], out["q75_s"]) == (2.0, 4.0)
+    assert out["iqr_s"] == 2.0 and out["rounds"] == 5 and out["visits"] == 2
+    assert out["cv"] == pytest.approx(np.std([1, 2, 3, 4, 5], ddof=1) / 3.0)
+    assert out["compile_s"] == 6.0  # the first visit's first call minus the median
+    assert out["disturbed_rounds"] == 1 and out["peak_bytes"] == 100
+    assert out["flops"] == spec.flop_count(size)
+    assert out["gflops"] == pytest.approx(spec.flop_count(size) / 3.0 / 1e9)
+    assert out["model_bytes"] == spec.memory_bytes(size, 8)
+
+
+def test_the_memory_pass_counts_what_a_call_allocates():
+    from bench import measure
+
+    n = 1 << 20
+    peak = measure.peak_memory(lambda: np.ones(n))
+    assert n * 8 <= peak < n * 8 + 64 * 1024
