@@ -126,7 +126,7 @@ PRESETS: dict[str, dict] = {
         "settings": {
             "min_time": 0.3,
             "round_time": 0.005,
-            "min_rounds": 3,
+            "min_rounds": 6,
             "visits": 3,
             "max_cell_seconds": 30,
         },
