@@ -136,7 +136,7 @@ PRESETS: dict[str, dict] = {
             _sweep("tbptt", "T", 256, 8192, 11, n=64, B=16, k1=16, k2=16),
             _sweep("tbptt", "k", 64, 4096, 11, T=4096, n=16, B=64),
             _sweep("rtrl", "T", 16, 2048, 11, n=32, B=1),
-            _sweep("rtrl", "n", 40, 320, 13, multiple=8, T=2, B=2),
+            _sweep("rtrl", "n", 40, 320, 16, multiple=8, T=2, B=2),
             _sweep("backprop", "depth", 4, 64, 11, width=256, B=64),
             _sweep("backprop", "width", 384, 3584, 12, multiple=32, depth=2, B=64),
         ],
