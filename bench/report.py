@@ -23,6 +23,7 @@ be drawn is drawn.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
@@ -51,6 +52,10 @@ MAX_COMPARE_ROWS = 80
 
 class Skip(Exception):
     """A chart (or a whole source) cannot be drawn; the message says why."""
+
+
+class NoSource(Skip):
+    """A chart's source could not be read; that was already said once, so it is not echoed."""
 
 
 # --- the registry --------------------------------------------------------------------
@@ -112,8 +117,8 @@ def load_store(db_path: str | Path, registry: Mapping) -> StoreData:
     try:
         cells = store.load_cells(db_path)
         runs = store.load_runs(db_path)
-    except BenchError as exc:
-        raise Skip(str(exc)) from None
+    except BenchError as exc:  # name the file as the user gave it, not its full path
+        raise Skip(str(exc).replace(str(Path(db_path).resolve()), str(db_path))) from None
     if cells.empty:
         raise Skip(f"{name} holds no measured cells yet (run `bpttbench sweep` first)")
     ok = cells[cells["status"] == "ok"]
@@ -131,8 +136,12 @@ def load_store(db_path: str | Path, registry: Mapping) -> StoreData:
     part = cells[in_slice].copy()
     config = {k: part[k].iloc[0] for k in keys}
     data = StoreData(
-        cells=part, runs=runs[runs["run_id"].isin(part["run_id"].unique())],
-        config=config, fits={}, footer="", all_cells=cells,
+        cells=part,
+        runs=runs[runs["run_id"].isin(part["run_id"].unique())],
+        config=config,
+        fits={},
+        footer="",
+        all_cells=cells,
     )
     others = len(ranked) - 1
     if others:
@@ -206,8 +215,11 @@ def pick_sweep(ok: pd.DataFrame, registry: Mapping, alg: str, axis: str, fit=Non
     if fit is not None and getattr(fit, "fixed", None):
         for g in groups:
             first = g.iloc[0]
-            if all(pd.notna(first.get(k)) and int(first[k]) == int(v)
-                   for k, v in fit.fixed.items() if k in g.columns):
+            if all(
+                pd.notna(first.get(k)) and int(first[k]) == int(v)
+                for k, v in fit.fixed.items()
+                if k in g.columns
+            ):
                 chosen = g
                 break
     if chosen is None:
@@ -234,7 +246,7 @@ def sizes_text(sizes: Mapping[str, int]) -> str:
         if a in sizes and b in sizes and sizes[a] == sizes[b]:
             done |= {a, b}
     for v in SIZE_VARS:
-        if v not in sizes or v in done and v in ("p", "k2"):
+        if v not in sizes or (v in done and v in ("p", "k2")):
             continue
         if v in ("m", "k1") and v in done:
             parts.append(f"{v}={'p' if v == 'm' else 'k2'}={sizes[v]}")
@@ -258,17 +270,24 @@ def fit_label(fit) -> str:
     if fit is None:
         return ""
     if not math.isfinite(fit.slope):
-        return f"no fit ({fit.n_points} pts in window), theory {fit.theory:g}"
-    return (f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}], "
-            f"theory {fit.theory:g}: {fit.verdict}")
+        return f"no fit ({fit.n_points} points in window), theory {fit.theory:g}"
+    return (
+        f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}], "
+        f"theory {fit.theory:g}\n{fit.verdict}"
+    )
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def scaling_series(ok: pd.DataFrame, fits: Mapping, registry: Mapping, axis: str, metric: str,
-                   ) -> tuple[list[ch.Series], str, list[str]]:
+def scaling_series(
+    ok: pd.DataFrame,
+    fits: Mapping,
+    registry: Mapping,
+    axis: str,
+    metric: str,
+) -> tuple[list[ch.Series], str, list[str]]:
     """One series per algorithm with at least two points; the common fixed sizes; the rest."""
     col = METRIC_COLUMN[metric]
     series, fixed_all, too_few = [], [], []
@@ -304,8 +323,11 @@ def scaling_series(ok: pd.DataFrame, fits: Mapping, registry: Mapping, axis: str
     common = {}
     if fixed_all:
         keys = set.intersection(*(set(f) for _, f in fixed_all))
-        common = {k: fixed_all[0][1][k] for k in SIZE_VARS if k in keys
-                  and all(f[k] == fixed_all[0][1][k] for _, f in fixed_all)}
+        common = {
+            k: fixed_all[0][1][k]
+            for k in SIZE_VARS
+            if k in keys and all(f[k] == fixed_all[0][1][k] for _, f in fixed_all)
+        }
         for s, f in fixed_all:
             own = {k: v for k, v in f.items() if k not in common}
             if own:
@@ -356,9 +378,11 @@ class Context:
 
 
 def _describe_slopes(fits: Mapping, registry: Mapping, axis: str, metric: str) -> str:
-    parts = [f"{_title(registry, a)} {f.slope:.2f} (theory {f.theory:g})"
-             for (a, ax_, m), f in fits.items()
-             if ax_ == axis and m == metric and math.isfinite(f.slope)]
+    parts = [
+        f"{_title(registry, a)} {f.slope:.2f} (theory {f.theory:g})"
+        for (a, ax_, m), f in fits.items()
+        if ax_ == axis and m == metric and math.isfinite(f.slope)
+    ]
     return "; ".join(parts)
 
 
@@ -370,18 +394,25 @@ def chart_scaling(ctx: Context, axis: str, metric: str):
         raise Skip(f"fewer than 2 measured sizes along {axis} for every algorithm{who}")
     what = "Time per gradient call" if metric == "time" else "Peak memory per call"
     title = f"{what} vs {ch.AXIS_LABEL[axis].split(' (')[0]}\n{common}, {store.config['dtype']}"
-    ref = ("dashed: theory slope through\nthe fit window" if metric == "time"
-           else "dashed: analytic model\n(registry memory model)")
+    ref = (
+        "dashed: theory slope through\nthe fit window"
+        if metric == "time"
+        else "dashed: analytic model\n(registry memory model)"
+    )
     fig = ch.scaling_chart(series, axis, metric, title, ref, store.footer)
     slopes = _describe_slopes(store.fits, ctx.registry, axis, metric)
     if metric == "time":
-        caption = (f"The slope on these log-log axes is the exponent: each solid line should run "
-                   f"parallel to its dashed theory line where markers are filled (the fit window)"
-                   f"; bars are the interquartile range. {_sentence('Fitted', slopes)}")
+        caption = (
+            f"The slope on these log-log axes is the exponent: each solid line should run "
+            f"parallel to its dashed theory line where markers are filled (the fit window)"
+            f"; bars are the interquartile range. {_sentence('Fitted', slopes)}"
+        )
     else:
-        caption = (f"Measured tracemalloc peaks (solid) should track the analytic model (dashed); "
-                   f"a flat line means memory does not grow along {axis}. "
-                   f"{_sentence('Fitted', slopes)}")
+        caption = (
+            f"Measured tracemalloc peaks (solid) should track the analytic model (dashed); "
+            f"a flat line means memory does not grow along {axis}. "
+            f"{_sentence('Fitted', slopes)}"
+        )
     if too_few:
         caption += f" Not drawn (fewer than 2 sizes): {', '.join(too_few)}."
     return fig, caption.strip(), ""
@@ -393,7 +424,7 @@ def _sentence(prefix: str, body: str) -> str:
 
 def _need_store(ctx: Context) -> StoreData:
     if ctx.store is None:
-        raise Skip("no results store (see above)")
+        raise NoSource("no results store (see above)")
     return ctx.store
 
 
@@ -402,22 +433,36 @@ def chart_exponents(ctx: Context):
     fits = list(store.fits.values())
     if not fits:
         raise Skip("no exponent fits (no sweep has a theoretical exponent and enough points)")
-    rows = [ch.SlopeRow(f"{_title(ctx.registry, f.algorithm)} · {f.axis}", f.metric, f.slope,
-                        f.ci_low, f.ci_high, f.theory, getattr(f, "delta", 0.0), f.verdict)
-            for f in fits]
+    rows = [
+        ch.SlopeRow(
+            f"{_title(ctx.registry, f.algorithm)} · {f.axis}",
+            f.metric,
+            f.slope,
+            f.ci_low,
+            f.ci_high,
+            f.theory,
+            getattr(f, "delta", 0.0),
+            f.verdict,
+        )
+        for f in fits
+    ]
     fig = ch.exponent_chart(rows, store.footer)
     counts = pd.Series([f.verdict for f in fits]).value_counts().to_dict()
-    caption = ("Each bar is a fitted exponent with its 95% interval; it passes when the whole "
-               "interval lies in the grey band around the theory (black tick). "
-               f"{counts.get('PASS', 0)} PASS, {counts.get('INCONCLUSIVE', 0)} INCONCLUSIVE, "
-               f"{counts.get('FAIL', 0)} FAIL.")
+    caption = (
+        "Each bar is a fitted exponent with its 95% interval; it passes when the whole "
+        "interval lies in the grey band around the theory (black tick). "
+        f"{counts.get('PASS', 0)} PASS, {counts.get('INCONCLUSIVE', 0)} INCONCLUSIVE, "
+        f"{counts.get('FAIL', 0)} FAIL."
+    )
     return fig, caption, exponent_table(fits, ctx.registry)
 
 
 def exponent_table(fits: Sequence, registry: Mapping) -> str:
     """The exponent table in Markdown, and the sources of the theoretical exponents."""
-    head = ("| algorithm | axis | metric | theory | fitted slope | 95% interval | verdict "
-            "| fit window | points | note |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| algorithm | axis | metric | theory | fitted slope | 95% interval | verdict "
+        "| fit window | points | note |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for f in fits:
         delta = getattr(f, "delta", 0.0)
@@ -425,16 +470,19 @@ def exponent_table(fits: Sequence, registry: Mapping) -> str:
         if math.isfinite(f.slope):
             slope, ci = f"{f.slope:.3f}", f"[{f.ci_low:.3f}, {f.ci_high:.3f}]"
         else:
-            slope, ci = "–", "–"
-        window = f"{min(f.window)}–{max(f.window)}" if f.window else "(empty)"
+            slope, ci = "-", "-"
+        window = f"{min(f.window)}-{max(f.window)}" if f.window else "(empty)"
         note = str(getattr(f, "note", "") or "").replace("|", "/")
-        lines.append(f"| {_title(registry, f.algorithm)} | {f.axis} | {f.metric} | {theory} | "
-                     f"{slope} | {ci} | **{f.verdict}** | {window} | {f.n_points} | {note} |")
+        lines.append(
+            f"| {_title(registry, f.algorithm)} | {f.axis} | {f.metric} | {theory} | "
+            f"{slope} | {ci} | **{f.verdict}** | {window} | {f.n_points} | {note} |"
+        )
     sources: dict[str, list[str]] = {}
     for f in fits:
         if f.source and f.metric != "flops":  # FLOP exponents repeat the time exponent's source
             sources.setdefault(f.source, []).append(
-                f"{_title(registry, f.algorithm)} {f.metric} vs {f.axis}")
+                f"{_title(registry, f.algorithm)} {f.metric} vs {f.axis}"
+            )
     text = "\n".join(lines)
     if sources:
         text += "\n\nSources of the theoretical exponents (FLOPs share the time exponent's):\n\n"
@@ -468,13 +516,13 @@ def _pair(ctx: Context):
     return store, ctx.registry[a], ctx.registry[b], cells, fixed, itemsize
 
 
-def _pow2_grid(values: Iterable[float], most: int = 9) -> np.ndarray:
+def _geom_grid(values: Iterable[float], points: int = 40) -> np.ndarray:
+    """Integer sizes evenly spaced in log around the powers of two that bracket ``values``."""
     v = [x for x in values if x and x > 0]
-    lo, hi = math.floor(math.log2(min(v))), math.ceil(math.log2(max(v)))
-    ks = np.arange(lo, hi + 1)
-    if len(ks) > most:
-        ks = np.unique(np.round(np.linspace(lo, hi, most)).astype(int))
-    return (2.0**ks).astype(int)
+    # Half an octave of margin, so markers at the measured extremes are not cut in half.
+    lo = max(1.0, 2 ** math.floor(math.log2(min(v))) / math.sqrt(2))
+    hi = 2 ** math.ceil(math.log2(max(v))) * math.sqrt(2)
+    return np.unique(np.round(np.geomspace(lo, hi, points)).astype(int))
 
 
 def chart_cost_grid(ctx: Context):
@@ -487,8 +535,8 @@ def chart_cost_grid(ctx: Context):
             raise Skip(f"no achieved GFLOP/s for {x} to calibrate its time model")
         rate[x] = float(g.median()) * 1e9
     both = pd.concat(cells.values())
-    T = _pow2_grid(both["T"].dropna())
-    n = _pow2_grid(both["n"].dropna())
+    T = _geom_grid(both["T"].dropna())
+    n = _geom_grid(both["n"].dropna())
     if len(T) < 2 or len(n) < 2:
         raise Skip("the measured cells span fewer than 2 values of T or n")
     a, b = RNN_PAIR
@@ -497,59 +545,79 @@ def chart_cost_grid(ctx: Context):
     for i, t in enumerate(T):
         for j, nn in enumerate(n):
             size = {"T": int(t), "n": int(nn), **fixed, "k1": int(t), "k2": int(t)}
-            t_ratio[i, j] = (spec_a.flop_count(size) / rate[a]) / (spec_b.flop_count(size) / rate[b])
-            m_ratio[i, j] = spec_a.memory_bytes(size, itemsize) / spec_b.memory_bytes(size, itemsize)
+            t_a, t_b = spec_a.flop_count(size) / rate[a], spec_b.flop_count(size) / rate[b]
+            t_ratio[i, j] = t_a / t_b
+            m_ratio[i, j] = spec_a.memory_bytes(size, itemsize) / spec_b.memory_bytes(
+                size, itemsize
+            )
     names = (_title(ctx.registry, a), _title(ctx.registry, b))
     # Sizes where both were measured: the model's calibration can be checked there.
     key = ["T", "n", "B", "m", "p"]
     pairs = cells[a].merge(cells[b], on=key, suffixes=("_a", "_b"))
-    pairs = pairs[(pairs["B"] == fixed["B"]) & (pairs["m"] == fixed["m"]) & (pairs["p"] == fixed["p"])]
+    same = (pairs["B"] == fixed["B"]) & (pairs["m"] == fixed["m"]) & (pairs["p"] == fixed["p"])
+    pairs = pairs[same]
     pairs = pairs.drop_duplicates(["T", "n"])
     measured = [(float(r.n), float(r.T)) for r in pairs.itertuples()]
+    each = {x: sorted({(float(r.n), float(r.T)) for r in c.itertuples()}) for x, c in cells.items()}
     fig = ch.ratio_chart(
-        T, n,
-        [ch.RatioPanel(f"time: {names[0]} ÷ {names[1]}", t_ratio),
-         ch.RatioPanel(f"memory: {names[0]} ÷ {names[1]}", m_ratio, boundary=True)],
-        measured, names,
-        f"Cost of {names[0]} relative to {names[1]} at equal (T, n), from the cost models "
-        f"({sizes_text(fixed)}, {store.config['dtype']})",
+        T,
+        n,
+        [
+            ch.RatioPanel(f"time: {names[0]} ÷ {names[1]}", t_ratio),
+            ch.RatioPanel(f"memory: {names[0]} ÷ {names[1]}", m_ratio, boundary=True),
+        ],
+        measured,
+        names,
+        each,
+        f"Cost of {names[0]} relative to {names[1]} at equal (T, n)\n"
+        f"from the cost models at {sizes_text(fixed)}, {store.config['dtype']}",
         store.footer,
     )
     caption = (
         f"Model predictions, calibrated by the measurements: time = exact FLOP count ÷ the "
         f"algorithm's median measured GFLOP/s ({rate[a] / 1e9:.3g} for {names[0]}, "
-        f"{rate[b] / 1e9:.3g} for {names[1]}), memory = the analytic model. Orange cells: "
-        f"{names[0]} costs more; purple: less; the black contour is where memory is equal. "
+        f"{rate[b] / 1e9:.3g} for {names[1]}), memory = the analytic model. Orange: "
+        f"{names[0]} costs more, purple: less; thin contours mark each factor of ten, the "
+        f"thick one equal memory. "
         f"Over this grid {names[0]} takes {ch.format_ratio(t_ratio.min())} to "
         f"{ch.format_ratio(t_ratio.max())} times {names[1]}'s time."
     )
-    if measured:
-        caption += " Circles: sizes where both were measured (table below)."
+    caption += " Small markers: (T, n) where each was measured (at its sweep's B)" + (
+        "; circles: where both were measured at the same size (table below)." if measured else "."
+    )
     md = ""
     if len(pairs):
-        rows = ["| T | n | measured time ratio | model time ratio | measured memory ratio "
-                "| model memory ratio |", "|---|---|---|---|---|---|"]
+        rows = [
+            "| T | n | measured time ratio | model time ratio | measured memory ratio "
+            "| model memory ratio |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in pairs.sort_values(["n", "T"]).head(12).itertuples():
             size = {"T": int(r.T), "n": int(r.n), **fixed, "k1": int(r.T), "k2": int(r.T)}
             mt = (spec_a.flop_count(size) / rate[a]) / (spec_b.flop_count(size) / rate[b])
             mm = spec_a.memory_bytes(size, itemsize) / spec_b.memory_bytes(size, itemsize)
-            rows.append(f"| {int(r.T)} | {int(r.n)} | {r.median_s_a / r.median_s_b:.3g} | "
-                        f"{mt:.3g} | {_safe_ratio(r.peak_bytes_a, r.peak_bytes_b)} | {mm:.3g} |")
-        md = (f"{names[0]} ÷ {names[1]} where both were measured at the same size:\n\n"
-              + "\n".join(rows))
+            rows.append(
+                f"| {int(r.T)} | {int(r.n)} | {r.median_s_a / r.median_s_b:.3g} | "
+                f"{mt:.3g} | {_safe_ratio(r.peak_bytes_a, r.peak_bytes_b)} | {mm:.3g} |"
+            )
+        md = f"{names[0]} ÷ {names[1]} where both were measured at the same size:\n\n" + "\n".join(
+            rows
+        )
     return fig, caption, md
 
 
 def _safe_ratio(a, b) -> str:
     try:
-        return f"{float(a) / float(b):.3g}" if float(b) > 0 else "–"
+        return f"{float(a) / float(b):.3g}" if float(b) > 0 else "-"
     except (TypeError, ValueError):
-        return "–"
+        return "-"
 
 
-def memory_crossover(spec_a, spec_b, n: int, fixed: Mapping, itemsize: int,
-                     t_max: int = 2**40) -> float:
+def memory_crossover(
+    spec_a, spec_b, n: int, fixed: Mapping, itemsize: int, t_max: int = 2**40
+) -> float:
     """Smallest T at which memory(B) >= memory(A) at state size n (inf if none below t_max)."""
+
     def gap(t: int) -> float:
         size = {"T": t, "n": n, **fixed, "k1": t, "k2": t}
         return spec_b.memory_bytes(size, itemsize) - spec_a.memory_bytes(size, itemsize)
@@ -583,32 +651,54 @@ def chart_boundary(ctx: Context):
     # Points: every measured size of either algorithm; the other side measured if it was,
     # else from its model.
     key = ["T", "n", "B", "m", "p"]
-    peaks = {x: {tuple(int(v) for v in r[key]): float(r["peak_bytes"])
-                 for _, r in c.iterrows() if pd.notna(r["peak_bytes"]) and r["peak_bytes"] > 0}
-             for x, c in cells.items()}
+    peaks = {
+        x: {
+            tuple(int(v) for v in r[key]): float(r["peak_bytes"])
+            for _, r in c.iterrows()
+            if pd.notna(r["peak_bytes"]) and r["peak_bytes"] > 0
+        }
+        for x, c in cells.items()
+    }
+    # Each point is compared at its own size; the line is drawn at the most common B, m, p,
+    # but hardly moves with them: both memories grow about in proportion to B.
     points = []
-    for sz in set(peaks[a]) | set(peaks[b]):
+    for sz in sorted(set(peaks[a]) | set(peaks[b])):
         size = dict(zip(key, sz, strict=True))
-        if any(size[k] != fixed[k] for k in ("B", "m", "p")) or not n_lo <= size["n"] <= n_hi:
+        if not n_lo <= size["n"] <= n_hi:
             continue
         full = {**size, "k1": size["T"], "k2": size["T"]}
         ma = peaks[a].get(sz, spec_a.memory_bytes(full, itemsize))
         mb = peaks[b].get(sz, spec_b.memory_bytes(full, itemsize))
-        points.append(ch.BoundaryPoint(size["n"], size["T"], ma < mb,
-                                       sz in peaks[a] and sz in peaks[b]))
+        points.append(
+            ch.BoundaryPoint(size["n"], size["T"], ma < mb, sz in peaks[a] and sz in peaks[b])
+        )
     names = (_title(ctx.registry, a), _title(ctx.registry, b))
     fig = ch.boundary_chart(
-        n_line, T_line, points, names, RNN_PAIR, guide=True,
-        title=(f"Where {names[0]}'s memory drops below {names[1]}'s\n"
-               f"{sizes_text(fixed)}, {store.config['dtype']}"),
+        n_line,
+        T_line,
+        points,
+        names,
+        RNN_PAIR,
+        guide=True,
+        title=(
+            f"Where {names[0]}'s memory drops below {names[1]}'s\n"
+            f"{sizes_text(fixed)}, {store.config['dtype']}"
+        ),
         footer=store.footer,
     )
-    examples = [k for k in sorted(set(n_all)) if k in set(n_line)] or list(n_line[:: len(n_line) // 3])
-    ex = ", ".join(f"T > {memory_crossover(spec_a, spec_b, int(k), fixed, itemsize):,.0f} "
-                   f"at n = {int(k)}" for k in examples[-3:])
-    caption = (f"Above the black line (from the analytic memory models) {names[0]}'s influence "
-               f"matrix takes less memory than {names[1]}'s stored states: {ex}; it grows "
-               f"roughly like T = n² (dotted). Markers are measured peaks.")
+    examples = [k for k in sorted(set(n_all)) if k in set(n_line)] or list(
+        n_line[:: len(n_line) // 3]
+    )
+    ex = ", ".join(
+        f"T > {memory_crossover(spec_a, spec_b, int(k), fixed, itemsize):,.0f} at n = {int(k)}"
+        for k in examples[-3:]
+    )
+    caption = (
+        f"Above the black line (from the analytic memory models) {names[0]}'s influence "
+        f"matrix takes less memory than {names[1]}'s stored states: {ex}; it grows "
+        f"roughly like T = n² (dotted). Markers are measured peaks, each compared at "
+        f"its own size (the line barely moves with B)."
+    )
     return fig, caption, ""
 
 
@@ -625,8 +715,12 @@ def chart_efficiency(ctx: Context):
             sw = pick_sweep(ok, ctx.registry, alg, axis, store.fits.get((alg, axis, "time")))
             if sw["size"].nunique() < 2:
                 continue
-            s = ch.Series(alg, _title(ctx.registry, alg), sw["size"].to_numpy(float),
-                          sw["gflops"].to_numpy(float))
+            s = ch.Series(
+                alg,
+                _title(ctx.registry, alg),
+                sw["size"].to_numpy(float),
+                sw["gflops"].to_numpy(float),
+            )
             panel.series.append(s)
             top = sw.loc[sw["gflops"].idxmax()]
             if top["gflops"] > best.get(alg, (0, None))[0]:
@@ -644,9 +738,11 @@ def chart_efficiency(ctx: Context):
         + (f" ({g / gemm:.0%} of GEMM)" if gemm else "")
         for a, (g, r) in best.items()
     )
-    caption = ("The gap between each line and the solid GEMM line is what the kernel leaves on "
-               "the table; matrix-vector-bound kernels (B = 1) can at best reach the dotted GEMV "
-               f"line. Best: {bests}.")
+    caption = (
+        "The gap between each line and the solid GEMM line is what the kernel leaves on "
+        "the table; kernels bound by matrix-vector products (small B) can at best reach "
+        f"the dotted GEMV line. Best: {bests}."
+    )
     if not gemm:
         caption += " (The run recorded no GEMM peak.)"
     return fig, caption, ""
@@ -674,9 +770,12 @@ def chart_other_axes(ctx: Context):
     slopes = "; ".join(
         f"{_title(ctx.registry, a)} {m} vs {ax_} {f.slope:.2f} (theory {f.theory:g})"
         for (a, ax_, m), f in store.fits.items()
-        if ax_ not in ("T", "n") and m in ("time", "memory") and math.isfinite(f.slope))
-    caption = ("Batch size, truncation length and the MLP's depth and width, one at a time; "
-               f"dashed lines as in the charts above. {_sentence('Fitted', slopes)}")
+        if ax_ not in ("T", "n") and m in ("time", "memory") and math.isfinite(f.slope)
+    )
+    caption = (
+        "Batch size, truncation length and the MLP's depth and width, one at a time; "
+        f"dashed lines as in the charts above. {_sentence('Fitted', slopes)}"
+    )
     return fig, caption.strip(), ""
 
 
@@ -696,27 +795,49 @@ def chart_peers(ctx: Context, db_path: str | Path):
     if df.empty:
         raise Skip("no peer measurement has a time ratio")
     df = df.sort_values(["algorithm", "n", "T", "B"])
-    labels = list(dict.fromkeys(
-        f"{_title(ctx.registry, r.algorithm)} T={int(r.T)} n={int(r.n)} B={int(r.B)} {r.dtype}"
-        for r in df.itertuples()))
+    labels = list(
+        dict.fromkeys(
+            f"{_title(ctx.registry, r.algorithm)} T={int(r.T)} n={int(r.n)} B={int(r.B)} {r.dtype}"
+            for r in df.itertuples()
+        )
+    )
     series = []
     for tool, g in df.groupby("tool", sort=True):
-        vals = dict(zip(
-            (f"{_title(ctx.registry, r.algorithm)} T={int(r.T)} n={int(r.n)} B={int(r.B)} "
-             f"{r.dtype}" for r in g.itertuples()), g["ratio_vs_bpttbench"], strict=True))
+        vals = dict(
+            zip(
+                (
+                    f"{_title(ctx.registry, r.algorithm)} T={int(r.T)} n={int(r.n)} B={int(r.B)} "
+                    f"{r.dtype}"
+                    for r in g.itertuples()
+                ),
+                g["ratio_vs_bpttbench"],
+                strict=True,
+            )
+        )
         series.append((str(tool), [vals.get(lab, np.nan) for lab in labels]))
-    fig = ch.dot_ratio_chart(labels, series, "peer's median time ÷ bpttbench's (log scale)",
-                             "Peer implementations against bpttbench, same problem",
-                             store.footer, note="> 1: bpttbench is faster")
-    caption = ("Each marker is a peer library's time for the same gradient divided by "
-               "bpttbench's; right of the line bpttbench is faster.")
-    rows = ["| tool | algorithm | T | n | B | dtype | median (s) | ratio | max rel. error |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    fig = ch.dot_ratio_chart(
+        labels,
+        series,
+        "peer's median time ÷ bpttbench's (log scale)",
+        "Peer implementations against bpttbench, same problem",
+        store.footer,
+        note="> 1: bpttbench is faster",
+    )
+    caption = (
+        "Each marker is a peer library's time for the same gradient divided by "
+        "bpttbench's; right of the line bpttbench is faster."
+    )
+    rows = [
+        "| tool | algorithm | T | n | B | dtype | median (s) | ratio | max rel. error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in df.itertuples():
         err = getattr(r, "max_rel_err", float("nan"))
-        rows.append(f"| {r.tool} | {_title(ctx.registry, r.algorithm)} | {int(r.T)} | {int(r.n)} | "
-                    f"{int(r.B)} | {r.dtype} | {r.median_s:.3g} | {r.ratio_vs_bpttbench:.3g} | "
-                    f"{err:.2g} |")
+        rows.append(
+            f"| {r.tool} | {_title(ctx.registry, r.algorithm)} | {int(r.T)} | {int(r.n)} | "
+            f"{int(r.B)} | {r.dtype} | {r.median_s:.3g} | {r.ratio_vs_bpttbench:.3g} | "
+            f"{err:.2g} |"
+        )
     return fig, caption, "\n".join(rows)
 
 
@@ -740,12 +861,16 @@ def read_benchmark_json(path: str | Path) -> BenchFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise Skip(f"{path.name}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise Skip(f"{path.name} is not JSON ({exc.msg}, line {exc.lineno}), so not "
-                   f"pytest-benchmark output") from None
-    if not (isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list)
-            and "machine_info" in doc):
-        raise Skip(f"{path.name} is not pytest-benchmark output (no 'benchmarks' list and "
-                   f"'machine_info')")
+        raise Skip(
+            f"{path.name} is not JSON ({exc.msg}, line {exc.lineno}), so not "
+            f"pytest-benchmark output"
+        ) from None
+    if not (
+        isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list) and "machine_info" in doc
+    ):
+        raise Skip(
+            f"{path.name} is not pytest-benchmark output (no 'benchmarks' list and 'machine_info')"
+        )
     rows = []
     for b in doc["benchmarks"]:
         stats = b.get("stats") if isinstance(b, dict) else None
@@ -755,42 +880,66 @@ def read_benchmark_json(path: str | Path) -> BenchFile:
     if not rows:
         raise Skip(f"{path.name} has no benchmark with timing statistics")
     cells = pd.DataFrame(rows)
-    return BenchFile(path, cells, _json_footer(doc, path))
+    return BenchFile(path, cells, _json_footer(doc, path, cells))
 
 
 def _benchmark_row(b: Mapping, stats: Mapping, doc: Mapping) -> dict:
-    params = b.get("params") or {}
-    extra = b.get("extra_info") or {}
+    """One benchmark as a cell: algorithm, axis and sizes from extra_info, params or names.
+
+    bpttbench's suite stores ``algorithm``, ``axis``, ``size`` (a dict) and
+    ``dtype`` in ``extra_info``; other suites are read from a group like
+    ``bptt-T`` or ``bptt vs T (...)`` and sizes from ``params`` or ids like ``T=64``.
+    """
+    params = b.get("params") if isinstance(b.get("params"), dict) else {}
+    extra = b.get("extra_info") if isinstance(b.get("extra_info"), dict) else {}
+    sizes = extra.get("size") if isinstance(extra.get("size"), dict) else {}
     name = str(b.get("name", "?"))
     group = str(b.get("group") or "")
-    alg, _, axis = group.rpartition("-")
+    m = re.match(r"^\s*([\w.]+?)(?:-| vs )(\w+)\b", group)
+    alg = extra.get("algorithm") or (m.group(1) if m else None)
+    axis = extra.get("axis") or (m.group(2) if m else None)
     if not alg or axis not in AXES:
         alg, axis = None, None
 
     def size_of(var: str):
-        for src in (params, extra):
-            v = src.get(var) if isinstance(src, dict) else None
+        for src in (sizes, params, extra):
+            v = src.get(var)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 return int(v)
-        m = re.search(rf"(?:^|[\[\-_, ]){re.escape(var)}=(\d+)", name)
-        return int(m.group(1)) if m else None
+        found = re.search(rf"(?:^|[\[\-_, ]){re.escape(var)}=(\d+)", name)
+        return int(found.group(1)) if found else None
 
-    row = {"name": name, "fullname": str(b.get("fullname", name)), "group": group,
-           "algorithm": alg, "axis": axis, **{v: size_of(v) for v in SIZE_VARS}}
+    row = {
+        "name": name,
+        "fullname": str(b.get("fullname", name)),
+        "group": group,
+        "algorithm": alg,
+        "axis": axis,
+        **{v: size_of(v) for v in SIZE_VARS},
+    }
     size = None
     if axis is not None:
-        size = row["k1"] if axis == "k" and size_of("k") is None else size_of(axis)
+        size = size_of(axis) if axis != "k" else (size_of("k") or row["k1"])
     row.update(
-        size=size, dtype=str(extra.get("dtype") or params.get("dtype") or "float64"),
-        status="ok" if size else "unplaced", median_s=float(stats["median"]),
-        q25_s=_num(stats.get("q1")), q75_s=_num(stats.get("q3")), rounds=stats.get("rounds"),
-        flops=_num(extra.get("flops")), peak_bytes=_num(extra.get("peak_bytes")),
+        size=size,
+        dtype=str(extra.get("dtype") or params.get("dtype") or "float64"),
+        status="ok" if size else "unplaced",
+        median_s=float(stats["median"]),
+        q25_s=_num(stats.get("q1")),
+        q75_s=_num(stats.get("q3")),
+        rounds=stats.get("rounds"),
+        flops=_num(extra.get("flops")),
+        peak_bytes=_num(extra.get("peak_bytes")),
         model_bytes=_num(extra.get("model_bytes", extra.get("analytic_bytes"))),
-        compile_s=_num(extra.get("compile_s")), created=str(doc.get("datetime", "")),
+        compile_s=_num(extra.get("compile_s")),
+        created=str(doc.get("datetime", "")),
         machine=str((doc.get("machine_info") or {}).get("node", "")),
+        numba_threads=extra.get("numba_threads"),
+        blas_threads=extra.get("blas_threads"),
     )
-    row["gflops"] = (row["flops"] / row["median_s"] / 1e9
-                     if row["flops"] and row["median_s"] > 0 else None)
+    row["gflops"] = (
+        row["flops"] / row["median_s"] / 1e9 if row["flops"] and row["median_s"] > 0 else None
+    )
     return row
 
 
@@ -798,15 +947,33 @@ def _num(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _json_footer(doc: Mapping, path: Path) -> str:
+def _json_footer(doc: Mapping, path: Path, cells: pd.DataFrame) -> str:
     mi = doc.get("machine_info") or {}
     cpu = mi.get("cpu") or {}
     ci = doc.get("commit_info") or {}
     commit = str(ci.get("id") or "unknown")[:10] + (" (dirty)" if ci.get("dirty") else "")
-    return (f"pytest-benchmark {doc.get('version', '?')} · {path.name} · machine "
-            f"{mi.get('node', '?')} ({cpu.get('brand_raw', '?')}) · Python "
-            f"{mi.get('python_version', '?')} · commit {commit} · "
-            f"{str(doc.get('datetime', ''))[:16]}")
+    parts = [
+        f"pytest-benchmark {doc.get('version', '?')}",
+        path.name,
+        f"machine {mi.get('node', '?')} ({cpu.get('brand_raw', '?')})",
+    ]
+    threads = [_one_value(cells.get(c)) for c in ("numba_threads", "blas_threads")]
+    if all(t is not None for t in threads):
+        parts.append(f"Numba threads {_int(threads[0])}, BLAS threads {_int(threads[1])}")
+    parts += [
+        f"Python {mi.get('python_version', '?')}",
+        f"commit {commit}",
+        str(doc.get("datetime", ""))[:16],
+    ]
+    return " · ".join(parts)
+
+
+def _one_value(col):
+    """The single value of a column, or None if it is missing or varies."""
+    if col is None:
+        return None
+    vals = col.dropna().unique()
+    return vals[0] if len(vals) == 1 else None
 
 
 def chart_bench_time(bf: BenchFile, axis: str, registry: Mapping):
@@ -818,18 +985,21 @@ def chart_bench_time(bf: BenchFile, axis: str, registry: Mapping):
         fits = {(f.algorithm, f.axis, f.metric): f for f in fit_table(ok, registry)}
     except Exception:  # sizes the models need may be missing from the JSON: plain slopes
         fits = {}
-    series, common, too_few = scaling_series(ok, fits, registry, axis, "time")
+    series, common, _ = scaling_series(ok, fits, registry, axis, "time")
     if not series:
         raise Skip(f"{bf.path.name}: fewer than 2 sizes along {axis} for every algorithm")
     dtypes = ok["dtype"].dropna().unique()
     sub = ", ".join(x for x in (common, dtypes[0] if len(dtypes) == 1 else "") if x)
     title = f"pytest-benchmark: time per call vs {ch.AXIS_LABEL[axis].split(' (')[0]}"
     title += f"\n{sub}" if sub else ""
-    fig = ch.scaling_chart(series, axis, "time", title, "dashed: theory slope through\n"
-                           "the fit window", bf.footer)
-    caption = (f"From {bf.path.name}: the same reading as the store's time charts (median per "
-               f"benchmark, bars from first to third quartile). "
-               f"{_sentence('Fitted', _describe_slopes(fits, registry, axis, 'time'))}")
+    fig = ch.scaling_chart(
+        series, axis, "time", title, "dashed: theory slope through\nthe fit window", bf.footer
+    )
+    caption = (
+        f"From {bf.path.name}: the same reading as the store's time charts (median per "
+        f"benchmark, bars from first to third quartile). "
+        f"{_sentence('Fitted', _describe_slopes(fits, registry, axis, 'time'))}"
+    )
     return fig, caption.strip(), ""
 
 
@@ -840,7 +1010,9 @@ def chart_bench_compare(files: Sequence[BenchFile]):
     series, notes = [], []
     for f in others:
         o = f.cells.drop_duplicates("fullname").set_index("fullname")["median_s"]
-        series.append((f"{f.path.name} ÷ {base.path.name}", [o.get(k, np.nan) / b[k] for k in names]))
+        series.append(
+            (f"{f.path.name} ÷ {base.path.name}", [o.get(k, np.nan) / b[k] for k in names])
+        )
         only = len(set(o.index) - set(b.index))
         if only:
             notes.append(f"{only} benchmark(s) only in {f.path.name}")
@@ -848,22 +1020,32 @@ def chart_bench_compare(files: Sequence[BenchFile]):
     if not common:
         raise Skip(f"no benchmark appears in both {base.path.name} and the other file(s)")
     if len(common) > MAX_COMPARE_ROWS:
-        spread = [max(abs(math.log(s[1][i])) for s in series if np.isfinite(s[1][i]))
-                  for i in common]
+        spread = [
+            max(abs(math.log(s[1][i])) for s in series if np.isfinite(s[1][i])) for i in common
+        ]
         keep = sorted(np.argsort(spread)[::-1][:MAX_COMPARE_ROWS])
-        notes.append(f"showing the {MAX_COMPARE_ROWS} of {len(common)} benchmarks that changed most")
+        notes.append(
+            f"showing the {MAX_COMPARE_ROWS} of {len(common)} benchmarks that changed most"
+        )
         common = [common[i] for i in keep]
     short = base.cells.drop_duplicates("fullname").set_index("fullname")["name"]
     unique = short.nunique() == len(short)
     labels = [_short(short[names[i]] if unique else names[i]) for i in common]
     series = [(n_, [v[i] for i in common]) for n_, v in series]
-    fig = ch.dot_ratio_chart(labels, series, "median time ÷ baseline's (log scale)",
-                             f"Saved runs compared, baseline {base.path.name}",
-                             others[-1].footer, note="< 1: faster than the baseline")
+    fig = ch.dot_ratio_chart(
+        labels,
+        series,
+        "median time ÷ baseline's (log scale)",
+        f"Saved runs compared, baseline {base.path.name}",
+        others[-1].footer,
+        note="< 1: faster than the baseline",
+    )
     ratios = np.array([v for _, vals in series for v in vals if np.isfinite(v)])
     gm = float(np.exp(np.mean(np.log(ratios))))
-    caption = (f"Points left of the line got faster than {base.path.name}, right got slower; "
-               f"geometric mean ratio {gm:.3g}, range {ratios.min():.3g} to {ratios.max():.3g}.")
+    caption = (
+        f"Points left of the line got faster than {base.path.name}, right got slower; "
+        f"geometric mean ratio {gm:.3g}, range {ratios.min():.3g} to {ratios.max():.3g}."
+    )
     if notes:
         caption += " " + "; ".join(notes) + "."
     return fig, caption, ""
@@ -901,12 +1083,15 @@ def _intro(ctx: Context, bench_files: Sequence[BenchFile], charts: Sequence[Char
             "store was not available, so the store's charts are listed as skipped below."
         )
     else:
-        lines.append("No results were available: neither a results store nor pytest-benchmark "
-                     "JSON could be read, so no chart was drawn (reasons below).")
+        lines.append(
+            "No results were available: neither a results store nor pytest-benchmark "
+            "JSON could be read, so no chart was drawn (reasons below)."
+        )
     drawn = sum(1 for c in charts if not c.skipped)
     skipped = len(charts) - drawn
-    lines.append(f"{drawn} chart(s) drawn" + (f", {skipped} skipped (see the end)." if skipped
-                                               else "."))
+    lines.append(
+        f"{drawn} chart(s) drawn" + (f", {skipped} skipped (see the end)." if skipped else ".")
+    )
     return " ".join(lines)
 
 
@@ -923,35 +1108,47 @@ def _findings(ctx: Context) -> list[str]:
     fits = list(store.fits.values())
     if fits:
         c = pd.Series([f.verdict for f in fits]).value_counts().to_dict()
-        out.append(f"Of {len(fits)} exponents checked, {c.get('PASS', 0)} agree with theory "
-                   f"(PASS), {c.get('INCONCLUSIVE', 0)} are inconclusive and "
-                   f"{c.get('FAIL', 0)} disagree (FAIL).")
+        out.append(
+            f"{c.get('PASS', 0)} of the {len(fits)} exponents checked agree with "
+            f"theory (PASS); {c.get('INCONCLUSIVE', 0)} are inconclusive and "
+            f"{c.get('FAIL', 0)} FAIL."
+        )
     ok = store.ok
     a, b = RNN_PAIR
     pa, pb = ok[ok["algorithm"] == a], ok[ok["algorithm"] == b]
     both = pa.merge(pb, on=["T", "n", "B", "m", "p"], suffixes=("_a", "_b"))
     if len(both):
         r = both.sort_values(["n", "T"]).iloc[-1]
-        out.append(f"At T = {int(r['T'])}, n = {int(r['n'])}, {_title(ctx.registry, a)} took "
-                   f"{r['median_s_a'] / r['median_s_b']:.3g} times as long as "
-                   f"{_title(ctx.registry, b)} and used "
-                   f"{_safe_ratio(r['peak_bytes_a'], r['peak_bytes_b'])} times its memory.")
+        out.append(
+            f"At T = {int(r['T'])}, n = {int(r['n'])}, {_title(ctx.registry, a)} took "
+            f"{r['median_s_a'] / r['median_s_b']:.3g} times as long as "
+            f"{_title(ctx.registry, b)} and used "
+            f"{_safe_ratio(r['peak_bytes_a'], r['peak_bytes_b'])} times its memory."
+        )
     try:
         _, spec_a, spec_b, cells, fixed, itemsize = _pair(ctx)
         n0 = int(pd.concat(cells.values())["n"].median())
         n0 = 2 ** round(math.log2(n0))
         t0 = memory_crossover(spec_a, spec_b, n0, fixed, itemsize)
         if math.isfinite(t0):
-            out.append(f"By the cost models, {_title(ctx.registry, a)} needs less memory than "
-                       f"{_title(ctx.registry, b)} only when T exceeds about {t0:,.0f} at "
-                       f"n = {n0}, a boundary that grows roughly like n².")
+            out.append(
+                f"By the cost models, {_title(ctx.registry, a)} needs less memory than "
+                f"{_title(ctx.registry, b)} only when T exceeds about {t0:,.0f} at "
+                f"n = {n0}, a boundary that grows roughly like n²."
+            )
     except Skip:
         pass
     return out
 
 
-def write_markdown(path: Path, ctx: Context, charts: Sequence[Chart], problems: Sequence[str],
-                   bench_files: Sequence[BenchFile], db_path: str | Path) -> None:
+def write_markdown(
+    path: Path,
+    ctx: Context,
+    charts: Sequence[Chart],
+    problems: Sequence[str],
+    bench_files: Sequence[BenchFile],
+    db_path: str | Path,
+) -> None:
     parts = ["# bpttbench report", "", _intro(ctx, bench_files, charts), ""]
     section = None
     for c in charts:
@@ -961,8 +1158,14 @@ def write_markdown(path: Path, ctx: Context, charts: Sequence[Chart], problems: 
             section = c.section
             parts += [f"## {section}", ""]
         png, svg = (f.relative_to(path.parent).as_posix() for f in c.files)
-        parts += [f"### {c.title}", "", f"![{c.title}]({png})", "",
-                  f"*{c.caption}* ([SVG]({svg}))", ""]
+        parts += [
+            f"### {c.title}",
+            "",
+            f"![{c.title}]({png})",
+            "",
+            f"*{c.caption}* ([SVG]({svg}))",
+            "",
+        ]
         if c.markdown:
             parts += [c.markdown, ""]
     skipped = [c for c in charts if c.skipped]
@@ -971,8 +1174,11 @@ def write_markdown(path: Path, ctx: Context, charts: Sequence[Chart], problems: 
         parts += [f"- {p}" for p in problems]
         parts += [f"- **{c.title}**: {c.skipped}" for c in skipped]
         parts.append("")
-    parts += ["## About the data", ""] + [f"- {line}" for line in
-                                          _data_notes(ctx, bench_files, db_path)] + [""]
+    parts += (
+        ["## About the data", ""]
+        + [f"- {line}" for line in _data_notes(ctx, bench_files, db_path)]
+        + [""]
+    )
     path.write_text("\n".join(parts))
 
 
@@ -981,32 +1187,49 @@ def _data_notes(ctx: Context, bench_files: Sequence[BenchFile], db_path) -> list
     store = ctx.store
     if store is not None:
         counts = store.cells["status"].value_counts().to_dict()
-        out.append(f"Results store `{Path(db_path).name}`: {len(store.cells)} cells in the charted "
-                   f"configuration ({_counts_text(counts)}); {store.footer}.")
+        out.append(
+            f"Results store `{Path(db_path).name}`: {len(store.cells)} cells in the charted "
+            f"configuration ({_counts_text(counts)}); {store.footer}."
+        )
         every = store.all_cells if store.all_cells is not None else store.cells
         bad = every[every["status"] != "ok"]
         for (status, reason), g in bad.groupby(["status", bad["reason"].fillna("no reason")]):
-            who = ", ".join(sorted({f"{a} {ax}={int(s)}" for a, ax, s in
-                                    zip(g["algorithm"], g["axis"], g["size"], strict=True)}))
+            who = ", ".join(
+                sorted(
+                    {
+                        f"{a} {ax}={int(s)}"
+                        for a, ax, s in zip(g["algorithm"], g["axis"], g["size"], strict=True)
+                    }
+                )
+            )
             out.append(f"{len(g)} {status}: {reason} ({_short(who, 120)})")
         out.extend(store.notes)
     for bf in bench_files:
         unplaced = int((bf.cells["status"] != "ok").sum())
         line = f"pytest-benchmark `{bf.path.name}`: {len(bf.cells)} benchmarks; {bf.footer}."
         if unplaced:
-            line += (f" {unplaced} had no group of the form algorithm-axis with a size, so they "
-                     f"appear only in the comparison.")
+            line += (
+                f" {unplaced} had no group of the form algorithm-axis with a size, so they "
+                f"appear only in the comparison."
+            )
         out.append(line)
-    out.append("Charts: PNG for viewing, SVG beside each for print; regenerate with "
-               "`bpttbench report`.")
+    out.append(
+        "Charts: PNG for viewing, SVG beside each for print; regenerate with `bpttbench report`."
+    )
     return out
 
 
 # --- building the report ------------------------------------------------------------------
 
 SECTIONS = {
-    "time": "Time", "memory": "Memory", "fit": "Exponents", "cost": "Cost side by side",
-    "eff": "Efficiency", "other": "Other axes", "peers": "Peers", "json": "pytest-benchmark",
+    "time": "Time",
+    "memory": "Memory",
+    "fit": "Exponents",
+    "cost": "Cost side by side",
+    "eff": "Efficiency",
+    "other": "Other axes",
+    "peers": "Peers",
+    "json": "pytest-benchmark",
 }
 
 
@@ -1016,45 +1239,98 @@ def _plan(ctx: Context, db_path, bench_files: Sequence[BenchFile]):
     plan: list[tuple[Chart, Callable]] = []
     if ctx.store is not None or not bench_files:
         plan += [
-            (Chart("time_vs_T", "Time vs sequence length T", SECTIONS["time"]),
-             lambda: chart_scaling(ctx, "T", "time")),
-            (Chart("time_vs_n", "Time vs state size n", SECTIONS["time"]),
-             lambda: chart_scaling(ctx, "n", "time")),
-            (Chart("memory_vs_T", "Memory vs sequence length T", SECTIONS["memory"]),
-             lambda: chart_scaling(ctx, "T", "memory")),
-            (Chart("memory_vs_n", "Memory vs state size n", SECTIONS["memory"]),
-             lambda: chart_scaling(ctx, "n", "memory")),
-            (Chart("exponents", "Fitted exponents against theory", SECTIONS["fit"]),
-             lambda: chart_exponents(ctx)),
-            (Chart("cost_grid", "RTRL against BPTT at equal (T, n)", SECTIONS["cost"]),
-             lambda: chart_cost_grid(ctx)),
-            (Chart("memory_boundary", "Where RTRL's memory drops below BPTT's",
-                   SECTIONS["cost"]), lambda: chart_boundary(ctx)),
-            (Chart("efficiency", "Achieved GFLOP/s against the matrix-multiply peak",
-                   SECTIONS["eff"]), lambda: chart_efficiency(ctx)),
+            (
+                Chart("time_vs_T", "Time vs sequence length T", SECTIONS["time"]),
+                lambda: chart_scaling(ctx, "T", "time"),
+            ),
+            (
+                Chart("time_vs_n", "Time vs state size n", SECTIONS["time"]),
+                lambda: chart_scaling(ctx, "n", "time"),
+            ),
+            (
+                Chart("memory_vs_T", "Memory vs sequence length T", SECTIONS["memory"]),
+                lambda: chart_scaling(ctx, "T", "memory"),
+            ),
+            (
+                Chart("memory_vs_n", "Memory vs state size n", SECTIONS["memory"]),
+                lambda: chart_scaling(ctx, "n", "memory"),
+            ),
+            (
+                Chart("exponents", "Fitted exponents against theory", SECTIONS["fit"]),
+                lambda: chart_exponents(ctx),
+            ),
+            (
+                Chart("cost_grid", "RTRL against BPTT at equal (T, n)", SECTIONS["cost"]),
+                lambda: chart_cost_grid(ctx),
+            ),
+            (
+                Chart(
+                    "memory_boundary", "Where RTRL's memory drops below BPTT's", SECTIONS["cost"]
+                ),
+                lambda: chart_boundary(ctx),
+            ),
+            (
+                Chart(
+                    "efficiency",
+                    "Achieved GFLOP/s against the matrix-multiply peak",
+                    SECTIONS["eff"],
+                ),
+                lambda: chart_efficiency(ctx),
+            ),
         ]
         if ctx.store is not None and any(a not in ("T", "n") for a in ctx.store.ok["axis"]):
-            plan.append((Chart("other_axes", "Batch, truncation, depth and width",
-                               SECTIONS["other"]), lambda: chart_other_axes(ctx)))
+            plan.append(
+                (
+                    Chart("other_axes", "Batch, truncation, depth and width", SECTIONS["other"]),
+                    lambda: chart_other_axes(ctx),
+                )
+            )
         if ctx.store is not None:
-            plan.append((Chart("peers", "Peer implementations", SECTIONS["peers"]),
-                         lambda: chart_peers(ctx, db_path)))
+            plan.append(
+                (
+                    Chart("peers", "Peer implementations", SECTIONS["peers"]),
+                    lambda: chart_peers(ctx, db_path),
+                )
+            )
     if bench_files:
         current = bench_files[-1]
         axes = [a for a in AXES if a in set(current.cells["axis"].dropna())]
         for axis in axes:
-            plan.append((Chart(f"bench_time_vs_{axis}",
-                               f"pytest-benchmark: time vs {axis} ({current.path.name})",
-                               SECTIONS["json"]),
-                         lambda axis=axis: chart_bench_time(current, axis, reg)))
+            plan.append(
+                (
+                    Chart(
+                        f"bench_time_vs_{axis}",
+                        f"pytest-benchmark: time vs {axis} ({current.path.name})",
+                        SECTIONS["json"],
+                    ),
+                    lambda axis=axis: chart_bench_time(current, axis, reg),
+                )
+            )
         if not axes:
-            plan.append((Chart("bench_time_vs_T", f"pytest-benchmark: time charts "
-                               f"({current.path.name})", SECTIONS["json"]),
-                         lambda: _raise(Skip(f"no benchmark in {current.path.name} has a group "
-                                             f"like 'bptt-T' and a size"))))
+            plan.append(
+                (
+                    Chart(
+                        "bench_time_vs_T",
+                        f"pytest-benchmark: time charts ({current.path.name})",
+                        SECTIONS["json"],
+                    ),
+                    lambda: _raise(
+                        Skip(
+                            f"no benchmark in {current.path.name} has a group "
+                            f"like 'bptt-T' and a size"
+                        )
+                    ),
+                )
+            )
         if len(bench_files) >= 2:
-            plan.append((Chart("bench_compare", "pytest-benchmark: saved runs compared",
-                               SECTIONS["json"]), lambda: chart_bench_compare(bench_files)))
+            plan.append(
+                (
+                    Chart(
+                        "bench_compare", "pytest-benchmark: saved runs compared", SECTIONS["json"]
+                    ),
+                    lambda: chart_bench_compare(bench_files),
+                )
+            )
     return plan
 
 
@@ -1073,12 +1349,18 @@ class Report:
         return [c for c in self.charts if not c.skipped]
 
 
-def make_report(db_path: str | Path = DEFAULT_DB, benchmark_json: Iterable[str | Path] = (),
-                out_dir: Path = Path("reports"), *, registry: Mapping | None = None,
-                echo: Callable[[str], None] | None = None) -> Report:
+def make_report(
+    db_path: str | Path = DEFAULT_DB,
+    benchmark_json: Iterable[str | Path] = (),
+    out_dir: Path = Path("reports"),
+    *,
+    registry: Mapping | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Report:
     """Build everything; return what was drawn, skipped and why. ``echo`` gets each problem."""
     echo = echo or (lambda _line: None)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     chart_dir = out_dir / CHART_DIR
     problems: list[str] = []
     if registry is None:
@@ -1100,19 +1382,41 @@ def make_report(db_path: str | Path = DEFAULT_DB, benchmark_json: Iterable[str |
         echo(line)
     ctx = Context(registry, store, out_dir)
     charts: list[Chart] = []
-    for chart, build in _plan(ctx, db_path, bench_files):
-        try:
-            fig, chart.caption, chart.markdown = build()
-        except Skip as exc:
-            chart.skipped = str(exc)
-            echo(f"skipped {chart.title}: {exc}")
-        else:
-            chart.files = ch.save(fig, chart_dir, chart.name)
-        charts.append(chart)
+    # Cost models may depend on the Numba thread count (per-thread scratch): evaluate
+    # them with the count the charted cells were measured with.
+    with numba_threads(store.config.get("numba_threads") if store else None):
+        for chart, build in _plan(ctx, db_path, bench_files):
+            try:
+                fig, chart.caption, chart.markdown = build()
+            except Skip as exc:
+                chart.skipped = str(exc)
+                if not isinstance(exc, NoSource):
+                    echo(f"skipped {chart.title}: {exc}")
+            else:
+                chart.files = ch.save(fig, chart_dir, chart.name)
+            charts.append(chart)
+        path = out_dir / "report.md"
+        write_markdown(path, ctx, charts, problems, bench_files, db_path)
     _remove_stale(chart_dir, {f.name for c in charts for f in c.files})
-    path = out_dir / "report.md"
-    write_markdown(path, ctx, charts, problems, bench_files, db_path)
     return Report(path, charts, problems)
+
+
+@contextlib.contextmanager
+def numba_threads(n):
+    """Numba's thread count set to ``n`` (clamped to the pool) for the block; no-op if unknown."""
+    try:
+        want = int(n)
+    except (TypeError, ValueError):
+        yield
+        return
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(want, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def _remove_stale(chart_dir: Path, keep: set[str]) -> None:
@@ -1124,8 +1428,11 @@ def _remove_stale(chart_dir: Path, keep: set[str]) -> None:
             f.unlink()
 
 
-def build_report(db_path: str | Path = DEFAULT_DB, benchmark_json: Iterable[str | Path] = (),
-                 out_dir: Path = Path("reports")) -> Path:
+def build_report(
+    db_path: str | Path = DEFAULT_DB,
+    benchmark_json: Iterable[str | Path] = (),
+    out_dir: Path = Path("reports"),
+) -> Path:
     """Write the charts and report.md into ``out_dir``; return the path of report.md.
 
     Problems with the inputs (a missing database, a file that is not
@@ -1141,14 +1448,21 @@ def _stderr(line: str) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``report`` command's options to ``parser``."""
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="PATH",
-                        help=f"results database (default {DEFAULT_DB})")
-    parser.add_argument("--benchmark-json", nargs="+", action="extend", default=[],
-                        metavar="FILE",
-                        help="pytest-benchmark JSON file(s) to chart as well; with two or more, "
-                             "each is compared with the first")
-    parser.add_argument("--out", default="reports", metavar="DIR",
-                        help="output directory (default reports/)")
+    parser.add_argument(
+        "--db", default=DEFAULT_DB, metavar="PATH", help=f"results database (default {DEFAULT_DB})"
+    )
+    parser.add_argument(
+        "--benchmark-json",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="pytest-benchmark JSON file(s) to chart as well; with two or more, "
+        "each is compared with the first",
+    )
+    parser.add_argument(
+        "--out", default="reports", metavar="DIR", help="output directory (default reports/)"
+    )
 
 
 def command(args: argparse.Namespace) -> int:

@@ -1,0 +1,559 @@
+"""The report generator on a small synthetic results store and pytest-benchmark JSON.
+
+The store is written through ``bench.store``'s own API, with cells whose
+times and bytes follow the textbook power laws exactly (plus seeded noise of a
+few percent), so every fit has a known answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# --- synthetic data -----------------------------------------------------------------
+
+M = P = 8  # input and output sizes of every synthetic RNN cell
+RATE = {"bptt": 4e9, "tbptt": 3.5e9, "rtrl": 6e9, "backprop": 8e9}  # FLOP/s
+GEMM_GFLOPS, GEMV_GFLOPS = 40.0, 6.0
+
+
+def _flops(alg: str, s: dict) -> float:
+    T, B, n, L, w = s.get("T"), s.get("B", 1), s.get("n"), s.get("depth"), s.get("width")
+    if alg == "bptt":
+        return 6.0 * T * B * n * n + 6.0 * T * B * n * (M + P)
+    if alg == "tbptt":
+        return 2.0 * T * B * n * n * (1 + 2 * s["k2"] / s["k1"]) + 6.0 * T * B * n * (M + P)
+    if alg == "rtrl":
+        return 2.0 * T * B * n**3 * (n + M + 1) + 2.0 * T * B * n * (n + M)
+    return 6.0 * L * w * w * B + 8.0 * L * w * B
+
+
+def _model_bytes(alg: str, s: dict) -> float:
+    T, B, n, L, w = s.get("T"), s.get("B", 1), s.get("n"), s.get("depth"), s.get("width")
+    if alg == "bptt":
+        return 8.0 * (T * B * n + 2 * n * (n + M + P))
+    if alg == "tbptt":
+        return 8.0 * (min(s["k2"], T) * B * n + 2 * n * (n + M + P))
+    if alg == "rtrl":
+        return 8.0 * (B * n * n * (n + M + 1) + 3 * n * (n + M + 1))
+    return 8.0 * (2 * L * w * B + L * w * w)
+
+
+SWEEPS = [  # (algorithm, axis, fixed sizes, swept values)
+    ("bptt", "T", {"n": 32, "B": 1}, [16 * 2**i for i in range(8)]),
+    ("bptt", "n", {"T": 64, "B": 1}, [8 * 2**i for i in range(8)]),
+    ("tbptt", "T", {"n": 32, "B": 1, "k1": 16, "k2": 16}, [16 * 2**i for i in range(8)]),
+    ("tbptt", "n", {"T": 64, "B": 1, "k1": 16, "k2": 16}, [8 * 2**i for i in range(8)]),
+    ("rtrl", "T", {"n": 16, "B": 1}, [16 * 2**i for i in range(8)]),
+    ("rtrl", "n", {"T": 32, "B": 1}, [4, 6, 8, 12, 16, 24, 32, 48, 64]),
+    ("backprop", "width", {"depth": 4, "B": 16}, [16 * 2**i for i in range(8)]),
+]
+AXIS_VARS = {"k": ("k1", "k2")}
+
+
+def build_store(path: Path, seed: int = 0) -> None:
+    """A results store with one run: power-law cells, one skipped and one failed cell."""
+    from bench import store
+
+    rng = np.random.default_rng(seed)
+    conn = store.connect(path)
+    meta = {
+        "started": "2024-01-01T00:00:00",
+        "finished": "2024-01-01T00:05:00",
+        "machine": "testbox",
+        "cpu": "Synthetic CPU 3000",
+        "numba_threads": 2,
+        "blas_threads": 1,
+        "python": "3.11.7",
+        "numba": "0.60.0",
+        "numpy": "2.0.0",
+        "scipy": "1.14.0",
+        "commit": "0123456789abcdef",
+        "preset": "quick",
+        "gemm_gflops": GEMM_GFLOPS,
+        "gemv_gflops": GEMV_GFLOPS,
+    }
+    run_id = store.begin_run(conn, meta)
+    minute = 0
+    for alg, axis, fixed, values in SWEEPS:
+        for v in values:
+            size = {"m": M, "p": P, **fixed}
+            for var in AXIS_VARS.get(axis, (axis,)):
+                size[var] = v
+            if alg == "backprop":
+                size.pop("m"), size.pop("p")
+            flops = _flops(alg, size)
+            median = (flops / RATE[alg] + 2e-6) * math.exp(rng.normal(0, 0.02))
+            model = _model_bytes(alg, size)
+            peak = int(model * 1.03 + 1024)
+            status, reason = "ok", None
+            if alg == "rtrl" and axis == "n" and v == 64:
+                status, reason = "skipped", "predicted 95 s exceeds the cell budget of 60 s"
+            row = {
+                "cell_key": store.cell_key(alg, axis, size, "float64", 2, 1, "testbox"),
+                "run_id": run_id,
+                "algorithm": alg,
+                "axis": axis,
+                "size": v,
+                **size,
+                "dtype": "float64",
+                "numba_threads": 2,
+                "blas_threads": 1,
+                "machine": "testbox",
+                "status": status,
+                "reason": reason,
+                "created": f"2024-01-01T00:{minute:02d}:00",
+            }
+            if status == "ok":
+                row.update(
+                    compile_s=0.5,
+                    median_s=median,
+                    q25_s=median * 0.97,
+                    q75_s=median * 1.04,
+                    iqr_s=median * 0.07,
+                    cv=0.03,
+                    rounds=20,
+                    peak_bytes=peak,
+                    model_bytes=model,
+                    flops=flops,
+                    gflops=flops / median / 1e9,
+                    efficiency=flops / median / 1e9 / GEMM_GFLOPS,
+                )
+            store.write_cell(conn, row)
+            minute = (minute + 1) % 60
+    store.write_cell(
+        conn,
+        {
+            "cell_key": "bptt|B|broken",
+            "run_id": run_id,
+            "algorithm": "bptt",
+            "axis": "B",
+            "size": 4,
+            "T": 64,
+            "n": 32,
+            "B": 4,
+            "m": M,
+            "p": P,
+            "dtype": "float64",
+            "status": "error",
+            "reason": "MemoryError",
+            "created": "2024-01-01T00:59:00",
+        },
+    )
+    conn.close()
+
+
+def benchmark_json(path: Path, slowdown: float = 1.0, seed: int = 1) -> Path:
+    """A pytest-benchmark JSON file laid out as bpttbench's suite (bench/conftest.py) writes it."""
+    rng = np.random.default_rng(seed)
+    benches = []
+    for alg, axis, fixed, values in SWEEPS[:6]:
+        for v in values[:6]:
+            size = {"m": M, "p": P, **fixed}
+            for var in AXIS_VARS.get(axis, (axis,)):
+                size[var] = v
+            flops = _flops(alg, size)
+            med = (flops / RATE[alg] + 2e-6) * slowdown * math.exp(rng.normal(0, 0.02))
+            ident = f"{alg}-T={size['T']}-n={size['n']}"
+            test = f"test_rnn_vs_{axis}"
+            others = ", ".join(f"{k}={x}" for k, x in size.items() if k != axis)
+            benches.append(
+                {
+                    "group": f"{alg} vs {axis} ({others})",
+                    "name": f"{test}[{ident}]",
+                    "fullname": f"bench/test_bench_rnn.py::{test}[{ident}]",
+                    "params": {"name": alg, "T": size["T"], "n": size["n"]},
+                    "param": ident,
+                    "extra_info": {
+                        "algorithm": alg,
+                        "axis": axis,
+                        "size": size,
+                        "dtype": "float64",
+                        "flops": flops,
+                        "model_bytes": _model_bytes(alg, size),
+                        "peak_bytes": int(_model_bytes(alg, size) * 1.03 + 1024),
+                        "compile_s": 0.4,
+                        "numba_threads": 1,
+                        "blas_threads": 1,
+                    },
+                    "options": {
+                        "disable_gc": False,
+                        "timer": "perf_counter",
+                        "min_rounds": 5,
+                        "max_time": 1.0,
+                        "min_time": 5e-06,
+                        "warmup": False,
+                    },
+                    "stats": {
+                        "min": med * 0.95,
+                        "max": med * 1.2,
+                        "mean": med * 1.01,
+                        "stddev": med * 0.03,
+                        "rounds": 25,
+                        "median": med,
+                        "iqr": med * 0.05,
+                        "q1": med * 0.98,
+                        "q3": med * 1.03,
+                        "iqr_outliers": 1,
+                        "stddev_outliers": 2,
+                        "outliers": "2;1",
+                        "ld15iqr": med * 0.95,
+                        "hd15iqr": med * 1.1,
+                        "ops": 1 / med,
+                        "total": med * 25,
+                        "iterations": 1,
+                    },
+                }
+            )
+    doc = {
+        "machine_info": {
+            "node": "testbox",
+            "machine": "x86_64",
+            "python_version": "3.11.7",
+            "python_implementation": "CPython",
+            "system": "Linux",
+            "cpu": {"brand_raw": "Synthetic CPU 3000", "count": 2, "arch": "X86_64"},
+        },
+        "commit_info": {
+            "id": "0123456789abcdef",
+            "time": None,
+            "dirty": False,
+            "project": "bpttbench",
+            "branch": "main",
+        },
+        "benchmarks": benches,
+        "datetime": "2024-01-01T00:00:00+00:00",
+        "version": "5.1.0",
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+# --- helpers ------------------------------------------------------------------------
+
+STORE_CHARTS = [
+    "time_vs_T",
+    "time_vs_n",
+    "memory_vs_T",
+    "memory_vs_n",
+    "exponents",
+    "cost_grid",
+    "memory_boundary",
+    "efficiency",
+    "other_axes",
+]
+JSON_CHARTS = ["bench_time_vs_T", "bench_time_vs_n", "bench_compare"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_real_png(path: Path) -> None:
+    """A PNG by its signature, that decodes to an image with real content."""
+    import matplotlib.image as mpimg
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path.name
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200, path.name
+    pixels = img[..., :3].reshape(-1, 3)
+    assert np.ptp(pixels, axis=0).max() > 0.5, f"{path.name} is (nearly) one colour"
+    # Lines, text and markers: many distinct colours, and ink on a fair share of the canvas.
+    rgb = np.round(pixels * 255).astype(np.uint32)
+    packed = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+    assert len(np.unique(packed)) > 50, path.name
+    assert (pixels.min(axis=1) < 0.9).mean() > 0.02, f"{path.name} is nearly blank"
+
+
+def table_rows(md: str) -> list[list[str]]:
+    """Cells of the exponent table's body rows in report.md."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| algorithm | axis |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A store, two saved runs and the report built from them (once for the module)."""
+    from bench import report
+
+    root = tmp_path_factory.mktemp("report")
+    db = root / "results.sqlite"
+    build_store(db)
+    first = benchmark_json(root / "0001_base.json")
+    second = benchmark_json(root / "0002_new.json", slowdown=1.25, seed=2)
+    lines: list[str] = []
+    rep = report.make_report(db, [first, second], root / "out", echo=lines.append)
+    return {"db": db, "report": rep, "out": root / "out", "lines": lines, "root": root}
+
+
+# --- the report from a store and two saved runs ---------------------------------------
+
+
+def test_every_expected_file_exists(built):
+    out = built["out"]
+    assert built["report"].path == out / "report.md"
+    assert (out / "report.md").is_file()
+    for name in STORE_CHARTS + JSON_CHARTS:
+        for ext in ("png", "svg"):
+            assert (out / "charts" / f"{name}.{ext}").is_file(), f"{name}.{ext}"
+
+
+def test_images_are_real_pngs_and_svgs(built):
+    charts = built["out"] / "charts"
+    for name in STORE_CHARTS + JSON_CHARTS:
+        assert_real_png(charts / f"{name}.png")
+        svg = (charts / f"{name}.svg").read_text()
+        assert "<svg" in svg and "</svg>" in svg
+
+
+def test_pngs_are_small(built):
+    """Committed artefacts stay small: a modest DPI, no chart over 400 kB."""
+    for png in (built["out"] / "charts").glob("*.png"):
+        assert png.stat().st_size < 400_000, png.name
+
+
+def test_exponent_table_holds_the_fits_from_the_store(built):
+    import kernels
+    from bench.fit import fit_table
+    from bench.report import numba_threads
+    from bench.store import load_cells
+
+    md = built["report"].path.read_text()
+    rows = {(r[0], r[1], r[2]): r for r in table_rows(md)}
+    with numba_threads(2):
+        fits = fit_table(load_cells(built["db"]))
+    assert fits, "the synthetic store should give fits"
+    assert len(rows) == len(fits)
+    fitted = 0
+    for f in fits:
+        row = rows[(kernels.ALGORITHMS[f.algorithm].title, f.axis, f.metric)]
+        assert row[3].startswith(f"{f.theory:g}")
+        assert row[6] == f"**{f.verdict}**"
+        if math.isfinite(f.slope):
+            fitted += 1
+            assert row[4] == f"{f.slope:.3f}"
+            assert row[5] == f"[{f.ci_low:.3f}, {f.ci_high:.3f}]"
+            assert row[7] == f"{min(f.window)}-{max(f.window)}"
+    assert fitted >= 6
+    # The synthetic times follow T^1 exactly (2% noise): those fits must pass.
+    for alg in ("BPTT", "RTRL", "Truncated BPTT"):
+        assert rows[(alg, "T", "time")][6] == "**PASS**"
+
+
+def test_report_md_links_images_relatively_and_explains_itself(built):
+    md = built["report"].path.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == len(STORE_CHARTS + JSON_CHARTS)
+    for link in links:
+        assert not Path(link).is_absolute() and ".." not in link
+        assert (built["report"].path.parent / link).is_file()
+    intro = md.split("\n## ", 1)[0]
+    assert "testbox" in intro and "Synthetic CPU 3000" in intro
+    assert "2 Numba thread(s)" in intro and "float64" in intro
+    for chart in built["report"].drawn:
+        assert chart.caption and "\n" not in chart.caption
+        assert f"*{chart.caption}*" in md
+    assert str(built["root"]) not in md  # no machine-specific paths
+
+
+def test_skipped_chart_and_bad_cells_are_listed(built):
+    md = built["report"].path.read_text()
+    skipped = md.split("## Skipped", 1)[1].split("\n## ", 1)[0]
+    assert "Peer implementations" in skipped and "peers" in skipped
+    assert "MemoryError" in md and "exceeds the cell budget" in md
+    assert any("Peer implementations" in line for line in built["lines"])
+
+
+def test_comparison_of_two_saved_runs(built):
+    md = built["report"].path.read_text()
+    section = md.split("### pytest-benchmark: saved runs compared", 1)[1]
+    m = re.search(r"geometric mean ratio ([0-9.]+)", section)
+    assert m and 1.2 < float(m.group(1)) < 1.3  # the second run is 1.25x slower
+
+
+# --- bad input ------------------------------------------------------------------------
+
+
+def test_missing_database_without_json_writes_a_report_and_exits_2(tmp_path, capsys):
+    from bench.cli import main
+
+    code = main(["report", "--db", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert out.strip().endswith("report.md")
+    assert "no results database" in err
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "## Skipped" in md and "no results database" in md
+    assert not (tmp_path / "nope.sqlite").exists()  # reading never creates a store
+
+
+def test_empty_database_file_is_a_clear_line(tmp_path):
+    from bench.report import make_report
+
+    db = tmp_path / "empty.sqlite"
+    db.write_bytes(b"")
+    lines: list[str] = []
+    rep = make_report(db, [], tmp_path / "o", echo=lines.append)
+    assert not rep.drawn
+    assert any("empty.sqlite" in line or "no results database" in line for line in lines)
+
+
+def test_json_that_is_not_pytest_benchmark_is_skipped_and_the_rest_drawn(built, tmp_path):
+    from bench.report import make_report
+
+    not_json = tmp_path / "notes.json"
+    not_json.write_text("this is not JSON")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"results": [1, 2, 3]}))
+    lines: list[str] = []
+    rep = make_report(built["db"], [not_json, other], tmp_path / "o", echo=lines.append)
+    assert {c.name for c in rep.drawn} >= set(STORE_CHARTS)
+    assert any("notes.json is not JSON" in line for line in lines)
+    assert any("other.json is not pytest-benchmark output" in line for line in lines)
+    md = rep.path.read_text()
+    assert "notes.json is not JSON" in md and "other.json is not pytest-benchmark" in md
+
+
+def test_too_few_points_skips_those_charts_with_the_reason(tmp_path):
+    from bench import store
+    from bench.report import make_report
+
+    db = tmp_path / "tiny.sqlite"
+    conn = store.connect(db)
+    run_id = store.begin_run(
+        conn,
+        {
+            "started": "2024-01-01T00:00:00",
+            "machine": "m",
+            "numba_threads": 1,
+            "blas_threads": 1,
+            "gemm_gflops": 10.0,
+            "gemv_gflops": 2.0,
+        },
+    )
+    size = {"T": 32, "n": 16, "B": 1, "m": M, "p": P}
+    for alg in ("bptt", "rtrl"):
+        store.write_cell(
+            conn,
+            {
+                "cell_key": alg,
+                "run_id": run_id,
+                "algorithm": alg,
+                "axis": "T",
+                "size": 32,
+                **size,
+                "dtype": "float64",
+                "numba_threads": 1,
+                "blas_threads": 1,
+                "machine": "m",
+                "status": "ok",
+                "created": "2024-01-01T00:00:01",
+                "median_s": 1e-3,
+                "q25_s": 9e-4,
+                "q75_s": 1.1e-3,
+                "peak_bytes": 5000,
+                "model_bytes": 4800.0,
+                "flops": 1e6,
+                "gflops": 1.0,
+                "efficiency": 0.1,
+            },
+        )
+    conn.close()
+    rep = make_report(db, [], tmp_path / "o")
+    skipped = {c.name: c.skipped for c in rep.charts if c.skipped}
+    assert "fewer than 2 measured sizes along T" in skipped["time_vs_T"]
+    assert "time_vs_n" in skipped and "efficiency" in skipped
+    md = rep.path.read_text()
+    assert "fewer than 2 measured sizes along T" in md
+    for chart in rep.drawn:  # whatever could be drawn from two cells was drawn
+        assert_real_png(chart.files[0])
+
+
+def test_stale_charts_are_removed_on_rebuild(built, tmp_path):
+    import shutil
+
+    from bench.report import make_report
+
+    out = tmp_path / "o"
+    shutil.copytree(built["out"], out)
+    (out / "charts" / "unrelated.png").write_bytes(b"keep me")
+    make_report(built["db"], [], out)
+    assert not (out / "charts" / "bench_compare.png").exists()
+    assert (out / "charts" / "time_vs_T.png").exists()
+    assert (out / "charts" / "unrelated.png").exists()  # not ours: left alone
+
+
+# --- pieces -------------------------------------------------------------------------------
+
+
+def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
+    """Other suites: group 'bptt-T', sizes in params or the test id."""
+    from bench.report import read_benchmark_json
+
+    stats = {"median": 1e-3, "q1": 9e-4, "q3": 1.1e-3}
+    doc = {
+        "machine_info": {"node": "x"},
+        "benchmarks": [
+            {"group": "bptt-T", "name": "test_a[T=64-n=8]", "params": {"T": 64}, "stats": stats},
+            {"group": "rtrl-n", "name": "test_b[T=64-n=8]", "params": {}, "stats": stats},
+            {"group": None, "name": "test_c", "params": None, "stats": stats},
+        ],
+    }
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(doc))
+    cells = read_benchmark_json(path).cells.set_index("name")
+    assert cells.loc["test_a[T=64-n=8]", ["algorithm", "axis", "size", "n"]].tolist() == [
+        "bptt",
+        "T",
+        64,
+        8,
+    ]
+    assert cells.loc["test_b[T=64-n=8]", ["algorithm", "axis", "size"]].tolist() == ["rtrl", "n", 8]
+    assert cells.loc["test_c", "status"] == "unplaced"
+
+
+def test_sizes_text_and_ratio_format():
+    from bench.charts import format_ratio
+    from bench.report import sizes_text
+
+    assert sizes_text({"n": 32, "B": 1, "m": 8, "p": 8}) == "n=32, B=1, m=p=8"
+    assert sizes_text({"T": 64, "k1": 16, "k2": 8}) == "T=64, k1=16, k2=8"
+    assert [format_ratio(r) for r in (2e-6, 0.031, 0.5, 1.0, 3.24, 48, 100, 1000, 1234, 3.5e7)] == [
+        "2e-6",
+        "0.031",
+        "0.5",
+        "1",
+        "3.2",
+        "48",
+        "100",
+        "1k",
+        "1.2k",
+        "35M",
+    ]
+
+
+def test_memory_crossover_grows_like_n_squared():
+    import kernels
+    from bench.report import memory_crossover, numba_threads
+
+    reg = kernels.ALGORITHMS
+    with numba_threads(1):
+        t = [
+            memory_crossover(reg["rtrl"], reg["bptt"], n, {"B": 1, "m": 8, "p": 8}, 8)
+            for n in (32, 64, 128)
+        ]
+    assert all(math.isfinite(x) for x in t)
+    slopes = [math.log2(b / a) for a, b in itertools.pairwise(t)]
+    assert all(1.6 < s < 2.4 for s in slopes), slopes
