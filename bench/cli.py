@@ -82,6 +82,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", help="preset to sweep (default: quick)")
     p.add_argument("--out", default="reports", help="report directory (default: reports)")
     p.add_argument("--no-report", action="store_true", help="stop after the fit table")
+    p.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="measure cells again even if the store has them (default: resume, reuse them)",
+    )
     p.add_argument("--check", action="store_true", help="exit 1 if any fit FAILs")
 
     p = sub.add_parser("sweep", help="measure cells of a preset or custom grid into the store")

@@ -311,6 +311,24 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
 # --- end to end with the real kernels ------------------------------------------------
 
 
+def test_run_sweeps_fits_and_resumes(tmp_path, capsys, monkeypatch):
+    tiny = {
+        "settings": {**FAST, "visits": 1},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
+    }
+    monkeypatch.setitem(sweep.PRESETS, "quick", tiny)
+    db = tmp_path / "r.sqlite"
+    argv = ["run", "--db", str(db), "--no-report", "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 cells measured" in out and "bptt       T      time" in out
+    assert cli.main(argv) == 0  # everything is stored: nothing measured again
+    assert "0 cells measured, 4 already stored" in capsys.readouterr().out
+    assert cli.main([*argv, "--remeasure"]) == 0
+    assert "4 cells measured" in capsys.readouterr().out
+    assert len(store.load_cells(db)) == 4
+
+
 def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
     import kernels
 
