@@ -9,11 +9,24 @@ because the kernels are compiled for contiguous float32/float64 buffers.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
+from ._jit import jit
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@jit
+def _all_finite(flat):
+    # A loop, not np.isfinite(a).all(): that builds a temporary as long as the
+    # data, which would give truncated BPTT and RTRL a memory term in T.
+    for v in flat:
+        if not math.isfinite(v):
+            return False
+    return True
 
 
 def check_size(name, value) -> int:
@@ -53,9 +66,10 @@ def check_array(name, value, ndim, dtype=None) -> np.ndarray:
     if value.ndim not in allowed:
         want = " or ".join(f"{d}-D" for d in allowed)
         raise ValueError(f"{name} must be {want}, got shape {value.shape}")
-    if not np.isfinite(value).all():
+    value = np.ascontiguousarray(value)
+    if not _all_finite(value.reshape(-1)):
         raise ValueError(f"{name} contains NaN or infinite values")
-    return np.ascontiguousarray(value)
+    return value
 
 
 def check_shape(name, array, expected) -> None:
