@@ -143,9 +143,14 @@ def format_size(v: float) -> str:
     return f"{v:g}"
 
 
+def log_subs(span: float) -> tuple[float, ...]:
+    """Major ticks per decade for a log axis covering a factor ``span``: enough for 3 or more."""
+    return (1.0,) if span >= 100 else (1.0, 2.0, 5.0) if span >= 10 else tuple(range(1, 10))
+
+
 def _log10_axis(axis, unit: str, span: float = 1e3) -> None:
     """Engineering labels (1 ms, 100 kB); more ticks per decade when the range ``span`` is short."""
-    subs = (1.0,) if span >= 100 else (1.0, 2.0, 5.0) if span >= 5 else tuple(range(1, 10))
+    subs = log_subs(span)
     axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
     axis.set_major_formatter(EngFormatter(unit=unit, places=0, sep=" "))
     axis.set_minor_formatter(NullFormatter())
@@ -704,4 +709,44 @@ def dot_ratio_chart(
     ax.set_title(title, loc="left")
     if len(series) > 1 or series[0][0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
+    return fig
+
+
+TOOL_LINESTYLE = ["-", (0, (5, 2)), (0, (1, 1.5)), "-."]
+
+
+@styled
+def peers_chart(
+    series: Sequence[tuple[str, str, str, np.ndarray, np.ndarray]], footer: str
+) -> Figure:
+    """Time ratio peer / bpttbench against n: colour and marker by algorithm, dashes by tool.
+
+    ``series`` holds (algorithm, tool, label, n, ratio) per line.
+    """
+    fig, axes = new_figure(8.4, 4.6, footer)
+    ax = axes[0, 0]
+    tools = list(dict.fromkeys(t for _, t, _, _, _ in series))
+    for alg, tool, label, x, y in series:
+        colour, marker = algorithm_style(alg)
+        ls = TOOL_LINESTYLE[tools.index(tool) % len(TOOL_LINESTYLE)]
+        ax.plot(x, y, color=colour, marker=marker, ms=5.5, lw=1.5, ls=ls, label=label)
+    ax.axhline(1.0, color="black", lw=1)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _log2_axis(ax.xaxis)
+    values = np.concatenate([y for *_, y in series])
+    lo, hi = min(values.min(), 1.0) / 1.3, max(values.max(), 1.0) * 1.3
+    ax.set_ylim(lo, hi)
+    span = hi / lo
+    subs = log_subs(span)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(AXIS_LABEL["n"])
+    ax.set_ylabel("peer's median time ÷ bpttbench's\n(above 1: bpttbench is faster)")
+    ax.set_title("Peer implementations of the same gradient against bpttbench", loc="left")
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0,
+        labelspacing=0.9, handlelength=3,
+    )  # fmt: skip
     return fig

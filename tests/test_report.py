@@ -149,6 +149,44 @@ def build_store(path: Path, seed: int = 0) -> None:
     conn.close()
 
 
+def add_peers(path: Path) -> None:
+    """Peer rows as ``bpttbench peers`` writes them: two tools, one refused cell."""
+    from bench import peers
+
+    conn = peers.connect(path)
+    for tool, alg, slow in (("pytorch", "bptt", 3.0), ("pytorch", "tbptt", 2.5),
+                            ("jax", "bptt", 1.6), ("jax", "rtrl", 0.8)):  # fmt: skip
+        for n in (16, 32, 64, 128):
+            ours = 1e-4 * n
+            row = {
+                "run_ts": "2024-01-01T01:00:00",
+                "tool": tool,
+                "algorithm": alg,
+                "T": 64,
+                "n": n,
+                "B": 1,
+                "k": 16 if alg == "tbptt" else None,
+                "m": M,
+                "p": P,
+                "dtype": "float64",
+                "status": "ok",
+                "median_s": ours * slow * (1 + 0.1 * n / 64),
+                "bpttbench_median_s": ours,
+                "ratio_vs_bpttbench": slow * (1 + 0.1 * n / 64),
+                "max_rel_err": 1e-14,
+                "tool_version": "9.9",
+                "machine": "testbox",
+                "created": "2024-01-01T01:00:00",
+            }
+            peers.write_peer(conn, row)
+    peers.write_peer(conn, {
+        "run_ts": "2024-01-01T01:00:00", "tool": "jax", "algorithm": "rtrl", "T": 64, "n": 256,
+        "B": 1, "dtype": "float64", "status": "mismatch", "max_rel_err": 0.5,
+        "reason": "jax rtrl disagrees with bpttbench", "created": "2024-01-01T01:00:00",
+    })  # fmt: skip
+    conn.close()
+
+
 def benchmark_json(path: Path, slowdown: float = 1.0, seed: int = 1) -> Path:
     """A pytest-benchmark JSON file laid out as bpttbench's suite (bench/conftest.py) writes it."""
     rng = np.random.default_rng(seed)
@@ -247,6 +285,7 @@ STORE_CHARTS = [
     "memory_boundary",
     "efficiency",
     "other_axes",
+    "peers",
 ]
 JSON_CHARTS = ["bench_time_vs_T", "bench_time_vs_n", "bench_compare"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -291,6 +330,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     db = root / "results.sqlite"
     build_store(db)
+    add_peers(db)
     first = benchmark_json(root / "0001_base.json")
     second = benchmark_json(root / "0002_new.json", slowdown=1.25, seed=2)
     lines: list[str] = []
@@ -368,12 +408,18 @@ def test_report_md_links_images_relatively_and_explains_itself(built):
     assert str(built["root"]) not in md  # no machine-specific paths
 
 
-def test_skipped_chart_and_bad_cells_are_listed(built):
+def test_failed_and_skipped_cells_are_listed(built):
     md = built["report"].path.read_text()
-    skipped = md.split("## Skipped", 1)[1].split("\n## ", 1)[0]
-    assert "Peer implementations" in skipped and "peers" in skipped
-    assert "MemoryError" in md and "exceeds the cell budget" in md
-    assert any("Peer implementations" in line for line in built["lines"])
+    data = md.split("## About the data", 1)[1]
+    assert "MemoryError" in data and "exceeds the cell budget" in data
+    assert "## Skipped" not in md  # every chart could be drawn
+
+
+def test_peers_table_has_the_refused_cell(built):
+    md = built["report"].path.read_text()
+    section = md.split("### Peer implementations", 1)[1].split("\n## ", 1)[0]
+    assert "| mismatch |" in section and "| jax | RTRL | 64 | 256 |" in section
+    assert "above the line at 1 bpttbench is faster" in section
 
 
 def test_comparison_of_two_saved_runs(built):
@@ -474,6 +520,7 @@ def test_too_few_points_skips_those_charts_with_the_reason(tmp_path):
     rep = make_report(db, [], tmp_path / "o")
     skipped = {c.name: c.skipped for c in rep.charts if c.skipped}
     assert "fewer than 2 measured sizes along T" in skipped["time_vs_T"]
+    assert "no peer measurements" in skipped["peers"]
     assert "time_vs_n" in skipped and "efficiency" in skipped
     md = rep.path.read_text()
     assert "fewer than 2 measured sizes along T" in md
