@@ -372,9 +372,10 @@ class Chart:
 
 @dataclass
 class Context:
+    """What every chart builder may use: the registry and the store's slice (or None)."""
+
     registry: Mapping
     store: StoreData | None
-    out: Path
 
 
 def _describe_slopes(fits: Mapping, registry: Mapping, axis: str, metric: str) -> str:
@@ -393,7 +394,8 @@ def chart_scaling(ctx: Context, axis: str, metric: str):
         who = f" ({', '.join(too_few)} had fewer)" if too_few else ""
         raise Skip(f"fewer than 2 measured sizes along {axis} for every algorithm{who}")
     what = "Time per gradient call" if metric == "time" else "Peak memory per call"
-    title = f"{what} vs {ch.AXIS_LABEL[axis].split(' (')[0]}\n{common}, {store.config['dtype']}"
+    fixed = ", ".join(x for x in (common, str(store.config.get("dtype", ""))) if x)
+    title = f"{what} vs {ch.AXIS_LABEL[axis].split(' (')[0]}\n{fixed}"
     ref = (
         "dashed: theory slope through\nthe fit window"
         if metric == "time"
@@ -1100,7 +1102,7 @@ def _intro(ctx: Context, bench_files: Sequence[BenchFile], charts: Sequence[Char
         lines.append(
             "This report charts pytest-benchmark results of bpttbench's gradient kernels: the "
             "median time per call of each benchmark, and how saved runs compare. The results "
-            "store was not available, so the store's charts are listed as skipped below."
+            "store could not be read (see Skipped), so only these charts are drawn."
         )
     else:
         lines.append(
@@ -1400,7 +1402,7 @@ def make_report(
             problems.append(f"pytest-benchmark JSON: {exc}.")
     for line in problems:
         echo(line)
-    ctx = Context(registry, store, out_dir)
+    ctx = Context(registry, store)
     charts: list[Chart] = []
     # Cost models may depend on the Numba thread count (per-thread scratch): evaluate
     # them with the count the charted cells were measured with.
