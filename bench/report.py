@@ -272,9 +272,15 @@ def fit_label(fit) -> str:
     if not math.isfinite(fit.slope):
         return f"no fit ({fit.n_points} points in window), theory {fit.theory:g}"
     return (
-        f"slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}], "
+        f"slope {_f2(fit.slope)} [{_f2(fit.ci_low)}, {_f2(fit.ci_high)}], "
         f"theory {fit.theory:g}\n{fit.verdict}"
     )
+
+
+def _f2(x: float) -> str:
+    """Two decimals, without the '-0.00' a slope of -0.001 would print."""
+    text = f"{x:.2f}"
+    return "0.00" if text == "-0.00" else text
 
 
 def _ols(x: np.ndarray, y: np.ndarray) -> float:
