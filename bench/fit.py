@@ -20,7 +20,6 @@ saying so.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from kernels.costs import leading_share
+from kernels.costs import leading_share, share_of_power
 
 DELTA = {"time": 0.15, "memory": 0.10, "flops": 0.10}
 METRICS = ("time", "memory", "flops")
@@ -147,37 +146,7 @@ def fit_window(
         return []
     if theory is None:
         theory = max(leading_share(t, axis_vars)[0] for t in terms)
-    return [_share_of_power(t, axis_vars, theory) >= threshold for t in terms]
-
-
-def _share_of_power(terms, axis_vars, power: float) -> float:
-    """Share of the total carried by the terms of exactly ``power`` (within 1e-9)."""
-    live = [t for t in terms if t.value > 0]
-    whole = sum(t.value for t in live)
-    if whole == 0:
-        return 0.0
-    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / whole
-
-
-@contextlib.contextmanager
-def _numba_threads(n):
-    """Evaluate cost models with the Numba thread count the cells were measured with.
-
-    (A model may depend on it, e.g. per-thread scratch buffers.)
-    """
-    import numba
-
-    try:
-        want = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
-    except (TypeError, ValueError):  # not recorded
-        yield
-        return
-    old = numba.get_num_threads()
-    numba.set_num_threads(want)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
+    return [share_of_power(t, axis_vars, theory) >= threshold for t in terms]
 
 
 def theory_for(spec, axis: str, metric: str):
@@ -227,9 +196,7 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
     xs = [int(s) for s in sweep["size"]]
     ys = [float(v) if pd.notna(v) else float("nan") for v in sweep[METRIC_COLUMN[metric]]]
-    threads = sweep["numba_threads"].iloc[0] if "numba_threads" in sweep.columns else None
-    with _numba_threads(threads):
-        in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
+    in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
     usable = [w and y > 0 and math.isfinite(y) for w, y in zip(in_window, ys, strict=True)]
     window = [x for x, u in zip(xs, usable, strict=True) if u]
     notes = []

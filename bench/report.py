@@ -23,7 +23,6 @@ be drawn is drawn.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import re
@@ -1410,41 +1409,20 @@ def make_report(
         echo(line)
     ctx = Context(registry, store)
     charts: list[Chart] = []
-    # Cost models may depend on the Numba thread count (per-thread scratch): evaluate
-    # them with the count the charted cells were measured with.
-    with numba_threads(store.config.get("numba_threads") if store else None):
-        for chart, build in _plan(ctx, db_path, bench_files):
-            try:
-                fig, chart.caption, chart.markdown = build()
-            except Skip as exc:
-                chart.skipped = str(exc)
-                if not isinstance(exc, NoSource):
-                    echo(f"skipped {chart.title}: {exc}")
-            else:
-                chart.files = ch.save(fig, chart_dir, chart.name)
-            charts.append(chart)
-        path = out_dir / "report.md"
-        write_markdown(path, ctx, charts, problems, bench_files, db_path)
+    for chart, build in _plan(ctx, db_path, bench_files):
+        try:
+            fig, chart.caption, chart.markdown = build()
+        except Skip as exc:
+            chart.skipped = str(exc)
+            if not isinstance(exc, NoSource):
+                echo(f"skipped {chart.title}: {exc}")
+        else:
+            chart.files = ch.save(fig, chart_dir, chart.name)
+        charts.append(chart)
+    path = out_dir / "report.md"
+    write_markdown(path, ctx, charts, problems, bench_files, db_path)
     _remove_stale(chart_dir, {f.name for c in charts for f in c.files})
     return Report(path, charts, problems)
-
-
-@contextlib.contextmanager
-def numba_threads(n):
-    """Numba's thread count set to ``n`` (clamped to the pool) for the block; no-op if unknown."""
-    try:
-        want = int(n)
-    except (TypeError, ValueError):
-        yield
-        return
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(want, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 def _remove_stale(chart_dir: Path, keep: set[str]) -> None:

@@ -80,7 +80,7 @@ def share_of_power(terms: list[Term], axis_vars: tuple[str, ...], power: float) 
     whole = sum(t.value for t in live)
     if whole == 0:
         return 0.0
-    return sum(t.value for t in live if t.power(axis_vars) == power) / whole
+    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / whole
 
 
 @dataclass(frozen=True)

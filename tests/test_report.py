@@ -367,13 +367,11 @@ def test_pngs_are_small(built):
 def test_exponent_table_holds_the_fits_from_the_store(built):
     import kernels
     from bench.fit import fit_table
-    from bench.report import numba_threads
     from bench.store import load_cells
 
     md = built["report"].path.read_text()
     rows = {(r[0], r[1], r[2]): r for r in table_rows(md)}
-    with numba_threads(2):
-        fits = fit_table(load_cells(built["db"]))
+    fits = fit_table(load_cells(built["db"]))
     assert fits, "the synthetic store should give fits"
     assert len(rows) == len(fits)
     fitted = 0
@@ -593,14 +591,13 @@ def test_sizes_text_and_ratio_format():
 
 def test_memory_crossover_grows_like_n_squared():
     import kernels
-    from bench.report import memory_crossover, numba_threads
+    from bench.report import memory_crossover
 
     reg = kernels.ALGORITHMS
-    with numba_threads(1):
-        t = [
-            memory_crossover(reg["rtrl"], reg["bptt"], n, {"B": 1, "m": 8, "p": 8}, 8)
-            for n in (32, 64, 128)
-        ]
+    t = [
+        memory_crossover(reg["rtrl"], reg["bptt"], n, {"B": 1, "m": 8, "p": 8}, 8)
+        for n in (32, 64, 128)
+    ]
     assert all(math.isfinite(x) for x in t)
     slopes = [math.log2(b / a) for a, b in itertools.pairwise(t)]
     assert all(1.6 < s < 2.4 for s in slopes), slopes
