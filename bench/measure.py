@@ -358,8 +358,22 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str | None:
-    """The commit of the checkout the harness runs from, with ``+dirty`` if modified."""
-    root = Path(__file__).resolve().parent.parent
+    """The commit of the bpttbench checkout that runs, with ``+dirty`` if modified.
+
+    An editable install runs from its checkout; a ``pip install .`` runs from
+    site-packages, so the working directory is tried next when it is a
+    bpttbench checkout (the README's quick start runs from the clone).
+    """
+    package_root = Path(__file__).resolve().parent.parent
+    for root in (package_root, Path.cwd()):
+        if (root / "kernels" / "registry.py").is_file():
+            commit = _commit_at(root)
+            if commit:
+                return commit
+    return None
+
+
+def _commit_at(root: Path) -> str | None:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5

@@ -1137,7 +1137,7 @@ def _findings(ctx: Context) -> list[str]:
         c = pd.Series([f.verdict for f in fits]).value_counts().to_dict()
         out.append(
             f"{c.get('PASS', 0)} of the {len(fits)} exponents checked agree with "
-            f"theory (PASS); {c.get('INCONCLUSIVE', 0)} are inconclusive and "
+            f"theory (PASS), {c.get('INCONCLUSIVE', 0)} INCONCLUSIVE, "
             f"{c.get('FAIL', 0)} FAIL."
         )
     ok = store.ok
