@@ -431,8 +431,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--min-rounds", type=int, default=5, help="at least this many rounds")
     parser.add_argument(
-        "--threads", type=int, default=None,
-        help="threads for Numba, BLAS and torch (default: all CPUs)",
+        "--threads", type=int, default=1, metavar="N",
+        help="threads for Numba, BLAS, torch and XLA (default: 1, as for sweeps: "
+        "single-threaded timings are barely disturbed by other programs)",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
