@@ -555,10 +555,11 @@ def command(args: argparse.Namespace) -> int:
     print("check: gradients must agree with bpttbench to 1e-8 relative before a peer is timed")
 
     busy = _loadavg()
-    if busy is not None and busy > 0.5:
+    if busy is not None and busy + threads > available_cpus() + 0.5:
         print(
-            f"warning: the 1-minute load average is {busy:.2f}: other processes are using "
-            "the CPUs, so the timings will be noisy (PyTorch's OpenMP pool suffers most)"
+            f"warning: the 1-minute load average is {busy:.2f} on {available_cpus()} CPUs: "
+            f"other processes leave fewer than {threads} free, so the timings will be noisy "
+            "(PyTorch's OpenMP pool suffers most; --threads 1 is the least disturbed)"
         )
     conn = connect(args.db)
     rows = []
