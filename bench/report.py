@@ -805,9 +805,12 @@ def chart_peers(ctx: Context, db_path: str | Path):
         counts = _counts_text(status.value_counts().to_dict())
         raise Skip(f"no peer measurement has a time ratio ({counts})")
     series = []
-    keys = [c for c in ("tool", "algorithm", "T", "B", "k", "dtype") if c in ok.columns]
+    keys = [c for c in ("tool", "algorithm", "T", "B", "k", "dtype", "threads") if c in ok.columns]
+    order = [c for c in ("created", "run_ts") if c in ok.columns]
     for _, g in ok.groupby(row_keys(ok, keys), sort=True):
-        g = g.sort_values("n").drop_duplicates("n", keep="last")
+        # The latest measurement of each size: stable sort by time, keep the last.
+        g = g.sort_values([*order, "n"], kind="stable").drop_duplicates("n", keep="last")
+        g = g.sort_values("n", kind="stable")
         row = g.iloc[0]
         sizes = ", ".join(f"{k}={_int(row[k])}" for k in ("T", "B", "k") if pd.notna(row.get(k)))
         label = f"{row['tool']}: {_title(ctx.registry, row['algorithm'])}\n({sizes})"
