@@ -721,15 +721,24 @@ def peers_chart(
 ) -> Figure:
     """Time ratio peer / bpttbench against n: colour and marker by algorithm, dashes by tool.
 
-    ``series`` holds (algorithm, tool, label, n, ratio) per line.
+    ``series`` holds (algorithm, tool, label, n, ratio) per line. When one tool
+    has several lines for one algorithm (other T or B), the later ones get
+    hollow markers and a thinner line so that no two lines look alike.
     """
     fig, axes = new_figure(8.4, 4.6, footer)
     ax = axes[0, 0]
     tools = list(dict.fromkeys(t for _, t, _, _, _ in series))
+    seen: dict[tuple[str, str], int] = {}
     for alg, tool, label, x, y in series:
         colour, marker = algorithm_style(alg)
         ls = TOOL_LINESTYLE[tools.index(tool) % len(TOOL_LINESTYLE)]
-        ax.plot(x, y, color=colour, marker=marker, ms=5.5, lw=1.5, ls=ls, label=label)
+        repeat = seen.get((alg, tool), 0)
+        seen[(alg, tool)] = repeat + 1
+        face = colour if repeat == 0 else "white"
+        ax.plot(
+            x, y, color=colour, marker=marker, ms=5.5 + repeat, lw=1.5 if repeat == 0 else 1.0,
+            ls=ls, mfc=face, mew=1.3, label=label,
+        )  # fmt: skip
     ax.axhline(1.0, color="black", lw=1)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
