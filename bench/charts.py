@@ -228,15 +228,7 @@ def scaling_legend(ax, series: Sequence[Series], ref_label: str, window_note: bo
                 label="hollow: outside the fit window",
             )
         )
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        frameon=False,
-        borderaxespad=0,
-        handlelength=2.6,
-        labelspacing=0.9,
-    )
+    legend_right(ax, handles=handles, handlelength=2.6, labelspacing=0.9)
 
 
 @styled
@@ -571,14 +563,7 @@ def boundary_chart(
             label="hollow: one side measured,\nthe other from its model",
         ),
     ]
-    ax.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.02, 1.0),
-        frameon=False,
-        borderaxespad=0,
-        labelspacing=0.9,
-    )
+    legend_right(ax, handles=handles, labelspacing=0.9)
     return fig
 
 
@@ -708,8 +693,15 @@ def dot_ratio_chart(
     ax.set_xlabel(f"{xlabel}\n{note}" if note else xlabel)
     ax.set_title(title, loc="left")
     if len(series) > 1 or series[0][0]:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0)
+        legend_right(ax)
     return fig
+
+
+def legend_right(ax, **kwargs) -> None:
+    """The legend outside the axes, to their right, top-aligned and frameless."""
+    ax.legend(
+        loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0, **kwargs
+    )
 
 
 TOOL_LINESTYLE = ["-", (0, (5, 2)), (0, (1, 1.5)), "-."]
@@ -754,8 +746,5 @@ def peers_chart(
     ax.set_xlabel(AXIS_LABEL["n"])
     ax.set_ylabel("peer's median time ÷ bpttbench's\n(above 1: bpttbench is faster)")
     ax.set_title("Peer implementations of the same gradient against bpttbench", loc="left")
-    ax.legend(
-        loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0,
-        labelspacing=0.9, handlelength=3,
-    )  # fmt: skip
+    legend_right(ax, labelspacing=0.9, handlelength=3)
     return fig
