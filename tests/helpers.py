@@ -7,7 +7,9 @@ relative error of one parameter array: max |actual - expected| / max |expected|.
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import os
 
 import naive
 import numpy as np
@@ -101,3 +103,19 @@ def max_grad_difference(a, b) -> float:
 def truncations(*pairs):
     """``(k1, k2)`` pairs as pytest params with readable ids (``k1=2-k2=5``)."""
     return [pytest.param(k1, k2, id=f"k1={k1}-k2={k2}") for k1, k2 in pairs]
+
+
+# The independent references (PyTorch, JAX) that CI installs. Outside CI a missing
+# one skips its comparisons; in CI (the CI variable set, as CI runners set it) a
+# missing one is an error, so a failed install can never turn into a green run.
+REFERENCE_MODULES = ("torch", "jax")
+
+
+def reference(name: str):
+    """Import the reference library ``name`` (``"torch"``, ``"jax"``): skip without it,
+    except in CI, where its absence fails the test."""
+    if name not in REFERENCE_MODULES:
+        raise ValueError(f"{name!r} is not a reference library: {REFERENCE_MODULES}")
+    if os.environ.get("CI"):
+        return importlib.import_module(name)
+    return pytest.importorskip(name, reason=f"reference {name} not installed")
