@@ -1,9 +1,11 @@
-"""bpttbench harness: sweep planning, measurement, results store, exponent fits, CLI.
+"""The bpttbench harness: sweep planning, measurement, results store, fits, report, CLI.
 
-The harness reaches the algorithms only through ``kernels.ALGORITHMS``; see
-``bench.sweep`` (planning, presets, budget guard), ``bench.measure`` (one cell:
-timing pass and tracemalloc memory pass), ``bench.store`` (SQLite),
-``bench.fit`` (log-log slopes and equivalence verdicts) and ``bench.cli``.
+Installed as ``bpttbench.bench`` (the ``bench/`` folder of the repository). It
+reaches the algorithms only through the registry, ``bpttbench.ALGORITHMS``: sizes,
+presets, cost models and benchmark cases all come from the specs there. Modules:
+``sweep`` (planning, presets, budget guard, the loop), ``measure`` (one cell: a
+timing pass and a tracemalloc memory pass), ``store`` (SQLite), ``fit`` (log-log
+slopes and equivalence verdicts), ``report`` and ``charts``, ``peers`` and ``cli``.
 """
 
 DEFAULT_DB = "bpttbench.sqlite"

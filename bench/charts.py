@@ -1,6 +1,6 @@
 """Drawing the report's charts: matplotlib figures from prepared data, no I/O but saving.
 
-Every function here takes plain arrays and labels (``bench.report`` prepares
+Every function here takes plain arrays and labels (``bpttbench.bench.report`` prepares
 them from the store) and returns a :class:`matplotlib.figure.Figure`. Figures
 are built without ``pyplot``, so nothing global is touched and no screen is
 needed; :func:`save` writes each one as PNG and SVG.

@@ -16,23 +16,29 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import DEFAULT_DB, BenchError
+from bpttbench.bench import DEFAULT_DB, BenchError
 
 PROG = "bpttbench"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 OPTIONAL = {
-    "report": ("bench.report", "charts and report.md from the store or pytest-benchmark JSON"),
-    "peers": ("bench.peers", "the same gradients timed in PyTorch and JAX, for comparison"),
+    "report": (
+        "bpttbench.bench.report",
+        "charts and report.md from the store or pytest-benchmark JSON",
+    ),
+    "peers": (
+        "bpttbench.bench.peers",
+        "the same gradients timed in PyTorch and JAX, for comparison",
+    ),
 }
 
 
 def _registry():
     try:
-        import kernels
+        import bpttbench
     except ImportError as exc:
         raise BenchError(f"cannot import the kernels package: {exc}") from None
-    return kernels.ALGORITHMS
+    return bpttbench.ALGORITHMS
 
 
 def _add_budget(p: argparse.ArgumentParser) -> None:
@@ -187,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _plan(args, registry, preset: str | None):
-    from bench import sweep
+    from bpttbench.bench import sweep
 
     if args.grid and preset:
         raise BenchError("give --preset or --grid, not both")
@@ -219,7 +225,7 @@ def _plan(args, registry, preset: str | None):
 
 
 def _budget(args) -> float | None:
-    from bench import sweep
+    from bpttbench.bench import sweep
 
     if args.threads is not None and args.threads < 1:
         raise BenchError(f"--threads must be >= 1, got {args.threads}")
@@ -227,7 +233,7 @@ def _budget(args) -> float | None:
 
 
 def _do_sweep(args, argv, preset):
-    from bench import sweep
+    from bpttbench.bench import sweep
 
     registry = _registry()
     plan = _plan(args, registry, preset)
@@ -262,14 +268,14 @@ def cmd_sweep(args, argv) -> int:
 
 
 def _fits(db):
-    from bench import fit, store
+    from bpttbench.bench import fit, store
 
     registry = _registry()
     return fit.fit_table(store.load_cells(db), registry)
 
 
 def _print_table(results) -> None:
-    from bench import fit
+    from bpttbench.bench import fit
 
     if not results:
         print("no fits: the store has no measured sweep with a theoretical exponent")
@@ -297,7 +303,7 @@ def cmd_run(args, argv) -> int:
     _print_table(results)
     if not args.no_report:
         try:
-            report = importlib.import_module("bench.report")
+            report = importlib.import_module("bpttbench.bench.report")
             build = report.build_report
         except (ImportError, AttributeError) as exc:
             print(f"{PROG}: report unavailable ({exc}); fits are in {args.db}", file=sys.stderr)
@@ -317,7 +323,7 @@ def cmd_run(args, argv) -> int:
 
 
 def cmd_export(args, argv) -> int:
-    from bench import store
+    from bpttbench.bench import store
 
     if args.output == "-":
         df = store.load_cells(args.db) if args.table == "cells" else store.load_runs(args.db)

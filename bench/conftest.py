@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 import time
 
+import bpttbench
 import numpy as np
 import pytest
-
-import kernels
-from bench.measure import peak_memory, set_threads
+from bpttbench.bench.measure import peak_memory, set_threads
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +35,7 @@ def run_cell(benchmark, threads):
     """``run_cell(algorithm, axis, size, dtype=np.float64)``: warm up, trace memory, then time."""
 
     def run(name: str, axis: str, size: dict, dtype=np.float64):
-        spec = kernels.ALGORITHMS[name]
+        spec = bpttbench.ALGORITHMS[name]
         args = spec.make_problem(dict(size), dtype, 0)
         t0 = time.perf_counter()
         spec.func(*args)  # warm-up: JIT compile on a cold kernel, first touch of buffers

@@ -1,6 +1,6 @@
 """A synthetic algorithm registry with known exponents, for the harness's own tests.
 
-``make_registry()`` returns specs shaped like ``kernels.ALGORITHMS`` entries
+``make_registry()`` returns specs shaped like ``bpttbench.ALGORITHMS`` entries
 whose "kernels" are cheap NumPy calls: ``fake_rnn`` allocates a (T, n, B)
 buffer (memory exponent 1 in T and n) and its FLOP model is ``2 T n^2 B`` plus
 a lower-order ``c T n B`` term, so the fit window along n is known in closed
@@ -13,8 +13,8 @@ killed sweep.
 from __future__ import annotations
 
 import numpy as np
-
-from kernels.costs import AlgorithmSpec, Exponent, Term
+from bpttbench.costs import AlgorithmSpec, Exponent, Term
+from bpttbench.registry import MLP_SIZES, RNN_SIZES
 
 LOWER = 40.0  # coefficient of the lower-order T n B term of fake_rnn's FLOP model
 
@@ -100,6 +100,7 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
             ("n", "flops"): Exponent(2, src),
         },
         axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)},
+        sizes=RNN_SIZES,
     )
     mlp = AlgorithmSpec(
         name="fake_mlp",
@@ -115,6 +116,7 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
             ("depth", "memory"): Exponent(1, src),
         },
         axis_vars={"depth": ("depth",), "width": ("width",), "B": ("B",)},
+        sizes=MLP_SIZES,
     )
     online = AlgorithmSpec(
         name="fake_online", title="Fake online", family="rnn", func=_online_func,
@@ -123,6 +125,6 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
             ("T", "time"): Exponent(1, src), ("n", "time"): Exponent(2, src),
             ("T", "memory"): Exponent(0, src), ("n", "memory"): Exponent(2, src),
         },
-        axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)},
+        axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)}, sizes=RNN_SIZES,
     )  # fmt: skip
     return {"fake_rnn": rnn, "fake_mlp": mlp, "fake_online": online}

@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from bpttbench.costs import leading_share, share_of_power
 from scipy import stats
-
-from kernels.costs import leading_share, share_of_power
 
 DELTA = {"time": 0.15, "memory": 0.10, "flops": 0.10}
 METRICS = ("time", "memory", "flops")
@@ -243,15 +242,15 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
 def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[FitResult]:
     """Fit every (algorithm, axis, metric) with data and a theoretical exponent.
 
-    ``cells_df`` is :func:`bench.store.load_cells`' frame; only ``status == 'ok'``
+    ``cells_df`` is :func:`bpttbench.bench.store.load_cells`' frame; only ``status == 'ok'``
     cells are used. Where one algorithm and axis has several sweeps (other
     fixed sizes, another machine or thread count), the one with the most sizes
     is fitted, the most recent on a tie; each dtype is fitted on its own.
     """
     if registry is None:
-        import kernels
+        import bpttbench
 
-        registry = kernels.ALGORITHMS
+        registry = bpttbench.ALGORITHMS
     if cells_df is None or len(cells_df) == 0:
         return []
     df = cells_df

@@ -7,7 +7,7 @@ are repeated until ``min_time`` has been spent (and at least ``min_rounds``
 rounds). Each round gives one per-call time; the cell reports their median,
 quartiles, IQR and coefficient of variation. The garbage collector is off
 while timing, as in ``timeit``. A sweep times each cell in several *visits*
-spread over the sweep (``bench.sweep``); the statistics are over the rounds of
+spread over the sweep (``bpttbench.bench.sweep``); the statistics are over the rounds of
 all visits (:func:`combine`), and the first visit's first call is the one
 reported as compile time.
 
@@ -254,7 +254,7 @@ def measure_cell(
 
     ``visits`` back-to-back visits share ``settings.min_time`` between them; the
     memory pass is made in the first. (A sweep spreads the visits of a cell
-    over the whole sweep instead; see ``bench.sweep``.)
+    over the whole sweep instead; see ``bpttbench.bench.sweep``.)
     """
     per_visit = visit_settings(settings, visits)
     got = [

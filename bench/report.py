@@ -5,11 +5,11 @@
     DIR/report.md         Markdown that renders on GitHub; images linked relatively
     DIR/charts/*.png|svg  one pair per chart
 
-Sources. The results store (``bench.store``) gives the measured cells and the
+Sources. The results store (``bpttbench.bench.store``) gives the measured cells and the
 run metadata; the charts use one consistent slice of it: the machine, thread
 counts and dtype with the most successful cells (other slices are counted in
-the report, not mixed in). Exponent fits come from ``bench.fit.fit_table`` on
-that slice, the analytic models from the registry ``kernels.ALGORITHMS``.
+the report, not mixed in). Exponent fits come from ``bpttbench.bench.fit.fit_table`` on
+that slice, the analytic models from the registry ``bpttbench.ALGORITHMS``.
 pytest-benchmark JSON files (``--benchmark-json``, or ``--benchmark-autosave``
 output) are a second source: their time charts, and a ratio per benchmark when
 two or more files are given (the first is the baseline).
@@ -33,9 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from bench import DEFAULT_DB, BenchError
-from bench import charts as ch
+from bpttbench.bench import DEFAULT_DB, BenchError
+from bpttbench.bench import charts as ch
 
 SIZE_VARS = ("T", "n", "B", "m", "p", "k1", "k2", "depth", "width")
 AXES = ("T", "n", "B", "k", "depth", "width")
@@ -61,13 +60,13 @@ class NoSource(Skip):
 
 
 def _default_registry() -> tuple[dict, str]:
-    """``kernels.ALGORITHMS`` and an empty note, or an empty dict and why it is missing."""
+    """``bpttbench.ALGORITHMS`` and an empty note, or an empty dict and why it is missing."""
     try:
-        import kernels
+        import bpttbench
 
-        return dict(kernels.ALGORITHMS), ""
+        return dict(bpttbench.ALGORITHMS), ""
     except (ImportError, AttributeError) as exc:
-        return {}, f"the algorithm registry kernels.ALGORITHMS is unavailable ({exc})"
+        return {}, f"the algorithm registry bpttbench.ALGORITHMS is unavailable ({exc})"
 
 
 def _title(registry: Mapping, name: str) -> str:
@@ -110,7 +109,7 @@ class StoreData:
 
 def load_store(db_path: str | Path, registry: Mapping) -> StoreData:
     """Read the store, choose the slice to chart, fit it. Raises Skip with a reason."""
-    from bench import store
+    from bpttbench.bench import store
 
     name = Path(db_path).name
     try:
@@ -152,7 +151,7 @@ def load_store(db_path: str | Path, registry: Mapping) -> StoreData:
         )
     data.footer = _store_footer(data.runs, config)
     try:
-        from bench.fit import fit_table
+        from bpttbench.bench.fit import fit_table
 
         data.fits = {(f.algorithm, f.axis, f.metric): f for f in fit_table(part, registry)}
     except Exception as exc:  # a fit failure must not cost the charts
@@ -789,9 +788,9 @@ def chart_other_axes(ctx: Context):
 def chart_peers(ctx: Context, db_path: str | Path):
     store = _need_store(ctx)
     try:
-        from bench.peers import load_peers
+        from bpttbench.bench.peers import load_peers
     except ImportError:
-        raise Skip("bench.peers.load_peers is not available in this version") from None
+        raise Skip("bpttbench.bench.peers.load_peers is not available in this version") from None
     try:
         df = load_peers(db_path)
     except Exception as exc:
@@ -1010,7 +1009,7 @@ def chart_bench_time(bf: BenchFile, axis: str, registry: Mapping):
     ok = bf.cells[(bf.cells["status"] == "ok") & (bf.cells["axis"] == axis)]
     fits = {}
     try:
-        from bench.fit import fit_table
+        from bpttbench.bench.fit import fit_table
 
         fits = {(f.algorithm, f.axis, f.metric): f for f in fit_table(ok, registry)}
     except Exception:  # sizes the models need may be missing from the JSON: plain slopes

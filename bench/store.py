@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
-
-from bench import BenchError
+from bpttbench.bench import BenchError
 
 APPLICATION_ID = 0x62707462  # "bptb"
 SCHEMA_VERSION = 1

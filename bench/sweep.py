@@ -42,25 +42,17 @@ import math
 import random
 import sys
 import time
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-import tomllib
-
-from bench import BenchError, store
-from bench.measure import TimingSettings, available_memory
+from bpttbench.bench import BenchError, store
+from bpttbench.bench.measure import TimingSettings, available_memory
 
 MIN_FIT_POINTS = 4
-FAMILY_VARS = {"rnn": ("T", "n", "B", "m", "p"), "mlp": ("depth", "width", "B")}
-# Fixed sizes where a grid says nothing. Input and output sizes are kept at 1 so
-# the n^2 (and n^4) terms lead the cost models from small n on.
-DEFAULT_FIXED = {
-    "rnn": {"T": 64, "n": 32, "B": 1, "m": 1, "p": 1, "k1": 16, "k2": 16},
-    "mlp": {"depth": 4, "width": 128, "B": 16},
-}
 DTYPES = ("float64", "float32")
 SETTING_KEYS = {
     "dtype",
@@ -92,79 +84,35 @@ def geometric(start: int, stop: int, points: int, multiple: int = 1) -> list[int
 
 
 # --- presets -------------------------------------------------------------------------
-# Each axis sweep sits where its exponent's terms carry >= 90% of the analytic model
-# (see bench.fit) AND where the measured time is dominated by them too, with >= 8
-# points over about a decade (RTRL's n: 8x, as n^4 makes a decade 10^4 in time). What
-# decides the sizes (measured single-threaded on a 2-core AMD EPYC, Numba 0.68,
-# OpenBLAS; the quick preset's cells take 0.3 ms to 2 s a call):
-# - a call costs ~30 us of fixed Python work (validation, allocation; ~150 us plus
-#   ~20 us per layer for the MLP), so the smallest cell of a sweep takes >= ~0.5 ms;
-# - tanh in the kernels is a scalar libm call (~16 ns, worth hundreds of FLOPs at the
-#   GEMM rate) although the FLOP model counts it as one, so the n^2 (w^2) time of BPTT
-#   (backprop) leads only from n (w) of a few hundred;
-# - batches of 64 make the n x n products GEMMs that stay compute-bound when the
-#   matrices outgrow the 32 MiB L3 (with B = 16 the efficiency falls by a quarter from
-#   n = 1000 to 4000, which bends the slope up by ~0.1), so GFLOP/s stay flat;
-# - matrix sizes are multiples of 32 (8 for RTRL) to stay on BLAS's fast paths;
-# - memory exponents need the swept term to outweigh the weights and the fixed chunk
-#   scratch (128 rows of steps x batch): T B (k B) well above 9 (128 + 2n).
-
-
-def _sweep(
-    algorithm: str, axis: str, start: int, stop: int, points: int, multiple: int = 1, **fixed: int
-) -> dict:
-    """One axis sweep of a preset, in the shape a TOML grid's [[sweep]] takes."""
-    out = {"algorithm": algorithm, "axis": axis, "geometric": [start, stop, points]}
-    out["fixed"] = fixed
-    if multiple > 1:
-        out["multiple"] = multiple
-    return out
-
-
-PRESETS: dict[str, dict] = {
+# A preset is timing settings plus, for every algorithm in the registry, the axis
+# sweeps its spec declares under the preset's name (AlgorithmSpec.presets): the sizes
+# and why they were chosen live beside each algorithm in the registry.
+PRESET_SETTINGS: dict[str, dict] = {
     "quick": {
-        "settings": {
-            "min_time": 0.3,
-            "round_time": 0.005,
-            "min_rounds": 6,
-            "visits": 3,
-            "max_cell_seconds": 30,
-        },
-        "sweep": [
-            _sweep("bptt", "T", 256, 8192, 11, n=64, B=16),
-            _sweep("bptt", "n", 448, 4000, 12, multiple=32, T=2, B=64),
-            _sweep("tbptt", "T", 256, 8192, 11, n=64, B=16, k1=16, k2=16),
-            _sweep("tbptt", "k", 64, 4096, 11, T=4096, n=16, B=64),
-            _sweep("rtrl", "T", 16, 2048, 11, n=32, B=1),
-            _sweep("rtrl", "n", 40, 320, 16, multiple=8, T=2, B=2),
-            _sweep("backprop", "depth", 4, 64, 11, width=256, B=64),
-            _sweep("backprop", "width", 384, 3584, 12, multiple=32, depth=2, B=64),
-        ],
+        "min_time": 0.3,
+        "round_time": 0.005,
+        "min_rounds": 6,
+        "visits": 3,
+        "max_cell_seconds": 30,
     },
     "full": {
-        "settings": {
-            "min_time": 8.0,
-            "round_time": 0.02,
-            "min_rounds": 8,
-            "visits": 4,
-            "max_cell_seconds": 180,
-        },
-        "sweep": [
-            _sweep("bptt", "T", 128, 32768, 17, n=64, B=16),
-            _sweep("bptt", "n", 384, 4096, 17, multiple=32, T=4, B=64),
-            _sweep("bptt", "B", 8, 512, 13, T=64, n=256),
-            _sweep("tbptt", "T", 128, 32768, 17, n=64, B=16, k1=16, k2=16),
-            _sweep("tbptt", "n", 384, 4096, 17, multiple=32, T=16, B=64, k1=8, k2=8),
-            _sweep("tbptt", "k", 64, 8192, 15, T=8192, n=16, B=64),
-            _sweep("rtrl", "T", 16, 8192, 15, n=32, B=1),
-            _sweep("rtrl", "n", 40, 448, 15, multiple=8, T=2, B=2),
-            _sweep("rtrl", "B", 1, 64, 13, T=4, n=64),
-            _sweep("backprop", "depth", 4, 128, 16, width=256, B=64),
-            _sweep("backprop", "width", 320, 4096, 17, multiple=32, depth=2, B=64),
-            _sweep("backprop", "B", 16, 2048, 15, depth=4, width=512),
-        ],
+        "min_time": 8.0,
+        "round_time": 0.02,
+        "min_rounds": 8,
+        "visits": 4,
+        "max_cell_seconds": 180,
     },
 }
+
+
+def preset_grid(name: str, registry: Mapping) -> dict:
+    """The preset ``name`` as a grid: its settings and every algorithm's sweeps for it."""
+    sweeps = [
+        sweep.as_grid(algorithm)
+        for algorithm, spec in registry.items()
+        for sweep in spec.presets.get(name, ())
+    ]
+    return {"settings": dict(PRESET_SETTINGS.get(name, {})), "sweep": sweeps}
 
 
 # --- plans ---------------------------------------------------------------------------
@@ -223,10 +171,8 @@ def spec_axes(spec) -> tuple[str, ...]:
 
 
 def size_vars(spec) -> tuple[str, ...]:
-    """The size variables an algorithm takes: its family's plus any its axes move."""
-    base = FAMILY_VARS[spec.family]
-    moved = {v for a in spec_axes(spec) for v in spec.axis_vars[a]}
-    return (*base, *sorted(moved - set(base)))
+    """The size variables an algorithm takes (its spec's sizes)."""
+    return tuple(spec.sizes)
 
 
 def cell_size(spec, sweep: AxisSweep, value: int) -> dict[str, int]:
@@ -258,7 +204,7 @@ def parse_grid(grid: Mapping, registry: Mapping, source: str) -> Plan:
     family_fixed = grid.get("fixed", {})
     if not isinstance(family_fixed, Mapping):
         raise BenchError(f"{source}: [fixed] must be a table like [fixed.rnn]")
-    _check_keys(family_fixed, FAMILY_VARS, f"{source} [fixed]")
+    _check_keys(family_fixed, {spec.family for spec in registry.values()}, f"{source} [fixed]")
     raw = grid.get("sweep")
     if not raw:
         raise BenchError(f"{source}: the grid has no [[sweep]] entries")
@@ -283,7 +229,7 @@ def parse_grid(grid: Mapping, registry: Mapping, source: str) -> Plan:
                 f"{where}: {name} has no axis {axis!r} (axes: {', '.join(spec_axes(spec))})"
             )
         values = _sweep_values(s, where)
-        fixed = dict(DEFAULT_FIXED[spec.family])
+        fixed = dict(spec.sizes)
         fixed.update(_fixed_sizes(family_fixed.get(spec.family, {}), spec, f"{where} fixed"))
         fixed.update(_fixed_sizes(s.get("fixed", {}), spec, f"{where} fixed"))
         sweeps.append(AxisSweep(name, axis, tuple(values), fixed))
@@ -355,15 +301,20 @@ def apply_settings(plan: Plan, settings: Mapping, source: str) -> Plan:
     return replace(plan, timing=timing)
 
 
+def preset_names(registry: Mapping) -> list[str]:
+    """Presets with settings, then any other preset name a spec declares."""
+    named = {p for spec in registry.values() for p in spec.presets}
+    return [*PRESET_SETTINGS, *sorted(named - set(PRESET_SETTINGS))]
+
+
 def preset_plan(name: str, registry: Mapping) -> Plan:
-    if name not in PRESETS:
-        raise BenchError(f"unknown preset {name!r} (presets: {', '.join(PRESETS)})")
-    grid = PRESETS[name]
-    # A preset may name algorithms the registry does not have yet: keep the ones it has.
-    sweeps = [s for s in grid["sweep"] if s["algorithm"] in registry]
-    if not sweeps:
-        raise BenchError(f"preset {name!r}: none of its algorithms is in the registry")
-    plan = parse_grid({**grid, "sweep": sweeps}, registry, f"preset {name}")
+    if name not in preset_names(registry):
+        known = ", ".join(preset_names(registry))
+        raise BenchError(f"unknown preset {name!r} (presets: {known})")
+    grid = preset_grid(name, registry)
+    if not grid["sweep"]:
+        raise BenchError(f"preset {name!r}: no algorithm in the registry has sweeps for it")
+    plan = parse_grid(grid, registry, f"preset {name}")
     return replace(plan, name=name)
 
 
@@ -640,7 +591,7 @@ class SweepSummary:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def run_sweep(
@@ -668,7 +619,7 @@ def run_sweep(
     interrupt (Ctrl-C) propagates after the visits finished so far are saved;
     rerunning the same command resumes.
     """
-    from bench.measure import (
+    from bpttbench.bench.measure import (
         combine,
         machine_peak,
         measure_visit,
@@ -678,9 +629,9 @@ def run_sweep(
     )
 
     if registry is None:
-        import kernels
+        import bpttbench
 
-        registry = kernels.ALGORITHMS
+        registry = bpttbench.ALGORITHMS
     stream = stream if stream is not None else sys.stderr
     t_start = time.perf_counter()
     if max_memory is None:

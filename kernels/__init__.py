@@ -1,17 +1,19 @@
-"""Exact gradients of an Elman RNN and an MLP, by the algorithm of your choice.
+"""bpttbench: gradients of recurrent networks by the algorithm of your choice, and their costs.
 
-    import kernels
-    p = kernels.init_rnn(n_in, n_hidden, n_out, seed=0)
-    loss, g = kernels.bptt(p, xs, ys)                 # xs (T, B, m), ys (T, B, p)
-    loss, g = kernels.tbptt(p, xs, ys, k1, k2=None)   # Williams & Peng BPTT(k2; k1)
-    loss, g = kernels.rtrl(p, xs, ys)
-    q = kernels.init_mlp([4, 16, 2])
-    loss, g = kernels.backprop(q, x, y)               # x (B, 4), y (B, 2)
-    kernels.ALGORITHMS                                # name -> AlgorithmSpec
+    import bpttbench as bb
+    p = bb.init_rnn(n_in, n_hidden, n_out, seed=0)
+    loss, g = bb.bptt(p, xs, ys)                 # xs (T, B, m), ys (T, B, p)
+    loss, g = bb.tbptt(p, xs, ys, k1, k2=None)   # Williams & Peng BPTT(k2; k1)
+    loss, g = bb.rtrl(p, xs, ys)
+    q = bb.init_mlp([4, 16, 2])
+    loss, g = bb.backprop(q, x, y)               # x (B, 4), y (B, 2)
+    bb.ALGORITHMS                                # name -> AlgorithmSpec
 
-Each algorithm lives in its own module next to its equations (``bptt.py``,
-``tbptt.py``, ``rtrl.py``, ``backprop.py``); ``registry.py`` declares their
-costs for the benchmark harness.
+This package is the ``kernels/`` folder of the repository: each algorithm lives
+in its own module next to its equations (``bptt.py``, ``tbptt.py``, ``rtrl.py``,
+``backprop.py``), and ``registry.py`` declares what the benchmark harness
+(``bpttbench.bench``, the ``bench/`` folder) needs to know about each. The model,
+the algorithms and their costs are in the repository's THEORY.md.
 """
 
 from .backprop import backprop

@@ -92,6 +92,37 @@ class Exponent:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """One axis sweep: the axis, its sizes, and the sizes held fixed.
+
+    The sizes are either explicit (``values``) or a geometric grid
+    ``geometric = (start, stop, points)``, each size rounded to a multiple of
+    ``multiple`` (matrix sizes that are multiples of the SIMD width keep BLAS on
+    its fast paths). Sizes not in ``fixed`` take the algorithm's defaults
+    (:attr:`AlgorithmSpec.sizes`). This is the shape of a TOML grid's
+    ``[[sweep]]`` table, less the algorithm's name.
+    """
+
+    axis: str
+    values: tuple[int, ...] = ()
+    geometric: tuple[int, int, int] | None = None
+    multiple: int = 1
+    fixed: Mapping[str, int] = field(default_factory=dict)
+
+    def as_grid(self, algorithm: str) -> dict:
+        """The sweep as a grid's ``[[sweep]]`` table."""
+        out: dict = {"algorithm": algorithm, "axis": self.axis}
+        if self.geometric is not None:
+            out["geometric"] = list(self.geometric)
+        else:
+            out["values"] = list(self.values)
+        if self.multiple > 1:
+            out["multiple"] = self.multiple
+        out["fixed"] = dict(self.fixed)
+        return out
+
+
+@dataclass(frozen=True)
 class AlgorithmSpec:
     """What the harness needs to know about one algorithm, and nothing else.
 
@@ -112,6 +143,12 @@ class AlgorithmSpec:
         ``depth``, ``width``.
     axis_vars : which size variables each axis moves (axis ``k`` moves both
         ``k1`` and ``k2``).
+    sizes : every size variable the algorithm takes, with its default (the
+        value a sweep uses where nothing else is said).
+    presets : ``{"quick": (Sweep, ...), "full": (...)}``: the axis sweeps each
+        preset of ``bpttbench sweep`` makes of this algorithm.
+    bench_cases : the cases of the pytest-benchmark suite, as sweeps with
+        explicit values.
     """
 
     name: str
@@ -123,6 +160,9 @@ class AlgorithmSpec:
     memory: MemoryModel
     exponents: Mapping[tuple[str, str], Exponent]
     axis_vars: Mapping[str, tuple[str, ...]]
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    presets: Mapping[str, tuple[Sweep, ...]] = field(default_factory=dict)
+    bench_cases: tuple[Sweep, ...] = ()
 
     def flop_count(self, size: Size) -> float:
         return total(self.flops(size))

@@ -1,8 +1,10 @@
 """The algorithm registry: what the harness, the benchmark suite and the report know.
 
 Each entry pairs a gradient function with its exact FLOP count, its analytic
-working memory and its theoretical exponents per axis (THEORY.md, "Costs").
-A new algorithm is one file in ``kernels/`` plus one entry here.
+working memory, its theoretical exponents per axis (THEORY.md, "Costs"), the
+sizes it takes with their defaults, the sweeps of the ``quick`` and ``full``
+presets and the cases of the pytest-benchmark suite. A new algorithm is one
+file in ``kernels/`` plus one entry here; ``bench`` reads nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .backprop import memory as backprop_memory
 from .bptt import bptt
 from .bptt import flops as bptt_flops
 from .bptt import memory as bptt_memory
-from .costs import AlgorithmSpec, Exponent
+from .costs import AlgorithmSpec, Exponent, Sweep
 from .model import init_mlp, init_rnn
 from .rtrl import flops as rtrl_flops
 from .rtrl import memory as rtrl_memory
@@ -27,6 +29,40 @@ from .tbptt import tbptt
 
 RNN_AXES = {"T": ("T",), "n": ("n",), "B": ("B",), "k": ("k1", "k2")}
 MLP_AXES = {"depth": ("depth",), "width": ("width",), "B": ("B",)}
+# Default sizes where a sweep says nothing. Input and output sizes are kept at 1 so
+# the n^2 (and n^4) terms lead the cost models from small n on.
+RNN_SIZES = {"T": 64, "n": 32, "B": 1, "m": 1, "p": 1}
+TRUNCATION_SIZES = {**RNN_SIZES, "k1": 16, "k2": 16}
+MLP_SIZES = {"depth": 4, "width": 128, "B": 16}
+
+
+def _geo(axis, start, stop, points, multiple=1, **fixed):
+    """A preset's geometric axis sweep."""
+    return Sweep(axis, geometric=(start, stop, points), multiple=multiple, fixed=fixed)
+
+
+def _cases(axis, values, **fixed):
+    """Benchmark cases: explicit sizes along one axis."""
+    return Sweep(axis, values=tuple(values), fixed=fixed)
+
+
+# --- presets -------------------------------------------------------------------------
+# Each axis sweep sits where its exponent's terms carry >= 90% of the analytic model
+# (see bench.fit) AND where the measured time is dominated by them too, with >= 8
+# points over about a decade (RTRL's n: 8x, as n^4 makes a decade 10^4 in time). What
+# decides the sizes (measured single-threaded on a 2-core AMD EPYC, Numba 0.68,
+# OpenBLAS; the quick preset's cells take 0.3 ms to 2 s a call):
+# - a call costs ~30 us of fixed Python work (validation, allocation; ~150 us plus
+#   ~20 us per layer for the MLP), so the smallest cell of a sweep takes >= ~0.5 ms;
+# - tanh in the kernels is a scalar libm call (~16 ns, worth hundreds of FLOPs at the
+#   GEMM rate) although the FLOP model counts it as one, so the n^2 (w^2) time of BPTT
+#   (backprop) leads only from n (w) of a few hundred;
+# - batches of 64 make the n x n products GEMMs that stay compute-bound when the
+#   matrices outgrow the 32 MiB L3 (with B = 16 the efficiency falls by a quarter from
+#   n = 1000 to 4000, which bends the slope up by ~0.1), so GFLOP/s stay flat;
+# - matrix sizes are multiples of 32 (8 for RTRL) to stay on BLAS's fast paths;
+# - memory exponents need the swept term to outweigh the weights and the fixed chunk
+#   scratch (128 rows of steps x batch): T B (k B) well above 9 (128 + 2n).
 
 _WZ95 = "Williams & Zipser 1995"
 _WP90 = "Williams & Peng 1990; Williams & Zipser 1995"
@@ -78,6 +114,22 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         # memory vs n is 1 while the T n B states dominate P ~ n^2
         exponents=_exponents(_WZ95, T=(1, 1), n=(2, 1), B=(1, 1)),
         axis_vars=RNN_AXES,
+        sizes=RNN_SIZES,
+        presets={
+            "quick": (
+                _geo("T", 256, 8192, 11, n=64, B=16),
+                _geo("n", 448, 4000, 12, multiple=32, T=2, B=64),
+            ),
+            "full": (
+                _geo("T", 128, 32768, 17, n=64, B=16),
+                _geo("n", 384, 4096, 17, multiple=32, T=4, B=64),
+                _geo("B", 8, 512, 13, T=64, n=256),
+            ),
+        },
+        bench_cases=(
+            _cases("T", [64, 256, 1024, 4096], n=64, B=8),
+            _cases("n", [64, 128, 256, 512], T=256, B=8),
+        ),
     ),
     "tbptt": AlgorithmSpec(
         name="tbptt",
@@ -90,6 +142,22 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         # axis k moves k1 = k2 together: T / k updates of k steps each, so time is flat in k
         exponents=_exponents(_WP90, T=(1, 0), n=(2, 1), B=(1, 1), k=(0, 1)),
         axis_vars=RNN_AXES,
+        sizes=TRUNCATION_SIZES,
+        presets={
+            "quick": (
+                _geo("T", 256, 8192, 11, n=64, B=16, k1=16, k2=16),
+                _geo("k", 64, 4096, 11, T=4096, n=16, B=64),
+            ),
+            "full": (
+                _geo("T", 128, 32768, 17, n=64, B=16, k1=16, k2=16),
+                _geo("n", 384, 4096, 17, multiple=32, T=16, B=64, k1=8, k2=8),
+                _geo("k", 64, 8192, 15, T=8192, n=16, B=64),
+            ),
+        },
+        bench_cases=(
+            _cases("T", [64, 256, 1024, 4096], n=64, B=8, k1=16, k2=16),
+            _cases("n", [64, 128, 256, 512], T=256, B=8, k1=16, k2=16),
+        ),
     ),
     "rtrl": AlgorithmSpec(
         name="rtrl",
@@ -101,6 +169,22 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         memory=rtrl_memory,
         exponents=_exponents(_WZ89, T=(1, 0), n=(4, 3), B=(1, 1)),
         axis_vars=RNN_AXES,
+        sizes=RNN_SIZES,
+        presets={
+            "quick": (
+                _geo("T", 16, 2048, 11, n=32, B=1),
+                _geo("n", 40, 320, 16, multiple=8, T=2, B=2),
+            ),
+            "full": (
+                _geo("T", 16, 8192, 15, n=32, B=1),
+                _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
+                _geo("B", 1, 64, 13, T=4, n=64),
+            ),
+        },
+        bench_cases=(
+            _cases("T", [4, 16, 64, 256], n=16, B=8),
+            _cases("n", [8, 16, 32, 64], T=4, B=8),
+        ),
     ),
     "backprop": AlgorithmSpec(
         name="backprop",
@@ -113,5 +197,21 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         # memory vs width is 2 once the L w^2 gradients dominate the L w B activations
         exponents=_exponents(_STD, depth=(1, 1), width=(2, 2), B=(1, 1)),
         axis_vars=MLP_AXES,
+        sizes=MLP_SIZES,
+        presets={
+            "quick": (
+                _geo("depth", 4, 64, 11, width=256, B=64),
+                _geo("width", 384, 3584, 12, multiple=32, depth=2, B=64),
+            ),
+            "full": (
+                _geo("depth", 4, 128, 16, width=256, B=64),
+                _geo("width", 320, 4096, 17, multiple=32, depth=2, B=64),
+                _geo("B", 16, 2048, 15, depth=4, width=512),
+            ),
+        },
+        bench_cases=(
+            _cases("depth", [2, 4, 8, 16], width=256, B=64),
+            _cases("width", [128, 256, 512, 1024], depth=2, B=64),
+        ),
     ),
 }

@@ -8,12 +8,11 @@ covers k dividing T, ragged ends, k1 < k2, and k1 or k2 beyond T.
 
 from __future__ import annotations
 
+import bpttbench
 import naive
 import numpy as np
 import pytest
 from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
-
-import kernels
 
 # The sequence length the truncation grid is built around.
 T_GRID = 12
@@ -44,7 +43,7 @@ def truncation_id(k):
 
 def test_bptt_equals_naive(rnn_problem):
     params, xs, ys = rnn_problem
-    loss, g = kernels.bptt(params, xs, ys)
+    loss, g = bpttbench.bptt(params, xs, ys)
     ref_loss, ref = naive.bptt(params, xs, ys)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, "bptt loss")
     assert_grads_close(g, ref, EXACT_RTOL, "bptt vs naive")
@@ -52,7 +51,7 @@ def test_bptt_equals_naive(rnn_problem):
 
 def test_rtrl_equals_naive(rnn_problem):
     params, xs, ys = rnn_problem
-    loss, g = kernels.rtrl(params, xs, ys)
+    loss, g = bpttbench.rtrl(params, xs, ys)
     ref_loss, ref = naive.rtrl(params, xs, ys)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, "rtrl loss")
     assert_grads_close(g, ref, EXACT_RTOL, "rtrl vs naive")
@@ -63,19 +62,19 @@ def test_tbptt_equals_naive_window_reference(make_rnn_problem, k):
     k1, k2 = k
     params, xs, ys = make_rnn_problem(T=T_GRID)
     if k2 is None:  # exercise the default k2 = k1 of the public signature
-        loss, g = kernels.tbptt(params, xs, ys, k1)
+        loss, g = bpttbench.tbptt(params, xs, ys, k1)
     else:
-        loss, g = kernels.tbptt(params, xs, ys, k1, k2)
+        loss, g = bpttbench.tbptt(params, xs, ys, k1, k2)
     ref_loss, ref = naive.tbptt(params, xs, ys, k1, k2)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"tbptt({k1}, {k2}) loss (the full loss)")
     assert_grads_close(g, ref, EXACT_RTOL, f"tbptt({k1}, {k2}) vs naive windows")
 
 
 PAIRS_2D = {
-    "bptt": (kernels.bptt, naive.bptt),
-    "rtrl": (kernels.rtrl, naive.rtrl),
+    "bptt": (bpttbench.bptt, naive.bptt),
+    "rtrl": (bpttbench.rtrl, naive.rtrl),
     "tbptt-k1=2-k2=3": (
-        lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, 3),
+        lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 2, 3),
         lambda p, xs, ys: naive.tbptt(p, xs, ys, 2, 3),
     ),
 }
@@ -100,10 +99,10 @@ def test_rnn_kernel_equals_naive_for_2d_sequence(make_rnn_problem, name):
 def test_rnn_kernel_equals_naive_at_edge_sizes(make_rnn_problem, size, algorithm):
     params, xs, ys = make_rnn_problem(**size)
     if algorithm == "tbptt":
-        loss, g = kernels.tbptt(params, xs, ys, 2, 3)
+        loss, g = bpttbench.tbptt(params, xs, ys, 2, 3)
         ref_loss, ref = naive.tbptt(params, xs, ys, 2, 3)
     else:
-        loss, g = getattr(kernels, algorithm)(params, xs, ys)
+        loss, g = getattr(bpttbench, algorithm)(params, xs, ys)
         ref_loss, ref = getattr(naive, algorithm)(params, xs, ys)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"{algorithm} {size} loss")
     assert_grads_close(g, ref, EXACT_RTOL, f"{algorithm} {size} vs naive")
@@ -112,11 +111,11 @@ def test_rnn_kernel_equals_naive_at_edge_sizes(make_rnn_problem, size, algorithm
 def test_rnn_gradients_come_back_as_rnn_params_of_param_shapes(rnn_problem):
     params, xs, ys = rnn_problem
     for _, g in (
-        kernels.bptt(params, xs, ys),
-        kernels.rtrl(params, xs, ys),
-        kernels.tbptt(params, xs, ys, 2),
+        bpttbench.bptt(params, xs, ys),
+        bpttbench.rtrl(params, xs, ys),
+        bpttbench.tbptt(params, xs, ys, 2),
     ):
-        assert isinstance(g, kernels.RNNParams)
+        assert isinstance(g, bpttbench.RNNParams)
         for got, want in zip(g, params, strict=True):
             assert isinstance(got, np.ndarray)
             assert got.shape == want.shape
@@ -130,7 +129,7 @@ MLP_SHAPES = [[3, 2], [3, 5, 2], [4, 6, 5, 3], [1, 1, 1]]
 @pytest.mark.parametrize("B", [1, 4], ids=lambda B: f"B={B}")
 def test_backprop_equals_naive(make_mlp_problem, sizes, B):
     params, x, y = make_mlp_problem(sizes=sizes, B=B)
-    loss, g = kernels.backprop(params, x, y)
+    loss, g = bpttbench.backprop(params, x, y)
     ref_loss, ref = naive.backprop(params, x, y)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"backprop {sizes} loss")
     assert_grads_close(g, ref, EXACT_RTOL, f"backprop {sizes} vs naive")
@@ -139,14 +138,14 @@ def test_backprop_equals_naive(make_mlp_problem, sizes, B):
 def test_calls_do_not_modify_their_inputs(rnn_problem, mlp_problem):
     params, xs, ys = rnn_problem
     before = [a.copy() for a in (*params, xs, ys)]
-    kernels.bptt(params, xs, ys)
-    kernels.tbptt(params, xs, ys, 2, 3)
-    kernels.rtrl(params, xs, ys)
+    bpttbench.bptt(params, xs, ys)
+    bpttbench.tbptt(params, xs, ys, 2, 3)
+    bpttbench.rtrl(params, xs, ys)
     for a, b in zip((*params, xs, ys), before, strict=True):
         np.testing.assert_array_equal(a, b)
     q, x, y = mlp_problem
     before = [a.copy() for a in (*q.weights, *q.biases, x, y)]
-    kernels.backprop(q, x, y)
+    bpttbench.backprop(q, x, y)
     for a, b in zip((*q.weights, *q.biases, x, y), before, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -154,7 +153,7 @@ def test_calls_do_not_modify_their_inputs(rnn_problem, mlp_problem):
 def test_repeated_calls_give_identical_results(rnn_problem):
     """The kernels write into buffers they are handed: no state leaks between calls."""
     params, xs, ys = rnn_problem
-    for call in (kernels.bptt, kernels.rtrl, lambda p, x, y: kernels.tbptt(p, x, y, 3, 5)):
+    for call in (bpttbench.bptt, bpttbench.rtrl, lambda p, x, y: bpttbench.tbptt(p, x, y, 3, 5)):
         first_loss, first = call(params, xs, ys)
         second_loss, second = call(params, xs, ys)
         assert first_loss == second_loss

@@ -7,22 +7,21 @@ naive.py) within FLOAT32_RTOL.
 
 from __future__ import annotations
 
+import bpttbench
 import numpy as np
 import pytest
 from helpers import FLOAT32_RTOL, assert_grads_close
 
-import kernels
-
 RNN_CALLS = {
-    "bptt": kernels.bptt,
-    "rtrl": kernels.rtrl,
-    "tbptt-k1=3-k2=5": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 3, 5),
-    "tbptt-k1=4": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 4),
+    "bptt": bpttbench.bptt,
+    "rtrl": bpttbench.rtrl,
+    "tbptt-k1=3-k2=5": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 3, 5),
+    "tbptt-k1=4": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 4),
 }
 
 
 def as_float32(params):
-    return kernels.RNNParams(*(a.astype(np.float32) for a in params))
+    return bpttbench.RNNParams(*(a.astype(np.float32) for a in params))
 
 
 @pytest.mark.parametrize("algorithm", list(RNN_CALLS))
@@ -41,12 +40,12 @@ def test_float32_rnn_gradient_agrees_with_float64(make_rnn_problem, algorithm, T
 
 def test_float32_backprop_agrees_with_float64(make_mlp_problem):
     params, x, y = make_mlp_problem(sizes=[3, 5, 4, 2])
-    loss64, g64 = kernels.backprop(params, x, y)
-    q32 = kernels.MLPParams(
+    loss64, g64 = bpttbench.backprop(params, x, y)
+    q32 = bpttbench.MLPParams(
         tuple(w.astype(np.float32) for w in params.weights),
         tuple(b.astype(np.float32) for b in params.biases),
     )
-    loss32, g32 = kernels.backprop(q32, x.astype(np.float32), y.astype(np.float32))
+    loss32, g32 = bpttbench.backprop(q32, x.astype(np.float32), y.astype(np.float32))
     assert isinstance(loss32, float)
     assert loss32 == pytest.approx(loss64, rel=FLOAT32_RTOL)
     assert all(a.dtype == np.float32 for a in (*g32.weights, *g32.biases))
@@ -62,30 +61,30 @@ def test_float64_rnn_gradient_comes_back_float64(rnn_problem, algorithm):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_init_rnn_shapes_dtype_and_seed(dtype):
-    p = kernels.init_rnn(3, 5, 2, seed=7, dtype=dtype)
-    assert isinstance(p, kernels.RNNParams)
+    p = bpttbench.init_rnn(3, 5, 2, seed=7, dtype=dtype)
+    assert isinstance(p, bpttbench.RNNParams)
     assert [a.shape for a in p] == [(5, 3), (5, 5), (5,), (2, 5), (2,)]
     assert all(a.dtype == dtype for a in p)
     assert all(np.isfinite(a).all() for a in p)
-    again = kernels.init_rnn(3, 5, 2, seed=7, dtype=dtype)
-    other = kernels.init_rnn(3, 5, 2, seed=8, dtype=dtype)
+    again = bpttbench.init_rnn(3, 5, 2, seed=7, dtype=dtype)
+    other = bpttbench.init_rnn(3, 5, 2, seed=8, dtype=dtype)
     assert all(np.array_equal(a, b) for a, b in zip(p, again, strict=True))
     assert not np.array_equal(p.W_hh, other.W_hh)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_init_mlp_shapes_dtype_and_seed(dtype):
-    q = kernels.init_mlp([4, 6, 3], seed=7, dtype=dtype)
-    assert isinstance(q, kernels.MLPParams)
+    q = bpttbench.init_mlp([4, 6, 3], seed=7, dtype=dtype)
+    assert isinstance(q, bpttbench.MLPParams)
     assert [w.shape for w in q.weights] == [(6, 4), (3, 6)]
     assert [b.shape for b in q.biases] == [(6,), (3,)]
     assert all(a.dtype == dtype for a in (*q.weights, *q.biases))
-    again = kernels.init_mlp([4, 6, 3], seed=7, dtype=dtype)
+    again = bpttbench.init_mlp([4, 6, 3], seed=7, dtype=dtype)
     assert all(np.array_equal(a, b) for a, b in zip(q.weights, again.weights, strict=True))
 
 
 def test_init_rnn_output_drives_every_algorithm(rng):
-    p = kernels.init_rnn(3, 4, 2, seed=0, dtype=np.float32)
+    p = bpttbench.init_rnn(3, 4, 2, seed=0, dtype=np.float32)
     xs = rng.normal(size=(5, 2, 3)).astype(np.float32)
     ys = rng.normal(size=(5, 2, 2)).astype(np.float32)
     for call in RNN_CALLS.values():

@@ -9,27 +9,26 @@ differentiates; its truncated gradients are held to naive.py elsewhere.
 
 from __future__ import annotations
 
+import bpttbench
 import naive
 import numpy as np
 import pytest
 from helpers import EXACT_RTOL, FD_RTOL, FD_STEP, assert_grads_close
 
-import kernels
-
 # name -> call(params, xs, ys); every tbptt form here is untruncated (k2 >= T = 7).
 RNN_ALGORITHMS = {
-    "bptt": kernels.bptt,
-    "rtrl": kernels.rtrl,
-    "tbptt-k1=1-k2=T": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 1, xs.shape[0]),
-    "tbptt-k1=3-k2=T": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 3, xs.shape[0]),
-    "tbptt-k1=T": lambda p, xs, ys: kernels.tbptt(p, xs, ys, xs.shape[0]),
-    "tbptt-k1=2-k2=T+4": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, xs.shape[0] + 4),
+    "bptt": bpttbench.bptt,
+    "rtrl": bpttbench.rtrl,
+    "tbptt-k1=1-k2=T": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 1, xs.shape[0]),
+    "tbptt-k1=3-k2=T": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 3, xs.shape[0]),
+    "tbptt-k1=T": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, xs.shape[0]),
+    "tbptt-k1=2-k2=T+4": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 2, xs.shape[0] + 4),
 }
 
 
 def rnn_finite_differences(call, params, xs, ys):
     def loss(theta):
-        return call(kernels.RNNParams(*theta), xs, ys)[0]
+        return call(bpttbench.RNNParams(*theta), xs, ys)[0]
 
     return naive.finite_difference(loss, params, FD_STEP)
 
@@ -69,13 +68,13 @@ def test_backprop_matches_finite_differences(make_mlp_problem, sizes):
     params, x, y = make_mlp_problem(sizes=sizes)
 
     def loss(theta):
-        return kernels.backprop(theta, x, y)[0]
+        return bpttbench.backprop(theta, x, y)[0]
 
     fd = naive.finite_difference(loss, params, FD_STEP)
-    value, g = kernels.backprop(params, x, y)
+    value, g = bpttbench.backprop(params, x, y)
     assert value == pytest.approx(naive.mlp_loss(params, x, y), rel=EXACT_RTOL)
     assert_grads_close(g, fd, FD_RTOL, f"backprop {sizes} vs FD")
-    assert isinstance(g, kernels.MLPParams)
+    assert isinstance(g, bpttbench.MLPParams)
     assert [w.shape for w in g.weights] == [w.shape for w in params.weights]
     assert [b.shape for b in g.biases] == [b.shape for b in params.biases]
     assert all(isinstance(a, np.ndarray) for a in (*g.weights, *g.biases))

@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from bpttbench.bench import fit
+from bpttbench.bench.fake import LOWER, make_registry
 from scipy import stats
-
-from bench import fit
-from bench.fake import LOWER, make_registry
 
 REG = make_registry()
 

@@ -14,12 +14,11 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
+import bpttbench
 import numba
 import numpy as np
 import pytest
 from helpers import rnn_arrays, sequence
-
-import kernels
 
 # Under NUMBA_DISABLE_JIT (the coverage run) the kernels are Python loops: their
 # allocations are not the compiled kernels' and T = 4096 takes minutes.
@@ -65,7 +64,7 @@ def peak_bytes(call) -> int:
 @pytest.fixture
 def memory_problem(rng):
     """``problem(T) -> (params, xs, ys)`` with the same parameters for every T."""
-    params = kernels.RNNParams(*rnn_arrays(rng, SIZE["m"], SIZE["n"], SIZE["p"]))
+    params = bpttbench.RNNParams(*rnn_arrays(rng, SIZE["m"], SIZE["n"], SIZE["p"]))
 
     def problem(T):
         xs, ys = sequence(rng, T, SIZE["B"], SIZE["m"], SIZE["p"])
@@ -75,9 +74,9 @@ def memory_problem(rng):
 
 
 CONSTANT_IN_T = {
-    "tbptt-k=8": lambda p, xs, ys: kernels.tbptt(p, xs, ys, K),
-    "tbptt-k1=4-k2=8": lambda p, xs, ys: kernels.tbptt(p, xs, ys, K // 2, K),
-    "rtrl": kernels.rtrl,
+    "tbptt-k=8": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, K),
+    "tbptt-k1=4-k2=8": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, K // 2, K),
+    "rtrl": bpttbench.rtrl,
 }
 
 
@@ -98,7 +97,7 @@ def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
     peaks = []
     for T in BPTT_LENGTHS:
         problem = memory_problem(T)
-        peaks.append(peak_bytes(lambda problem=problem: kernels.bptt(*problem)))
+        peaks.append(peak_bytes(lambda problem=problem: bpttbench.bptt(*problem)))
     T0, T1, T2 = BPTT_LENGTHS
     growth = (peaks[2] - peaks[0]) / (peaks[1] - peaks[0])
     expected = (T2 - T0) / (T1 - T0)
@@ -114,8 +113,8 @@ def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
 def test_tbptt_peak_memory_grows_with_k2_not_T(memory_problem):
     """The window, not the sequence, is what truncated BPTT stores."""
     problem = memory_problem(T_SHORT)
-    small = peak_bytes(lambda: kernels.tbptt(*problem, 4, 4))
-    large = peak_bytes(lambda: kernels.tbptt(*problem, 4, 32))
+    small = peak_bytes(lambda: bpttbench.tbptt(*problem, 4, 4))
+    large = peak_bytes(lambda: bpttbench.tbptt(*problem, 4, 32))
     stored_states = (32 - 4) * SIZE["n"] * SIZE["B"] * 8
     assert large - small >= stored_states // 2, (small, large)
 
@@ -136,7 +135,7 @@ MODEL_SIZES = {
 
 @pytest.mark.parametrize("name", sorted(MODEL_SIZES))
 def test_analytic_memory_model_matches_the_measured_peak(name):
-    spec = kernels.ALGORITHMS[name]
+    spec = bpttbench.ALGORITHMS[name]
     size = MODEL_SIZES[name]
     problem = spec.make_problem(size, np.float64, 0)
     measured = peak_bytes(lambda: spec.func(*problem))

@@ -10,17 +10,17 @@ import sqlite3
 import sys
 from typing import ClassVar
 
+import bpttbench
 import numpy as np
 import pytest
-
-import kernels
-from bench import peers
+from bpttbench.bench import peers
+from helpers import reference
 
 TOL = 1e-10
 
 
 def _problem(T=7, B=2, m=3, n=4, p=2, seed=3):
-    params = kernels.init_rnn(m, n, p, seed=seed)
+    params = bpttbench.init_rnn(m, n, p, seed=seed)
     rng = np.random.default_rng(seed + 1)
     return params, rng.standard_normal((T, B, m)), rng.standard_normal((T, B, p))
 
@@ -40,45 +40,54 @@ def _assert_same(got, want):
 # --- the peers agree with the kernels -----------------------------------------------
 
 
+def _torch_peer():
+    """The PyTorch peer module: skipped without torch (outside CI); an import error
+    of our own module is an error, never a skip."""
+    reference("torch")
+    from bpttbench.bench.peers import torch_impl
+
+    return torch_impl
+
+
 def test_torch_bptt_equals_kernel():
-    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    torch_impl = _torch_peer()
     params, xs, ys = _problem()
-    _assert_same(torch_impl.loss_and_grads("bptt", params, xs, ys), kernels.bptt(params, xs, ys))
+    _assert_same(torch_impl.loss_and_grads("bptt", params, xs, ys), bpttbench.bptt(params, xs, ys))
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 7, 10])  # 2, 3: ragged end; 7 = T; 10 > T
 def test_torch_chunked_detach_equals_kernel_tbptt(k):
-    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    torch_impl = _torch_peer()
     params, xs, ys = _problem()
     got = torch_impl.loss_and_grads("tbptt", params, xs, ys, k=k)
-    _assert_same(got, kernels.tbptt(params, xs, ys, k))
+    _assert_same(got, bpttbench.tbptt(params, xs, ys, k))
 
 
 def test_torch_accepts_a_2d_sequence():
-    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    torch_impl = _torch_peer()
     params, xs, ys = _problem(B=1)
     got = torch_impl.loss_and_grads("bptt", params, xs[:, 0], ys[:, 0])
-    _assert_same(got, kernels.bptt(params, xs, ys))
+    _assert_same(got, bpttbench.bptt(params, xs, ys))
 
 
 def test_jax_bptt_equals_kernel():
-    pytest.importorskip("jax")
-    from bench.peers import jax_impl
+    reference("jax")
+    from bpttbench.bench.peers import jax_impl
 
     params, xs, ys = _problem()
-    _assert_same(jax_impl.loss_and_grads("bptt", params, xs, ys), kernels.bptt(params, xs, ys))
+    _assert_same(jax_impl.loss_and_grads("bptt", params, xs, ys), bpttbench.bptt(params, xs, ys))
 
 
 def test_jax_rtrl_equals_kernel():
-    pytest.importorskip("jax")
-    from bench.peers import jax_impl
+    reference("jax")
+    from bpttbench.bench.peers import jax_impl
 
     params, xs, ys = _problem()
-    _assert_same(jax_impl.loss_and_grads("rtrl", params, xs, ys), kernels.rtrl(params, xs, ys))
+    _assert_same(jax_impl.loss_and_grads("rtrl", params, xs, ys), bpttbench.rtrl(params, xs, ys))
 
 
 def test_peers_refuse_an_algorithm_they_do_not_have():
-    torch_impl = pytest.importorskip("bench.peers.torch_impl")
+    torch_impl = _torch_peer()
     params, xs, ys = _problem()
     with pytest.raises(ValueError, match="no 'rtrl'"):
         torch_impl.make("rtrl", params, xs, ys)
@@ -114,7 +123,7 @@ class _FakeTool:
             self.timed += 1
 
         def check(self):
-            loss, g = kernels.bptt(self.params, self.xs, self.ys)
+            loss, g = bpttbench.bptt(self.params, self.xs, self.ys)
             return loss, (g.W_ih * (1 + 1e-6), *g[1:])
 
     made: ClassVar[list] = []
@@ -177,7 +186,7 @@ def _hide(monkeypatch, *names):
     for name in names:
         monkeypatch.setitem(sys.modules, name, None)
     for tool in ("torch_impl", "jax_impl"):
-        monkeypatch.delitem(sys.modules, f"bench.peers.{tool}", raising=False)
+        monkeypatch.delitem(sys.modules, f"bpttbench.bench.peers.{tool}", raising=False)
 
 
 def test_without_peers_prints_the_install_hint_and_exits_0(monkeypatch, tmp_path, capsys):
@@ -190,7 +199,7 @@ def test_without_peers_prints_the_install_hint_and_exits_0(monkeypatch, tmp_path
 
 
 def test_with_one_peer_it_runs_that_one_and_stores_rows(monkeypatch, tmp_path, capsys):
-    pytest.importorskip("torch")
+    reference("torch")
     _hide(monkeypatch, "jax")
     db = tmp_path / "r.sqlite"
     args = _parse(
@@ -214,7 +223,7 @@ def test_with_one_peer_it_runs_that_one_and_stores_rows(monkeypatch, tmp_path, c
 
 
 def test_load_peers_without_a_peers_table_is_empty(tmp_path):
-    from bench.store import connect
+    from bpttbench.bench.store import connect
 
     db = tmp_path / "r.sqlite"
     connect(db).close()
@@ -239,7 +248,7 @@ def test_rows_are_keyed_by_run_and_cell(tmp_path):
 
 
 def test_bad_arguments_are_refused():
-    from bench import BenchError
+    from bpttbench.bench import BenchError
 
     with pytest.raises(BenchError, match="--n"):
         peers.command(_parse("--n", "0"))

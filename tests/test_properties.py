@@ -7,13 +7,12 @@ examples the same on every run: these are regression tests, not a fuzzer.
 
 from __future__ import annotations
 
+import bpttbench
 import naive
 import numpy as np
 from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close, rnn_arrays, sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kernels
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 
@@ -31,7 +30,7 @@ shapes = st.fixed_dictionaries(
 
 def problem(s):
     rng = np.random.default_rng(s["seed"])
-    params = kernels.RNNParams(*rnn_arrays(rng, s["m"], s["n"], s["p"]))
+    params = bpttbench.RNNParams(*rnn_arrays(rng, s["m"], s["n"], s["p"]))
     xs, ys = sequence(rng, s["T"], s["B"], s["m"], s["p"])
     return params, xs, ys
 
@@ -40,8 +39,8 @@ def problem(s):
 @given(shapes)
 def test_rtrl_equals_bptt_for_random_shapes(s):
     params, xs, ys = problem(s)
-    loss_b, g_b = kernels.bptt(params, xs, ys)
-    loss_r, g_r = kernels.rtrl(params, xs, ys)
+    loss_b, g_b = bpttbench.bptt(params, xs, ys)
+    loss_r, g_r = bpttbench.rtrl(params, xs, ys)
     assert_loss_close(loss_r, loss_b, EXACT_RTOL, f"rtrl loss {s}")
     assert_grads_close(g_r, g_b, EXACT_RTOL, f"rtrl vs bptt {s}")
 
@@ -51,7 +50,7 @@ def test_rtrl_equals_bptt_for_random_shapes(s):
 def test_tbptt_equals_window_reference_for_random_truncations(s, k1, extra):
     k2 = k1 + extra
     params, xs, ys = problem(s)
-    loss, g = kernels.tbptt(params, xs, ys, k1, k2)
+    loss, g = bpttbench.tbptt(params, xs, ys, k1, k2)
     ref_loss, ref = naive.tbptt(params, xs, ys, k1, k2)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"tbptt loss {s}")
     assert_grads_close(g, ref, EXACT_RTOL, f"tbptt({k1}, {k2}) vs naive {s}")

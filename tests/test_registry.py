@@ -4,7 +4,7 @@ declared exponents agree with the powers of its own cost terms.
 The harness fits an exponent only where the model's terms of that power carry
 >= 90% of the total (THEORY.md, "choose the fit window from the analytic
 model"). So a declared exponent must either be the leading power along its
-axis (kernels.costs.leading_share) and come to dominate as the axis grows, or,
+axis (bpttbench.costs.leading_share) and come to dominate as the axis grows, or,
 for an exponent that THEORY.md gives for a regime (BPTT's memory grows like n
 while the T n B states outweigh the n^2 weights), be below the leading power
 and carry >= 90% of the total somewhere nearby.
@@ -12,11 +12,10 @@ and carry >= 90% of the total somewhere nearby.
 
 from __future__ import annotations
 
+import bpttbench
 import numpy as np
 import pytest
-
-import kernels
-from kernels.costs import AlgorithmSpec, leading_share
+from bpttbench.costs import AlgorithmSpec, leading_share
 
 LEADS = 0.9  # THEORY.md: the leading term is >= 90% of the total inside the fit window
 ITEMSIZE = 8  # float64; the models are checked at float32's 4 too where it matters
@@ -37,7 +36,7 @@ METRICS = {"time", "flops", "memory"}
 def entries():
     return [
         (name, axis, metric)
-        for name, spec in kernels.ALGORITHMS.items()
+        for name, spec in bpttbench.ALGORITHMS.items()
         for (axis, metric) in spec.exponents
     ]
 
@@ -61,19 +60,19 @@ def base_size(spec, axis):
 
 
 def test_registry_holds_the_four_algorithms_under_their_names():
-    assert set(kernels.ALGORITHMS) >= EXPECTED_ALGORITHMS
-    for name, spec in kernels.ALGORITHMS.items():
+    assert set(bpttbench.ALGORITHMS) >= EXPECTED_ALGORITHMS
+    for name, spec in bpttbench.ALGORITHMS.items():
         assert isinstance(spec, AlgorithmSpec)
         assert spec.name == name
         assert spec.family in BASE_SIZE
         assert spec.title
     for name in EXPECTED_ALGORITHMS:
-        assert kernels.ALGORITHMS[name].func is getattr(kernels, name)
+        assert bpttbench.ALGORITHMS[name].func is getattr(bpttbench, name)
 
 
-@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+@pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
 def test_costs_are_positive(name):
-    spec = kernels.ALGORITHMS[name]
+    spec = bpttbench.ALGORITHMS[name]
     for factor in (1, 4, 64):
         size = scaled(BASE_SIZE[spec.family], set(BASE_SIZE[spec.family]) - {"k1", "k2"}, factor)
         assert spec.flop_count(size) > 0
@@ -83,9 +82,9 @@ def test_costs_are_positive(name):
         assert all(t.value >= 0 for t in spec.memory(size, ITEMSIZE))
 
 
-@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+@pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
 def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
-    spec = kernels.ALGORITHMS[name]
+    spec = bpttbench.ALGORITHMS[name]
     axes = {axis for axis, _ in spec.exponents}
     assert axes <= set(spec.axis_vars)
     for axis in axes:
@@ -98,7 +97,7 @@ def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
 
 @pytest.mark.parametrize(("name", "axis", "metric"), entries(), ids=lambda v: str(v))
 def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
-    spec = kernels.ALGORITHMS[name]
+    spec = bpttbench.ALGORITHMS[name]
     declared = spec.exponents[(axis, metric)].value
     model = "flops" if metric == "time" else metric  # time follows the FLOP count
     axis_vars = spec.axis_vars[axis]
@@ -128,10 +127,10 @@ def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
         )
 
 
-@pytest.mark.parametrize("name", sorted(kernels.ALGORITHMS))
+@pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_make_problem_runs_through_func(name, dtype):
-    spec = kernels.ALGORITHMS[name]
+    spec = bpttbench.ALGORITHMS[name]
     size = (
         {"T": 6, "B": 2, "n": 4, "m": 3, "p": 2, "k1": 2, "k2": 3}
         if spec.family == "rnn"

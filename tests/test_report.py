@@ -59,7 +59,7 @@ AXIS_VARS = {"k": ("k1", "k2")}
 
 def build_store(path: Path, seed: int = 0) -> None:
     """A results store with one run: power-law cells, one skipped and one failed cell."""
-    from bench import store
+    from bpttbench.bench import store
 
     rng = np.random.default_rng(seed)
     conn = store.connect(path)
@@ -151,7 +151,7 @@ def build_store(path: Path, seed: int = 0) -> None:
 
 def add_peers(path: Path) -> None:
     """Peer rows as ``bpttbench peers`` writes them: two tools, one refused cell."""
-    from bench import peers
+    from bpttbench.bench import peers
 
     conn = peers.connect(path)
     for tool, alg, slow in (("pytorch", "bptt", 3.0), ("pytorch", "tbptt", 2.5),
@@ -325,7 +325,7 @@ def table_rows(md: str) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A store, two saved runs and the report built from them (once for the module)."""
-    from bench import report
+    from bpttbench.bench import report
 
     root = tmp_path_factory.mktemp("report")
     db = root / "results.sqlite"
@@ -365,9 +365,9 @@ def test_pngs_are_small(built):
 
 
 def test_exponent_table_holds_the_fits_from_the_store(built):
-    import kernels
-    from bench.fit import fit_table
-    from bench.store import load_cells
+    import bpttbench
+    from bpttbench.bench.fit import fit_table
+    from bpttbench.bench.store import load_cells
 
     md = built["report"].path.read_text()
     rows = {(r[0], r[1], r[2]): r for r in table_rows(md)}
@@ -376,7 +376,7 @@ def test_exponent_table_holds_the_fits_from_the_store(built):
     assert len(rows) == len(fits)
     fitted = 0
     for f in fits:
-        row = rows[(kernels.ALGORITHMS[f.algorithm].title, f.axis, f.metric)]
+        row = rows[(bpttbench.ALGORITHMS[f.algorithm].title, f.axis, f.metric)]
         assert row[3].startswith(f"{f.theory:g}")
         assert row[6] == f"**{f.verdict}**"
         if math.isfinite(f.slope):
@@ -431,7 +431,7 @@ def test_comparison_of_two_saved_runs(built):
 
 
 def test_missing_database_without_json_writes_a_report_and_exits_2(tmp_path, capsys):
-    from bench.cli import main
+    from bpttbench.bench.cli import main
 
     code = main(["report", "--db", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "o")])
     assert code == 2
@@ -444,7 +444,7 @@ def test_missing_database_without_json_writes_a_report_and_exits_2(tmp_path, cap
 
 
 def test_empty_database_file_is_a_clear_line(tmp_path):
-    from bench.report import make_report
+    from bpttbench.bench.report import make_report
 
     db = tmp_path / "empty.sqlite"
     db.write_bytes(b"")
@@ -455,7 +455,7 @@ def test_empty_database_file_is_a_clear_line(tmp_path):
 
 
 def test_json_that_is_not_pytest_benchmark_is_skipped_and_the_rest_drawn(built, tmp_path):
-    from bench.report import make_report
+    from bpttbench.bench.report import make_report
 
     not_json = tmp_path / "notes.json"
     not_json.write_text("this is not JSON")
@@ -471,8 +471,8 @@ def test_json_that_is_not_pytest_benchmark_is_skipped_and_the_rest_drawn(built, 
 
 
 def test_too_few_points_skips_those_charts_with_the_reason(tmp_path):
-    from bench import store
-    from bench.report import make_report
+    from bpttbench.bench import store
+    from bpttbench.bench.report import make_report
 
     db = tmp_path / "tiny.sqlite"
     conn = store.connect(db)
@@ -529,7 +529,7 @@ def test_too_few_points_skips_those_charts_with_the_reason(tmp_path):
 def test_stale_charts_are_removed_on_rebuild(built, tmp_path):
     import shutil
 
-    from bench.report import make_report
+    from bpttbench.bench.report import make_report
 
     out = tmp_path / "o"
     shutil.copytree(built["out"], out)
@@ -545,7 +545,7 @@ def test_stale_charts_are_removed_on_rebuild(built, tmp_path):
 
 def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
     """Other suites: group 'bptt-T', sizes in params or the test id."""
-    from bench.report import read_benchmark_json
+    from bpttbench.bench.report import read_benchmark_json
 
     stats = {"median": 1e-3, "q1": 9e-4, "q3": 1.1e-3}
     doc = {
@@ -570,8 +570,8 @@ def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
 
 
 def test_sizes_text_and_ratio_format():
-    from bench.charts import format_ratio
-    from bench.report import sizes_text
+    from bpttbench.bench.charts import format_ratio
+    from bpttbench.bench.report import sizes_text
 
     assert sizes_text({"n": 32, "B": 1, "m": 8, "p": 8}) == "n=32, B=1, m=p=8"
     assert sizes_text({"T": 64, "k1": 16, "k2": 8}) == "T=64, k1=16, k2=8"
@@ -590,10 +590,10 @@ def test_sizes_text_and_ratio_format():
 
 
 def test_memory_crossover_grows_like_n_squared():
-    import kernels
-    from bench.report import memory_crossover
+    import bpttbench
+    from bpttbench.bench.report import memory_crossover
 
-    reg = kernels.ALGORITHMS
+    reg = bpttbench.ALGORITHMS
     t = [
         memory_crossover(reg["rtrl"], reg["bptt"], n, {"B": 1, "m": 8, "p": 8}, 8)
         for n in (32, 64, 128)

@@ -7,8 +7,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-
-from bench import BenchError, store
+from bpttbench.bench import BenchError, store
 
 CELL_COLUMNS = [
     "run_id", "algorithm", "axis", "size", "T", "n", "B", "m", "p", "k1", "k2", "depth",

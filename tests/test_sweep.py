@@ -11,9 +11,8 @@ import json
 
 import numpy as np
 import pytest
-
-from bench import BenchError, cli, fit, store, sweep
-from bench.fake import make_registry
+from bpttbench.bench import BenchError, cli, fit, store, sweep
+from bpttbench.bench.fake import make_registry
 
 REG = make_registry()
 FAST = {"min_time": 1e-3, "round_time": 1e-4, "min_rounds": 2}
@@ -316,7 +315,7 @@ def test_run_sweeps_fits_and_resumes(tmp_path, capsys, monkeypatch):
         "settings": {**FAST, "visits": 1},
         "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
     }
-    monkeypatch.setitem(sweep.PRESETS, "quick", tiny)
+    monkeypatch.setattr(sweep, "preset_grid", lambda name, registry: tiny)
     db = tmp_path / "r.sqlite"
     argv = ["run", "--db", str(db), "--no-report", "--quiet"]
     assert cli.main(argv) == 0
@@ -330,7 +329,7 @@ def test_run_sweeps_fits_and_resumes(tmp_path, capsys, monkeypatch):
 
 
 def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
-    import kernels
+    import bpttbench
 
     db = tmp_path / "r.sqlite"
     tiny = {
@@ -344,8 +343,8 @@ def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
              "fixed": {"width": 4, "B": 2}},
         ],
     }  # fmt: skip
-    plan = sweep.parse_grid(tiny, kernels.ALGORITHMS, "tiny")
-    summary = sweep.run_sweep(plan, db, kernels.ALGORITHMS, progress=False)
+    plan = sweep.parse_grid(tiny, bpttbench.ALGORITHMS, "tiny")
+    summary = sweep.run_sweep(plan, db, bpttbench.ALGORITHMS, progress=False)
     assert (summary.measured, summary.skipped, summary.errors) == (16, 0, 0)
     cells = store.load_cells(db)
     assert (cells.status == "ok").all() and (cells.median_s > 0).all()
@@ -353,7 +352,7 @@ def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
     runs = store.load_runs(db)
     assert runs.loc[0, "gemm_gflops"] > 0 and runs.loc[0, "numba_threads"] == 1
 
-    results = fit.fit_table(cells, kernels.ALGORITHMS)
+    results = fit.fit_table(cells, bpttbench.ALGORITHMS)
     found = {(r.algorithm, r.axis, r.metric) for r in results}
     assert {("bptt", "T", "time"), ("tbptt", "k", "memory"), ("rtrl", "n", "time"),
             ("backprop", "depth", "memory")} <= found  # fmt: skip
@@ -376,14 +375,14 @@ def test_tiny_sweep_then_fit_with_the_real_kernels(tmp_path, capsys):
 
 def scripted_rounds(monkeypatch, rounds):
     """Make bench.measure._run return the scripted (wall, cpu) pairs, one per round."""
-    from bench import measure
+    from bpttbench.bench import measure
 
     script = iter(rounds)
     monkeypatch.setattr(measure, "_run", lambda fn, number: next(script))
 
 
 def test_descheduled_rounds_are_timed_again(monkeypatch):
-    from bench import measure
+    from bpttbench.bench import measure
 
     settings = measure.TimingSettings(min_time=0.5, round_time=0.1, min_rounds=3)
     # Calibration call fills a round (0.2 s), then: a descheduled round (cpu 50% of wall),
@@ -399,7 +398,7 @@ def test_descheduled_rounds_are_timed_again(monkeypatch):
 
 
 def test_disturbed_rounds_are_kept_when_the_retries_run_out(monkeypatch):
-    from bench import measure
+    from bpttbench.bench import measure
 
     settings = measure.TimingSettings(min_time=0.1, round_time=0.1, min_rounds=2, max_retries=1)
     scripted_rounds(monkeypatch, [(1.0, 0.5), (1.0, 0.5), (1.0, 0.5)])
@@ -409,7 +408,7 @@ def test_disturbed_rounds_are_kept_when_the_retries_run_out(monkeypatch):
 
 
 def test_without_the_cpu_check_every_round_counts(monkeypatch):
-    from bench import measure
+    from bpttbench.bench import measure
 
     settings = measure.TimingSettings(min_time=0.3, round_time=0.1, min_rounds=3)
     scripted_rounds(monkeypatch, [(0.2, 0.1), (0.2, 0.1), (0.2, 0.1)])
@@ -418,7 +417,7 @@ def test_without_the_cpu_check_every_round_counts(monkeypatch):
 
 
 def test_statistics_over_the_rounds_of_all_visits():
-    from bench import measure
+    from bpttbench.bench import measure
 
     spec = REG["fake_rnn"]
     size = {"T": 4, "n": 8, "B": 1, "m": 1, "p": 1}
@@ -440,7 +439,7 @@ def test_statistics_over_the_rounds_of_all_visits():
 
 
 def test_the_memory_pass_counts_what_a_call_allocates():
-    from bench import measure
+    from bpttbench.bench import measure
 
     n = 1 << 20
     peak = measure.peak_memory(lambda: np.ones(n))

@@ -3,20 +3,18 @@
 The RNN is ``torch.nn.RNN(nonlinearity="tanh", batch_first=False)`` followed by
 ``torch.nn.Linear``; PyTorch's two biases sum to b_h, so b_ih = b_h and
 b_hh = 0. The MLP is a stack of ``torch.nn.Linear`` with ``tanh`` between them.
-Skipped when PyTorch is not installed.
+Skipped when PyTorch is not installed, except in CI (see ``helpers.reference``).
 """
 
 from __future__ import annotations
 
+import bpttbench
+import naive
 import numpy as np
 import pytest
+from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close, reference
 
-torch = pytest.importorskip("torch")
-
-import naive  # noqa: E402
-from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close  # noqa: E402
-
-import kernels  # noqa: E402
+torch = reference("torch")
 
 
 def as_tensor(a):
@@ -55,7 +53,7 @@ def torch_rnn_gradient(params, xs, ys, detach_every=None):
     # Both biases enter a_t the same way, so their gradients agree (up to rounding).
     b_ih_grad, b_hh_grad = rnn.bias_ih_l0.grad.numpy(), rnn.bias_hh_l0.grad.numpy()
     assert naive.relative_error(b_hh_grad, b_ih_grad) <= EXACT_RTOL
-    g = kernels.RNNParams(
+    g = bpttbench.RNNParams(
         rnn.weight_ih_l0.grad.numpy(),
         rnn.weight_hh_l0.grad.numpy(),
         rnn.bias_ih_l0.grad.numpy(),
@@ -68,7 +66,7 @@ def torch_rnn_gradient(params, xs, ys, detach_every=None):
 @pytest.mark.parametrize("algorithm", ["bptt", "rtrl"])
 def test_rnn_gradient_equals_torch_autograd(make_rnn_problem, algorithm):
     params, xs, ys = make_rnn_problem(T=12)
-    loss, g = getattr(kernels, algorithm)(params, xs, ys)
+    loss, g = getattr(bpttbench, algorithm)(params, xs, ys)
     ref_loss, ref = torch_rnn_gradient(params, xs, ys)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"{algorithm} loss vs torch")
     assert_grads_close(g, ref, EXACT_RTOL, f"{algorithm} vs torch autograd")
@@ -77,7 +75,7 @@ def test_rnn_gradient_equals_torch_autograd(make_rnn_problem, algorithm):
 @pytest.mark.parametrize("k", [1, 3, 4, 12], ids=lambda k: f"k={k}")
 def test_tbptt_k_k_equals_torch_detach_every_k(make_rnn_problem, k):
     params, xs, ys = make_rnn_problem(T=12)
-    loss, g = kernels.tbptt(params, xs, ys, k)
+    loss, g = bpttbench.tbptt(params, xs, ys, k)
     ref_loss, ref = torch_rnn_gradient(params, xs, ys, detach_every=k)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, f"tbptt({k}) loss vs torch")
     assert_grads_close(g, ref, EXACT_RTOL, f"tbptt({k}, {k}) vs torch detach every {k}")
@@ -98,7 +96,7 @@ def torch_mlp_gradient(params, x, y):
             a = torch.tanh(a)
     loss = 0.5 * ((a - as_tensor(y)) ** 2).sum()
     loss.backward()
-    g = kernels.MLPParams(
+    g = bpttbench.MLPParams(
         tuple(layer.weight.grad.numpy() for layer in layers),
         tuple(layer.bias.grad.numpy() for layer in layers),
     )
@@ -110,7 +108,7 @@ def torch_mlp_gradient(params, x, y):
 )
 def test_backprop_equals_torch_autograd(make_mlp_problem, sizes):
     params, x, y = make_mlp_problem(sizes=sizes, B=5)
-    loss, g = kernels.backprop(params, x, y)
+    loss, g = bpttbench.backprop(params, x, y)
     ref_loss, ref = torch_mlp_gradient(params, x, y)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, "backprop loss vs torch")
     assert_grads_close(g, ref, EXACT_RTOL, f"backprop {sizes} vs torch autograd")

@@ -8,16 +8,15 @@ non-finite entries, sizes < 1, k1 < 1, k2 < k1).
 
 from __future__ import annotations
 
+import bpttbench
 import numpy as np
 import pytest
 from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close
 
-import kernels
-
 RNN_CALLS = {
-    "bptt": kernels.bptt,
-    "rtrl": kernels.rtrl,
-    "tbptt": lambda p, xs, ys: kernels.tbptt(p, xs, ys, 2, 3),
+    "bptt": bpttbench.bptt,
+    "rtrl": bpttbench.rtrl,
+    "tbptt": lambda p, xs, ys: bpttbench.tbptt(p, xs, ys, 2, 3),
 }
 
 XS, YS, XS_OR_YS = r"\bxs\b", r"\bys\b", r"\b(xs|ys)\b"
@@ -142,13 +141,13 @@ BAD_TRUNCATIONS = [
 def test_tbptt_bad_truncation_is_refused_naming_k1_or_k2(rnn_problem, k1, k2, error, pattern):
     params, xs, ys = rnn_problem
     with pytest.raises(error, match=pattern):
-        kernels.tbptt(params, xs, ys, k1, k2)
+        bpttbench.tbptt(params, xs, ys, k1, k2)
 
 
 def test_tbptt_accepts_numpy_integer_truncation(rnn_problem):
     params, xs, ys = rnn_problem
-    _, expected = kernels.tbptt(params, xs, ys, 2, 3)
-    _, got = kernels.tbptt(params, xs, ys, np.int64(2), np.int32(3))
+    _, expected = bpttbench.tbptt(params, xs, ys, 2, 3)
+    _, got = bpttbench.tbptt(params, xs, ys, np.int64(2), np.int32(3))
     assert_grads_close(got, expected, EXACT_RTOL, "numpy-integer k1, k2")
 
 
@@ -174,7 +173,7 @@ BAD_RNN_SIZES = [
 )
 def test_init_rnn_bad_size_is_refused_naming_it(args, error, pattern):
     with pytest.raises(error, match=pattern):
-        kernels.init_rnn(*args)
+        bpttbench.init_rnn(*args)
 
 
 @pytest.mark.parametrize(
@@ -184,9 +183,9 @@ def test_init_rnn_bad_size_is_refused_naming_it(args, error, pattern):
 )
 def test_init_bad_dtype_is_refused(dtype):
     with pytest.raises(TypeError, match="dtype"):
-        kernels.init_rnn(3, 4, 2, dtype=dtype)
+        bpttbench.init_rnn(3, 4, 2, dtype=dtype)
     with pytest.raises(TypeError, match="dtype"):
-        kernels.init_mlp([3, 4, 2], dtype=dtype)
+        bpttbench.init_mlp([3, 4, 2], dtype=dtype)
 
 
 @pytest.mark.parametrize(
@@ -205,7 +204,7 @@ def test_init_bad_dtype_is_refused(dtype):
 )
 def test_init_mlp_bad_sizes_are_refused_naming_sizes(sizes, error):
     with pytest.raises(error, match="sizes"):
-        kernels.init_mlp(sizes)
+        bpttbench.init_mlp(sizes)
 
 
 def mlp_replace(q, kind, index, array):
@@ -262,7 +261,7 @@ MLP_BAD_INPUTS = {
         ValueError,
         "biases",
     ),
-    "no-layers": (lambda q, x, y: (kernels.MLPParams((), ()), x, y), ValueError, "params"),
+    "no-layers": (lambda q, x, y: (bpttbench.MLPParams((), ()), x, y), ValueError, "params"),
     "params-not-a-pair": (lambda q, x, y: (None, x, y), TypeError, "params"),
 }
 
@@ -272,7 +271,7 @@ def test_backprop_bad_input_is_refused_naming_the_argument(mlp_problem, case):
     mutate, error, pattern = MLP_BAD_INPUTS[case]
     q, x, y = mutate(*mlp_problem)
     with pytest.raises(error, match=pattern):
-        kernels.backprop(q, x, y)
+        bpttbench.backprop(q, x, y)
 
 
 def strided_copy(array, rng):
@@ -325,11 +324,11 @@ def test_rnn_non_contiguous_inputs_give_contiguous_results(rnn_problem, rng, alg
 
 def test_backprop_non_contiguous_inputs_give_contiguous_results(mlp_problem, rng):
     q, x, y = mlp_problem
-    odd = kernels.MLPParams(
+    odd = bpttbench.MLPParams(
         tuple(transposed_copy(w) for w in q.weights),
         tuple(strided_copy(b, rng) for b in q.biases),
     )
-    loss, g = kernels.backprop(odd, transposed_copy(x), strided_copy(y, rng))
-    ref_loss, ref = kernels.backprop(q, x, y)
+    loss, g = bpttbench.backprop(odd, transposed_copy(x), strided_copy(y, rng))
+    ref_loss, ref = bpttbench.backprop(q, x, y)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, "backprop non-contiguous loss")
     assert_grads_close(g, ref, EXACT_RTOL, "backprop non-contiguous vs contiguous")

@@ -38,15 +38,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from bench import DEFAULT_DB, BenchError
+from bpttbench.bench import DEFAULT_DB, BenchError
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
 TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
 DTYPE = "float64"
 TOOLS = ("pytorch", "jax")
-_MODULES = {"pytorch": "bench.peers.torch_impl", "jax": "bench.peers.jax_impl"}
+_MODULES = {"pytorch": "bpttbench.bench.peers.torch_impl", "jax": "bpttbench.bench.peers.jax_impl"}
 _TOOL_ALGORITHMS = {"pytorch": ("bptt", "tbptt"), "jax": ("bptt", "rtrl")}
 _TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
 ALGORITHMS = ("bptt", "tbptt", "rtrl")
@@ -265,11 +265,10 @@ def load_tools(wanted: Sequence[str]) -> tuple[dict[str, object], list[str]]:
 
 def _problem(cell: Cell, m: int, p: int, seed: int):
     """The registry's problem for the cell (the weights and data a sweep uses)."""
+    import bpttbench
     import numpy as np
 
-    import kernels
-
-    spec = kernels.ALGORITHMS[cell.algorithm]
+    spec = bpttbench.ALGORITHMS[cell.algorithm]
     size = {"T": cell.T, "n": cell.n, "B": cell.B, "m": m, "p": p}
     if cell.k is not None:
         size.update(k1=cell.k, k2=cell.k)
@@ -323,8 +322,8 @@ def measure(
 
 
 def connect(db_path):
-    """Open the results database (checked by ``bench.store``) and create ``peers``."""
-    from bench.store import connect as store_connect
+    """Open the results database (checked by ``bpttbench.bench.store``) and create ``peers``."""
+    from bpttbench.bench.store import connect as store_connect
 
     conn = store_connect(db_path)
     try:
@@ -385,8 +384,7 @@ def load_peers(db_path: str | os.PathLike = DEFAULT_DB):
     Empty (with those columns) when no peers were run. Never creates a file.
     """
     import pandas as pd
-
-    from bench.store import open_readonly
+    from bpttbench.bench.store import open_readonly
 
     conn = open_readonly(db_path)
     try:
@@ -511,7 +509,7 @@ def command(args: argparse.Namespace) -> int:
     _check_args(args)
     tools = _resolve_tools(args.tools)
 
-    from bench.measure import available_cpus, run_metadata, set_threads
+    from bpttbench.bench.measure import available_cpus, run_metadata, set_threads
 
     threads = args.threads or available_cpus()
     if "jax" in tools and "jax" not in sys.modules and threads == 1:
@@ -544,7 +542,7 @@ def command(args: argparse.Namespace) -> int:
             tool_threads[tool] = 1 if threads == 1 else available_cpus()
     min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
     meta = run_metadata()
-    run_ts = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run_ts = datetime.now(UTC).isoformat(timespec="seconds")
     versions = ", ".join(
         f"{t} {mod.version()} ({tool_threads[t]} threads)" for t, mod in modules.items()
     )
@@ -585,7 +583,7 @@ def command(args: argparse.Namespace) -> int:
                 run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
                 blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
                 commit=meta["commit"], loadavg=load_at_start,
-                created=datetime.now(timezone.utc).isoformat(),
+                created=datetime.now(UTC).isoformat(),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)

@@ -16,7 +16,7 @@
 Both are compiled ahead of time (``jit(...).lower(...).compile()``); the
 compile time is reported on its own and the timed call is the compiled one.
 float64 is switched on (``jax_enable_x64``) when this module is imported,
-which ``bench.peers`` does only when the JAX peer runs.
+which ``bpttbench.bench.peers`` does only when the JAX peer runs.
 
 Only this module imports jax.
 """

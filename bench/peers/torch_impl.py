@@ -13,7 +13,7 @@ their gradients are equal and ``b_h``'s gradient is read from ``bias_ih``).
   end, with only the last ``T mod k`` steps in its loss, so the gradient is
   BPTT(k; k)'s exactly.
 
-Only this module imports torch; ``bench.peers`` imports it when the peer runs.
+Only this module imports torch; ``bpttbench.bench.peers`` imports it when the peer runs.
 """
 
 from __future__ import annotations
