@@ -13,7 +13,17 @@
   (``NUMBA_CACHE_DIR`` when set, else Numba's user-wide cache, keyed by the
   source path), and only where neither is writable beside the sources. This is
   set per kernel, not in Numba's global configuration.
+- Cache freshness: Numba checks a cached kernel against its own source file
+  only, but a kernel embeds the jitted functions it calls from other modules
+  (``bptt._bptt`` inlines ``_sweeps.forward_sweep``), so an edit there would
+  leave it running the old code: a planted bug would not show and a fix would
+  not take. Every cached kernel is therefore stamped with a digest of all the
+  package's sources as well, and any edit recompiles.
 """
+
+import functools
+import hashlib
+from pathlib import Path
 
 from numba import njit
 from numba.core import caching
@@ -22,13 +32,38 @@ from numba.core.dispatcher import Dispatcher
 JIT_OPTIONS = {"fastmath": False, "error_model": "numpy", "nogil": True}
 
 
+@functools.cache
+def _package_digest() -> str:
+    """SHA-256 of every Python source of the package (read once per process)."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class _PackageStamp:
+    """A cache locator whose stamp also changes when any source of the package does."""
+
+    def get_source_stamp(self):
+        return (super().get_source_stamp(), _package_digest())
+
+
+def _stamped(locator: type) -> type:
+    return type(locator.__name__, (_PackageStamp, locator), {})
+
+
 class _OutOfTreeImpl(caching.CompileResultCacheImpl):
     """Numba's cache of compiled functions, looking first outside the source tree."""
 
-    _locator_classes = (
-        caching.UserProvidedCacheLocator,  # NUMBA_CACHE_DIR
-        caching.UserWideCacheLocator,  # e.g. ~/.cache/numba/<path of the source>
-        caching.InTreeCacheLocator,
+    _locator_classes = tuple(
+        _stamped(locator)
+        for locator in (
+            caching.UserProvidedCacheLocator,  # NUMBA_CACHE_DIR
+            caching.UserWideCacheLocator,  # e.g. ~/.cache/numba/<path of the source>
+            caching.InTreeCacheLocator,
+        )
     )
 
 
@@ -40,5 +75,8 @@ def jit(func):
     """Compile ``func`` in nopython mode with the project's options, cached on disk."""
     kernel = njit(**JIT_OPTIONS)(func)
     if isinstance(kernel, Dispatcher):  # not under NUMBA_DISABLE_JIT
-        kernel._cache = _OutOfTreeCache(kernel.py_func)
+        try:
+            kernel._cache = _OutOfTreeCache(kernel.py_func)
+        except RuntimeError:  # no file behind the function (a REPL): compile, don't cache
+            pass
     return kernel
