@@ -63,8 +63,10 @@ with the full influence matrix J_t = A_t J_{t-1} + M_t).
 - ``snap1`` (Menick et al. 2021): J restricted to its diagonal blocks,
   J[j, i, c] = [i == j] S[i, c]; S <- diag(A)[:, None] * S + outer(d, z),
   with diag(A) = (1 - alpha) + d * diag(W_hh); gradient c[:, None] * S.
-- ``snap`` / ``snap2``: SnAp-n keeps J[j, i, :] where unit j is reached from
-  unit i within n - 1 steps of the recurrent core, i.e. where
+- ``snap`` / ``snap2``: SnAp-n keeps the entries of J that are non-zero within
+  n steps (Menick et al.): a parameter of row i moves h_i at its first step and
+  unit j one step after each hop i -> j, so J[j, i, :] is kept where unit j is
+  reached from unit i within n - 1 steps of the recurrent core, i.e. where
   (I + [W_hh != 0])^(n - 1) is non-zero (``snap_mask``); J <- mask * (A J + M).
   SnAp-1's mask is I. SnAp-2's is I + [W_hh != 0]: for a dense W_hh it is
   full, so SnAp-2 == RTRL; for a sparse W_hh it equals RTRL up to T = 2 and
@@ -104,8 +106,12 @@ element's state update:
 
 Nothing else is drawn. A call therefore consumes T * B * k doubles (k = n, 2,
 n), the draws of steps 1..t do not depend on T (so a stream that carries the
-generator across chunks reproduces the one-shot call), and the B draws of
-rng.random(k) at one step are the same numbers as one rng.random((B, k)).
+generator across chunks reproduces the one-shot call), and the T * B calls of
+rng.random(k) yield the same numbers as one rng.random((T, B, k)). Numba's
+Generator support draws the same doubles from the same PCG64 state (checked
+with Numba 0.68 and NumPy 2.4). Flipping every sign maps the states of UORO
+and R-KF to their negatives and leaves their estimates unchanged bit for bit,
+so only KF-RTRL can tell a kernel's sign convention from this one.
 """
 
 from __future__ import annotations
