@@ -103,8 +103,8 @@ RESTORE, then ADVANCE) and a one-slot segment of t steps costs 2 (t - 1) (t - 1
 ADVANCEs, t - 1 STOREs or RESTOREs). So it takes 12 (3T - 2) bytes: O(T), not
 O(T log T). It depends only on (T, slots): build it once outside the timed and
 traced region, like an FFT plan, or count it in the kernel's memory. Each
-split costs O(r) integer operations; T = 100000 with 300 slots takes about
-0.06 s on the 2-core reference machine.
+split costs O(r) integer operations; T = 100000 with 300 slots takes 0.06 s
+on the shared 2-core machine when idle, 0.2 s when loaded.
 
 Sources: A. Griewank, "Achieving logarithmic growth of temporal and spatial
 complexity in reverse automatic differentiation", Optim. Methods Softw. 1
