@@ -8,6 +8,9 @@ every comparison in the test suite. They favour the definition over speed:
   constant starting state h_{t-k2}.
 - ``detach_every_k``: the framework idiom "run k steps, back-propagate, detach
   the hidden state, continue", carrying the state from chunk to chunk.
+- ``checkpointed_bptt``: BPTT run by a checkpoint schedule (an int array of
+  actions, see below), holding at most ``slots`` states; it checks every
+  action against the state it is handed and counts what it evaluates.
 - ``rtrl``: forward-mode accumulation of the full influence matrix
   J_t = dh_t/dtheta with an explicitly built immediate Jacobian M_t.
 - ``backprop``: the feed-forward tanh MLP, layer by layer.
@@ -130,6 +133,99 @@ def bptt(p, xs, ys):
     h0 = np.zeros((B, p.W_hh.shape[0]))
     g = bptt_segment(p, xs, ys, h0, np.ones(T))
     return loss(p, xs, ys), g
+
+
+# Action codes of a checkpoint schedule, rows (op, i, j), as documented in
+# kernels/checkpoint_schedule.py (a test checks that the two agree):
+# (ADVANCE, a, b) current h_a -> h_b; (STORE, i, k) current h_i -> slot k;
+# (RESTORE, i, k) slot k holding h_i -> current; (REVERSE, s, k) back-propagate
+# step s with h_s from slot k, or from the current state when k == CURRENT.
+ADVANCE, STORE, RESTORE, REVERSE, CURRENT = 0, 1, 2, 3, -1
+
+
+class ScheduleRun(NamedTuple):
+    loss: float
+    grads: RNNParams
+    advances: np.ndarray  # (T,) times each step was evaluated by ADVANCE rows
+    turns: int  # steps evaluated inside REVERSE rows (h_T for the first one)
+    max_held: int  # most slots occupied at once
+
+
+def checkpointed_bptt(p, xs, ys, schedule, slots) -> ScheduleRun:
+    """Run a checkpoint schedule on the Elman RNN: BPTT holding at most ``slots`` states.
+
+    The executor holds the current state (h_0 at the start) and ``slots``
+    slots. Every row is checked against what the executor holds: an ADVANCE
+    must start from the current state, a STORE must name the current state and
+    a slot in range, a RESTORE and a slot REVERSE must name the state their
+    slot holds, REVERSE rows must come s = T-1 down to 0. Reverse step s needs
+    h_s and h_{s+1}: h_{s+1} is the state the previous REVERSE read, kept in a
+    buffer; the first REVERSE (s = T-1) evaluates step T-1 to get h_T (a turn).
+    A slot stays occupied from its first STORE on; ``max_held`` counts them.
+    """
+    p = _as_float64(p)
+    xs, ys = _as_batched(xs, ys)
+    schedule = np.asarray(schedule)
+    T, B, _ = xs.shape
+    n = p.W_hh.shape[0]
+
+    def step(s, h):  # h_{s+1} from h_s
+        return np.tanh(xs[s] @ p.W_ih.T + h @ p.W_hh.T + p.b_h)
+
+    held = {}  # slot -> (state index, array)
+    cur_i, cur = 0, np.zeros((B, n))
+    advances = np.zeros(T, dtype=np.int64)
+    turns, max_held = 0, 0
+    next_s = T - 1  # the next step to reverse
+    h_next = None  # h_{next_s + 1}, read by the previous REVERSE
+    delta_next = np.zeros((B, n))  # dL/da_{next_s + 1}
+    g = _zeros_like(p)
+    total = 0.0
+    for row, (op, i, j) in enumerate(schedule.tolist()):
+        where = f"row {row} {(op, i, j)}"
+        if op == ADVANCE:
+            assert i == cur_i and i < j <= T - 1, f"{where}: current state is h_{cur_i}"
+            for s in range(i, j):
+                cur = step(s, cur)
+                advances[s] += 1
+            cur_i = j
+        elif op == STORE:
+            assert i == cur_i, f"{where}: current state is h_{cur_i}"
+            assert 0 <= j < slots, f"{where}: slot out of range 0..{slots - 1}"
+            held[j] = (i, cur.copy())
+            max_held = max(max_held, len(held))
+        elif op == RESTORE:
+            assert held.get(j, (None,))[0] == i, f"{where}: slot {j} holds {held.get(j)}"
+            cur_i, cur = i, held[j][1].copy()
+        elif op == REVERSE:
+            assert i == next_s, f"{where}: expected to reverse step {next_s}"
+            if j == CURRENT:
+                assert cur_i == i, f"{where}: current state is h_{cur_i}"
+                h_s = cur
+            else:
+                assert held.get(j, (None,))[0] == i, f"{where}: slot {j} holds {held.get(j)}"
+                h_s = held[j][1]
+            if i == T - 1:
+                h_s1 = step(i, h_s)
+                turns += 1
+            else:
+                h_s1 = h_next
+            # The step's local rules, as in bptt_segment.
+            e = h_s1 @ p.W_out.T + p.b_out - ys[i]  # dL/dyhat_s
+            total += 0.5 * float(np.sum(e**2))
+            g.W_out[...] += e.T @ h_s1
+            g.b_out[...] += e.sum(axis=0)
+            dh = e @ p.W_out + delta_next @ p.W_hh  # dL/dh_{s+1}
+            delta = dh * (1.0 - h_s1**2)  # dL/da
+            g.W_ih[...] += delta.T @ xs[i]
+            g.W_hh[...] += delta.T @ h_s
+            g.b_h[...] += delta.sum(axis=0)
+            delta_next, h_next = delta, h_s.copy()
+            next_s -= 1
+        else:
+            raise AssertionError(f"{where}: unknown action {op}")
+    assert next_s == -1, f"the schedule stopped before reversing step {next_s}"
+    return ScheduleRun(total, g, advances, turns, max_held)
 
 
 def update_times(T: int, k1: int) -> list[int]:
