@@ -19,9 +19,8 @@ import time
 import naive
 import numpy as np
 import pytest
+from bpttbench import checkpoint_schedule as cs
 from helpers import assert_grads_close, assert_loss_close, rnn_arrays, sequence
-
-from kernels import checkpoint_schedule as cs
 
 # The executor applies the same local rules in the same order as naive.bptt,
 # so the two differ by rounding at most; the issue asks for 1e-12 relative.
