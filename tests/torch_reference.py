@@ -14,6 +14,8 @@ alone, one autograd call per update; it shares no code with the kernel or with
 
 from __future__ import annotations
 
+import functools
+
 import bpttbench
 import numpy as np
 from helpers import reference
@@ -21,6 +23,28 @@ from helpers import reference
 
 def _torch():
     return reference("torch")
+
+
+def single_threaded(func):
+    """Run ``func`` with one intra-op torch thread, then restore the setting.
+
+    These graphs are small (B x n of a few dozen), so autograd's time is per-op
+    overhead; extra threads only contend with each other and with the test
+    run (on a loaded 2-core machine a 260-step truncation went from 0.15 s to
+    3.8 s with two threads). The values do not depend on the thread count.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        torch = _torch()
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
 
 
 def as_tensor(a):
@@ -60,6 +84,7 @@ def half_squared_error(yhat, y):
     return 0.5 * ((yhat - y) ** 2).sum()
 
 
+@single_threaded
 def rnn_gradient(params, xs, ys):
     """(loss, gradient) of the full loss by autograd through the whole sequence."""
     rnn, readout = torch_rnn(params)
@@ -70,6 +95,7 @@ def rnn_gradient(params, xs, ys):
     return loss.item(), _gradients(rnn, readout)
 
 
+@single_threaded
 def detach_every_k_gradient(params, xs, ys, k):
     """(loss, gradient) of the framework idiom: run k steps, back-propagate, detach h."""
     rnn, readout = torch_rnn(params)
@@ -90,6 +116,7 @@ def update_times(T, k1):
     return [t for t in range(1, T + 1) if t % k1 == 0 or t == T]
 
 
+@single_threaded
 def truncated_gradient(params, xs, ys, k1, k2):
     """(full loss, BPTT(k2; k1) gradient) by autograd, one backward call per update.
 
