@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 # Peak bytes at two lengths of a T-independent algorithm may differ by Python
 # bookkeeping (a few small objects), never by a per-step buffer. Measured: the
-# peaks at T = 4096 .. 65536 are equal and 32 B above the peak at T = 64 (an int
-# object), for tbptt and rtrl alike. 512 B over T_LONG - T_SHORT = 32704 steps is
+# peaks at T = 4096 .. 65536 are equal and 32 B above the peak at T = 64 (Python
+# bookkeeping), for tbptt and rtrl alike. 512 B over T_LONG - T_SHORT = 32704 steps is
 # 1/64 B a step: a bool per step (32 KB) fails by 64x, even a bit per step (4 KB)
 # by 8x, while the bookkeeping noise has 16x room.
 MEMORY_FLAT_BYTES = 512
