@@ -1,0 +1,231 @@
+"""Plain-NumPy replicas of the kernels' operation sequences that count their FLOPs.
+
+Each function here performs, in NumPy, the same sequence of matrix products
+and elementwise operations as one kernel (the same chunks, the same slabs, the
+same steps skipped), and counts every operation as it performs it, from the
+sizes of the arrays it really operates on, never from a formula. Its gradient
+must equal the kernel's (so the replica is shown to do the same computation)
+and its count must equal the kernel's analytic model ``spec.flop_count``.
+
+Convention (kernels/costs.py): one add, multiply, subtract or tanh is one FLOP;
+a fused multiply-add is two. So a product of an (a x b) and a (b x c) matrix is
+2 a b c, an elementwise operation is one FLOP per output entry, and adding k
+terms into an accumulator (``acc += ...``, which the kernels do entry by entry,
+starting from what the accumulator holds) is k FLOPs. Copies, zero fills and
+slicing are free.
+
+Only the chunk and slab sizes are taken from the kernel modules (they are the
+schedule being counted); everything else is written from the kernels' source.
+"""
+
+from __future__ import annotations
+
+import naive
+import numpy as np
+
+
+class Counter:
+    """Arithmetic that counts its FLOPs in ``flops``."""
+
+    def __init__(self):
+        self.flops = 0
+
+    def dot(self, a, b):
+        """a @ b for 2-D a (x, y) and b (y, z): x z dot products of y multiply-adds."""
+        assert a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]
+        self.flops += 2 * a.shape[0] * a.shape[1] * b.shape[1]
+        return a @ b
+
+    def _elementwise(self, result):
+        result = np.asarray(result)
+        self.flops += result.size
+        return result
+
+    def add(self, a, b):
+        return self._elementwise(np.add(a, b))
+
+    def sub(self, a, b):
+        return self._elementwise(np.subtract(a, b))
+
+    def mul(self, a, b):
+        return self._elementwise(np.multiply(a, b))
+
+    def tanh(self, a):
+        return self._elementwise(np.tanh(a))
+
+    def accumulate(self, acc, terms, axis=None):
+        """``acc`` plus the sum of ``terms`` over ``axis``: one add per term."""
+        terms = np.asarray(terms)
+        self.flops += terms.size
+        return acc + terms.sum(axis=axis)
+
+
+def _rnn_arrays(params):
+    return tuple(np.asarray(a, dtype=np.float64) for a in params)
+
+
+def _zero_grads(W_ih, W_hh, b_h, W_out, b_out):
+    return {
+        "W_ih": np.zeros_like(W_ih),
+        "W_hh": np.zeros_like(W_hh),
+        "b_h": np.zeros_like(b_h),
+        "W_out": np.zeros_like(W_out),
+        "b_out": np.zeros_like(b_out),
+    }
+
+
+def _as_params(g):
+    return naive.RNNParams(g["W_ih"], g["W_hh"], g["b_h"], g["W_out"], g["b_out"])
+
+
+def forward_sweep(fc, xs, W_ih, W_hh, b_h, H, s0, s1, chunk):
+    """_sweeps.forward_sweep: H[s + 1] = tanh(W_hh H[s] + A[s] + b_h), A by chunk GEMMs."""
+    _, B, m = xs.shape
+    n = W_hh.shape[0]
+    for c0 in range(s0, s1, chunk):
+        c = min(chunk, s1 - c0)
+        A = fc.dot(xs[c0 : c0 + c].reshape(c * B, m), W_ih.T).reshape(c, B, n)
+        for j in range(c):
+            s = c0 + j
+            recurrent = fc.dot(H[s], W_hh.T)  # runs at s = 0 too, on h_0 = 0
+            H[s + 1] = fc.tanh(fc.add(fc.add(recurrent, A[j]), b_h))
+
+
+def backward_sweep(fc, xs, ys, W_hh, W_out, b_out, H, s_lo, s_hi, s_err, g, chunk):
+    """_sweeps.backward_sweep over steps s_hi-1 .. s_lo, errors injected at s >= s_err.
+
+    Chunks are cut from the top; ``delta`` carries W_hh^T da across chunks.
+    Returns the half loss of the injected steps (the final ``0.5 *`` counted).
+    """
+    _, B, m = xs.shape
+    n, p = W_hh.shape[0], W_out.shape[0]
+    loss = 0.0
+    delta = np.zeros((B, n))
+    c1 = s_hi
+    while c1 > s_lo:
+        c0 = max(s_lo, c1 - chunk)
+        c = c1 - c0
+        D = np.zeros((c, B, n))
+        e0 = max(c0, s_err)
+        ne = c1 - e0
+        if ne > 0:
+            H_out = H[e0 + 1 : c1 + 1].reshape(ne * B, n)
+            Y = ys[e0:c1].reshape(ne * B, p)
+            E = fc.sub(fc.add(fc.dot(H_out, W_out.T), b_out), Y)  # e = yhat + b - y
+            loss = fc.accumulate(loss, fc.mul(E, E))
+            g["b_out"] = fc.accumulate(g["b_out"], E, axis=0)
+            g["W_out"] = fc.add(g["W_out"], fc.dot(E.T, H_out))  # GEMM, then += chunk
+            D[e0 - c0 :] = fc.dot(E, W_out).reshape(ne, B, n)
+        for s in range(c1 - 1, c0 - 1, -1):
+            h = H[s + 1]
+            D[s - c0] = fc.mul(fc.add(D[s - c0], delta), fc.sub(1.0, fc.mul(h, h)))
+            if s > s_lo:  # no product below the window's first step
+                delta = fc.dot(D[s - c0], W_hh)
+        D_c = D.reshape(c * B, n)
+        g["W_hh"] = fc.add(g["W_hh"], fc.dot(D_c.T, H[c0:c1].reshape(c * B, n)))
+        g["W_ih"] = fc.add(g["W_ih"], fc.dot(D_c.T, xs[c0:c1].reshape(c * B, m)))
+        g["b_h"] = fc.accumulate(g["b_h"], D_c, axis=0)
+        c1 = c0
+    return fc.mul(0.5, loss)
+
+
+def bptt(params, xs, ys, chunk):
+    """(loss, gradient, FLOPs) of bptt: one forward sweep, one backward sweep."""
+    W_ih, W_hh, b_h, W_out, b_out = _rnn_arrays(params)
+    T, B, _ = xs.shape
+    fc = Counter()
+    H = np.zeros((T + 1, B, W_hh.shape[0]))
+    forward_sweep(fc, xs, W_ih, W_hh, b_h, H, 0, T, chunk)
+    g = _zero_grads(W_ih, W_hh, b_h, W_out, b_out)
+    loss = backward_sweep(fc, xs, ys, W_hh, W_out, b_out, H, 0, T, 0, g, chunk)
+    return float(loss), _as_params(g), fc.flops
+
+
+def tbptt(params, xs, ys, k1, k2, chunk):
+    """(loss, gradient, FLOPs) of tbptt: forward k1 steps, then one backward sweep
+    through the last k2 states, until t = T; ``loss +=`` each sweep's loss."""
+    W_ih, W_hh, b_h, W_out, b_out = _rnn_arrays(params)
+    T, B, _ = xs.shape
+    fc = Counter()
+    H = np.zeros((T + 1, B, W_hh.shape[0]))  # all states; the kernel keeps a window of them
+    g = _zero_grads(W_ih, W_hh, b_h, W_out, b_out)
+    loss = 0.0
+    t = 0
+    while t < T:
+        t_next = min(t + k1, T)
+        forward_sweep(fc, xs, W_ih, W_hh, b_h, H, t, t_next, chunk)
+        window_loss = backward_sweep(
+            fc, xs, ys, W_hh, W_out, b_out, H, max(0, t_next - k2), t_next, t, g, chunk
+        )
+        loss = fc.add(loss, window_loss)
+        t = t_next
+    return float(loss), _as_params(g), fc.flops
+
+
+def rtrl(params, xs, ys, K):
+    """(loss, gradient, FLOPs) of rtrl with slabs of K influence blocks.
+
+    J[b, g] is an (n, K, r) slab: J[b, g][i, kk, col] = dh_i / dtheta[g K + kk, col].
+    """
+    W_ih, W_hh, b_h, W_out, b_out = _rnn_arrays(params)
+    T, B, m = xs.shape
+    n, p = W_hh.shape[0], W_out.shape[0]
+    r = n + m + 1
+    fc = Counter()
+    J = np.zeros((B, n // K, n, K, r))
+    G = np.zeros((n, r))
+    g_W_out, g_b_out = np.zeros((p, n)), np.zeros(p)
+    loss = 0.0
+    h_prev = np.zeros((B, n))
+    for s in range(T):
+        h = fc.tanh(fc.add(fc.add(fc.dot(xs[s], W_ih.T), fc.dot(h_prev, W_hh.T)), b_h))
+        for b in range(B):
+            # yhat_q = b_out_q + sum_j W_out[q, j] h_j: one multiply-add per (q, j)
+            yhat = fc.accumulate(b_out, fc.mul(W_out, h[b]), axis=1)
+            e = fc.sub(yhat, ys[s, b])
+            loss = fc.accumulate(loss, fc.mul(e, e))
+            g_b_out = fc.add(g_b_out, e)
+            g_W_out = fc.add(g_W_out, fc.mul(e[:, None], h[b][None, :]))
+            c = fc.accumulate(np.zeros(n), fc.mul(e[:, None], W_out), axis=0)  # W_out^T e
+            z = np.concatenate([h_prev[b], xs[s, b], [1.0]])
+            d = fc.sub(1.0, fc.mul(h[b], h[b]))
+            for grp in range(n // K):
+                scratch = fc.dot(W_hh, J[b, grp].reshape(n, K * r)).reshape(n, K, r)
+                for kk in range(K):
+                    k = grp * K + kk
+                    scratch[k, kk] = fc.add(scratch[k, kk], z)  # + M_t: row k of block k
+                v = fc.mul(d[:, None, None], scratch)
+                J[b, grp] = v
+                rows = slice(grp * K, (grp + 1) * K)
+                G[rows] = fc.accumulate(G[rows], fc.mul(c[:, None, None], v), axis=0)
+        h_prev = h
+    loss = fc.mul(0.5, loss)
+    grads = naive.RNNParams(
+        W_ih=G[:, n : n + m], W_hh=G[:, :n], b_h=G[:, n + m], W_out=g_W_out, b_out=g_b_out
+    )
+    return float(loss), grads, fc.flops
+
+
+def backprop(params, x, y):
+    """(loss, gradient, FLOPs) of backprop through the tanh MLP."""
+    weights = [np.asarray(W, dtype=np.float64) for W in params.weights]
+    biases = [np.asarray(b, dtype=np.float64) for b in params.biases]
+    L = len(weights)
+    fc = Counter()
+    acts = []
+    A = np.asarray(x, dtype=np.float64)
+    for l in range(L):
+        Z = fc.add(fc.dot(A, weights[l].T), biases[l])
+        A = fc.tanh(Z) if l < L - 1 else Z  # no tanh on the output layer
+        acts.append(A)
+    D = fc.sub(A, y)
+    loss = fc.accumulate(0.0, fc.mul(D, D))
+    g_w, g_b = [None] * L, [None] * L
+    for l in range(L - 1, -1, -1):
+        A_in = np.asarray(x, dtype=np.float64) if l == 0 else acts[l - 1]
+        g_w[l] = fc.dot(D.T, A_in)
+        g_b[l] = fc.accumulate(np.zeros(D.shape[1]), D, axis=0)  # zero-filled, then +=
+        if l > 0:
+            D = fc.mul(fc.dot(D, weights[l]), fc.sub(1.0, fc.mul(A_in, A_in)))
+    loss = fc.mul(0.5, loss)
+    return float(loss), naive.MLPParams(tuple(g_w), tuple(g_b)), fc.flops
