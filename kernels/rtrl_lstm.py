@@ -255,6 +255,7 @@ def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, s
         np.empty((B, n4), dt), np.empty((B, n4), dt), np.empty((N_WORK, n), dt),
         np.empty(r, dt), np.empty(p, dt), grads,
     )  # fmt: skip
+    del J  # freed before the gradient arrays are copied out of G: they add nothing to the peak
     G = G.reshape(n4, r)
     return float(loss), (
         G[:, n : n + m].copy(), G[:, :n].copy(), G[:, n + m].copy(), G[:, n + m + 1].copy(),
@@ -310,7 +311,8 @@ def memory(size, itemsize: int) -> list[Term]:
     return [
         Term(B * 2 * n * 4 * n * n * itemsize, {"B": 1, "n": 3}),  # J, weight_hh part
         Term(B * 2 * n * 4 * n * (m + 2) * itemsize, {"B": 1, "n": 2}),  # J, the rest
-        Term(2 * 4 * n * r * itemsize, {"n": 2}),  # G and the four arrays returned from it
+        # G; the four arrays returned are copied out of it once J and the scratch are freed.
+        Term(4 * n * r * itemsize, {"n": 2}),
         Term(2 * n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),  # scratch slab
         Term(2 * n * n * itemsize, {"n": 2}),  # left half of A_t
         Term((4 * B * n + 2 * B * 4 * n + N_WORK * n + r + p) * itemsize, {"B": 1, "n": 1}),
