@@ -20,7 +20,7 @@ from .backprop import backprop
 from .bptt import bptt
 from .costs import AlgorithmSpec, Exponent, Term
 from .model import MLPParams, RNNParams, init_mlp, init_rnn
-from .registry import ALGORITHMS
+from .registry import ALGORITHMS, load_plugins
 from .rtrl import rtrl
 from .tbptt import tbptt
 
@@ -38,3 +38,7 @@ __all__ = [
     "rtrl",
     "tbptt",
 ]
+
+# Last, once the names above are bound: a plugin's module may import bpttbench and build
+# its spec from a built-in one (dataclasses.replace(bpttbench.ALGORITHMS["bptt"], ...)).
+load_plugins(ALGORITHMS)

@@ -123,6 +123,19 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class Style:
+    """How charts draw one algorithm: a colour, a marker and a line style (matplotlib names).
+
+    Optional on a spec: without one, the report gives each algorithm a style of its own
+    by its place in the registry (``bpttbench.bench.charts.assign_styles``).
+    """
+
+    colour: str
+    marker: str
+    linestyle: str = "-"
+
+
+@dataclass(frozen=True)
 class AlgorithmSpec:
     """What the harness needs to know about one algorithm, and nothing else.
 
@@ -149,6 +162,24 @@ class AlgorithmSpec:
         preset of ``bpttbench sweep`` makes of this algorithm.
     bench_cases : the cases of the pytest-benchmark suite, as sweeps with
         explicit values.
+
+    Optional, for the report and the peers (a spec without them works):
+
+    style : how charts draw it; ``None`` (the default) takes the next free style
+        in registry order, so every algorithm gets its own.
+    pairs : names of algorithms to compare it with, side by side at equal sizes:
+        ``pairs=("bptt",)`` on RTRL draws RTRL against BPTT (model cost maps,
+        where its memory drops below the other's, measured ratios where both
+        were measured at the same size).
+    peers : ``{tool: implementation}``: which peer tools compute the same
+        gradient, and under which name the tool's module knows it
+        (``{"pytorch": "bptt"}``; see ``bpttbench.bench.peers``).
+    chart_axes : the axes along which the report draws its time and memory in
+        charts of their own; ``None`` (the default) means the first two axes of
+        ``axis_vars``. Its other axes share the report's panel chart.
+    axis_labels : ``{axis: label}`` for axes the registry's ``AXIS_LABELS`` does
+        not describe (or to describe one differently), e.g.
+        ``{"c": "checkpoint slots c"}``.
     """
 
     name: str
@@ -163,9 +194,20 @@ class AlgorithmSpec:
     sizes: Mapping[str, int] = field(default_factory=dict)
     presets: Mapping[str, tuple[Sweep, ...]] = field(default_factory=dict)
     bench_cases: tuple[Sweep, ...] = ()
+    style: Style | None = None
+    pairs: tuple[str, ...] = ()
+    peers: Mapping[str, str] = field(default_factory=dict)
+    chart_axes: tuple[str, ...] | None = None
+    axis_labels: Mapping[str, str] = field(default_factory=dict)
 
     def flop_count(self, size: Size) -> float:
         return total(self.flops(size))
 
     def memory_bytes(self, size: Size, itemsize: int) -> float:
         return total(self.memory(size, itemsize))
+
+    def own_chart_axes(self) -> tuple[str, ...]:
+        """The axes the report charts on their own for this algorithm (see ``chart_axes``)."""
+        if self.chart_axes is not None:
+            return tuple(a for a in self.chart_axes if a in self.axis_vars)
+        return tuple(self.axis_vars)[:2]

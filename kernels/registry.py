@@ -3,11 +3,28 @@
 Each entry pairs a gradient function with its exact FLOP count, its analytic
 working memory, its theoretical exponents per axis (THEORY.md, "Costs"), the
 sizes it takes with their defaults, the sweeps of the ``quick`` and ``full``
-presets and the cases of the pytest-benchmark suite. A new algorithm is one
-file in ``kernels/`` plus one entry here; ``bench`` reads nothing else.
+presets and the cases of the pytest-benchmark suite, and for the report the
+algorithms it is compared with and the peer tools that compute it. A new
+algorithm is one file in ``kernels/`` plus one entry here; ``bench`` reads
+nothing else.
+
+Other packages add algorithms through the entry-point group
+``bpttbench.algorithms`` (:data:`ENTRY_POINT_GROUP`): the object an entry point
+names is an :class:`~bpttbench.costs.AlgorithmSpec`, or a callable without
+arguments that returns one. ``import bpttbench`` loads them into
+:data:`ALGORITHMS` after the built-in entries (:func:`load_plugins`); a plugin
+that fails to load is left out with a :class:`PluginWarning` naming it, and the
+built-in algorithms work as before. In a package's ``pyproject.toml``::
+
+    [project.entry-points."bpttbench.algorithms"]
+    my_rtrl = "my_package.algorithms:SPEC"
 """
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, MutableMapping
+from importlib import metadata
 
 import numpy as np
 
@@ -27,6 +44,8 @@ from .tbptt import flops as tbptt_flops
 from .tbptt import memory as tbptt_memory
 from .tbptt import tbptt
 
+ENTRY_POINT_GROUP = "bpttbench.algorithms"
+
 RNN_AXES = {"T": ("T",), "n": ("n",), "B": ("B",), "k": ("k1", "k2")}
 MLP_AXES = {"depth": ("depth",), "width": ("width",), "B": ("B",)}
 # Default sizes where a sweep says nothing. Input and output sizes are kept at 1 so
@@ -34,6 +53,15 @@ MLP_AXES = {"depth": ("depth",), "width": ("width",), "B": ("B",)}
 RNN_SIZES = {"T": 64, "n": 32, "B": 1, "m": 1, "p": 1}
 TRUNCATION_SIZES = {**RNN_SIZES, "k1": 16, "k2": 16}
 MLP_SIZES = {"depth": 4, "width": 128, "B": 16}
+# What each axis means, for chart axes and tables; a spec's own axis_labels come first.
+AXIS_LABELS = {
+    "T": "sequence length T (steps)",
+    "n": "state size n (hidden units)",
+    "B": "batch size B",
+    "k": "truncation length k = k1 = k2 (steps)",
+    "depth": "depth L (layers)",
+    "width": "width w (units per layer)",
+}
 
 
 def _geo(axis, start, stop, points, multiple=1, **fixed):
@@ -63,6 +91,11 @@ def _cases(axis, values, **fixed):
 # - matrix sizes are multiples of 32 (8 for RTRL) to stay on BLAS's fast paths;
 # - memory exponents need the swept term to outweigh the weights and the fixed chunk
 #   scratch (128 rows of steps x batch): T B (k B) well above 9 (128 + 2n).
+# The report compares RTRL with BPTT where both were measured at the same (T, n, B):
+# _PAIR_T is one sweep in both algorithms' presets, at an n small enough for RTRL to be
+# cheap, with T on both sides of where RTRL's memory drops below BPTT's (T ~ 300 at
+# n = 16, B = 1, by the models).
+_PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
 
 _WZ95 = "Williams & Zipser 1995"
 _WP90 = "Williams & Peng 1990; Williams & Zipser 1995"
@@ -119,17 +152,20 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "quick": (
                 _geo("T", 256, 8192, 11, n=64, B=16),
                 _geo("n", 448, 4000, 12, multiple=32, T=2, B=64),
+                _PAIR_T,
             ),
             "full": (
                 _geo("T", 128, 32768, 17, n=64, B=16),
                 _geo("n", 384, 4096, 17, multiple=32, T=4, B=64),
                 _geo("B", 8, 512, 13, T=64, n=256),
+                _PAIR_T,
             ),
         },
         bench_cases=(
             _cases("T", [64, 256, 1024, 4096], n=64, B=8),
             _cases("n", [64, 128, 256, 512], T=256, B=8),
         ),
+        peers={"pytorch": "bptt", "jax": "bptt"},
     ),
     "tbptt": AlgorithmSpec(
         name="tbptt",
@@ -158,6 +194,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             _cases("T", [64, 256, 1024, 4096], n=64, B=8, k1=16, k2=16),
             _cases("n", [64, 128, 256, 512], T=256, B=8, k1=16, k2=16),
         ),
+        # Its T sweeps share every size with BPTT's: the report compares them there.
+        pairs=("bptt",),
+        peers={"pytorch": "tbptt"},
     ),
     "rtrl": AlgorithmSpec(
         name="rtrl",
@@ -174,17 +213,21 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "quick": (
                 _geo("T", 16, 2048, 11, n=32, B=1),
                 _geo("n", 40, 320, 16, multiple=8, T=2, B=2),
+                _PAIR_T,
             ),
             "full": (
                 _geo("T", 16, 8192, 15, n=32, B=1),
                 _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
                 _geo("B", 1, 64, 13, T=4, n=64),
+                _PAIR_T,
             ),
         },
         bench_cases=(
             _cases("T", [4, 16, 64, 256], n=16, B=8),
             _cases("n", [8, 16, 32, 64], T=4, B=8),
         ),
+        pairs=("bptt",),
+        peers={"jax": "rtrl"},
     ),
     "backprop": AlgorithmSpec(
         name="backprop",
@@ -213,5 +256,74 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             _cases("depth", [2, 4, 8, 16], width=256, B=64),
             _cases("width", [128, 256, 512, 1024], depth=2, B=64),
         ),
+        # The feed-forward baseline: its axes share the report's panel chart.
+        chart_axes=(),
     ),
 }
+
+
+class PluginWarning(UserWarning):
+    """An algorithm plugin could not be loaded; the message names it and says why."""
+
+
+def load_plugins(
+    registry: MutableMapping[str, AlgorithmSpec],
+    found: Iterable[metadata.EntryPoint] | None = None,
+) -> list[str]:
+    """Add the algorithms of the entry-point group ``bpttbench.algorithms`` to ``registry``.
+
+    ``found`` are the entry points to load (default: those installed), loaded in
+    order of their names. Each names an :class:`AlgorithmSpec` or a callable
+    without arguments returning one; it is added under the spec's name after the
+    algorithms already there. One that fails (an import error, not a spec, an
+    inconsistent spec, a name already taken) is left out with a
+    :class:`PluginWarning`. Returns the names added.
+    """
+    if found is None:
+        found = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    added = []
+    for ep in sorted(found, key=lambda e: e.name):
+        try:
+            spec = _plugin_spec(ep)
+            if spec.name in registry:
+                raise ValueError(f"an algorithm named {spec.name!r} is already registered")
+        except Exception as exc:  # a broken plugin must never break the core
+            warnings.warn(
+                f"bpttbench: algorithm plugin {ep.name!r} ({ep.value}) not loaded: "
+                f"{type(exc).__name__}: {exc}",
+                PluginWarning,
+                stacklevel=2,
+            )
+            continue
+        registry[spec.name] = spec
+        added.append(spec.name)
+    return added
+
+
+def _plugin_spec(ep: metadata.EntryPoint) -> AlgorithmSpec:
+    """The spec an entry point names, checked for what the harness relies on."""
+    obj = ep.load()
+    spec = obj if isinstance(obj, AlgorithmSpec) else obj() if callable(obj) else obj
+    if not isinstance(spec, AlgorithmSpec):
+        raise TypeError(f"expected an AlgorithmSpec (or a callable returning one), got {spec!r}")
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: AlgorithmSpec) -> None:
+    """Raise ValueError where a spec contradicts itself (axes, sizes, presets, fields)."""
+    if not isinstance(spec.name, str) or not spec.name.isidentifier():
+        raise ValueError(f"name {spec.name!r} is not an identifier")
+    if not callable(spec.func) or not callable(spec.make_problem):
+        raise ValueError(f"{spec.name}: func and make_problem must be callable")
+    for axis, _metric in spec.exponents:
+        if axis not in spec.axis_vars:
+            raise ValueError(f"{spec.name}: exponent along unknown axis {axis!r}")
+        missing = set(spec.axis_vars[axis]) - set(spec.sizes)
+        if missing:
+            raise ValueError(f"{spec.name}: axis {axis!r} moves {sorted(missing)}: no size given")
+    for sweep in (*spec.bench_cases, *(s for p in spec.presets.values() for s in p)):
+        if sweep.axis not in spec.axis_vars or not set(sweep.fixed) <= set(spec.sizes):
+            raise ValueError(f"{spec.name}: sweep along {sweep.axis!r} does not fit its sizes")
+    if isinstance(spec.pairs, str) or not all(isinstance(p, str) for p in spec.pairs):
+        raise ValueError(f"{spec.name}: pairs must be a tuple of algorithm names")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import bpttbench
 import numpy as np
 import pytest
+from bpttbench.bench.sweep import preset_plan
 from bpttbench.costs import AlgorithmSpec, leading_share
+from bpttbench.registry import AXIS_LABELS, check_spec
 
 LEADS = 0.9  # THEORY.md: the leading term is >= 90% of the total inside the fit window
 ITEMSIZE = 8  # float64; the models are checked at float32's 4 too where it matters
@@ -144,3 +146,37 @@ def test_make_problem_runs_through_func(name, dtype):
     assert loss == loss_again, "make_problem is not deterministic for a fixed seed"
     arrays = [a for field in grads for a in (field if isinstance(field, tuple) else (field,))]
     assert arrays and all(a.dtype == dtype and np.isfinite(a).all() for a in arrays)
+
+
+# --- what the report and the peers read from the registry --------------------------------
+
+KNOWN_PEER_TOOLS = {"pytorch", "jax"}
+
+
+@pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
+def test_spec_is_consistent(name):
+    spec = bpttbench.ALGORITHMS[name]
+    check_spec(spec)
+    assert set(spec.pairs) <= set(bpttbench.ALGORITHMS) - {name}
+    assert set(spec.peers) <= KNOWN_PEER_TOOLS
+    assert set(spec.own_chart_axes()) <= set(spec.axis_vars)
+    for axis in spec.axis_vars:
+        assert axis in AXIS_LABELS or axis in spec.axis_labels, f"{name}: no label for {axis}"
+
+
+def _shared_cells(preset: str, a: str, b: str) -> set[tuple]:
+    """Sizes the preset measures for both ``a`` and ``b`` (on the variables they share)."""
+    reg = bpttbench.ALGORITHMS
+    cells = preset_plan(preset, reg).cells(reg)
+    shared = [v for v in reg[a].sizes if v in reg[b].sizes]
+    of = {x: {tuple(c.size[v] for v in shared) for c in cells if c.algorithm == x} for x in (a, b)}
+    return of[a] & of[b]
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_every_pair_is_measured_at_common_sizes(preset):
+    """The report compares a pair measured with measured: the presets must give such cells."""
+    pairs = [(a, b) for a, spec in bpttbench.ALGORITHMS.items() for b in spec.pairs]
+    assert ("rtrl", "bptt") in pairs
+    for a, b in pairs:
+        assert len(_shared_cells(preset, a, b)) >= 4, (preset, a, b)
