@@ -281,8 +281,7 @@ def _print_table(results) -> None:
         print("no fits: the store has no measured sweep with a theoretical exponent")
         return
     print(fit.format_table(results))
-    counts = {v: sum(r.verdict == v for r in results) for v in ("PASS", "INCONCLUSIVE", "FAIL")}
-    print(", ".join(f"{n} {v}" for v, n in counts.items()))
+    print(fit.headline(results))
 
 
 def cmd_fit(args, argv) -> int:

@@ -16,6 +16,10 @@ the whole interval lies inside theta +- delta, INCONCLUSIVE when the slope does
 but the interval does not, FAIL otherwise. A window with fewer than
 ``MIN_POINTS`` sizes gives no slope: the result is INCONCLUSIVE with a note
 saying so.
+
+Time and memory are measured; the FLOP count is the registry's exact model, so
+its fit checks the model's declared exponent and the fit window, not the
+machine. Summaries (:func:`verdict_counts`, :func:`headline`) keep the two apart.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
+import bpttbench
 import numpy as np
 import pandas as pd
 from bpttbench.costs import leading_share, share_of_power
@@ -32,16 +37,30 @@ from scipy import stats
 
 DELTA = {"time": 0.15, "memory": 0.10, "flops": 0.10}
 METRICS = ("time", "memory", "flops")
+MEASURED = ("time", "memory")  # the FLOP count is a model: its fit checks the model
+VERDICTS = ("PASS", "INCONCLUSIVE", "FAIL")
 METRIC_COLUMN = {"time": "median_s", "memory": "peak_bytes", "flops": "flops"}
 LEADING_SHARE = 0.90
 MIN_POINTS = 4
 CONFIDENCE = 0.95
-SIZE_VARS = ("T", "n", "B", "m", "p", "k1", "k2", "depth", "width")
 GROUP_EXTRA = ("dtype", "numba_threads", "blas_threads", "machine")
+
+
+def size_columns(registry: Mapping) -> tuple[str, ...]:
+    """Every size variable of the registry's algorithms, in registry order (the store's columns)."""
+    return tuple(dict.fromkeys(v for spec in registry.values() for v in spec.sizes))
 
 
 @dataclass
 class FitResult:
+    """One fitted exponent, and the cells it was fitted on.
+
+    The sweep is the cells of ``algorithm`` along ``axis`` with the sizes
+    ``fixed``, in ``dtype``, on ``machine`` with the thread counts given;
+    ``sizes`` are its sizes along the axis, ``window`` those fitted and
+    ``cells`` the full sizes of each fitted cell (see :func:`sweep_rows`).
+    """
+
     algorithm: str
     axis: str
     metric: str
@@ -60,6 +79,15 @@ class FitResult:
     fixed: dict[str, int] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)  # every measured size of the sweep
     note: str = ""
+    machine: str | None = None
+    numba_threads: int | None = None
+    blas_threads: int | None = None
+    cells: list[dict[str, int]] = field(default_factory=list)  # the fitted cells' sizes
+
+    @property
+    def measured(self) -> bool:
+        """A fit of a measurement (time, memory), not of the FLOP model."""
+        return self.metric in MEASURED
 
     def as_dict(self) -> dict:
         """JSON-ready: NaN becomes null, tuples become lists."""
@@ -76,18 +104,23 @@ def _num(x: float) -> float | None:
 
 
 def ols_slope(x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE):
-    """Slope, intercept and the two-sided ``confidence`` t-interval of the slope."""
+    """Slope, intercept and the two-sided ``confidence`` t-interval of the slope.
+
+    With two points the line is exact and the interval is (NaN, NaN).
+    """
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n = len(x)
-    if n < 3:
-        raise ValueError("a slope with an interval needs at least 3 points")
+    if n < 2:
+        raise ValueError("a slope needs at least 2 points")
     xm = x.mean()
     sxx = float(((x - xm) ** 2).sum())
     if sxx == 0:
         raise ValueError("all sizes are equal")
     slope = float(((x - xm) * (y - y.mean())).sum() / sxx)
     intercept = float(y.mean() - slope * xm)
+    if n == 2:
+        return slope, intercept, math.nan, math.nan
     resid = y - (intercept + slope * x)
     s2 = float((resid**2).sum()) / (n - 2)
     se = math.sqrt(s2 / sxx)
@@ -163,7 +196,7 @@ def theory_for(spec, axis: str, metric: str):
 def _sweeps(cells: pd.DataFrame, spec, axis: str) -> list[pd.DataFrame]:
     """Split one algorithm's cells on ``axis`` into sweeps (everything else fixed)."""
     moved = set(spec.axis_vars[axis])
-    keys = [c for c in (*SIZE_VARS, *GROUP_EXTRA) if c in cells.columns and c not in moved]
+    keys = [c for c in (*spec.sizes, *GROUP_EXTRA) if c in cells.columns and c not in moved]
     if not keys:
         return [cells]
     grouped = cells.groupby([cells[k].astype(str) for k in keys], sort=False, dropna=False)
@@ -189,7 +222,7 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     sweep = sweep.sort_values("size").drop_duplicates("size", keep="last")
     dtype = str(sweep["dtype"].iloc[0])
     itemsize = np.dtype(dtype).itemsize
-    size_cols = [v for v in SIZE_VARS if v in sweep.columns]
+    size_cols = [v for v in spec.sizes if v in sweep.columns]
     sizes = [{v: int(r[v]) for v in size_cols if pd.notna(r[v])} for _, r in sweep.iterrows()]
     moved = set(spec.axis_vars[axis])
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
@@ -219,6 +252,8 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
         dtype=dtype,
         fixed=fixed,
         sizes=xs,
+        cells=[s for s, u in zip(sizes, usable, strict=True) if u],
+        **_config(sweep),
     )
     if len(window) < MIN_POINTS or len(set(window)) < 2:
         notes.insert(
@@ -239,6 +274,33 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     return result
 
 
+def _config(sweep: pd.DataFrame) -> dict:
+    """The machine and thread counts a sweep was measured with, where the frame has them."""
+    out: dict = {}
+    for col in ("machine", "numba_threads", "blas_threads"):
+        if col in sweep.columns and pd.notna(sweep[col].iloc[0]):
+            v = sweep[col].iloc[0]
+            out[col] = str(v) if col == "machine" else int(v)
+    return out
+
+
+def sweep_rows(cells: pd.DataFrame, fit: FitResult) -> pd.DataFrame:
+    """The rows of ``cells`` in the sweep ``fit`` was fitted on, one per size (the latest)."""
+    mask = (cells["algorithm"] == fit.algorithm) & (cells["axis"] == fit.axis)
+    if "dtype" in cells.columns:
+        mask &= cells["dtype"].astype(str) == fit.dtype
+    for col, want in {
+        "machine": fit.machine,
+        "numba_threads": fit.numba_threads,
+        "blas_threads": fit.blas_threads,
+        **fit.fixed,
+    }.items():
+        if want is not None and col in cells.columns:
+            mask &= cells[col].astype(str) == str(want)
+    rows = cells[mask & cells["size"].isin(fit.sizes)]
+    return rows.sort_values(["size", "created"]).drop_duplicates("size", keep="last")
+
+
 def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[FitResult]:
     """Fit every (algorithm, axis, metric) with data and a theoretical exponent.
 
@@ -248,8 +310,6 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
     is fitted, the most recent on a tie; each dtype is fitted on its own.
     """
     if registry is None:
-        import bpttbench
-
         registry = bpttbench.ALGORITHMS
     if cells_df is None or len(cells_df) == 0:
         return []
@@ -273,26 +333,51 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
     return results
 
 
+def verdict_counts(results: Sequence[FitResult], measured: bool = True) -> dict[str, int]:
+    """``{"PASS": .., "INCONCLUSIVE": .., "FAIL": .., "total": ..}`` of the measured fits
+    (time and memory), or with ``measured=False`` of the FLOP-model checks."""
+    chosen = [r for r in results if r.measured == measured]
+    counts = {v: sum(r.verdict == v for r in chosen) for v in VERDICTS}
+    counts["total"] = len(chosen)
+    return counts
+
+
+def headline(results: Sequence[FitResult]) -> str:
+    """One line: the measured exponents' verdicts, then the FLOP-model check apart."""
+    m, f = verdict_counts(results), verdict_counts(results, measured=False)
+    line = (
+        f"{m['PASS']} of {m['total']} measured time and memory exponents PASS "
+        f"({m['INCONCLUSIVE']} INCONCLUSIVE, {m['FAIL']} FAIL)"
+    )
+    if f["total"]:
+        line += f"; model check, FLOP counts: {f['PASS']} of {f['total']} PASS"
+    return line
+
+
 def format_table(results: Sequence[FitResult]) -> str:
-    """The exponent table as aligned text."""
+    """The exponent table as aligned text: measured fits, then the FLOP-model checks apart."""
     head = (
         f"{'algorithm':10s} {'axis':6s} {'metric':7s} {'slope':>7s} {'95% interval':>17s} "
         f"{'theory':>10s} {'verdict':12s} window"
     )
     lines = [head, "-" * len(head)]
-    for r in results:
-        if math.isfinite(r.slope):
-            slope = f"{r.slope:7.3f}"
-            ci = f"[{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
-        else:
-            slope, ci = f"{'-':>7s}", f"{'-':>17s}"
-        win = f"{min(r.window)}..{max(r.window)} ({r.n_points} pts)" if r.window else "(empty)"
-        th = f"{r.theory:g}+-{r.delta:g}"
-        line = (
-            f"{r.algorithm:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} "
-            f"{r.verdict:12s} {win}"
-        )
-        if r.note:
-            line += f"  # {r.note}"
-        lines.append(line)
+    lines += [_table_line(r) for r in results if r.measured]
+    checks = [_table_line(r) for r in results if not r.measured]
+    if checks:
+        lines += ["", "model check (exact FLOP counts, not measured):", *checks]
     return "\n".join(lines)
+
+
+def _table_line(r: FitResult) -> str:
+    if math.isfinite(r.slope):
+        slope = f"{r.slope:7.3f}"
+        ci = f"[{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
+    else:
+        slope, ci = f"{'-':>7s}", f"{'-':>17s}"
+    win = f"{min(r.window)}..{max(r.window)} ({r.n_points} pts)" if r.window else "(empty)"
+    th = f"{r.theory:g}+-{r.delta:g}"
+    line = (
+        f"{r.algorithm:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} "
+        f"{r.verdict:12s} {win}"
+    )
+    return f"{line}  # {r.note}" if r.note else line

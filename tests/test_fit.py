@@ -205,3 +205,51 @@ def test_mlp_axes():
     res = fit.fit_table(df, REG)
     assert result(res, "depth", "time", "fake_mlp").verdict == "PASS"
     assert result(res, "depth", "memory", "fake_mlp").slope == pytest.approx(1.0)
+
+
+def test_size_columns_are_the_union_of_the_specs_sizes_in_registry_order():
+    import bpttbench
+
+    assert fit.size_columns(REG) == ("T", "n", "B", "m", "p", "depth", "width")
+    assert fit.size_columns(bpttbench.ALGORITHMS) == (
+        "T", "n", "B", "m", "p", "k1", "k2", "depth", "width",
+    )  # fmt: skip
+
+
+def test_a_fit_records_its_sweep_and_the_cells_it_used():
+    sizes = [32, 64, 128, 179, 181, 256, 512, 1024, 2048]
+    t = [1e-9 * (2 * s * s + LOWER * s) for s in sizes]
+    other = cells("n", sizes, [2 * x for x in t], fixed={"T": 8})  # another sweep, not fitted
+    df = pd.concat([cells("n", sizes, t), other.iloc[:3]])
+    r = result(fit.fit_table(df, REG), "n", "time")
+    assert (r.machine, r.numba_threads, r.blas_threads) == ("test", 1, 1)
+    assert [c["n"] for c in r.cells] == r.window == [181, 256, 512, 1024, 2048]
+    assert all(c["T"] == 64 and c["B"] == 1 for c in r.cells)
+    rows = fit.sweep_rows(df, r)  # what the report charts: every size of that sweep
+    assert rows["size"].tolist() == sizes and set(rows["T"]) == {64}
+
+
+def test_two_points_give_a_slope_without_an_interval():
+    slope, intercept, lo, hi = fit.ols_slope([0.0, 1.0], [1.0, 3.0])
+    assert (slope, intercept) == (2.0, 1.0)
+    assert math.isnan(lo) and math.isnan(hi)
+
+
+def test_headline_counts_measured_exponents_apart_from_the_flop_model():
+    t = [1e-6 * s for s in T_SIZES]
+    mem = [1000 * s for s in T_SIZES]
+    wrong = [1e-9 * s**1.5 for s in T_SIZES]  # fake_online's time: theory 1, so FAIL
+    df = pd.concat(
+        [cells("T", T_SIZES, t, memory=mem), cells("T", T_SIZES, wrong, algorithm="fake_online")]
+    )
+    res = fit.fit_table(df, REG)
+    assert fit.verdict_counts(res) == {"PASS": 3, "INCONCLUSIVE": 0, "FAIL": 1, "total": 4}
+    assert fit.verdict_counts(res, measured=False) == {
+        "PASS": 2, "INCONCLUSIVE": 0, "FAIL": 0, "total": 2,
+    }  # fmt: skip
+    assert fit.headline(res) == (
+        "3 of 4 measured time and memory exponents PASS (0 INCONCLUSIVE, 1 FAIL); "
+        "model check, FLOP counts: 2 of 2 PASS"
+    )
+    measured, checks = fit.format_table(res).split("model check")
+    assert " flops " not in measured and checks.count(" flops ") == 2
