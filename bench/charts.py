@@ -1,13 +1,17 @@
 """Drawing the report's charts: matplotlib figures from prepared data, no I/O but saving.
 
-Every function here takes plain arrays and labels (``bpttbench.bench.report`` prepares
-them from the store) and returns a :class:`matplotlib.figure.Figure`. Figures
-are built without ``pyplot``, so nothing global is touched and no screen is
-needed; :func:`save` writes each one as PNG and SVG.
+Every function here takes plain arrays, labels and styles (the report modules
+prepare them from the store and the registry) and returns a
+:class:`matplotlib.figure.Figure`; nothing here knows an algorithm or an axis by
+name. Figures are built without ``pyplot``, so nothing global is touched and no
+screen is needed; :func:`save` writes each one as PNG and SVG. This module holds
+the plumbing, the styles and the scaling charts; ``charts_compare`` the charts
+that set algorithms side by side.
 
-Colours are the Okabe-Ito palette (safe for the common colour-vision
-deficiencies), and every algorithm also has its own marker, so lines stay
-distinguishable in grey.
+Styles: :func:`assign_styles` gives every algorithm of the registry its own
+colour, marker and line style, by registry order (a spec's explicit ``style``
+first): colours from the Okabe-Ito palette (safe for the common colour-vision
+deficiencies) and markers, so lines stay distinguishable in grey.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import Normalize
+from bpttbench.costs import Style
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
@@ -37,25 +41,21 @@ OKABE_ITO = {
     "yellow": "#F0E442",
     "black": "#000000",
 }
-ALGORITHM_STYLE = {  # name -> (colour, marker)
-    "bptt": (OKABE_ITO["blue"], "o"),
-    "tbptt": (OKABE_ITO["green"], "s"),
-    "rtrl": (OKABE_ITO["vermillion"], "^"),
-    "backprop": (OKABE_ITO["purple"], "D"),
-}
-_SPARE = [(OKABE_ITO["orange"], "v"), (OKABE_ITO["sky"], "P"), (OKABE_ITO["black"], "X")]
+# Style sequence, by registry order: 8 colours and 9 markers (coprime, so the first 72
+# algorithms differ in both colour and marker from their neighbours and from each other),
+# then line styles; the first four are BPTT's blue circles, truncated BPTT's green
+# squares, RTRL's vermillion triangles and backprop's purple diamonds.
+PALETTE = tuple(
+    OKABE_ITO[c]
+    for c in ("blue", "green", "vermillion", "purple", "orange", "sky", "black", "yellow")
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<")
+LINESTYLES = ("-", "-.", (0, (1, 1.2)), (0, (7, 1.5, 1, 1.5, 1, 1.5)))
+GOLDEN = (math.sqrt(5) - 1) / 2
 VERDICT_STYLE = {  # verdict -> (colour, marker)
     "PASS": (OKABE_ITO["green"], "o"),
     "INCONCLUSIVE": (OKABE_ITO["orange"], "s"),
     "FAIL": (OKABE_ITO["vermillion"], "X"),
-}
-AXIS_LABEL = {
-    "T": "sequence length T (steps)",
-    "n": "state size n (hidden units)",
-    "B": "batch size B",
-    "k": "truncation length k = k1 = k2 (steps)",
-    "depth": "depth L (layers)",
-    "width": "width w (units per layer)",
 }
 METRIC_LABEL = {
     "time": "time per gradient call",
@@ -90,11 +90,49 @@ def styled(draw):
     return wrapper
 
 
-def algorithm_style(name: str) -> tuple[str, str]:
-    """(colour, marker) of an algorithm; names outside the four get spare styles."""
-    if name in ALGORITHM_STYLE:
-        return ALGORITHM_STYLE[name]
-    return _SPARE[sum(map(ord, name)) % len(_SPARE)]
+def default_style(i: int) -> Style:
+    """The ``i``-th style of the sequence: distinct from every earlier one, for any ``i``.
+
+    Colours and markers cycle together (72 pairs), then line styles (288 styles);
+    beyond that, colours step around the hue circle by the golden ratio.
+    """
+    pairs = len(PALETTE) * len(MARKERS)
+    line = LINESTYLES[(i // pairs) % len(LINESTYLES)]
+    if i < pairs * len(LINESTYLES):
+        return Style(PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)], line)
+    hue = (i * GOLDEN) % 1.0
+    colour = mpl.colors.to_hex(mpl.colors.hsv_to_rgb((hue, 0.85, 0.75)))
+    return Style(colour, MARKERS[i % len(MARKERS)], line)
+
+
+def _key(style: Style) -> tuple[str, str, str]:
+    return (style.colour.lower(), style.marker, str(style.linestyle))
+
+
+def assign_styles(registry, extra: Sequence[str] = ()) -> dict[str, Style]:
+    """A style of its own for each algorithm: the same in every chart and every report.
+
+    The registry's algorithms come first, in registry order: a spec's explicit
+    ``style`` where it has one that no earlier algorithm took, else the next
+    style of the sequence (:func:`default_style`) not yet taken. Names in
+    ``extra`` (algorithms in the data but not in the registry) follow.
+    """
+    out: dict[str, Style] = {}
+    taken: set[tuple] = set()
+    for name, spec in registry.items():
+        style = getattr(spec, "style", None)
+        if style is not None and _key(style) not in taken:
+            out[name] = style
+            taken.add(_key(style))
+    i = 0
+    for name in [*registry, *(x for x in extra if x not in registry)]:
+        if name in out:
+            continue
+        while _key(default_style(i)) in taken:
+            i += 1
+        out[name] = default_style(i)
+        taken.add(_key(out[name]))
+    return out
 
 
 # --- figure plumbing -----------------------------------------------------------------
@@ -167,6 +205,7 @@ class Series:
     label: str
     x: np.ndarray
     y: np.ndarray
+    style: Style
     y_low: np.ndarray | None = None  # spread (e.g. first and third quartile)
     y_high: np.ndarray | None = None
     in_window: np.ndarray | None = None  # points the exponent fit used (filled markers)
@@ -174,10 +213,10 @@ class Series:
     ref_y: np.ndarray | None = None
 
 
-def draw_scaling(ax, series: Sequence[Series], axis: str, unit: str) -> None:
-    """Measured medians (solid, spread as error bars) and dashed references on log-log axes."""
+def draw_scaling(ax, series: Sequence[Series], xlabel: str, unit: str) -> None:
+    """Measured medians (spread as error bars) and dashed references on log-log axes."""
     for s in series:
-        colour, marker = algorithm_style(s.name)
+        colour, marker = s.style.colour, s.style.marker
         if s.ref_x is not None and len(s.ref_x):
             ax.plot(s.ref_x, s.ref_y, ls=(0, (4, 2.5)), lw=1.2, color=colour, alpha=0.9)
         yerr = None
@@ -192,6 +231,7 @@ def draw_scaling(ax, series: Sequence[Series], axis: str, unit: str) -> None:
             capsize=2.5,
             elinewidth=1,
             marker="none",
+            ls=s.style.linestyle,
             label=None,
         )
         window = s.in_window if s.in_window is not None else np.ones(len(s.x), bool)
@@ -206,15 +246,12 @@ def draw_scaling(ax, series: Sequence[Series], axis: str, unit: str) -> None:
     _log2_axis(ax.xaxis)
     lo, hi = ax.get_ylim()
     _log10_axis(ax.yaxis, unit, span=hi / lo)
-    ax.set_xlabel(AXIS_LABEL.get(axis, axis))
+    ax.set_xlabel(xlabel)
 
 
 def scaling_legend(ax, series: Sequence[Series], ref_label: str, window_note: bool) -> None:
     """Legend outside the axes: one entry per algorithm, then what dashes and hollow marks mean."""
-    handles = []
-    for s in series:
-        colour, marker = algorithm_style(s.name)
-        handles.append(Line2D([], [], color=colour, marker=marker, ms=5.5, lw=1.4, label=s.label))
+    handles = [style_handle(s.style, s.label, ms=5.5) for s in series]
     handles.append(Line2D([], [], color="0.3", ls=(0, (4, 2.5)), lw=1.2, label=ref_label))
     if window_note:
         handles.append(
@@ -231,15 +268,23 @@ def scaling_legend(ax, series: Sequence[Series], ref_label: str, window_note: bo
     legend_right(ax, handles=handles, handlelength=2.6, labelspacing=0.9)
 
 
+def style_handle(style: Style, label: str, **kwargs) -> Line2D:
+    """A legend entry drawn in an algorithm's style."""
+    return Line2D(
+        [], [], color=style.colour, marker=style.marker, ls=style.linestyle, lw=1.4, label=label,
+        **kwargs,
+    )  # fmt: skip
+
+
 @styled
 def scaling_chart(
-    series: Sequence[Series], axis: str, metric: str, title: str, ref_label: str, footer: str
+    series: Sequence[Series], xlabel: str, metric: str, title: str, ref_label: str, footer: str
 ) -> Figure:
     """One metric (time or memory) against one axis, a line per algorithm."""
     fig, axes = new_figure(8.4, 4.8, footer)
     ax = axes[0, 0]
     unit = "s" if metric == "time" else "B"
-    draw_scaling(ax, series, axis, unit)
+    draw_scaling(ax, series, xlabel, unit)
     ax.set_ylabel(f"{METRIC_LABEL[metric]} ({'seconds' if unit == 's' else 'bytes'})")
     ax.set_title(title, loc="left")
     has_window = any(s.in_window is not None and not s.in_window.all() for s in series)
@@ -249,9 +294,9 @@ def scaling_chart(
 
 @dataclass
 class Panel:
-    """One small scaling panel: an axis and metric with its series."""
+    """One small panel: a metric against one axis (labelled ``xlabel``), with its series."""
 
-    axis: str
+    xlabel: str
     metric: str
     series: list[Series] = field(default_factory=list)
     subtitle: str = ""
@@ -263,20 +308,14 @@ def panels_chart(panels: Sequence[Panel], title: str, footer: str) -> Figure:
     ncols = 2 if len(panels) > 1 else 1
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = new_figure(4.4 * ncols + 1.9, 3.2 * nrows + 0.7, footer, nrows, ncols)
-    names: dict[str, str] = {}
     for ax, panel in zip(axes.flat, panels, strict=False):
         unit = "s" if panel.metric == "time" else "B"
-        draw_scaling(ax, panel.series, panel.axis, unit)
+        draw_scaling(ax, panel.series, panel.xlabel, unit)
         ax.set_ylabel(f"{METRIC_LABEL[panel.metric]} ({'s' if unit == 's' else 'bytes'})")
         ax.set_title(panel.subtitle, loc="left", fontsize=8.5)
-        for s in panel.series:
-            names.setdefault(s.name, s.label.split("\n")[0])
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    handles = [
-        Line2D([], [], color=algorithm_style(k)[0], marker=algorithm_style(k)[1], lw=1.4, label=v)
-        for k, v in names.items()
-    ]
+    handles = algorithm_handles(panels)
     handles.append(
         Line2D(
             [],
@@ -292,279 +331,14 @@ def panels_chart(panels: Sequence[Panel], title: str, footer: str) -> Figure:
     return fig
 
 
-# --- exponents: fitted slopes and intervals against theory ----------------------------
-
-
-@dataclass
-class SlopeRow:
-    label: str  # e.g. "BPTT · T"
-    metric: str
-    slope: float
-    ci_low: float
-    ci_high: float
-    theory: float
-    delta: float
-    verdict: str
-
-
-@styled
-def exponent_chart(rows: Sequence[SlopeRow], footer: str) -> Figure:
-    """A panel per metric; each row a fitted slope with its 95% interval against theory."""
-    metrics = [m for m in ("time", "memory", "flops") if any(r.metric == m for r in rows)]
-    labels = list(dict.fromkeys(r.label for r in rows))
-    ypos = {lab: i for i, lab in enumerate(labels)}
-    height = 1.6 + 0.32 * len(labels)
-    fig, axes = new_figure(2.6 * len(metrics) + 1.8, height, footer, 1, len(metrics), sharey=True)
-    for ax, metric in zip(axes[0], metrics, strict=True):
-        for r in (r for r in rows if r.metric == metric):
-            y = ypos[r.label]
-            ax.add_patch(
-                mpl.patches.Rectangle(
-                    (r.theory - r.delta, y - 0.32), 2 * r.delta, 0.64, color="0.85", lw=0
-                )
-            )
-            ax.plot([r.theory, r.theory], [y - 0.32, y + 0.32], color="black", lw=1.3)
-            if math.isfinite(r.slope):
-                colour, marker = VERDICT_STYLE.get(r.verdict, ("0.4", "o"))
-                ax.errorbar(
-                    r.slope,
-                    y,
-                    xerr=[[r.slope - r.ci_low], [r.ci_high - r.slope]],
-                    color=colour,
-                    marker=marker,
-                    ms=6,
-                    capsize=3,
-                    lw=1.4,
-                )
-            else:
-                ax.text(r.theory, y, "  no fit", va="center", ha="left", fontsize=7, color="0.4")
-        ax.set_title(f"{metric} exponent", loc="left")
-        ax.set_xlabel("slope of log(metric) on log(size)")
-        ax.grid(axis="y", visible=False)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
-    axes[0, 0].set_yticks(range(len(labels)), labels)
-    handles = [
-        Line2D([], [], color=c, marker=m, ls="-", label=v) for v, (c, m) in VERDICT_STYLE.items()
-    ]
-    handles += [
-        Line2D([], [], color="black", lw=1.3, label="theory"),
-        mpl.patches.Patch(color="0.85", label="theory ± margin"),
-    ]
-    fig.legend(handles=handles, loc="outside upper center", ncols=5, frameon=False)
-    return fig
-
-
-# --- cost at equal (T, n): model ratio heatmaps -------------------------------------
-
-
-def format_ratio(r: float) -> str:
-    """A ratio in two significant digits: 0.031, 0.5, 3.2, 48, 1.2k, 35M, 1e-6."""
-    if not math.isfinite(r) or r <= 0:
-        return "-"
-    if r < 0.001:
-        return f"{r:.0e}".replace("e-0", "e-")
-
-    def two(v: float) -> str:
-        return f"{v:.0f}" if v >= 9.95 else f"{v:.2g}"
-
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if r >= div * 0.995:
-            return two(r / div) + suffix
-    return two(r)
-
-
-@dataclass
-class RatioPanel:
-    title: str
-    ratio: np.ndarray  # (len(T), len(n)), A / B
-    boundary: bool = False  # draw the ratio = 1 contour
-
-
-@styled
-def ratio_chart(
-    T: np.ndarray,
-    n: np.ndarray,
-    panels: Sequence[RatioPanel],
-    measured: Sequence[tuple[float, float]],
-    names: tuple[str, str],
-    each: dict[str, Sequence[tuple[float, float]]],
-    title: str,
-    footer: str,
-) -> Figure:
-    """Maps of cost(A) / cost(B) over a fine (n, T) grid, log colour scale centred on 1.
-
-    Contours mark every power of ten (labelled), a thick one the ratio 1.
-    ``measured`` are (n, T) where both were measured at the same size (rings);
-    ``each`` maps an algorithm to the (n, T) it was measured at (small markers).
-    """
-    fig, axes = new_figure(5.0 * len(panels) + 0.6, 5.0, footer, 1, len(panels))
-    cmap = mpl.colormaps["PuOr_r"]
-    for ax, panel in zip(axes[0], panels, strict=True):
-        logr = np.log10(panel.ratio)
-        lim = max(1.0, float(np.nanmax(np.abs(logr))))
-        norm = Normalize(-lim, lim)
-        mesh = ax.pcolormesh(n, T, logr, cmap=cmap, norm=norm, shading="gouraud", rasterized=True)
-        lo, hi = math.floor(np.nanmin(logr)), math.ceil(np.nanmax(logr))
-        decades = [k for k in range(lo, hi + 1) if k != 0]
-        if decades:
-            cs = ax.contour(n, T, logr, levels=decades, colors="0.15", linewidths=0.6)
-            ax.clabel(cs, fmt=lambda v: f"{format_ratio(10.0**v)}x", fontsize=7, inline=True)
-        if np.nanmin(logr) < 0 < np.nanmax(logr):
-            cs = ax.contour(n, T, logr, levels=[0], colors="black", linewidths=2.0)
-            ax.clabel(cs, fmt=lambda v: "equal", fontsize=7.5, inline=True)
-        for name, pts in each.items():
-            if pts:
-                px, py = zip(*pts, strict=True)
-                ax.plot(
-                    px,
-                    py,
-                    ls="none",
-                    marker=algorithm_style(name)[1],
-                    ms=4.5,
-                    mew=0.9,
-                    mfc="white",
-                    mec="black",
-                )
-        if measured:
-            mx, my = zip(*measured, strict=True)
-            ax.plot(mx, my, ls="none", marker="o", ms=11, mfc="none", mec="black", mew=1.2)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log", base=2)
-        _log2_axis(ax.xaxis)
-        _log2_axis(ax.yaxis)
-        ax.set_xlim(n[0], n[-1])
-        ax.set_ylim(T[0], T[-1])
-        ax.grid(False)
-        ax.set_xlabel(AXIS_LABEL["n"])
-        ax.set_ylabel(AXIS_LABEL["T"])
-        ax.set_title(panel.title, loc="left")
-        cb = fig.colorbar(mesh, ax=ax, shrink=0.9, pad=0.02)
-        ticks = np.arange(-math.floor(lim), math.floor(lim) + 1)
-        step = max(1, math.ceil(len(ticks) / 7))
-        ticks = ticks[(ticks % step) == 0]
-        cb.set_ticks(ticks, labels=[format_ratio(10.0**t) for t in ticks])
-        cb.set_label(f"{names[0]} ÷ {names[1]}  (>1: {names[1]} cheaper)")
-    keys = list(each)
-    handles = [
-        Line2D(
-            [],
-            [],
-            ls="none",
-            marker=algorithm_style(k)[1],
-            ms=4.5,
-            mfc="white",
-            mec="black",
-            label=f"{names[i] if i < 2 else k} measured",
-        )
-        for i, k in enumerate(keys)
-        if each[k]
-    ]
-    if measured:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                ms=9,
-                mfc="none",
-                mec="black",
-                label="both, same size",
-            )
-        )
-    if handles:
-        fig.legend(
-            handles=handles,
-            loc="outside upper right",
-            ncols=len(handles),
-            frameon=False,
-            fontsize=7.5,
-        )
-    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
-    return fig
-
-
-# --- where RTRL's memory drops below BPTT's ----------------------------------------
-
-
-@dataclass
-class BoundaryPoint:
-    n: float
-    T: float
-    a_lower: bool  # algorithm A (RTRL) used less memory here
-    both_measured: bool
-
-
-@styled
-def boundary_chart(
-    n_line: np.ndarray,
-    T_line: np.ndarray,
-    points: Sequence[BoundaryPoint],
-    names: tuple[str, str],
-    keys: tuple[str, str],
-    guide: bool,
-    title: str,
-    footer: str,
-) -> Figure:
-    """The model's T*(n) where memory(A) = memory(B), the two regions, and measured points."""
-    fig, axes = new_figure(8.4, 5.0, footer)
-    ax = axes[0, 0]
-    (ca, ma), (cb, mb) = algorithm_style(keys[0]), algorithm_style(keys[1])
-    xs = [p.n for p in points] + list(n_line)
-    ys = [p.T for p in points] + list(T_line)
-    x_lo, x_hi = min(xs) / 1.5, max(xs) * 1.5
-    y_lo, y_hi = max(1.0, min(ys) / 2), max(ys) * 2
-    ax.fill_between(n_line, T_line, y_hi, color=ca, alpha=0.10, lw=0)
-    ax.fill_between(n_line, y_lo, T_line, color=cb, alpha=0.10, lw=0)
-    ax.plot(
-        n_line,
-        T_line,
-        color="black",
-        lw=1.8,
-        label=f"model: memory({names[0]}) = memory({names[1]})",
-    )
-    if guide:
-        g = n_line.astype(float) ** 2
-        ax.plot(n_line, g, color="0.45", lw=1, ls=":", label="guide: T = n²")
-    for p in points:
-        colour, marker = (ca, ma) if p.a_lower else (cb, mb)
-        ax.plot(
-            p.n,
-            p.T,
-            ls="none",
-            marker=marker,
-            ms=7,
-            mec=colour,
-            mfc=colour if p.both_measured else "white",
-            mew=1.3,
-        )
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
-    _log2_axis(ax.xaxis)
-    _log2_axis(ax.yaxis)
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.set_xlabel(AXIS_LABEL["n"])
-    ax.set_ylabel(AXIS_LABEL["T"])
-    ax.set_title(title, loc="left")
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        mpl.patches.Patch(color=ca, alpha=0.25, label=f"{names[0]} needs less memory"),
-        mpl.patches.Patch(color=cb, alpha=0.25, label=f"{names[1]} needs less memory"),
-        Line2D([], [], ls="none", marker=ma, color=ca, label=f"measured: {names[0]} lower"),
-        Line2D([], [], ls="none", marker=mb, color=cb, label=f"measured: {names[1]} lower"),
-        Line2D(
-            [],
-            [],
-            ls="none",
-            marker="o",
-            mfc="white",
-            mec="0.3",
-            label="hollow: one side measured,\nthe other from its model",
-        ),
-    ]
-    legend_right(ax, handles=handles, labelspacing=0.9)
-    return fig
+def algorithm_handles(panels: Sequence[Panel]) -> list[Line2D]:
+    """One legend entry per algorithm drawn in any of the panels (its label's first line)."""
+    seen: dict[str, Line2D] = {}
+    for panel in panels:
+        for s in panel.series:
+            if s.name not in seen:
+                seen[s.name] = style_handle(s.style, s.label.split("\n")[0])
+    return list(seen.values())
 
 
 # --- efficiency: achieved GFLOP/s against the matrix-multiply peak ---------------------
@@ -578,123 +352,56 @@ def efficiency_chart(
     ncols = min(len(panels), 3)
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = new_figure(3.1 * ncols + 2.2, 3.4 * nrows + 0.7, footer, nrows, ncols, sharey=True)
-    names: dict[str, str] = {}
     for ax, panel in zip(axes.flat, panels, strict=False):
-        for s in panel.series:
-            colour, marker = algorithm_style(s.name)
-            ax.plot(s.x, s.y, color=colour, marker=marker, ms=5, lw=1.4)
-            names.setdefault(s.name, s.label)
-        if gemm:
-            ax.axhline(gemm, color="black", lw=1.2)
-        if gemv:
-            ax.axhline(gemv, color="0.4", lw=1.2, ls=":")
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        _log2_axis(ax.xaxis, numticks=7)
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(AXIS_LABEL.get(panel.axis, panel.axis))
-        ax.set_title(panel.subtitle, loc="left", fontsize=8.5)
         last_in_row = ax in axes[:, -1] or ax is list(axes.flat)[len(panels) - 1]
-        if gemm and last_in_row:
-            sec = ax.secondary_yaxis(
-                "right", functions=(lambda g: g / gemm * 100, lambda e: e * gemm / 100)
-            )
-            sec.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            sec.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
-            sec.yaxis.set_minor_formatter(NullFormatter())
-            sec.tick_params(labelsize=7)
+        _efficiency_panel(ax, panel, gemm, gemv, percent_axis=bool(gemm and last_in_row))
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
         ax.set_ylabel("achieved GFLOP/s (FLOPs / median time)")
+    handles = algorithm_handles(panels)
     if gemm:
         corner = list(axes.flat)[min(ncols, len(panels)) - 1]
         corner.annotate(
-            "% of GEMM peak",
-            xy=(1.0, 1.0),
-            xycoords="axes fraction",
-            xytext=(0, 6),
-            textcoords="offset points",
-            ha="center",
-            fontsize=7,
-            color="0.3",
-        )
-    handles = [
-        Line2D([], [], color=algorithm_style(k)[0], marker=algorithm_style(k)[1], lw=1.4, label=v)
-        for k, v in names.items()
-    ]
-    if gemm:
-        handles.append(
-            Line2D(
-                [], [], color="black", lw=1.2, label=f"GEMM peak, same run\n({gemm:.3g} GFLOP/s)"
-            )
-        )
+            "% of GEMM peak", xy=(1.0, 1.0), xycoords="axes fraction", xytext=(0, 6),
+            textcoords="offset points", ha="center", fontsize=7, color="0.3",
+        )  # fmt: skip
+        label = f"GEMM peak, same run\n({gemm:.3g} GFLOP/s)"
+        handles.append(Line2D([], [], color="black", lw=1.2, label=label))
     if gemv:
-        handles.append(
-            Line2D(
-                [], [], color="0.4", lw=1.2, ls=":", label=f"GEMV, same run\n({gemv:.3g} GFLOP/s)"
-            )
-        )
+        label = f"GEMV, same run\n({gemv:.3g} GFLOP/s)"
+        handles.append(Line2D([], [], color="0.4", lw=1.2, ls=":", label=label))
     fig.legend(handles=handles, loc="outside right upper", frameon=False, labelspacing=0.9)
-    fig.suptitle(
-        "Achieved GFLOP/s against the machine's matrix-multiply rates",
-        x=0.01,
-        ha="left",
-        fontsize=10,
-    )
+    title = "Achieved GFLOP/s against the machine's matrix-multiply rates"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     return fig
 
 
-# --- ratio dot plots: saved pytest-benchmark runs, peer tools -----------------------
-
-
-@styled
-def dot_ratio_chart(
-    labels: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float]]],
-    xlabel: str,
-    title: str,
-    footer: str,
-    note: str = "",
-) -> Figure:
-    """Rows of ratios on a log axis around 1; one marker style per series."""
-    height = 1.5 + 0.24 * len(labels)
-    width = 8.4
-    fig, axes = new_figure(width, height, footer)
-    ax = axes[0, 0]
-    styles = [
-        (OKABE_ITO["blue"], "o"),
-        (OKABE_ITO["vermillion"], "^"),
-        (OKABE_ITO["green"], "s"),
-        (OKABE_ITO["purple"], "D"),
-        (OKABE_ITO["orange"], "v"),
-    ]
-    y = np.arange(len(labels))
-    finite = []
-    for k, (name, values) in enumerate(series):
-        colour, marker = styles[k % len(styles)]
-        v = np.asarray(values, dtype=float)
-        ok = np.isfinite(v) & (v > 0)
-        finite.extend(v[ok])
-        ax.plot(v[ok], y[ok], ls="none", marker=marker, ms=6, color=colour, label=name)
-    ax.axvline(1.0, color="black", lw=1)
-    ax.set_xscale("log")
-    lo = min([*finite, 1.0]) / 1.3
-    hi = max([*finite, 1.0]) * 1.3
-    ax.set_xlim(min(lo, 0.5), max(hi, 2.0))
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_yticks(y, labels, fontsize=7.5)
-    ax.set_ylim(len(labels) - 0.5, -0.5)
-    ax.grid(axis="y", visible=False)
-    ax.set_xlabel(f"{xlabel}\n{note}" if note else xlabel)
-    ax.set_title(title, loc="left")
-    if len(series) > 1 or series[0][0]:
-        legend_right(ax)
-    return fig
+def _efficiency_panel(ax, panel: Panel, gemm, gemv, percent_axis: bool) -> None:
+    """One axis's GFLOP/s lines, the GEMM and GEMV rates, and a % of GEMM scale if asked."""
+    for s in panel.series:
+        st = s.style
+        ax.plot(s.x, s.y, color=st.colour, marker=st.marker, ls=st.linestyle, ms=5, lw=1.4)
+    if gemm:
+        ax.axhline(gemm, color="black", lw=1.2)
+    if gemv:
+        ax.axhline(gemv, color="0.4", lw=1.2, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _log2_axis(ax.xaxis, numticks=7)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(panel.xlabel)
+    ax.set_title(panel.subtitle, loc="left", fontsize=8.5)
+    if percent_axis:
+        sec = ax.secondary_yaxis(
+            "right", functions=(lambda g: g / gemm * 100, lambda e: e * gemm / 100)
+        )
+        sec.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        sec.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+        sec.yaxis.set_minor_formatter(NullFormatter())
+        sec.tick_params(labelsize=7)
 
 
 def legend_right(ax, **kwargs) -> None:
@@ -702,49 +409,3 @@ def legend_right(ax, **kwargs) -> None:
     ax.legend(
         loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, borderaxespad=0, **kwargs
     )
-
-
-TOOL_LINESTYLE = ["-", (0, (5, 2)), (0, (1, 1.5)), "-."]
-
-
-@styled
-def peers_chart(
-    series: Sequence[tuple[str, str, str, np.ndarray, np.ndarray]], footer: str
-) -> Figure:
-    """Time ratio peer / bpttbench against n: colour and marker by algorithm, dashes by tool.
-
-    ``series`` holds (algorithm, tool, label, n, ratio) per line. When one tool
-    has several lines for one algorithm (other T or B), the later ones get
-    hollow markers and a thinner line so that no two lines look alike.
-    """
-    fig, axes = new_figure(8.4, 4.6, footer)
-    ax = axes[0, 0]
-    tools = list(dict.fromkeys(t for _, t, _, _, _ in series))
-    seen: dict[tuple[str, str], int] = {}
-    for alg, tool, label, x, y in series:
-        colour, marker = algorithm_style(alg)
-        ls = TOOL_LINESTYLE[tools.index(tool) % len(TOOL_LINESTYLE)]
-        repeat = seen.get((alg, tool), 0)
-        seen[(alg, tool)] = repeat + 1
-        face = colour if repeat == 0 else "white"
-        ax.plot(
-            x, y, color=colour, marker=marker, ms=5.5 + repeat, lw=1.5 if repeat == 0 else 1.0,
-            ls=ls, mfc=face, mew=1.3, label=label,
-        )  # fmt: skip
-    ax.axhline(1.0, color="black", lw=1)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    _log2_axis(ax.xaxis)
-    values = np.concatenate([y for *_, y in series])
-    lo, hi = min(values.min(), 1.0) / 1.3, max(values.max(), 1.0) * 1.3
-    ax.set_ylim(lo, hi)
-    span = hi / lo
-    subs = log_subs(span)
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(AXIS_LABEL["n"])
-    ax.set_ylabel("peer's median time ÷ bpttbench's\n(above 1: bpttbench is faster)")
-    ax.set_title("Peer implementations of the same gradient against bpttbench", loc="left")
-    legend_right(ax, labelspacing=0.9, handlelength=3)
-    return fig

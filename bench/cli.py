@@ -308,7 +308,7 @@ def cmd_run(args, argv) -> int:
             print(f"{PROG}: report unavailable ({exc}); fits are in {args.db}", file=sys.stderr)
         else:
             try:
-                path = build(args.db, benchmark_json=[], out_dir=Path(args.out))
+                path = build(args.db, benchmark_json=[], out_dir=Path(args.out), fits=results)
             except Exception:  # a bug in the report must not hide the results above
                 traceback.print_exc()
                 print(

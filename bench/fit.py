@@ -295,8 +295,12 @@ def sweep_rows(cells: pd.DataFrame, fit: FitResult) -> pd.DataFrame:
         "blas_threads": fit.blas_threads,
         **fit.fixed,
     }.items():
-        if want is not None and col in cells.columns:
-            mask &= cells[col].astype(str) == str(want)
+        if want is None or col not in cells.columns:
+            continue
+        if isinstance(want, str):
+            mask &= cells[col].astype(str) == want
+        else:  # size and thread columns may be floats (NaN where a variable does not apply)
+            mask &= pd.to_numeric(cells[col], errors="coerce") == float(want)
     rows = cells[mask & cells["size"].isin(fit.sizes)]
     return rows.sort_values(["size", "created"]).drop_duplicates("size", keep="last")
 

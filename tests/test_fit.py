@@ -227,6 +227,8 @@ def test_a_fit_records_its_sweep_and_the_cells_it_used():
     assert all(c["T"] == 64 and c["B"] == 1 for c in r.cells)
     rows = fit.sweep_rows(df, r)  # what the report charts: every size of that sweep
     assert rows["size"].tolist() == sizes and set(rows["T"]) == {64}
+    df["T"] = df["T"].astype(float)  # as a store with NaN in the column reads it
+    assert fit.sweep_rows(df, r)["size"].tolist() == sizes
 
 
 def test_two_points_give_a_slope_without_an_interval():

@@ -57,7 +57,7 @@ SWEEPS = [  # (algorithm, axis, fixed sizes, swept values)
 AXIS_VARS = {"k": ("k1", "k2")}
 
 
-def build_store(path: Path, seed: int = 0) -> None:
+def build_store(path: Path, seed: int = 0, sweeps=None) -> None:
     """A results store with one run: power-law cells, one skipped and one failed cell."""
     from bpttbench.bench import store
 
@@ -81,7 +81,7 @@ def build_store(path: Path, seed: int = 0) -> None:
     }
     run_id = store.begin_run(conn, meta)
     minute = 0
-    for alg, axis, fixed, values in SWEEPS:
+    for alg, axis, fixed, values in SWEEPS if sweeps is None else sweeps:
         for v in values:
             size = {"m": M, "p": P, **fixed}
             for var in AXIS_VARS.get(axis, (axis,)):
@@ -281,8 +281,10 @@ STORE_CHARTS = [
     "memory_vs_T",
     "memory_vs_n",
     "exponents",
-    "cost_grid",
-    "memory_boundary",
+    "cost_grid_tbptt_vs_bptt",
+    "memory_boundary_tbptt_vs_bptt",
+    "cost_grid_rtrl_vs_bptt",
+    "memory_boundary_rtrl_vs_bptt",
     "efficiency",
     "other_axes",
     "peers",
@@ -307,12 +309,12 @@ def assert_real_png(path: Path) -> None:
     assert (pixels.min(axis=1) < 0.9).mean() > 0.02, f"{path.name} is nearly blank"
 
 
-def table_rows(md: str) -> list[list[str]]:
-    """Cells of the exponent table's body rows in report.md."""
+def table_rows(md: str, which: int = 0) -> list[list[str]]:
+    """Cells of the body rows of an exponent table in report.md (0: measured, 1: FLOP model)."""
     lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| algorithm | axis |"))
+    starts = [i for i, line in enumerate(lines) if line.startswith("| algorithm | axis |")]
     rows = []
-    for line in lines[start + 2 :]:
+    for line in lines[starts[which] + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([c.strip() for c in line.strip("|").split("|")])
@@ -370,10 +372,12 @@ def test_exponent_table_holds_the_fits_from_the_store(built):
     from bpttbench.bench.store import load_cells
 
     md = built["report"].path.read_text()
-    rows = {(r[0], r[1], r[2]): r for r in table_rows(md)}
+    measured, checks = table_rows(md, 0), table_rows(md, 1)
+    assert {r[2] for r in measured} == {"time", "memory"} and {r[2] for r in checks} == {"flops"}
+    rows = {(r[0], r[1], r[2]): r for r in measured + checks}
     fits = fit_table(load_cells(built["db"]))
     assert fits, "the synthetic store should give fits"
-    assert len(rows) == len(fits)
+    assert len(rows) == len(measured) + len(checks) == len(fits)
     fitted = 0
     for f in fits:
         row = rows[(bpttbench.ALGORITHMS[f.algorithm].title, f.axis, f.metric)]
@@ -545,7 +549,9 @@ def test_stale_charts_are_removed_on_rebuild(built, tmp_path):
 
 def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
     """Other suites: group 'bptt-T', sizes in params or the test id."""
-    from bpttbench.bench.report import read_benchmark_json
+    import bpttbench
+    from bpttbench.bench.benchjson import read_benchmark_json
+    from bpttbench.bench.view import View
 
     stats = {"median": 1e-3, "q1": 9e-4, "q3": 1.1e-3}
     doc = {
@@ -558,7 +564,7 @@ def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
     }
     path = tmp_path / "x.json"
     path.write_text(json.dumps(doc))
-    cells = read_benchmark_json(path).cells.set_index("name")
+    cells = read_benchmark_json(path, View.of(bpttbench.ALGORITHMS)).cells.set_index("name")
     assert cells.loc["test_a[T=64-n=8]", ["algorithm", "axis", "size", "n"]].tolist() == [
         "bptt",
         "T",
@@ -570,11 +576,16 @@ def test_reads_group_style_benchmarks_without_extra_info(tmp_path):
 
 
 def test_sizes_text_and_ratio_format():
-    from bpttbench.bench.charts import format_ratio
-    from bpttbench.bench.report import sizes_text
+    import bpttbench
+    from bpttbench.bench.charts_compare import format_ratio
+    from bpttbench.bench.view import View
 
+    sizes_text = View.of(bpttbench.ALGORITHMS).sizes_text
     assert sizes_text({"n": 32, "B": 1, "m": 8, "p": 8}) == "n=32, B=1, m=p=8"
     assert sizes_text({"T": 64, "k1": 16, "k2": 8}) == "T=64, k1=16, k2=8"
+    assert sizes_text({"T": 16, "n": 16, "m": 1, "p": 1, "k1": 8, "k2": 8}) == (
+        "T=16, n=16, m=p=1, k1=k2=8"
+    )  # variables an axis moves on its own are never merged
     assert [format_ratio(r) for r in (2e-6, 0.031, 0.5, 1.0, 3.24, 48, 100, 1000, 1234, 3.5e7)] == [
         "2e-6",
         "0.031",
@@ -591,13 +602,97 @@ def test_sizes_text_and_ratio_format():
 
 def test_memory_crossover_grows_like_n_squared():
     import bpttbench
-    from bpttbench.bench.report import memory_crossover
+    from bpttbench.bench.pairs import memory_crossover
 
     reg = bpttbench.ALGORITHMS
     t = [
-        memory_crossover(reg["rtrl"], reg["bptt"], n, {"B": 1, "m": 8, "p": 8}, 8)
+        memory_crossover(reg["rtrl"], reg["bptt"], {"n": n, "B": 1, "m": 8, "p": 8}, ["T"], 8)
         for n in (32, 64, 128)
     ]
     assert all(math.isfinite(x) for x in t)
     slopes = [math.log2(b / a) for a, b in itertools.pairwise(t)]
     assert all(1.6 < s < 2.4 for s in slopes), slopes
+
+
+# --- what the report derives: pairs, summary, fits handed in ------------------------------
+
+
+def _caption(rep, name: str) -> str:
+    (chart,) = [c for c in rep.charts if c.name == name]
+    assert not chart.skipped, chart.skipped
+    return chart.caption
+
+
+def test_pair_charts_compare_measured_with_measured(built):
+    """Markers only where both algorithms were measured at the same size, and say so."""
+    rep = built["report"]
+    caption = _caption(rep, "memory_boundary_tbptt_vs_bptt")
+    n = len({(T, 32) for T in SWEEPS[0][3]} | {(64, n) for n in SWEEPS[1][3]})  # both sweeps
+    assert f"the {n} sizes where both were measured" in caption
+    assert f"{n} of {n} fall on the side the models predict" in caption
+    assert "the 2 sizes where both" in _caption(rep, "memory_boundary_rtrl_vs_bptt")
+
+
+def test_no_common_cells_is_said_plainly(tmp_path):
+    from bpttbench.bench.report import make_report
+
+    db = tmp_path / "apart.sqlite"
+    build_store(
+        db,
+        sweeps=[
+            ("bptt", "T", {"n": 32, "B": 1}, [16 * 2**i for i in range(6)]),
+            ("rtrl", "n", {"T": 24, "B": 1}, [4, 6, 8, 12, 16, 24]),
+        ],
+    )
+    rep = make_report(db, [], tmp_path / "o")
+    caption = _caption(rep, "memory_boundary_rtrl_vs_bptt")
+    assert "No common cells: no size was measured for both RTRL and BPTT" in caption
+    assert "fall on the side" not in caption
+    assert rep.summary["pairs"]["rtrl_vs_bptt"]["common_cells"] == 0
+
+
+def test_summary_json_holds_the_figures_apart_from_the_model_check(built):
+    from bpttbench.bench.fit import fit_table, verdict_counts
+    from bpttbench.bench.store import load_cells
+
+    summary = json.loads((built["out"] / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(built["report"].summary))
+    fits = fit_table(load_cells(built["db"]))
+    assert summary["exponents"]["measured"] == verdict_counts(fits)
+    assert summary["exponents"]["model_check"] == verdict_counts(fits, measured=False)
+    slope = summary["slopes"]["bptt"]["T"]["time"]
+    assert slope["verdict"] == "PASS" and slope["ci_low"] < slope["slope"] < slope["ci_high"]
+    assert summary["efficiency"]["gemm_gflops"] == GEMM_GFLOPS
+    rtrl = summary["efficiency"]["algorithms"]["rtrl"]
+    assert 0 < rtrl["min"] <= rtrl["max"] and set(rtrl["min_at"]) >= {"T", "n", "B"}
+    assert set(summary["pairs"]) == {"tbptt_vs_bptt", "rtrl_vs_bptt"}
+    assert summary["pairs"]["tbptt_vs_bptt"]["time_ratio_median"] == pytest.approx(
+        RATE["bptt"] / RATE["tbptt"] * 1.0, rel=0.6
+    )
+    bptt = summary["peers"]["groups"]["pytorch"]["bptt"]["T=64,B=1"]
+    assert bptt["n_min"] == 16 and bptt["n_max"] == 128 and bptt["min"] == pytest.approx(3.075)
+    assert summary["peers"]["tools"]["jax"] == {"version": "9.9", "release": "9.9"}
+
+
+def test_the_report_draws_the_fits_it_is_given_and_fits_once(built, tmp_path, monkeypatch):
+    from bpttbench.bench import slices
+    from bpttbench.bench.fit import fit_table
+    from bpttbench.bench.report import make_report
+    from bpttbench.bench.store import load_cells
+
+    fits = fit_table(load_cells(built["db"]))
+
+    def refit(*args, **kwargs):
+        raise AssertionError("the report fitted again")
+
+    monkeypatch.setattr(slices, "fit_table", refit)
+    rep = make_report(built["db"], [], tmp_path / "given", fits=fits)
+
+    def section(md: str) -> str:
+        return md.split("## Exponents")[1].split("\n## ")[0]
+
+    assert section(rep.path.read_text()) == section(built["report"].path.read_text())
+    calls = []
+    monkeypatch.setattr(slices, "fit_table", lambda *a, **k: calls.append(1) or fit_table(*a, **k))
+    make_report(built["db"], [], tmp_path / "own")
+    assert calls == [1]

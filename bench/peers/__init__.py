@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import bpttbench
 from bpttbench.bench import DEFAULT_DB, BenchError
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
@@ -47,9 +48,13 @@ TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
 DTYPE = "float64"
 TOOLS = ("pytorch", "jax")
 _MODULES = {"pytorch": "bpttbench.bench.peers.torch_impl", "jax": "bpttbench.bench.peers.jax_impl"}
-_TOOL_ALGORITHMS = {"pytorch": ("bptt", "tbptt"), "jax": ("bptt", "rtrl")}
+# Which algorithms each tool computes, from the registry (AlgorithmSpec.peers).
+_TOOL_ALGORITHMS = {
+    tool: tuple(name for name, spec in bpttbench.ALGORITHMS.items() if tool in spec.peers)
+    for tool in TOOLS
+}
 _TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
-ALGORITHMS = ("bptt", "tbptt", "rtrl")
+ALGORITHMS = tuple(name for name, spec in bpttbench.ALGORITHMS.items() if spec.peers)
 
 PEER_COLUMNS = (
     "run_ts", "tool", "algorithm", "T", "n", "B", "k", "m", "p", "dtype", "status", "reason",
@@ -265,7 +270,6 @@ def load_tools(wanted: Sequence[str]) -> tuple[dict[str, object], list[str]]:
 
 def _problem(cell: Cell, m: int, p: int, seed: int):
     """The registry's problem for the cell (the weights and data a sweep uses)."""
-    import bpttbench
     import numpy as np
 
     spec = bpttbench.ALGORITHMS[cell.algorithm]
@@ -298,7 +302,9 @@ def measure(
     def kernel():
         return func(*args)
 
-    peer = module.make(cell.algorithm, params, xs, ys, cell.k)
+    spec = bpttbench.ALGORITHMS.get(cell.algorithm)
+    implementation = spec.peers.get(cell.tool, cell.algorithm) if spec else cell.algorithm
+    peer = module.make(implementation, params, xs, ys, cell.k)
     row["compile_s"] = peer.compile_s
     loss, grads = peer.check()
     err = max_rel_err(loss, grads, ref_loss, ref_grads)
