@@ -213,8 +213,11 @@ class Series:
     ref_y: np.ndarray | None = None
 
 
-def draw_scaling(ax, series: Sequence[Series], xlabel: str, unit: str) -> None:
-    """Measured medians (spread as error bars) and dashed references on log-log axes."""
+def draw_scaling(ax, series: Sequence[Series], xlabel: str, unit: str, numticks: int = 12) -> None:
+    """Measured medians (spread as error bars) and dashed references on log-log axes.
+
+    ``numticks`` bounds the powers of two labelled along x (fewer in small panels).
+    """
     for s in series:
         colour, marker = s.style.colour, s.style.marker
         if s.ref_x is not None and len(s.ref_x):
@@ -243,7 +246,7 @@ def draw_scaling(ax, series: Sequence[Series], xlabel: str, unit: str) -> None:
         )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    _log2_axis(ax.xaxis)
+    _log2_axis(ax.xaxis, numticks=numticks)
     lo, hi = ax.get_ylim()
     _log10_axis(ax.yaxis, unit, span=hi / lo)
     ax.set_xlabel(xlabel)
@@ -310,7 +313,7 @@ def panels_chart(panels: Sequence[Panel], title: str, footer: str) -> Figure:
     fig, axes = new_figure(4.4 * ncols + 1.9, 3.2 * nrows + 0.7, footer, nrows, ncols)
     for ax, panel in zip(axes.flat, panels, strict=False):
         unit = "s" if panel.metric == "time" else "B"
-        draw_scaling(ax, panel.series, panel.xlabel, unit)
+        draw_scaling(ax, panel.series, panel.xlabel, unit, numticks=7)
         ax.set_ylabel(f"{METRIC_LABEL[panel.metric]} ({'s' if unit == 's' else 'bytes'})")
         ax.set_title(panel.subtitle, loc="left", fontsize=8.5)
     for ax in list(axes.flat)[len(panels) :]:

@@ -429,7 +429,11 @@ def pair_summary(ctx: Context, a: str, b: str) -> dict:
         "common_cells": len(pair.common),
     }
     compared = compare_measured(pair)
-    out.update(compared=len(compared.points), agree=compared.agree)
+    out.update(
+        compared=len(compared.points),
+        a_lower=sum(p.a_lower for p in compared.points),
+        agree=compared.agree,
+    )
     if len(pair.common):
         t = pair.common["median_s_a"] / pair.common["median_s_b"]
         m = pd.to_numeric(pair.common["peak_bytes_a"]) / pd.to_numeric(pair.common["peak_bytes_b"])

@@ -209,7 +209,7 @@ def chart_other_axes(ctx: Context):
                 store.ok, store.fits, view, axis, metric, lambda a, x=axis: not view.own_chart(a, x)
             )
             if series:
-                title = f"{metric} vs {axis}: {common}"
+                title = f"{metric} vs {axis}" + (f": {common}" if common else "")
                 panels.append(ch.Panel(view.axis_label(axis), metric, series, title))
     if not panels:
         raise Skip("no sweep along the other axes with 2 or more sizes")
