@@ -12,14 +12,16 @@ _SUPERSCRIPT = str.maketrans("0123456789-.", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻·")
 
 
 def seconds(v) -> str:
-    """A duration in three significant digits: ``'501 us'``, ``'13.7 ms'``, ``'4.82 s'``;
-    ``'-'`` when missing."""
+    """A duration in three significant digits: ``'45.3 us'``, ``'13.7 ms'``, ``'4.82 s'``,
+    ``'2m05s'`` from two minutes on; ``'-'`` when missing."""
     try:
         v = float(v)
     except (TypeError, ValueError):
         return "-"
     if not math.isfinite(v):
         return "-"
+    if v >= 120:
+        return f"{int(v // 60)}m{int(v % 60):02d}s"
     if v >= 1:
         return f"{v:.3g} s"
     if v >= 1e-3:

@@ -50,6 +50,7 @@ from typing import TextIO
 
 import numpy as np
 from bpttbench.bench import BenchError, store
+from bpttbench.bench.fmt import seconds as fmt_seconds
 from bpttbench.bench.measure import TimingSettings, available_memory
 
 MIN_FIT_POINTS = 4
@@ -437,18 +438,6 @@ def fmt_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
-
-
-def fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    if s < 1e-3:
-        return f"{s * 1e6:.0f} us"
-    if s < 1:
-        return f"{s * 1e3:.1f} ms"
-    if s < 120:
-        return f"{s:.1f} s"
-    return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
 # --- budget guard --------------------------------------------------------------------

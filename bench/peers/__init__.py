@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, BenchError
+from bpttbench.bench import DEFAULT_DB, BenchError, fmt
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
 TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
@@ -445,16 +445,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _fmt_s(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    if v >= 1:
-        return f"{v:.3g} s"
-    if v >= 1e-3:
-        return f"{v * 1e3:.3g} ms"
-    return f"{v * 1e6:.3g} us"
-
-
 def format_table(rows: Sequence[dict]) -> str:
     """The results as an aligned text table."""
     head = ("tool", "algorithm", "sizes", "median", "bpttbench", "ratio", "max_rel_err", "compile")
@@ -464,11 +454,11 @@ def format_table(rows: Sequence[dict]) -> str:
         lines.append((
             r["tool"], r["algorithm"],
             Cell(r["tool"], r["algorithm"], r["T"], r["n"], r["B"], r.get("k")).label(),
-            _fmt_s(r.get("median_s")) if r.get("status") == "ok" else r.get("status", "?"),
-            _fmt_s(r.get("bpttbench_median_s")),
+            fmt.seconds(r.get("median_s")) if r.get("status") == "ok" else r.get("status", "?"),
+            fmt.seconds(r.get("bpttbench_median_s")),
             f"{ratio:.2f}x" if ratio is not None else "-",
             f"{r['max_rel_err']:.1e}" if r.get("max_rel_err") is not None else "-",
-            _fmt_s(r.get("compile_s")),
+            fmt.seconds(r.get("compile_s")),
         ))  # fmt: skip
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = [
