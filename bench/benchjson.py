@@ -109,13 +109,13 @@ def _benchmark_row(b: Mapping, stats: Mapping, doc: Mapping, view: View) -> dict
         dtype=str(extra.get("dtype") or params.get("dtype") or "float64"),
         status="ok" if size else "unplaced",
         median_s=float(stats["median"]),
-        q25_s=_num(stats.get("q1")),
-        q75_s=_num(stats.get("q3")),
+        q25_s=_number(stats.get("q1")),
+        q75_s=_number(stats.get("q3")),
         rounds=stats.get("rounds"),
-        flops=_num(extra.get("flops")),
-        peak_bytes=_num(extra.get("peak_bytes")),
-        model_bytes=_num(extra.get("model_bytes", extra.get("analytic_bytes"))),
-        compile_s=_num(extra.get("compile_s")),
+        flops=_number(extra.get("flops")),
+        peak_bytes=_number(extra.get("peak_bytes")),
+        model_bytes=_number(extra.get("model_bytes", extra.get("analytic_bytes"))),
+        compile_s=_number(extra.get("compile_s")),
         created=str(doc.get("datetime", "")),
         machine=str((doc.get("machine_info") or {}).get("node", "")),
         numba_threads=extra.get("numba_threads"),
@@ -127,7 +127,8 @@ def _benchmark_row(b: Mapping, stats: Mapping, doc: Mapping, view: View) -> dict
     return row
 
 
-def _num(v) -> float | None:
+def _number(v) -> float | None:
+    """A JSON number as a float; None for anything else (a string, a bool, null)."""
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 

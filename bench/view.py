@@ -135,10 +135,6 @@ class Context:
     view: View
     store: StoreData | None
 
-    @property
-    def registry(self) -> Mapping:
-        return self.view.registry
-
     def need_store(self) -> StoreData:
         """The store's slice, or NoSource (its absence was reported once already)."""
         if self.store is None:
