@@ -26,6 +26,10 @@ DB = REFERENCE / "reference.sqlite"
 BENCH_JSON = REFERENCE / "benchmark-reference.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- figures:", "<!-- /figures -->"
+REGENERATE = (
+    "regenerate with: bpttbench report --db reports/reference/reference.sqlite "
+    "--benchmark-json reports/reference/benchmark-reference.json --out reports/reference"
+)
 
 
 SIGNS = {"X": "\u00d7", "TO": "\u2013"}  # the README's times sign and en dash
@@ -133,7 +137,7 @@ def _same(a, b, where="summary") -> None:
 
 def test_the_committed_summary_is_what_the_store_gives(summary):
     committed = json.loads((REFERENCE / "summary.json").read_text())
-    _same(committed, json.loads(json.dumps(summary)))
+    _same(committed, json.loads(json.dumps(summary)), f"summary ({REGENERATE})")
 
 
 def test_every_figure_the_readme_quotes_is_the_summarys(summary):
@@ -176,6 +180,6 @@ def test_the_reference_report_regenerates_with_the_same_text(tmp_path, monkeypat
     monkeypatch.setattr(charts, "save", no_files)
     out = tmp_path / "reference"
     rep = report.make_report(DB, [BENCH_JSON], out)
-    assert rep.path.read_text() == (REFERENCE / "report.md").read_text()
+    assert rep.path.read_text() == (REFERENCE / "report.md").read_text(), REGENERATE
     for chart in rep.drawn:  # every chart it links is committed
         assert (REFERENCE / "charts" / f"{chart.name}.png").is_file(), chart.name
