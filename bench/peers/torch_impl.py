@@ -1,17 +1,38 @@
-"""The PyTorch peer: ``nn.RNN(tanh)`` + ``nn.Linear`` and autograd, as framework code does it.
+"""The PyTorch peer: ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` + ``nn.Linear`` and autograd.
 
-The model is THEORY.md's Elman RNN: ``nn.RNN`` has two biases, so ``bias_ih``
-carries ``b_h`` and ``bias_hh`` is zero (both stay trainable, as in user code;
-their gradients are equal and ``b_h``'s gradient is read from ``bias_ih``).
+The model is THEORY.md's: a recurrent cell and a linear readout, loss
+``0.5 * sum (W_out h_t + b_out - y_t)^2``, as framework code writes it.
+
+- Elman (``RNNParams``): ``nn.RNN(tanh)``; it has two biases, so ``bias_ih``
+  carries ``b_h`` and ``bias_hh`` is zero (both stay trainable, as in user
+  code; their gradients are equal and ``b_h``'s gradient is read from
+  ``bias_ih``).
+- GRU and LSTM (a params object with the fields weight_ih, weight_hh,
+  bias_ih, bias_hh, W_out, b_out, torch's layout: r|z|n and i|f|g|o rows):
+  ``nn.GRU`` / ``nn.LSTM``, the arrays copied one to one. The cell is told by
+  the shape: weight_ih has 3n rows for a GRU, 4n for an LSTM. Nothing from
+  bpttbench's cells code is imported to build them.
+
+Algorithms:
 
 - BPTT: one forward over the whole sequence, ``loss.backward()``.
 - Truncated BPTT(k; k): the chunked-detach idiom: run k steps from the
-  detached hidden state, back-propagate that chunk's loss, detach, and let the
+  detached state, back-propagate that chunk's loss, detach, and let the
   gradients accumulate. When k does not divide T, Williams & Peng's last
-  update still reaches back k steps (THEORY.md, identity 3); the idiom's
-  last, short chunk is then run from the detached state k steps before the
-  end, with only the last ``T mod k`` steps in its loss, so the gradient is
-  BPTT(k; k)'s exactly.
+  update still reaches back k steps (THEORY.md, identity 3): the last full
+  chunk is run in two calls split at step T - k (the gradient flows through
+  the split, so it is the same chunk), and the short end is then run from the
+  detached state at T - k with only its last ``T mod k`` steps in its loss, so
+  the gradient is BPTT(k; k)'s exactly, for every cell (an LSTM's state is the
+  pair (h, c), which the split gives without re-running anything).
+
+Devices: ``device="cuda"`` (or ``"cuda:1"``) puts the model and the data on
+that GPU. A timed call ends with ``torch.cuda.synchronize()``: ``backward()``
+returns once its kernels are queued, and the loss is summed on the device, so
+nothing else would wait for the GPU to finish. float32 runs in IEEE float32:
+cuDNN's RNNs would otherwise use TF32 tensor cores (torch's default for
+``torch.backends.cudnn.rnn``), a 10-bit mantissa that no longer computes the
+gradient the CPU kernels compute.
 
 Only this module imports torch; ``bpttbench.bench.peers`` imports it when the peer runs.
 """
@@ -24,10 +45,22 @@ from torch import nn
 
 TOOL = "pytorch"
 ALGORITHMS = ("bptt", "tbptt")
+CELLS = ("elman", "gru", "lstm")
 
 
 def version() -> str:
     return torch.__version__
+
+
+def versions() -> dict[str, str]:
+    """torch and, where it has them, the CUDA and cuDNN it was built with."""
+    out = {"torch": torch.__version__}
+    if torch.version.cuda:
+        out["cuda"] = str(torch.version.cuda)
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        if cudnn:
+            out["cudnn"] = str(cudnn)
+    return out
 
 
 def set_threads(n: int) -> int:
@@ -36,79 +69,149 @@ def set_threads(n: int) -> int:
     return torch.get_num_threads()
 
 
-class TorchRNN:
-    """``nn.RNN`` + ``nn.Linear`` holding a copy of the given RNNParams, and the data."""
+def gpu_available() -> bool:
+    """True when this torch was built with CUDA and sees a GPU."""
+    return bool(torch.cuda.is_available())
 
-    def __init__(self, params, xs: np.ndarray, ys: np.ndarray):
-        W_ih, W_hh, b_h, W_out, b_out = (np.asarray(a) for a in params)
-        dtype = _torch_dtype(W_hh.dtype)
-        n, m = W_ih.shape
+
+def device_name(device: str = "cpu") -> str:
+    """``"cpu"``, or ``"cuda:0 NVIDIA H200"``: the index and the GPU's name."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return "cpu"
+    index = dev.index if dev.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
+
+
+def _ieee_float32() -> None:
+    """No TF32 in cuDNN's RNNs or in matmuls: float32 means float32 (see the docstring)."""
+    cudnn_rnn = getattr(torch.backends.cudnn, "rnn", None)
+    if cudnn_rnn is not None and hasattr(cudnn_rnn, "fp32_precision"):  # torch >= 2.9
+        cudnn_rnn.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:  # older torch: the flags it had then
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def cell_of(params) -> str:
+    """``"elman"``, ``"gru"`` or ``"lstm"``, from the params' fields and shapes."""
+    if hasattr(params, "weight_ih"):
+        rows, n = np.shape(params.weight_ih)[0], np.shape(params.weight_hh)[1]
+        if rows == 3 * n:
+            return "gru"
+        if rows == 4 * n:
+            return "lstm"
+        raise ValueError(f"weight_ih has {rows} rows for n = {n}: neither a GRU (3n) nor an LSTM")
+    return "elman"
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+class TorchNet:
+    """A torch recurrent layer + ``nn.Linear`` holding a copy of the given params, and the data."""
+
+    def __init__(self, params, xs: np.ndarray, ys: np.ndarray, device: str = "cpu"):
+        self.cell = cell_of(params)
+        arrays = [np.asarray(a) for a in params]
+        dt = arrays[1].dtype
+        dtype = _torch_dtype(dt)
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            _ieee_float32()
+        if self.cell == "elman":
+            W_ih, W_hh, b_h, W_out, b_out = arrays
+            n, m = W_ih.shape
+            self.rnn = nn.RNN(m, n, nonlinearity="tanh", bias=True, dtype=dtype)
+            b_zero = np.zeros_like(b_h)
+            copies = ((self.rnn.weight_ih_l0, W_ih), (self.rnn.weight_hh_l0, W_hh),
+                      (self.rnn.bias_ih_l0, b_h), (self.rnn.bias_hh_l0, b_zero))  # fmt: skip
+        else:
+            w_ih, w_hh, b_ih, b_hh, W_out, b_out = (
+                np.asarray(getattr(params, f))
+                for f in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "W_out", "b_out")
+            )
+            n, m = w_hh.shape[1], w_ih.shape[1]
+            layer = nn.GRU if self.cell == "gru" else nn.LSTM
+            self.rnn = layer(m, n, bias=True, dtype=dtype)
+            copies = ((self.rnn.weight_ih_l0, w_ih), (self.rnn.weight_hh_l0, w_hh),
+                      (self.rnn.bias_ih_l0, b_ih), (self.rnn.bias_hh_l0, b_hh))  # fmt: skip
         p = W_out.shape[0]
-        self.rnn = nn.RNN(m, n, nonlinearity="tanh", bias=True, dtype=dtype)
         self.out = nn.Linear(n, p, dtype=dtype)
+        copies += ((self.out.weight, W_out), (self.out.bias, b_out))
         with torch.no_grad():
-            self.rnn.weight_ih_l0.copy_(torch.from_numpy(W_ih))
-            self.rnn.weight_hh_l0.copy_(torch.from_numpy(W_hh))
-            self.rnn.bias_ih_l0.copy_(torch.from_numpy(b_h))
-            self.rnn.bias_hh_l0.zero_()
-            self.out.weight.copy_(torch.from_numpy(W_out))
-            self.out.bias.copy_(torch.from_numpy(b_out))
+            for q, a in copies:
+                q.copy_(torch.from_numpy(np.ascontiguousarray(a, dtype=dt)))
+        self.rnn.to(self.device)
+        self.out.to(self.device)
         if xs.ndim == 2:  # (T, m) means B = 1
             xs, ys = xs[:, None, :], ys[:, None, :]
-        self.xs = torch.from_numpy(np.ascontiguousarray(xs, dtype=W_hh.dtype))
-        self.ys = torch.from_numpy(np.ascontiguousarray(ys, dtype=W_hh.dtype))
+        self.xs = torch.from_numpy(np.ascontiguousarray(xs, dtype=dt)).to(self.device)
+        self.ys = torch.from_numpy(np.ascontiguousarray(ys, dtype=dt)).to(self.device)
         self.n = n
+        # The order of the params' fields: for Elman, b_h's gradient is bias_ih's.
+        self.order = [q for q, _ in copies if q is not self.rnn.bias_hh_l0 or self.cell != "elman"]
         self.parameters = [*self.rnn.parameters(), *self.out.parameters()]
 
     def zero_grad(self) -> None:
         for q in self.parameters:
             q.grad = None
 
-    def _chunk_loss(self, xs, ys, h0):
-        hs, h_last = self.rnn(xs, h0)  # hs: (k, B, n), h_last: (1, B, n)
-        return 0.5 * (self.out(hs) - ys).pow(2).sum(), hs, h_last
+    def _zero_state(self, B: int):
+        h = torch.zeros(1, B, self.n, dtype=self.xs.dtype, device=self.device)
+        return (h, torch.zeros_like(h)) if self.cell == "lstm" else h
 
-    def bptt(self) -> float:
-        """Loss over the whole sequence and its gradient in ``.grad``."""
+    def _loss(self, hs, ys):
+        return 0.5 * (self.out(hs) - ys).pow(2).sum()
+
+    def bptt(self):
+        """Loss over the whole sequence (a 0-d tensor) and its gradient in ``.grad``."""
         self.zero_grad()
-        loss, _, _ = self._chunk_loss(self.xs, self.ys, None)
+        hs, _ = self.rnn(self.xs)
+        loss = self._loss(hs, self.ys)
         loss.backward()
-        return loss.item()
+        return loss.detach()
 
-    def tbptt(self, k: int) -> float:
-        """The chunked-detach idiom, BPTT(k; k); returns the full loss."""
+    def tbptt(self, k: int):
+        """The chunked-detach idiom, BPTT(k; k); returns the full loss (a 0-d tensor)."""
         self.zero_grad()
         T, B = self.xs.shape[0], self.xs.shape[1]
-        h = torch.zeros(1, B, self.n, dtype=self.xs.dtype)
-        total = 0.0
+        state = self._zero_state(B)
+        total = torch.zeros((), dtype=self.xs.dtype, device=self.device)
         full = T - T % k
-        hs = None
-        for s in range(0, full, k):
-            loss, hs, h = self._chunk_loss(self.xs[s : s + k], self.ys[s : s + k], h.detach())
-            loss.backward()
-            total += loss.item()
         r = T - full
-        if r:
-            # The last update of BPTT(k; k) reaches back k steps: restart from
-            # h_{T-k}, detached, and put only the last r steps in the loss.
-            start = max(0, T - k)
-            if start == 0:
-                h0 = torch.zeros(1, B, self.n, dtype=self.xs.dtype)
-            else:  # h_{T-k} is output (start - 1) - (full - k) of the previous chunk
-                h0 = hs[start - 1 - (full - k)].detach().unsqueeze(0)
-            outs, _ = self.rnn(self.xs[start:], h0)
-            loss = 0.5 * (self.out(outs[-r:]) - self.ys[full:]).pow(2).sum()
+        start = T - k  # where the last update of BPTT(k; k) reaches back to when r > 0
+        at_start = state
+        for s in range(0, full, k):
+            h0 = _detach(state)
+            if r and s + k == full:  # the last full chunk, split at T - k (no detach there)
+                hs_a, mid = self.rnn(self.xs[s:start], h0)
+                hs_b, state = self.rnn(self.xs[start:full], mid)
+                loss = self._loss(torch.cat((hs_a, hs_b)), self.ys[s:full])
+                at_start = mid
+            else:
+                hs, state = self.rnn(self.xs[s : s + k], h0)
+                loss = self._loss(hs, self.ys[s : s + k])
             loss.backward()
-            total += loss.item()
+            total = total + loss.detach()
+        if r:
+            # The last update reaches back k steps: restart from the detached state
+            # at T - k (the zero state when T < k), with only the last r steps in the loss.
+            hs, _ = self.rnn(self.xs[max(0, start) :], _detach(at_start))
+            loss = self._loss(hs[-r:], self.ys[full:])
+            loss.backward()
+            total = total + loss.detach()
         return total
 
     def grads(self) -> tuple[np.ndarray, ...]:
-        """The gradient as (W_ih, W_hh, b_h, W_out, b_out) NumPy arrays."""
-        r, o = self.rnn, self.out
-        return tuple(
-            q.grad.detach().numpy().copy()
-            for q in (r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, o.weight, o.bias)
-        )
+        """The gradient as NumPy arrays in the order of the params' fields."""
+        return tuple(q.grad.detach().cpu().numpy().copy() for q in self.order)
+
+
+# Kept for callers of the Elman-only name.
+TorchRNN = TorchNet
 
 
 class Peer:
@@ -116,33 +219,46 @@ class Peer:
 
     compile_s = None  # eager: nothing to compile
 
-    def __init__(self, algorithm: str, params, xs, ys, k: int | None = None):
-        self.model = TorchRNN(params, xs, ys)
+    def __init__(self, algorithm: str, params, xs, ys, k: int | None = None, device="cpu"):
+        self.model = TorchNet(params, xs, ys, device=device)
         if algorithm == "bptt":
-            self.run = self.model.bptt
+            call = self.model.bptt
         elif algorithm == "tbptt":
             if k is None:
                 raise ValueError("tbptt needs k")
             kk = int(k)
-            self.run = lambda: self.model.tbptt(kk)
+
+            def call():
+                return self.model.tbptt(kk)
         else:
             raise ValueError(
                 f"the PyTorch peer has no {algorithm!r} (it has {', '.join(ALGORITHMS)})"
             )
+        if self.model.device.type == "cuda":
+            dev = self.model.device
+
+            def run():  # wait for the backward pass: the timing is the GPU's work
+                loss = call()
+                torch.cuda.synchronize(dev)
+                return loss
+
+            self.run = run
+        else:
+            self.run = call
 
     def check(self):
-        """One call: (loss, (g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out)) as NumPy."""
+        """One call: (loss, gradient arrays in the params' field order) as NumPy."""
         loss = self.run()
-        return float(loss), self.model.grads()
+        return float(loss.item()), self.model.grads()
 
 
-def make(algorithm: str, params, xs, ys, k: int | None = None) -> Peer:
-    return Peer(algorithm, params, xs, ys, k)
+def make(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu") -> Peer:
+    return Peer(algorithm, params, xs, ys, k, device=device)
 
 
-def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None):
-    """One call: (loss, (g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out)) as NumPy."""
-    return Peer(algorithm, params, xs, ys, k).check()
+def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu"):
+    """One call: (loss, gradient arrays in the params' field order) as NumPy."""
+    return Peer(algorithm, params, xs, ys, k, device=device).check()
 
 
 def _torch_dtype(dt) -> torch.dtype:
