@@ -16,7 +16,14 @@
 Both are compiled ahead of time (``jit(...).lower(...).compile()``); the
 compile time is reported on its own and the timed call is the compiled one.
 float64 is switched on (``jax_enable_x64``) when this module is imported,
-which ``bpttbench.bench.peers`` does only when the JAX peer runs.
+which ``bpttbench.bench.peers`` does only when the JAX peer runs; float32
+inputs stay float32. Matrix products run at ``"highest"`` precision: on a GPU
+JAX's default lets float32 products use TF32 tensor cores (a 10-bit
+mantissa), which would no longer compute the CPU kernels' gradient.
+
+Devices: ``device="cuda"`` places the problem on the first GPU JAX sees
+(``jax.devices("gpu")``) and compiles for it; a call returns once
+``block_until_ready`` has waited for the result, so its time is the GPU's.
 
 Only this module imports jax.
 """
@@ -28,6 +35,7 @@ import time
 import jax
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_default_matmul_precision", "highest")
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -35,10 +43,54 @@ from jax import lax  # noqa: E402
 
 TOOL = "jax"
 ALGORITHMS = ("bptt", "rtrl")
+CELLS = ("elman",)
 
 
 def version() -> str:
     return jax.__version__
+
+
+def versions() -> dict[str, str]:
+    """jax and jaxlib, and the platform version of the GPU backend where there is one."""
+    import jaxlib
+
+    out = {"jax": jax.__version__, "jaxlib": getattr(jaxlib, "__version__", "?")}
+    gpu = gpu_device()
+    if gpu is not None:
+        out["jax_gpu"] = str(getattr(gpu.client, "platform_version", "?"))
+    return out
+
+
+def gpu_device():
+    """The first GPU JAX sees, or None (no GPU, or a CPU-only jaxlib)."""
+    try:
+        devices = jax.devices("gpu")
+    except RuntimeError:  # "Unknown backend: 'gpu' requested, but no platforms ..."
+        return None
+    return devices[0] if devices else None
+
+
+def gpu_available() -> bool:
+    return gpu_device() is not None
+
+
+def _device(device: str):
+    if device == "cpu":
+        return jax.devices("cpu")[0]
+    if device.split(":")[0] != "cuda":
+        raise ValueError(f"unknown device {device!r}: cpu or cuda")
+    gpu = gpu_device()
+    if gpu is None:
+        raise RuntimeError("JAX sees no GPU")
+    return gpu
+
+
+def device_name(device: str = "cpu") -> str:
+    """``"cpu"``, or ``"cuda:0 NVIDIA H200"``: the GPU's id and kind."""
+    if device == "cpu":
+        return "cpu"
+    d = _device(device)
+    return f"cuda:{d.id} {d.device_kind}"
 
 
 def _step(theta, h, x):
@@ -113,13 +165,16 @@ _FUNCS = {"bptt": _bptt, "rtrl": _rtrl}
 class Compiled:
     """One algorithm compiled for one problem; call ``run()`` to compute (loss, grads)."""
 
-    def __init__(self, algorithm: str, params, xs: np.ndarray, ys: np.ndarray):
+    def __init__(self, algorithm: str, params, xs: np.ndarray, ys: np.ndarray, device="cpu"):
         if algorithm not in _FUNCS:
             raise ValueError(f"the JAX peer has no {algorithm!r} (it has {', '.join(ALGORITHMS)})")
+        if hasattr(params, "weight_ih"):
+            raise ValueError("the JAX peer has the Elman cell only (RNNParams)")
         if np.asarray(xs).ndim == 2:  # (T, m) means B = 1
             xs, ys = np.asarray(xs)[:, None, :], np.asarray(ys)[:, None, :]
-        self.params = tuple(jnp.asarray(np.asarray(a)) for a in params)
-        self.xs, self.ys = jnp.asarray(xs), jnp.asarray(ys)
+        dev = _device(device)
+        self.params = tuple(jax.device_put(np.asarray(a), dev) for a in params)
+        self.xs, self.ys = jax.device_put(np.asarray(xs), dev), jax.device_put(np.asarray(ys), dev)
         t0 = time.perf_counter()
         self.fn = jax.jit(_FUNCS[algorithm]).lower(self.params, self.xs, self.ys).compile()
         self.compile_s = time.perf_counter() - t0
@@ -132,11 +187,11 @@ class Compiled:
         return float(loss), tuple(np.asarray(g) for g in grads)
 
 
-def make(algorithm: str, params, xs, ys, k: int | None = None) -> Compiled:
+def make(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu") -> Compiled:
     """The compiled peer: ``run()`` is what is timed, ``check()`` gives the result."""
-    return Compiled(algorithm, params, xs, ys)
+    return Compiled(algorithm, params, xs, ys, device=device)
 
 
-def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None):
+def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu"):
     """One call: (loss, (g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out)) as NumPy."""
-    return Compiled(algorithm, params, xs, ys).check()
+    return Compiled(algorithm, params, xs, ys, device=device).check()
