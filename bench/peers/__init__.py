@@ -5,10 +5,11 @@ For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
 1. The problem is made by the registry's ``make_problem`` (the weights and
    data a sweep uses) and handed, converted, to the peer.
 2. Check: the peer's loss and gradients are compared with the bpttbench
-   kernel's, float64. ``max_rel_err`` is the largest, over the loss and the
-   five gradient arrays, of ``max|peer - kernel| / max|kernel|``. A peer that
-   disagrees beyond 1e-8 is not timed (the row is stored with status
-   ``mismatch`` and the reason printed).
+   kernel's at the same dtype. ``max_rel_err`` is the largest, over the loss
+   and the gradient arrays, of ``max|peer - kernel| / max|kernel|``. A peer
+   that disagrees beyond ``TOLERANCES[dtype]`` (1e-8 in float64, 1e-3 in
+   float32) is not timed (the row is stored with status ``mismatch`` and the
+   reason printed).
 3. Timing: warm-ups, then rounds alternating peer and kernel (A, B, A, B, ...;
    each round long enough for the clock, with the garbage collector off),
    until each has had ``--min-time`` seconds and ``--min-rounds`` rounds.
@@ -16,14 +17,21 @@ For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
    ``peer median / bpttbench median`` (above 1: bpttbench is faster).
    JAX compile time is excluded from the timing and reported on its own.
 
-Peers: PyTorch (``nn.RNN`` + autograd for BPTT, the chunked-detach idiom for
-truncated BPTT(k; k)) and JAX (``lax.scan`` + ``grad`` for BPTT, ``jacfwd`` /
-``jvp`` forward-mode accumulation for RTRL); see ``torch_impl`` and
-``jax_impl``. They are the optional extra ``bpttbench[peers]``; without them
-the command says how to install them and exits 0.
+Peers: PyTorch (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` + autograd for BPTT,
+the chunked-detach idiom for truncated BPTT(k; k)) and JAX (``lax.scan`` +
+``grad`` for BPTT, ``jacfwd`` / ``jvp`` forward-mode accumulation for RTRL);
+see ``torch_impl`` and ``jax_impl``. They are the optional extra
+``bpttbench[peers]``; without them the command says how to install them and
+exits 0.
+
+``--device cuda`` runs the peers that see a GPU there (PyTorch; JAX when
+``jax.devices("gpu")`` has one); bpttbench's kernels always run on the CPU, so
+a GPU row's ratio is peer GPU time / bpttbench CPU time. Without any GPU the
+command says so in one line and exits 1, writing nothing (see ``gpu``).
+``--grid gpu`` is the CPU/GPU crossover grid.
 
 Results go to the table ``peers`` of the results database, one row per
-(run, tool, algorithm, T, n, B, k, dtype); :func:`load_peers` reads it.
+(run, tool, algorithm, cell, T, n, B, k, dtype, device); :func:`load_peers` reads it.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import bpttbench
@@ -45,7 +53,18 @@ from bpttbench.bench import DEFAULT_DB, BenchError, fmt
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
 TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
+# float32: two float32 computations of the same gradient differ by their rounding
+# only. Measured on CPU over the gpu grid's Elman cells (T = 1000, B = 1, n = 16..1024;
+# T = 100, B = 32, n = 64..1024; tbptt k = 32; JAX RTRL T = 50, n = 16..64), PyTorch
+# and JAX against bpttbench's float32 kernels: at most 2.4e-6 relative, the size
+# of bpttbench float32 against float64 (1.5e-6). 1e-3 leaves ~400x for a GPU's other
+# summation orders, while a wrong term costs 1e-2 and more. TF32 (a 10-bit
+# mantissa, ~1e-3 here) would sit at the limit: the peers switch it off instead.
+TOLERANCES = {"float64": TOLERANCE, "float32": 1e-3}
 DTYPE = "float64"
+DTYPES = ("float64", "float32")
+DEVICES = ("cpu", "cuda")
+CELLS = ("elman", "gru", "lstm")
 TOOLS = ("pytorch", "jax")
 _MODULES = {"pytorch": "bpttbench.bench.peers.torch_impl", "jax": "bpttbench.bench.peers.jax_impl"}
 # Which algorithms each tool computes, from the registry (AlgorithmSpec.peers).
@@ -53,6 +72,7 @@ _TOOL_ALGORITHMS = {
     tool: tuple(name for name, spec in bpttbench.ALGORITHMS.items() if tool in spec.peers)
     for tool in TOOLS
 }
+_TOOL_CELLS = {"pytorch": ("elman", "gru", "lstm"), "jax": ("elman",)}
 _TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
 ALGORITHMS = tuple(name for name, spec in bpttbench.ALGORITHMS.items() if spec.peers)
 
@@ -61,7 +81,10 @@ PEER_COLUMNS = (
     "median_s", "q25_s", "q75_s", "bpttbench_median_s", "bpttbench_q25_s", "bpttbench_q75_s",
     "ratio_vs_bpttbench", "max_rel_err", "compile_s", "rounds", "threads", "numba_threads",
     "blas_threads", "tool_version", "machine", "cpu", "commit", "loadavg", "created",
+    "cell", "device", "cpus", "versions",
 )  # fmt: skip
+# Columns added after the first release, with the value older rows get on open.
+_COLUMN_DEFAULTS = {"cell": "'elman'", "device": "'cpu'", "dtype": "'float64'"}
 
 _PEERS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS peers (
@@ -85,7 +108,11 @@ CREATE TABLE IF NOT EXISTS peers (
     tool_version  TEXT,
     machine TEXT, cpu TEXT, "commit" TEXT,
     loadavg       REAL,  -- 1-minute load average at the cell's start (this run's threads included)
-    created       TEXT NOT NULL
+    created       TEXT NOT NULL,
+    cell          TEXT NOT NULL DEFAULT 'elman',  -- elman, gru, lstm
+    device        TEXT NOT NULL DEFAULT 'cpu',    -- cpu, or the GPU: 'cuda:0 NVIDIA H200'
+    cpus          INTEGER,                        -- CPUs this process could use
+    versions      TEXT                            -- JSON: tool, CUDA, Numba, NumPy, Python versions
 )
 """
 
@@ -102,6 +129,7 @@ class Group:
     B: int
     ns: tuple[int, ...]
     k: int | None = None
+    cells: tuple[str, ...] = ("elman",)
 
 
 @dataclass(frozen=True)
@@ -112,10 +140,14 @@ class Cell:
     n: int
     B: int
     k: int | None
+    cell: str = "elman"
+    dtype: str = DTYPE
 
     def label(self) -> str:
         k = f" k={self.k}" if self.k is not None else ""
-        return f"T={self.T} n={self.n} B={self.B}{k}"
+        cell = f"{self.cell} " if self.cell != "elman" else ""
+        dtype = f" {self.dtype}" if self.dtype != DTYPE else ""
+        return f"{cell}T={self.T} n={self.n} B={self.B}{k}{dtype}"
 
 
 # Issue 5's targets. BPTT at B = 32 runs T = 100 (not 1000) to keep the grid to
@@ -132,6 +164,24 @@ QUICK_GRID = (
     Group("tbptt", T=200, B=1, ns=(16, 64), k=32),
     Group("rtrl", T=20, B=1, ns=(16, 32)),
 )
+# CPU/GPU crossover (issue 14): where does a peer on a GPU overtake bpttbench on
+# one CPU core? n up to 1024; the gated cells at three sizes. Sized for one H200
+# and a 16-core host: both dtypes in about 4 minutes with GRID_TIMING["gpu"]
+# (bpttbench's n = 1024, T = 1000, B = 1 call takes ~0.8 s in float64).
+GPU_NS = (16, 32, 64, 128, 256, 512, 1024)
+GPU_GRID = (
+    Group("bptt", T=1000, B=1, ns=GPU_NS),
+    Group("bptt", T=100, B=32, ns=GPU_NS[2:]),
+    Group("tbptt", T=1000, B=1, ns=GPU_NS, k=32),
+    Group("rtrl", T=50, B=1, ns=(16, 32, 64)),
+    Group("bptt", T=1000, B=1, ns=(64, 256, 512), cells=("gru", "lstm")),
+    Group("bptt", T=100, B=32, ns=(64, 256, 512), cells=("gru", "lstm")),
+    Group("tbptt", T=1000, B=1, ns=(64, 256), k=32, cells=("gru", "lstm")),
+)
+GRIDS = {"default": DEFAULT_GRID, "quick": QUICK_GRID, "gpu": GPU_GRID}
+# (min_time, min_rounds) where the options do not say: the GPU grid times each
+# side for 0.1 s and 3 rounds (a 0.8 s kernel call gets its 3 rounds, 7 calls).
+GRID_TIMING = {"default": (1.0, 5), "quick": (0.2, 5), "gpu": (0.1, 3)}
 DEFAULT_K = 32
 
 
@@ -143,28 +193,37 @@ def plan(
     B: Sequence[int] | None = None,
     k: int | None = None,
     quick: bool = False,
+    *,
+    grid: str | None = None,
+    dtypes: Sequence[str] = (DTYPE,),
+    cells: Sequence[str] | None = None,
 ) -> list[Cell]:
-    """The cells to measure: the default (or quick) grid, with any axis overridden.
+    """The cells to measure: the named grid (default, quick or gpu), with any axis overridden.
 
     ``T``, ``n`` and ``B`` replace the grid's values for every algorithm (the
-    cells are the product), ``k`` the truncation of tbptt. Duplicates are
-    dropped; the order is the grid's.
+    cells are the product), ``k`` the truncation of tbptt, ``cells`` the
+    recurrent cells (elman, gru, lstm) of every group. Every cell is planned
+    once per dtype, dtype by dtype. Duplicates are dropped; the order is the
+    grid's.
     """
-    cells: list[Cell] = []
-    for g in QUICK_GRID if quick else DEFAULT_GRID:
-        if g.algorithm not in algorithms:
-            continue
-        kk = (k if k is not None else g.k or DEFAULT_K) if g.algorithm == "tbptt" else None
-        for tool in tools:
-            if g.algorithm not in _TOOL_ALGORITHMS[tool]:
+    out: list[Cell] = []
+    for dtype in dtypes:
+        for g in GRIDS[grid or ("quick" if quick else "default")]:
+            if g.algorithm not in algorithms:
                 continue
-            for TT in T or (g.T,):
-                for BB in B or (g.B,):
-                    for nn in n or g.ns:
-                        cell = Cell(tool, g.algorithm, int(TT), int(nn), int(BB), kk)
-                        if cell not in cells:
-                            cells.append(cell)
-    return cells
+            kk = (k if k is not None else g.k or DEFAULT_K) if g.algorithm == "tbptt" else None
+            for rnn in cells or g.cells:
+                for tool in tools:
+                    if g.algorithm not in _TOOL_ALGORITHMS[tool] or rnn not in _TOOL_CELLS[tool]:
+                        continue
+                    for TT in T or (g.T,):
+                        for BB in B or (g.B,):
+                            for nn in n or g.ns:
+                                c = Cell(tool, g.algorithm, int(TT), int(nn), int(BB), kk)
+                                c = replace(c, cell=rnn, dtype=dtype)
+                                if c not in out:
+                                    out.append(c)
+    return out
 
 
 # --- measuring ---------------------------------------------------------------------
@@ -272,11 +331,15 @@ def _problem(cell: Cell, m: int, p: int, seed: int):
     """The registry's problem for the cell (the weights and data a sweep uses)."""
     import numpy as np
 
+    if cell.cell != "elman":
+        from bpttbench.bench.peers.gated import gated_problem
+
+        return gated_problem(cell, m, p, seed)
     spec = bpttbench.ALGORITHMS[cell.algorithm]
     size = {"T": cell.T, "n": cell.n, "B": cell.B, "m": m, "p": p}
     if cell.k is not None:
         size.update(k1=cell.k, k2=cell.k)
-    args = spec.make_problem(size, np.float64, seed)
+    args = spec.make_problem(size, np.dtype(cell.dtype), seed)
     return spec.func, args
 
 
@@ -288,14 +351,23 @@ def measure(
     seed: int = 0,
     min_time: float = 1.0,
     min_rounds: int = 5,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
+    device: str = "cpu",
 ) -> dict:
-    """Check and time one cell; returns the fields of a ``peers`` row (no run metadata)."""
+    """Check and time one cell; returns the fields of a ``peers`` row (no run metadata).
+
+    The peer runs on ``device`` (cpu, cuda), bpttbench on the CPU; ``tolerance``
+    defaults to ``TOLERANCES[cell.dtype]``.
+    """
+    if tolerance is None:
+        tolerance = TOLERANCES[cell.dtype]
     func, args = _problem(cell, m, p, seed)
     params, xs, ys = args[:3]
+    named = getattr(module, "device_name", None)
     row: dict = {
         "tool": cell.tool, "algorithm": cell.algorithm, "T": cell.T, "n": cell.n, "B": cell.B,
-        "k": cell.k, "m": m, "p": p, "dtype": DTYPE, "tool_version": module.version(),
+        "k": cell.k, "m": m, "p": p, "dtype": cell.dtype, "tool_version": module.version(),
+        "cell": cell.cell, "device": named(device) if named else "cpu",
     }  # fmt: skip
     ref_loss, ref_grads = func(*args)  # also compiles the kernel on a cold cache
 
@@ -304,7 +376,10 @@ def measure(
 
     spec = bpttbench.ALGORITHMS.get(cell.algorithm)
     implementation = spec.peers.get(cell.tool, cell.algorithm) if spec else cell.algorithm
-    peer = module.make(implementation, params, xs, ys, cell.k)
+    if device == "cpu":
+        peer = module.make(implementation, params, xs, ys, cell.k)
+    else:
+        peer = module.make(implementation, params, xs, ys, cell.k, device=device)
     row["compile_s"] = peer.compile_s
     loss, grads = peer.check()
     err = max_rel_err(loss, grads, ref_loss, ref_grads)
@@ -337,7 +412,9 @@ def connect(db_path):
         have = {r[1] for r in conn.execute("PRAGMA table_info(peers)")}
         for col in PEER_COLUMNS:  # a table made by an older bpttbench gains new columns
             if col not in have:
-                conn.execute(f'ALTER TABLE peers ADD COLUMN "{col}"')
+                default = _COLUMN_DEFAULTS.get(col)
+                kind = f" TEXT NOT NULL DEFAULT {default}" if default else ""
+                conn.execute(f'ALTER TABLE peers ADD COLUMN "{col}"{kind}')
     except BaseException:
         conn.close()
         raise
@@ -346,10 +423,17 @@ def connect(db_path):
 
 def peer_key(row: dict) -> str:
     k = row.get("k")
+    # Elman rows on the CPU keep the key they had before cells and devices were columns.
+    extra = "".join(
+        f"|{row[c]}" for c, default in _DEFAULT_VALUE.items() if row.get(c, default) != default
+    )
     return (
         f"{row['run_ts']}|{row['tool']}|{row['algorithm']}|T={row['T']}|n={row['n']}"
-        f"|B={row['B']}|k={'' if k is None else k}|{row['dtype']}"
+        f"|B={row['B']}|k={'' if k is None else k}|{row['dtype']}{extra}"
     )
+
+
+_DEFAULT_VALUE = {"cell": "elman", "device": "cpu"}
 
 
 def write_peer(conn, row: dict) -> None:
@@ -431,9 +515,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-time", type=float, default=None,
         help="seconds of timed rounds for the peer and for bpttbench, each, per cell "
-        "(default 1.0; 0.2 with --quick)",
+        "(default 1.0; 0.2 with --quick, 0.1 with --grid gpu)",
     )  # fmt: skip
-    parser.add_argument("--min-rounds", type=int, default=5, help="at least this many rounds")
+    parser.add_argument(
+        "--min-rounds", type=int, default=None,
+        help="at least this many rounds (default 5; 3 with --grid gpu)",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=1, metavar="N",
         help="threads for Numba, BLAS, torch and XLA (default: 1, as for sweeps: "
@@ -441,7 +528,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
-        help="a small grid at shorter T, for a first look in seconds",
+        help="a small grid at shorter T, for a first look in seconds (= --grid quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--grid", choices=tuple(GRIDS), default=None,
+        help="named grid: default (issue 5's), quick, or gpu (the CPU/GPU crossover: "
+        "n = 16..1024, both B, gated cells; meant for --device cuda --dtype float64 float32)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--device", choices=DEVICES, default="cpu",
+        help="where the peers run (default cpu). bpttbench always runs on the CPU; with cuda "
+        "a row's ratio is peer GPU time / bpttbench CPU time. Without a GPU, cuda prints "
+        "one line and exits 1, writing nothing",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dtype", nargs="+", choices=DTYPES, default=[DTYPE], metavar="DTYPE",
+        help="float64 and/or float32, each a pass over the grid (default float64); "
+        "float32 peers must agree to 1e-3 relative, float64 to 1e-8",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cells", nargs="+", choices=CELLS, default=None, metavar="CELL",
+        help="recurrent cells: elman, gru, lstm (default: the grid's; gru and lstm are "
+        "PyTorch only and need a bpttbench with init_gru / init_lstm)",
     )  # fmt: skip
 
 
@@ -492,6 +600,8 @@ def _check_args(args) -> None:
         for v in getattr(args, name) or ():
             if v < 1:
                 raise BenchError(f"--{name} must be >= 1, got {v}")
+    if args.quick and args.grid not in (None, "quick"):
+        raise BenchError(f"give --quick or --grid {args.grid}, not both")
     for name in ("k", "m", "p", "threads", "min_rounds"):
         v = getattr(args, name, None)
         if v is not None and v < 1:
@@ -501,11 +611,20 @@ def _check_args(args) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Run ``bpttbench peers``; returns the exit code (0 also when no peer is installed)."""
+    """Run ``bpttbench peers``; returns the exit code.
+
+    0 also when no peer is installed; 1 when ``--device cuda`` finds no GPU
+    (nothing is measured or written).
+    """
     _check_args(args)
     tools = _resolve_tools(args.tools)
+    grid = args.grid or ("quick" if args.quick else "default")
+    dtypes = list(dict.fromkeys(args.dtype))
 
     from bpttbench.bench.measure import available_cpus, run_metadata, set_threads
+    from bpttbench.bench.peers import gated, gpu
+
+    gpu.before_import(args.device)
 
     threads = args.threads or available_cpus()
     if "jax" in tools and "jax" not in sys.modules and threads == 1:
@@ -522,8 +641,20 @@ def command(args: argparse.Namespace) -> int:
         return 0
     for tool in missing:
         print(f"note: {tool} is not installed, skipping it ({INSTALL_HINT} installs it)")
+    modules, why = gpu.select(modules, args.device)
+    if not modules:
+        print(gpu.no_gpu_line(why))
+        return gpu.NO_GPU_EXIT
+    for note in gpu.skip_notes(why):
+        print(note)
 
-    cells = plan(list(modules), args.algorithms, args.T, args.n, args.B, args.k, quick=args.quick)
+    cells = plan(
+        list(modules), args.algorithms, args.T, args.n, args.B, args.k,
+        grid=grid, dtypes=dtypes, cells=args.cells,
+    )  # fmt: skip
+    cells, note = gated.drop_unavailable(cells)
+    if note:
+        print(note)
     if not cells:
         have = ", ".join(f"{t}: {' '.join(_TOOL_ALGORITHMS[t])}" for t in modules)
         print(f"nothing to run: no installed peer has {' '.join(args.algorithms)} ({have})")
@@ -536,17 +667,22 @@ def command(args: argparse.Namespace) -> int:
             tool_threads[tool] = mod.set_threads(numba_threads)
         else:  # XLA's own pool: all CPUs, or one with --threads 1
             tool_threads[tool] = 1 if threads == 1 else available_cpus()
-    min_time = args.min_time if args.min_time is not None else (0.2 if args.quick else 1.0)
+    min_time, min_rounds = GRID_TIMING[grid]
+    min_time = args.min_time if args.min_time is not None else min_time
+    min_rounds = args.min_rounds if args.min_rounds is not None else min_rounds
     meta = run_metadata()
     run_ts = datetime.now(UTC).isoformat(timespec="seconds")
     versions = ", ".join(
         f"{t} {mod.version()} ({tool_threads[t]} threads)" for t, mod in modules.items()
     )
+    devices = gpu.device_names(modules, args.device)
     print(
-        f"bpttbench peers: {len(cells)} cells, float64, m={args.m} p={args.p}; "
-        f"Numba {numba_threads} / BLAS {blas_threads} threads; {versions}"
+        f"bpttbench peers: {len(cells)} cells, {' and '.join(dtypes)}, m={args.m} p={args.p}; "
+        f"Numba {numba_threads} / BLAS {blas_threads} threads; {versions}; "
+        f"peers on {devices}, bpttbench on the CPU"
     )
-    print("check: gradients must agree with bpttbench to 1e-8 relative before a peer is timed")
+    tols = " / ".join(f"{TOLERANCES[d]:g} ({d})" for d in dtypes)
+    print(f"check: gradients must agree with bpttbench to {tols} relative before a peer is timed")
 
     busy = _loadavg()
     if busy is not None and busy + threads > available_cpus() + 0.5:
@@ -555,6 +691,7 @@ def command(args: argparse.Namespace) -> int:
             f"other processes leave fewer than {threads} free, so the timings will be noisy "
             "(PyTorch's OpenMP pool suffers most; --threads 1 is the least disturbed)"
         )
+    devices_by_tool = {t: gpu.device_name(mod, args.device) for t, mod in modules.items()}
     conn = connect(args.db)
     rows = []
     try:
@@ -564,13 +701,14 @@ def command(args: argparse.Namespace) -> int:
             try:
                 row = measure(
                     cell, modules[cell.tool], m=args.m, p=args.p, seed=args.seed,
-                    min_time=min_time, min_rounds=args.min_rounds,
+                    min_time=min_time, min_rounds=min_rounds, device=args.device,
                 )  # fmt: skip
-            except MemoryError:
+            except Exception as exc:  # one cell's failure (out of memory, a GPU error) is a row
                 row = {
                     "tool": cell.tool, "algorithm": cell.algorithm, "T": cell.T, "n": cell.n,
-                    "B": cell.B, "k": cell.k, "m": args.m, "p": args.p, "dtype": DTYPE,
-                    "status": "error", "reason": "out of memory",
+                    "B": cell.B, "k": cell.k, "m": args.m, "p": args.p, "dtype": cell.dtype,
+                    "cell": cell.cell, "device": devices_by_tool[cell.tool],
+                    "status": "error", "reason": gpu.error_reason(exc),
                     "tool_version": modules[cell.tool].version(),
                 }  # fmt: skip
             if row["status"] != "ok":
@@ -579,7 +717,8 @@ def command(args: argparse.Namespace) -> int:
                 run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
                 blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
                 commit=meta["commit"], loadavg=load_at_start,
-                created=datetime.now(UTC).isoformat(),
+                created=datetime.now(UTC).isoformat(), cpus=available_cpus(),
+                versions=gpu.versions_json(modules[cell.tool], meta),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)
@@ -588,7 +727,8 @@ def command(args: argparse.Namespace) -> int:
     print()
     print(format_table(rows))
     print(
-        "\nratio = peer median / bpttbench median (above 1: bpttbench is faster); "
+        "\nratio = peer median / bpttbench median, bpttbench on the CPU "
+        "(above 1: bpttbench is faster); "
         f"results in table 'peers' of {args.db}"
     )
     return 0
