@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from bpttbench.bench import charts as ch
 from bpttbench.bench import charts_compare as cc
-from bpttbench.bench import fmt
+from bpttbench.bench import fmt, report_gpu
 from bpttbench.bench.fit import METRIC_COLUMN, ols_slope, verdict_counts
 from bpttbench.bench.peers import load_peers
 from bpttbench.bench.slices import (
@@ -364,6 +364,7 @@ def peer_rows(db_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         df = load_peers(db_path)
     except Exception as exc:
         raise Skip(f"peer measurements could not be read: {exc}") from None
+    df = report_gpu.cpu_rows(df)  # GPU rows have their own chart (report_gpu)
     if df is None or len(df) == 0:
         raise Skip("no peer measurements in the store (run `bpttbench peers`)")
     status = df["status"] if "status" in df.columns else pd.Series("ok", index=df.index)
@@ -375,8 +376,9 @@ def peer_rows(db_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def peer_groups(ok: pd.DataFrame):
-    """``(first row, rows)`` per tool, algorithm, T, B, k, dtype and threads: latest per n."""
-    keys = [c for c in ("tool", "algorithm", "T", "B", "k", "dtype", "threads") if c in ok.columns]
+    """``(first row, rows)`` per tool, cell, algorithm, T, B, k, dtype, threads: latest per n."""
+    keys = ("tool", "cell", "algorithm", "T", "B", "k", "dtype", "threads")
+    keys = [c for c in keys if c in ok.columns]
     order = [c for c in ("created", "run_ts") if c in ok.columns]
     for _, g in ok.groupby(row_keys(ok, keys), sort=True):
         # The latest measurement of each size: stable sort by time, keep the last.
@@ -394,7 +396,8 @@ def chart_peers(ctx: Context, db_path: str | Path):
         sizes = ", ".join(
             f"{k}={fmt.integer(row[k])}" for k in ("T", "B", "k") if pd.notna(row.get(k))
         )
-        label = f"{row['tool']}: {view.title(row['algorithm'])}\n({sizes})"
+        cell = "" if row.get("cell") in (None, "elman") else f"{str(row['cell']).upper()} "
+        label = f"{row['tool']}: {cell}{view.title(row['algorithm'])}\n({sizes})"
         x, y = g["n"].to_numpy(float), g["ratio_vs_bpttbench"].to_numpy(float)
         alg = row["algorithm"]
         series.append(cc.PeerLine(alg, row["tool"], label, x, y, view.style(alg)))

@@ -135,6 +135,8 @@ def _peers(db_path) -> dict:
     }
     for row, g in peer_groups(ok):
         held = ",".join(f"{k}={int(row[k])}" for k in ("T", "B", "k") if pd.notna(row.get(k)))
+        for k, usual in (("cell", "elman"), ("dtype", "float64")):  # float32, gated: apart
+            held += f",{k}={row[k]}" if row.get(k, usual) not in (usual, None) else ""
         ratios = dict(zip(g["n"].astype(int), g["ratio_vs_bpttbench"].astype(float), strict=True))
         by_tool = out["groups"].setdefault(row["tool"], {}).setdefault(row["algorithm"], {})
         by_tool[held] = {

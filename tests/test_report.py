@@ -288,6 +288,7 @@ STORE_CHARTS = [
     "efficiency",
     "other_axes",
     "peers",
+    "peers_gpu",
 ]
 JSON_CHARTS = ["bench_time_vs_T", "bench_time_vs_n", "bench_compare"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
