@@ -11,6 +11,7 @@ import argparse
 import json
 import sqlite3
 import sys
+from pathlib import Path
 from typing import NamedTuple
 
 import bpttbench
@@ -346,6 +347,28 @@ def test_cpu_and_gpu_rows_of_one_run_are_kept_apart(tmp_path):
     ]  # fmt: skip
 
 
+def test_merge_copies_rows_once_and_summary_names_the_crossover(tmp_path, capsys):
+    src, dst = tmp_path / "cpu.sqlite", tmp_path / "gpu.sqlite"
+    base = {"run_ts": "t0", "tool": "pytorch", "algorithm": "bptt", "T": 5, "B": 1, "k": None,
+            "dtype": "float32", "status": "ok", "created": "c"}  # fmt: skip
+    conn = peers.connect(dst)
+    for n, ratio in ((64, 2.0), (256, 0.5)):
+        peers.write_peer(conn, {**base, "n": n, "device": "cuda:0 X", "ratio_vs_bpttbench": ratio})
+    conn.close()
+    conn = peers.connect(src)
+    peers.write_peer(conn, {**base, "n": 64, "ratio_vs_bpttbench": 3.0, "cpus": 16})
+    conn.close()
+    assert gpu.main(["merge", str(src), str(dst)]) == 0
+    gpu.merge(src, dst)  # again: replaced, not doubled
+    df = peers.load_peers(dst)
+    assert sorted(df["device"]) == ["cpu", "cuda:0 X", "cuda:0 X"]
+    assert df.loc[df["device"] == "cpu", "cpus"].tolist() == [16]
+    assert gpu.main(["summary", str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "merged 1 peers rows" in out and "cpu float32 ok: 1" in out
+    assert "pytorch: BPTT (T=5) B=1 float32: GPU faster from n ~ 128" in out
+
+
 # --- the gated cells --------------------------------------------------------------------
 
 
@@ -518,3 +541,51 @@ def test_torch_gated_peers_equal_bpttbenchs_kernels(cell, algorithm):
         func, args = gated.gated_problem(replace(c, cell=cell, dtype=dtype), 3, 2, seed=0)
         got = torch_impl.loss_and_grads(algorithm, *args[:3], c.k)
         assert peers.max_rel_err(*got, *func(*args)) < tol
+
+
+# --- reports/gpu/run.sh, all but its CUDA step -------------------------------------------
+
+SCRIPT = Path(__file__).resolve().parent.parent / "reports" / "gpu" / "run.sh"
+
+
+def _run_script(tmp_path, allow_no_gpu):
+    import os
+    import shutil
+    import subprocess
+
+    torch = reference("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the script's CUDA step would run for real")
+    if not (shutil.which("bash") and shutil.which("timeout")):
+        pytest.skip("needs bash and timeout")
+    out = tmp_path / "out"
+    env = {
+        **os.environ, "OUT": str(out), "PYTHON": sys.executable, "INSTALL": "0",
+        "ALLOW_NO_GPU": allow_no_gpu, "DTYPES": "float64 float32",
+        "GRID": "--grid quick --tools torch --algorithms bptt --T 5 --n 3 --B 1 "
+        "--min-time 0 --min-rounds 1",
+    }  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600
+    )
+    return done, out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("allow_no_gpu, status", [("1", 0), ("0", 1)])
+def test_gpu_script_runs_its_cpu_steps_without_a_gpu(tmp_path, allow_no_gpu, status):
+    done, out = _run_script(tmp_path, allow_no_gpu)
+    assert done.returncode == status, done.stdout + done.stderr
+    text = done.stdout
+    assert "CPU: " in text and "usable cores" in text and "nvidia-smi" in text
+    assert "needs a GPU and none is visible" in text
+    assert f"done, status {status}" in text
+    # The CPU rows are measured, merged into gpu.sqlite and reported on, either way.
+    df = peers.load_peers(out / "gpu.sqlite")
+    assert sorted(zip(df["device"], df["dtype"], df["status"], strict=True)) == [
+        ("cpu", "float32", "ok"), ("cpu", "float64", "ok"),
+    ]  # fmt: skip
+    assert not (out / "cpu.sqlite").exists()
+    assert "gpu.sqlite: 2 peers rows" in text
+    md = (out / "report.md").read_text()
+    assert "No GPU rows measured" in md and (out / "charts" / "peers_gpu.png").is_file()

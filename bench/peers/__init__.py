@@ -561,7 +561,8 @@ def format_table(rows: Sequence[dict]) -> str:
         ratio = r.get("ratio_vs_bpttbench")
         lines.append((
             r["tool"], r["algorithm"],
-            Cell(r["tool"], r["algorithm"], r["T"], r["n"], r["B"], r.get("k")).label(),
+            Cell(r["tool"], r["algorithm"], r["T"], r["n"], r["B"], r.get("k"),
+                 r.get("cell") or "elman", r.get("dtype") or DTYPE).label(),
             fmt.seconds(r.get("median_s")) if r.get("status") == "ok" else r.get("status", "?"),
             fmt.seconds(r.get("bpttbench_median_s")),
             f"{ratio:.2f}x" if ratio is not None else "-",

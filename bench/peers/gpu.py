@@ -98,3 +98,87 @@ def error_reason(exc: BaseException) -> str:
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         return f"out of memory ({type(exc).__name__})"
     return f"{type(exc).__name__}: {text}"[:300]
+
+
+def merge(src, dst) -> int:
+    """Copy every ``peers`` row of the results database ``src`` into ``dst``; return the count.
+
+    A row with the same key (run, tool, algorithm, sizes, dtype, cell, device)
+    is replaced, so merging twice changes nothing. ``reports/gpu/run.sh`` runs
+    the CPU peers beside the GPU peers, each into its own file, and merges them.
+    """
+    from bpttbench.bench.peers import connect
+    from bpttbench.bench.store import open_readonly
+
+    open_readonly(src).close()  # a results database, or a BenchError naming it
+    conn = connect(dst)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (str(src),))
+        if not conn.execute(
+            "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = 'peers'"
+        ).fetchone()[0]:
+            return 0
+        have = {r[1] for r in conn.execute("PRAGMA main.table_info(peers)")}
+        cols = ", ".join(
+            f'"{r[1]}"' for r in conn.execute("PRAGMA src.table_info(peers)") if r[1] in have
+        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            n = conn.execute(
+                f"INSERT OR REPLACE INTO main.peers ({cols}) SELECT {cols} FROM src.peers"
+            ).rowcount
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return n
+    finally:
+        conn.close()
+
+
+def main(argv=None) -> int:
+    """``python -m bpttbench.bench.peers.gpu merge SRC DST``: what run.sh needs beyond the CLI."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bpttbench.bench.peers.gpu")
+    sub = parser.add_subparsers(dest="what", required=True)
+    m = sub.add_parser("merge", help="copy the peers rows of SRC into DST")
+    m.add_argument("src")
+    m.add_argument("dst")
+    s = sub.add_parser("summary", help="rows per device, dtype and status, and the crossovers")
+    s.add_argument("db")
+    args = parser.parse_args(argv)
+    if args.what == "merge":
+        n = merge(args.src, args.dst)
+        print(f"merged {n} peers rows from {args.src} into {args.dst}")
+    else:
+        print(summary(args.db))
+    return 0
+
+
+def summary(db) -> str:
+    """Rows per (device, dtype, status), then where each GPU line crosses ratio 1."""
+    from bpttbench.bench import report_gpu
+    from bpttbench.bench.peers import load_peers
+
+    df = load_peers(db)
+    if df.empty:
+        return f"{db}: no peers rows"
+    out = [f"{db}: {len(df)} peers rows"]
+    counts = df.groupby(["device", "dtype", "status"], dropna=False).size()
+    out += [f"  {dev} {dt} {st}: {k}" for (dev, dt, st), k in counts.items()]
+    for line in report_gpu.lines(df):
+        n_x = line.crossover()
+        where = (
+            f"GPU faster from n ~ {n_x:.0f}"
+            if n_x is not None
+            else (
+                "GPU faster at every n" if (line.ratio < 1).all() else "bpttbench faster at every n"
+            )
+        )
+        out.append(f"  {line.label} B={line.B} {line.dtype}: {where}")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
