@@ -234,22 +234,29 @@ class Peer:
             raise ValueError(
                 f"the PyTorch peer has no {algorithm!r} (it has {', '.join(ALGORITHMS)})"
             )
-        if self.model.device.type == "cuda":
-            dev = self.model.device
-
-            def run():  # wait for the backward pass: the timing is the GPU's work
-                loss = call()
-                torch.cuda.synchronize(dev)
-                return loss
-
-            self.run = run
-        else:
-            self.run = call
+        self.run = synced(call, self.model.device)
 
     def check(self):
         """One call: (loss, gradient arrays in the params' field order) as NumPy."""
         loss = self.run()
         return float(loss.item()), self.model.grads()
+
+
+def synced(call, device: torch.device):
+    """``call``, and on a GPU a wait for all its work: what a timed call must include.
+
+    ``backward()`` returns once the GPU's kernels are queued and the loss stays
+    on the device, so without the synchronize a call would time the launches only.
+    """
+    if device.type != "cuda":
+        return call
+
+    def run():
+        loss = call()
+        torch.cuda.synchronize(device)
+        return loss
+
+    return run
 
 
 def make(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu") -> Peer:
