@@ -10,10 +10,11 @@
 #   1. install bpttbench from this checkout, without dependencies;
 #   2. print the GPUs (nvidia-smi -L), the CPU model and core count, the versions;
 #   3. `bpttbench peers --device cuda --dtype float64 float32 --grid gpu` into
-#      $OUT/gpu.sqlite, and beside it, on another core, the same grid with the peers
-#      on the CPU (--device cpu) into $OUT/cpu.sqlite; both with one thread, so each
-#      bpttbench time is one core's. Run one after the other they would take ~7 of
-#      the 8 minutes; side by side ~4, on two of the 16 cores;
+#      $OUT/gpu.sqlite, and beside it the same grid with the peers on the CPU
+#      (--device cpu), one process per dtype, into $OUT/cpu-<dtype>.sqlite; every
+#      process with one thread, so each bpttbench time is one core's. One after the
+#      other they would take ~9 minutes (the CPU peers ~6: PyTorch at n = 1024 and
+#      JAX's RTRL at n = 64 take seconds a call); side by side ~4, on 3 of 16 cores;
 #   4. merge the CPU rows into $OUT/gpu.sqlite, print a summary with the crossovers,
 #      and write the report ($OUT/report.md, $OUT/charts/, with the crossover chart).
 #
@@ -39,8 +40,8 @@ ALLOW_NO_GPU="${ALLOW_NO_GPU:-0}"
 INSTALL="${INSTALL:-1}"
 mkdir -p "$OUT"
 status=0
-cpu_pid=""
-trap 'if [[ -n "$cpu_pid" ]]; then kill "$cpu_pid" 2>/dev/null || true; fi' EXIT
+cpu_pids=()
+trap 'for pid in "${cpu_pids[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 
 say() { printf '\n== %s (%ss since start)\n' "$*" "$SECONDS"; }
 # timeout for each step: TERM at the limit, KILL 10 s later.
@@ -84,16 +85,18 @@ except Exception as exc:
     print(f"jax devices: {type(exc).__name__}: {exc}")
 EOF
 
-rm -f "$OUT/cpu.sqlite"
 read -r -a grid <<<"$GRID"
 read -r -a dtypes <<<"$DTYPES"
 
-say "peers on the CPU, in the background (log: $OUT/cpu.log)"
-# The GPU stays out of this process: JAX would otherwise take 75% of its memory.
-CUDA_VISIBLE_DEVICES="" JAX_PLATFORMS=cpu timeout --kill-after=10 360 \
-    "$PYTHON" -m bpttbench.bench.cli peers --device cpu --dtype "${dtypes[@]}" "${grid[@]}" \
-    --threads 1 --db "$OUT/cpu.sqlite" >"$OUT/cpu.log" 2>&1 &
-cpu_pid=$!
+for dt in "${dtypes[@]}"; do
+    say "peers on the CPU in $dt, in the background (log: $OUT/cpu-$dt.log)"
+    rm -f "$OUT/cpu-$dt.sqlite"
+    # The GPU stays out of these processes: JAX would otherwise take 75% of its memory.
+    CUDA_VISIBLE_DEVICES="" JAX_PLATFORMS=cpu timeout --kill-after=10 360 \
+        "$PYTHON" -m bpttbench.bench.cli peers --device cpu --dtype "$dt" "${grid[@]}" \
+        --threads 1 --db "$OUT/cpu-$dt.sqlite" >"$OUT/cpu-$dt.log" 2>&1 &
+    cpu_pids+=("$!")
+done
 
 say "peers on the GPU (log: $OUT/gpu.log)"
 gpu_status=0
@@ -106,21 +109,26 @@ elif [[ "$gpu_status" != 0 ]]; then
     [[ "$status" == 0 ]] && status=$gpu_status
 fi
 
-say "waiting for the CPU peers"
-cpu_status=0
-wait "$cpu_pid" || cpu_status=$?
-cpu_pid=""
-sed -n '/^tool  /,$p' "$OUT/cpu.log"  # its table
-if [[ "$cpu_status" != 0 ]]; then
-    echo "the CPU step failed with status $cpu_status (124: timed out; its rows so far are kept)"
-    [[ "$status" == 0 ]] && status=$cpu_status
-fi
+for i in "${!dtypes[@]}"; do
+    dt=${dtypes[$i]}
+    say "waiting for the CPU peers in $dt"
+    cpu_status=0
+    wait "${cpu_pids[$i]}" || cpu_status=$?
+    sed -n '/^tool  /,$p' "$OUT/cpu-$dt.log"  # its table
+    if [[ "$cpu_status" != 0 ]]; then
+        echo "the CPU step in $dt failed with status $cpu_status (124: timed out; its rows so far are kept)"
+        [[ "$status" == 0 ]] && status=$cpu_status
+    fi
+done
+cpu_pids=()
 
 say "merge and summary"
-if [[ -f "$OUT/cpu.sqlite" ]]; then
-    timeout 60 "$PYTHON" -m bpttbench.bench.peers.gpu merge "$OUT/cpu.sqlite" "$OUT/gpu.sqlite" \
-        && rm -f "$OUT/cpu.sqlite" || status=$?
-fi
+for dt in "${dtypes[@]}"; do
+    if [[ -f "$OUT/cpu-$dt.sqlite" ]]; then
+        timeout 60 "$PYTHON" -m bpttbench.bench.peers.gpu merge "$OUT/cpu-$dt.sqlite" \
+            "$OUT/gpu.sqlite" && rm -f "$OUT/cpu-$dt.sqlite" || status=$?
+    fi
+done
 if [[ -f "$OUT/gpu.sqlite" ]]; then
     timeout 60 "$PYTHON" -m bpttbench.bench.peers.gpu summary "$OUT/gpu.sqlite" || status=$?
     say "report"
