@@ -505,6 +505,21 @@ def test_torch_gated_peers_equal_the_equations(cell, k):
     assert peers.max_rel_err(*got, *want) < 1e-7  # central differences: ~1e-9 here
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_torch_gated_bptt_equals_the_numpy_reference(cell):
+    """Exactly (to rounding): naive_gated's hand-written BPTT, its own params type."""
+    reference("torch")
+    import naive_gated
+    from bpttbench.bench.peers import torch_impl
+
+    q = naive_gated.GatedParams(*_gated(cell, m=3, n=5, p=2, seed=4))
+    rng = np.random.default_rng(5)
+    xs, ys = rng.standard_normal((9, 3, 3)), rng.standard_normal((9, 3, 2))
+    want = getattr(naive_gated, f"{cell}_bptt")(q, xs, ys)
+    got = torch_impl.loss_and_grads("bptt", q, xs, ys)
+    assert peers.max_rel_err(*got, *want) < 1e-10
+
+
 def test_torch_tells_the_cell_by_its_shapes():
     reference("torch")
     from bpttbench.bench.peers import torch_impl
