@@ -441,7 +441,7 @@ _DEFAULT_VALUE = {"cell": "elman", "device": "cpu"}
 
 
 def write_peer(conn, row: dict) -> None:
-    """Insert or replace one row (by its run, tool, algorithm, sizes and dtype)."""
+    """Insert or replace one row (by its run, tool, algorithm, sizes, dtype, cell and device)."""
     import numpy as np
 
     row = {"peer_key": peer_key(row), **row}
