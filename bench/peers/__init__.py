@@ -165,13 +165,14 @@ QUICK_GRID = (
     Group("rtrl", T=20, B=1, ns=(16, 32)),
 )
 # CPU/GPU crossover (issue 14): where does a peer on a GPU overtake bpttbench on
-# one CPU core? n up to 1024 for the Elman cell, the gated cells (3-4x its cost a
-# call) to 256 at T = 1000 and 512 at B = 32. With GRID_TIMING["gpu"] a slow cell
-# costs ~7 calls a side (check, 2 warm-ups, calibration, 3 rounds), a fast one
-# ~0.3 s. Estimated from bpttbench's one-thread times (n = 1024: 0.8 s a call at
-# T = 1000, B = 1; ~0.6 s at T = 100, B = 32) and the peers' compile times: about
-# 3.5 minutes for both dtypes on a 16-core host with one H200, two thirds of it
-# bpttbench's CPU side and JAX's compiles.
+# one CPU core? n up to 1024 for the Elman cell, the gated cells (GRU 3-4x, LSTM
+# 5-8x its cost a call, measured on the cells branch) to 256 at T = 1000 and 512 at
+# B = 32. With GRID_TIMING["gpu"] a slow cell costs ~7 calls a side (check, 2
+# warm-ups, calibration, 3 rounds), a fast one ~0.3 s. Estimated from bpttbench's
+# one-thread times (n = 1024: 0.8 s a call at T = 1000, B = 1; ~0.6 s at T = 100,
+# B = 32) and the peers' compile times: about 4 minutes for both dtypes on a
+# 16-core host with one H200, two thirds of it bpttbench's CPU side and JAX's
+# compiles.
 GPU_NS = (16, 32, 64, 128, 256, 512, 1024)
 GPU_GRID = (
     Group("bptt", T=1000, B=1, ns=GPU_NS),
