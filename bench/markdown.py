@@ -57,8 +57,8 @@ def intro(ctx: Context, bench_files: Sequence[BenchFile], charts: Sequence[Chart
         )
     else:
         lines.append(
-            "No results were available: neither a results store nor pytest-benchmark "
-            "JSON could be read, so no chart was drawn (reasons below)."
+            "Neither measured cells in a results store nor pytest-benchmark JSON could be "
+            "read (reasons below), so only charts of the store's peers table can be drawn."
         )
     drawn = sum(1 for c in charts if not c.skipped)
     skipped = len(charts) - drawn
