@@ -54,15 +54,20 @@ def _stamped(locator: type) -> type:
     return type(locator.__name__, (_PackageStamp, locator), {})
 
 
+def _numba_class(name: str) -> type:
+    """A class of numba.core.caching (public since Numba 0.61, underscored before)."""
+    return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+
 class _OutOfTreeImpl(caching.CompileResultCacheImpl):
     """Numba's cache of compiled functions, looking first outside the source tree."""
 
     _locator_classes = tuple(
         _stamped(locator)
         for locator in (
-            caching.UserProvidedCacheLocator,  # NUMBA_CACHE_DIR
-            caching.UserWideCacheLocator,  # e.g. ~/.cache/numba/<path of the source>
-            caching.InTreeCacheLocator,
+            _numba_class("UserProvidedCacheLocator"),  # NUMBA_CACHE_DIR
+            _numba_class("UserWideCacheLocator"),  # e.g. ~/.cache/numba/<path of the source>
+            _numba_class("InTreeCacheLocator"),
         )
     )
 
