@@ -5,14 +5,16 @@
     loss, g = bb.bptt(p, xs, ys)                 # xs (T, B, m), ys (T, B, p)
     loss, g = bb.tbptt(p, xs, ys, k1, k2=None)   # Williams & Peng BPTT(k2; k1)
     loss, g = bb.rtrl(p, xs, ys)
+    loss, g = bb.snap1(p, xs, ys)                # also snap2, rflo: online approximations
     q = bb.init_mlp([4, 16, 2])
     loss, g = bb.backprop(q, x, y)               # x (B, 4), y (B, 2)
     bb.ALGORITHMS                                # name -> AlgorithmSpec
 
 This package is the ``kernels/`` folder of the repository: each algorithm lives
 in its own module next to its equations (``bptt.py``, ``tbptt.py``, ``rtrl.py``,
-``backprop.py``), and ``registry.py`` declares what the benchmark harness
-(``bpttbench.bench``, the ``bench/`` folder) needs to know about each. The model,
+``backprop.py``, and the online rules ``snap1.py``, ``snap2.py``, ``rflo.py``),
+and ``registry.py`` declares what the benchmark harness (``bpttbench.bench``,
+the ``bench/`` folder) needs to know about each. The model,
 the algorithms and their costs are in the repository's THEORY.md.
 """
 
@@ -21,7 +23,10 @@ from .bptt import bptt
 from .costs import AlgorithmSpec, Exponent, Term
 from .model import MLPParams, RNNParams, init_mlp, init_rnn
 from .registry import ALGORITHMS, load_plugins
+from .rflo import rflo
 from .rtrl import rtrl
+from .snap1 import snap1
+from .snap2 import snap2
 from .tbptt import tbptt
 
 __all__ = [
@@ -35,7 +40,10 @@ __all__ = [
     "bptt",
     "init_mlp",
     "init_rnn",
+    "rflo",
     "rtrl",
+    "snap1",
+    "snap2",
     "tbptt",
 ]
 

@@ -7,6 +7,7 @@ relative error of one parameter array: max |actual - expected| / max |expected|.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import itertools
 import os
@@ -130,3 +131,19 @@ def reference(name: str):
     if os.environ.get("CI"):
         return importlib.import_module(name)
     return pytest.importorskip(name, reason=f"reference {name} not installed")
+
+
+@functools.cache
+def _leaky_type(cls):
+    """A subclass of the parameter NamedTuple whose instances can carry attributes."""
+    return type(f"Leaky{cls.__name__}", (cls,), {})
+
+
+def with_alpha(params, alpha):
+    """``params`` carrying the leak ``alpha`` as an attribute, as the leaky cell reads it.
+
+    Stands in for RNNParams' own ``alpha`` until the leaky cell lands on main.
+    """
+    leaky = _leaky_type(type(params))(*params)
+    leaky.alpha = alpha
+    return leaky

@@ -1,0 +1,207 @@
+"""What the online rules share: the leaky cell's step, the leak and seed checks, costs.
+
+The online rules (``uoro.py``, ``kf_rtrl.py``, ``r_kf.py``, ``snap1.py``,
+``snap2.py``, ``rflo.py``) run the leaky Elman cell of Murray 2019 and
+Marschall, Cho & Savin 2020 (THEORY.md, "A leak, so that the cheap rules
+differ"), 0 < alpha <= 1, alpha = 1 being the plain cell of ``model.py``::
+
+    a_t    = W_ih x_t + W_hh h_{t-1} + b_h                h_0 = 0
+    h_t    = (1 - alpha) h_{t-1} + alpha tanh(a_t)
+    d_t    = alpha phi'(a_t) = alpha (1 - tanh(a_t)^2)     the immediate factor
+    z_t    = (h_{t-1}, x_t, 1)                             length r = n + m + 1
+    A_t    = dh_t / dh_{t-1} = (1 - alpha) I + diag(d_t) W_hh
+    e_t    = W_out h_t + b_out - y_t,    c_t = dL_t / dh_t = W_out^T e_t
+
+and each keeps its own approximation of the influence J_t = dh_t / dtheta of
+the recurrent parameters theta = (W_hh | W_ih | b_h), an (n x r) matrix G of
+gradients whose row k is the parameters of unit k. Every rule returns the sum
+over steps and batch elements of its per-step estimate c_t^T Jhat_t with the
+weights held fixed; the readout gradients sum_t e_t h_t^T and sum_t e_t are
+exact. Each batch element carries its own state, starting at zero.
+
+Every rule is written as a pair: ``start(...)`` returns the state at t = 0,
+``advance(state, arrays, xs, ys)`` runs the steps of ``xs`` from that state
+and leaves the final state in it. A one-shot call is one ``advance`` from a
+fresh state; ``stream.py`` calls ``advance`` once per chunk, which is why a
+streamed sequence reproduces the one-shot gradient.
+
+Random protocol of the stochastic rules (tests/naive_online.py): one
+``numpy.random.Generator(numpy.random.PCG64(seed))`` per call or stream; for
+t = 1..T, for b = 0..B-1, before that element's update, k doubles
+``rng.random()`` (k = n for UORO and R-KF, 2 for KF-RTRL, c1 first), each
+turned into a sign by ``u < 0.5 -> -1``. The kernels draw them one double at
+a time, inside the time loop, from the generator they are handed (Numba
+advances the caller's generator), so nothing is allocated per step.
+
+Blocking: a rule whose gradient term is a rank-one update per step of a state
+that is itself updated by rank-one terms (UORO's theta~, SnAp-1's and RFLO's
+traces) gathers the terms of ``STEPS_PER_BLOCK`` steps and folds them into G
+with one GEMM at the block's end (and at the end of every call), instead of
+reading and writing all of G at every step; the block's coefficients come
+from a backward recursion over its steps (see ``uoro.py``, ``snap1.py``).
+
+Norm ratios: ratio(num, den) = sqrt(num / (den + EPS)) + EPS, EPS = 1e-7, of
+Frobenius norms (Tallec & Ollivier 2018, Algorithm 1): finite on the zero
+initial states.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._jit import jit
+from ._math import tanh
+from .costs import Term
+from .model import RNNParams
+
+EPS = 1e-7
+
+# Steps whose gradient terms a kernel gathers before folding them into G (and, for
+# SnAp-1 and RFLO, into the trace) with one GEMM: the blocked path of uoro.py and
+# snap1.py. Long enough for a GEMM, short enough that its buffers stay small; read
+# at every call, so a test can shorten it to cross block boundaries on a short sequence.
+STEPS_PER_BLOCK = 32
+
+
+# --- checks --------------------------------------------------------------------------
+
+
+def leak(params) -> float:
+    """The cell's leak alpha, read from ``params.alpha`` (1.0 when absent): 0 < alpha <= 1."""
+    alpha = getattr(params, "alpha", 1.0)
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"params.alpha must be a real number in (0, 1], got {alpha!r}")
+    alpha = float(alpha)
+    if not 0.0 < alpha <= 1.0:  # NaN fails too
+        raise ValueError(f"params.alpha must satisfy 0 < alpha <= 1, got {alpha}")
+    return alpha
+
+
+def check_seed(seed) -> int:
+    """A non-negative int seed (bools are refused)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return int(seed)
+
+
+def generator(seed: int) -> np.random.Generator:
+    """The generator of the random protocol (what ``numpy.random.default_rng(seed)`` builds)."""
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:
+    """RNNParams from G = (W_hh | W_ih | b_h), row by row, and the readout's gradients."""
+    n = G.shape[0]
+    return RNNParams(
+        W_ih=G[:, n : n + m].copy(), W_hh=G[:, :n].copy(), b_h=G[:, n + m].copy(),
+        W_out=g_W_out, b_out=g_b_out,
+    )  # fmt: skip
+
+
+# --- the cell ------------------------------------------------------------------------
+
+
+@jit
+def rows_times_transpose(X, W, out):
+    """out = X W^T for X (B, k), W (n, k): a GEMV when B = 1, else a GEMM."""
+    if X.shape[0] == 1:
+        np.dot(W, X[0], out[0])
+    else:
+        np.dot(X, W.T, out)
+
+
+@jit
+def cell_step(x, y, W_ih, W_hh, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_W_out, g_b_out):
+    """One step of the leaky cell for every batch element, and its readout.
+
+    Reads x_t (B, m), y_t (B, p) and h_{t-1} (B, n); writes h_t into ``h``,
+    d_t into ``d``, e_t into ``e`` (B, p) and c_t into ``c``; adds e_t h_t^T
+    and e_t to the readout gradients. Returns sum_b |e_t|^2.
+    """
+    B, n = h.shape
+    p = W_out.shape[0]
+    rows_times_transpose(x, W_ih, h)  # h and d hold W_ih x_t and W_hh h_{t-1} for a moment
+    rows_times_transpose(h_prev, W_hh, d)
+    leak = 1.0 - alpha
+    for b in range(B):
+        for i in range(n):
+            th = tanh(h[b, i] + d[b, i] + b_h[i])
+            h[b, i] = leak * h_prev[b, i] + alpha * th
+            d[b, i] = alpha * (1.0 - th * th)
+    sq = 0.0
+    for b in range(B):
+        for q in range(p):
+            yhat = b_out[q]
+            for j in range(n):
+                yhat += W_out[q, j] * h[b, j]
+            err = yhat - y[b, q]
+            e[b, q] = err
+            sq += err * err
+            g_b_out[q] += err
+        c[b] = 0.0
+        for q in range(p):
+            err = e[b, q]
+            for j in range(n):
+                c[b, j] += err * W_out[q, j]
+                g_W_out[q, j] += err * h[b, j]
+    return sq
+
+
+@jit
+def fill_z(h_prev, x, z):
+    """z_t = (h_{t-1}, x_t, 1) of one batch element."""
+    n = h_prev.shape[0]
+    m = x.shape[0]
+    z[:n] = h_prev
+    z[n : n + m] = x
+    z[n + m] = 1.0
+
+
+@jit
+def ratio(num, den):
+    """sqrt(num / (den + EPS)) + EPS, of two norms."""
+    return math.sqrt(num / (den + EPS)) + EPS
+
+
+@jit
+def sign(u):
+    """The protocol's sign of a uniform double: -1 below one half, +1 above."""
+    return -1.0 if u < 0.5 else 1.0
+
+
+# --- costs ---------------------------------------------------------------------------
+
+
+def cell_flops(T, B, n, m, p) -> list[Term]:
+    """FLOPs of ``cell_step`` over T steps (and the final loss * 0.5)."""
+    TB = {"T": 1, "B": 1}
+    return [
+        Term(T * B * 2 * n * n, {**TB, "n": 2}),  # W_hh h_{t-1}
+        Term(T * B * 2 * n * m, {**TB, "n": 1, "m": 1}),  # W_ih x_t
+        # two adds, tanh, leak (3), d_t (3)
+        Term(T * B * 9 * n, {**TB, "n": 1}),
+        Term(T, {"T": 1}),  # 1 - alpha
+        # per output: yhat (2 n), - y, e^2 and its sum, g_b_out; c_t and g_W_out (4 n)
+        Term(T * B * p * (6 * n + 4), {**TB, "n": 1, "p": 1}),
+        Term(1),
+    ]
+
+
+def cell_bytes(B, n, m, p, itemsize) -> list[Term]:
+    """Bytes of the cell's buffers: h_t (B, n), d_t, c_t, e_t, and the readout gradients."""
+    return [
+        Term(3 * B * n * itemsize, {"B": 1, "n": 1}),  # h_t, d_t, c_t
+        Term(B * p * itemsize, {"B": 1, "p": 1}),  # e_t
+        Term((p * n + p) * itemsize, {"n": 1, "p": 1}),  # g_W_out, g_b_out
+    ]
+
+
+def gradient_bytes(n, m, itemsize) -> list[Term]:
+    """G (n x r) and its three parts copied out as the returned gradients."""
+    r = n + m + 1
+    return [Term(2 * n * r * itemsize, {"n": 2})]

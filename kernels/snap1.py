@@ -1,0 +1,232 @@
+"""SnAp-1, the sparse n-step approximation of order one (Menick et al. 2021).
+
+SnAp-n keeps the entries of the influence matrix that are non-zero within n
+steps of a parameter's use, and drops the rest at every step. A parameter of
+row i (W_hh[i, :], W_ih[i, :], b_h[i]) moves unit i at its first step, so
+SnAp-1 keeps J_t[j, i, :] for j = i only: one (n x r) matrix S, row i the
+influence of row i's parameters on unit i (notation of ``_online.py``):
+
+    S   <- diag(A_t)[:, None] * S + d_t z_t^T,      diag(A_t) = (1 - alpha) + d_t * diag(W_hh)
+    dL/dtheta += c_t[:, None] * S
+
+It is RTRL with every off-diagonal entry of A_t J_{t-1} dropped, so it is
+exact when W_hh is diagonal (and when W_hh = 0). RFLO (``rflo.py``) is the
+same recursion without the self-connection d_t * diag(W_hh) in the decay, so
+both run the one kernel here, :func:`_diagonal_trace`, which takes the
+self-connections as an argument.
+
+The kernel, blocked (``_online.STEPS_PER_BLOCK`` = k steps): within a block
+the trace is never touched. Each step only records z_t, d_t, c_t and the
+decay lambda_t = diag(A_t); at the block's end, for the trace S_0 at its start
+and row i (products over an empty range are 1),
+
+    S_k      = (prod_u lambda_u) S_0 + sum_tau (prod_{u > tau} lambda_u) d_tau z_tau^T
+    sum_t c_t S_t = (lambda_0 Q_0) S_0 + sum_tau d_tau Q_tau z_tau^T,
+    Q_tau    = c_tau + lambda_{tau+1} Q_{tau+1},    Q_{k-1} = c_{k-1},
+
+so both are one (2n x k) x (k x r) GEMM of the coefficients with the block's
+z's, and one fused pass over S and G. That reads and writes S and G once per
+block instead of once per step, which keeps a step inside the cache at the
+sizes where the three n x n arrays (W_hh, S, G) no longer fit in it together;
+the coefficients come from a backward recursion without division (RFLO at
+alpha = 1 has lambda = 0).
+
+Costs: time Theta(n r B) = Theta(n^2 B) per step, memory Theta(n r B) =
+Theta(n^2 B) (Menick, Elsen, Evci, Osindero, Simonyan & Graves 2021,
+"Practical Real Time Recurrent Learning with a Sparse Approximation", ICLR,
+sec. 3 and Table 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _online
+from ._jit import jit
+from ._online import cell_step, fill_z
+from ._validate import check_rnn_problem
+from .costs import Term
+
+
+@jit
+def _diagonal_trace(xs, ys, weights, alpha, w_self, h, S, scratch, block, G, grads):
+    """S <- ((1 - alpha) + d * w_self)[:, None] * S + d z^T;  G += c[:, None] * S.
+
+    SnAp-1 passes w_self = diag(W_hh), RFLO passes zeros. ``block`` holds the
+    block's z_t (B, k, r), lambda_t, d_t, c_t (B, k, n), and the scratch of
+    its end (:func:`_fold_block`).
+    """
+    W_ih, W_hh, b_h, W_out, b_out = weights
+    h_new, d, c, e = scratch
+    Z, lam, D, C, coef, ends, out = block
+    g_W_out, g_b_out = grads
+    T, B, _ = xs.shape
+    n = S.shape[1]
+    k = Z.shape[1]
+    leak = 1.0 - alpha
+    loss = 0.0
+    j = 0  # steps recorded in the current block
+    for t in range(T):
+        loss += cell_step(
+            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
+        )
+        for b in range(B):
+            fill_z(h[b], xs[t, b], Z[b, j])
+            for i in range(n):
+                lam[b, j, i] = leak + d[b, i] * w_self[i]  # the diagonal of A_t
+                D[b, j, i] = d[b, i]
+                C[b, j, i] = c[b, i]
+        h[:] = h_new
+        j += 1
+        if j == k or t == T - 1:
+            for b in range(B):
+                _fold_block(S[b], lam[b, :j], D[b, :j], C[b, :j], Z[b, :j], coef, ends, out, G)
+            j = 0
+    return 0.5 * loss
+
+
+@jit
+def _fold_block(S, lam, D, C, Z, coef, ends, out, G):
+    """Fold a block of j steps into one trace S (n, r) and into G.
+
+    coef (k, 2n) receives the coefficients of the block's z's, transposed
+    (rows 0..n-1 of the GEMM: the gradient's, rows n..2n-1: the trace's);
+    ends (2, n) the coefficients of S_0; out (2n, r) the GEMM.
+    """
+    n, r = S.shape
+    j = Z.shape[0]
+    for i in range(n):
+        Q = 0.0  # sum over t >= tau of c_t prod_{tau < u <= t} lambda_u
+        R = 1.0  # prod_{tau < u < j} lambda_u
+        lam_next = 0.0
+        for tau in range(j - 1, -1, -1):
+            Q = C[tau, i] + lam_next * Q
+            coef[tau, i] = D[tau, i] * Q
+            coef[tau, n + i] = D[tau, i] * R
+            lam_next = lam[tau, i]
+            R = lam_next * R
+        ends[0, i] = lam_next * Q
+        ends[1, i] = R
+    np.dot(coef[:j].T, Z, out)
+    for i in range(n):
+        s = S[i]
+        g = G[i]
+        o_g = out[i]
+        o_s = out[n + i]
+        gamma = ends[0, i]
+        L = ends[1, i]
+        for col in range(r):
+            x = s[col]
+            g[col] += gamma * x + o_g[col]
+            s[col] = L * x + o_s[col]
+
+
+def trace_flops(T, B, n, m, p) -> list[Term]:
+    """Exact FLOPs of one ``_diagonal_trace`` call (SnAp-1 and RFLO alike)."""
+    r = n + m + 1
+    blocks = -(-T // _online.STEPS_PER_BLOCK)
+    TB = {"T": 1, "B": 1}
+    return [
+        *_online.cell_flops(T, B, n, m, p),
+        Term(T * B * 2 * n, {**TB, "n": 1}),  # lambda_t
+        # per step folded: coefficients (5 per unit), the GEMM's 2 (2n) r
+        Term(T * B * 4 * n * r, {**TB, "n": 2}),
+        Term(T * B * 5 * n, {**TB, "n": 1}),
+        # per block: gamma, and the pass over S and G (5 per entry)
+        Term(blocks * B * 5 * n * r, {**TB, "n": 2}),
+        Term(blocks * B * n, {**TB, "n": 1}),
+        Term(1),  # 1 - alpha
+    ]
+
+
+def trace_bytes(T, B, n, m, p, itemsize) -> list[Term]:
+    """Working bytes of one ``_diagonal_trace`` call: the trace, G and the block's buffers."""
+    r = n + m + 1
+    k = min(_online.STEPS_PER_BLOCK, T)
+    return [
+        Term(B * n * r * itemsize, {"B": 1, "n": 2}),  # S
+        Term(2 * n * r * itemsize, {"n": 2}),  # the block's GEMM
+        *_online.gradient_bytes(n, m, itemsize),
+        *_online.cell_bytes(B, n, m, p, itemsize),
+        Term(B * k * (r + 3 * n) * itemsize, {"B": 1, "n": 1}),  # z, lambda, d, c of a block
+        Term((2 * k * n + 2 * n) * itemsize, {"n": 1}),  # its coefficients
+        Term((B * n + n) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, the self-connections
+    ]
+
+
+class TraceState:
+    """What SnAp-1 and RFLO carry across steps: h_t (B, n) and the trace S (B, n, r)."""
+
+    def __init__(self, B, n, m, dtype):
+        self.h = np.zeros((B, n), dtype)
+        self.S = np.zeros((B, n, n + m + 1), dtype)
+
+
+def start(arrays, B) -> TraceState:
+    """SnAp-1's state at t = 0 for ``B`` sequences: zeros."""
+    W_ih = arrays[0]
+    return TraceState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype)
+
+
+def run_trace(state: TraceState, arrays, alpha, xs, ys, w_self):
+    """Run the diagonal trace over the checked chunk from ``state``; return (loss, grads)."""
+    _, B, m = xs.shape
+    n, p = arrays[1].shape[0], arrays[3].shape[0]
+    dt = arrays[1].dtype
+    G = np.zeros((n, n + m + 1), dt)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
+    r = n + m + 1
+    k = max(1, min(_online.STEPS_PER_BLOCK, xs.shape[0]))
+    scratch = (
+        np.empty((B, n), dt),
+        np.empty((B, n), dt),
+        np.empty((B, n), dt),
+        np.empty((B, p), dt),
+    )
+    block = (
+        np.empty((B, k, r), dt), np.empty((B, k, n), dt), np.empty((B, k, n), dt),
+        np.empty((B, k, n), dt), np.empty((k, 2 * n), dt), np.empty((2, n), dt),
+        np.empty((2 * n, r), dt),
+    )  # fmt: skip
+    loss = _diagonal_trace(
+        xs, ys, arrays, alpha, w_self, state.h, state.S, scratch, block, G, grads
+    )
+    return float(loss), _online.gradients(G, *grads, m)
+
+
+def advance(state: TraceState, arrays, alpha, xs, ys):
+    """Run SnAp-1 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
+    return run_trace(state, arrays, alpha, xs, ys, arrays[1].diagonal().copy())
+
+
+def snap1(params, xs, ys):
+    """Loss and the SnAp-1 approximation of the gradient of the (leaky) Elman RNN.
+
+    Parameters
+    ----------
+    params : RNNParams
+        Its ``alpha`` attribute, when present, is the leak (0 < alpha <= 1; 1 by default).
+    xs : array (T, B, m) or (T, m)
+    ys : array (T, B, p) or (T, p)
+
+    Returns
+    -------
+    loss : float
+        1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2
+    grads : RNNParams
+        The sum over steps of SnAp-1's estimate (readout gradients exact); the
+        exact gradient when W_hh is diagonal.
+    """
+    arrays, xs, ys = check_rnn_problem(params, xs, ys)
+    alpha = _online.leak(params)
+    return advance(start(arrays, xs.shape[1]), arrays, alpha, xs, ys)
+
+
+def flops(size) -> list[Term]:
+    """Exact FLOPs of one ``snap1`` call."""
+    return trace_flops(*(size[k] for k in ("T", "B", "n", "m", "p")))
+
+
+def memory(size, itemsize: int) -> list[Term]:
+    """Working bytes of one ``snap1`` call."""
+    return trace_bytes(*(size[k] for k in ("T", "B", "n", "m", "p")), itemsize)

@@ -1,0 +1,252 @@
+"""SnAp-2, the sparse n-step approximation of order two (Menick et al. 2021).
+
+SnAp-n keeps the entries of the influence matrix that are non-zero within n
+steps of a parameter's use. A parameter of row k moves unit k at its first
+step and unit j one step after each hop k -> j (W_hh[j, k] != 0), so SnAp-2
+keeps J_t[j, k, :] for the units within one hop of unit k,
+
+    S_k = {k} + {j : W_hh[j, k] != 0}       (the mask I + [W_hh != 0], column k),
+
+and runs RTRL on that pattern, dropping what falls outside it at every step
+(notation of ``_online.py``):
+
+    J[S_k, k, :] <- A_t[S_k, S_k] J[S_k, k, :] + [j == k] d_t,k z_t^T
+                  = (1 - alpha) J + d_t[S_k] * (W_hh[S_k, S_k] J) + ...
+    dL/dtheta[k, :] += c_t[S_k]^T J[S_k, k, :]
+
+Only the kept entries are stored: row k's block is |S_k| x r per batch
+element, so the influence takes sum_k |S_k| r B numbers and a step costs
+2 sum_k |S_k|^2 r B for its products: a fraction density^2 of RTRL's time and
+density of its memory for a W_hh whose columns hold a fraction ``density`` of
+non-zeros. For a dense W_hh every S_k is every unit: SnAp-2 is RTRL, and costs
+like it. For a sparse one it equals RTRL up to T = 2 and differs from T = 3 on
+(once a two-hop path exists). The pattern is the zero pattern of the first
+weights; a stream keeps it, and refuses later weights with non-zeros outside
+it.
+
+The kernel: per step and parameter row k, W_hh[S_k, S_k] is gathered into a
+small dense block (no gather when S_k holds every unit) and multiplied into
+the whole batch's block of row k at once, one (|S_k| x |S_k|) x (|S_k| x B r)
+GEMM; one fused pass then scales by d_t, adds the leak and the immediate term
+and accumulates the gradient row while the block is in cache.
+
+Costs: time Theta(density^2 n^4 B) per step, memory Theta(density n^3 B)
+(Menick, Elsen, Evci, Osindero, Simonyan & Graves 2021, "Practical Real Time
+Recurrent Learning with a Sparse Approximation", ICLR, sec. 3.1 and Table 1;
+the counts here follow from the kept pattern).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _online
+from ._jit import jit
+from ._online import cell_step, fill_z
+from ._validate import check_rnn_problem
+from .costs import Term
+
+
+@jit
+def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
+    W_ih, W_hh, b_h, W_out, b_out = weights
+    h_new, d, c, e, Z, W_S, AJ = scratch
+    g_W_out, g_b_out = grads
+    T, B, _ = xs.shape
+    n, r = W_hh.shape[0], Z.shape[1]
+    Br = B * r
+    leak = 1.0 - alpha
+    loss = 0.0
+    for t in range(T):
+        loss += cell_step(
+            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
+        )
+        for b in range(B):
+            fill_z(h[b], xs[t, b], Z[b])
+        for k in range(n):
+            k0 = ptr[k]
+            s = ptr[k + 1] - k0
+            S = idx[k0 : k0 + s]
+            Jk = J[k0 * Br : (k0 + s) * Br].reshape(s, Br)  # J[S_k, k, :] of every batch element
+            WJ = AJ[: s * Br].reshape(s, Br)
+            if s == n:  # every unit kept: W_hh itself, RTRL's product
+                np.dot(W_hh, Jk, WJ)
+            else:
+                W_kk = W_S[: s * s].reshape(s, s)
+                for jj in range(s):
+                    for ll in range(s):
+                        W_kk[jj, ll] = W_hh[S[jj], S[ll]]
+                np.dot(W_kk, Jk, WJ)
+            g = G[k]
+            for jj in range(s):
+                j = S[jj]
+                for b in range(B):
+                    d_j = d[b, j]
+                    c_j = c[b, j]
+                    Jr = Jk[jj, b * r : (b + 1) * r]
+                    WJr = WJ[jj, b * r : (b + 1) * r]
+                    if j == k:  # + M_t: the immediate term d_k z_t^T on unit k itself
+                        z = Z[b]
+                        for col in range(r):
+                            x = d_j * WJr[col] + leak * Jr[col] + d_j * z[col]
+                            Jr[col] = x
+                            g[col] += c_j * x
+                    else:
+                        for col in range(r):
+                            x = d_j * WJr[col] + leak * Jr[col]
+                            Jr[col] = x
+                            g[col] += c_j * x
+        h[:] = h_new
+    return 0.5 * loss
+
+
+def kept_pattern(W_hh):
+    """(ptr, idx): row k keeps the units ``idx[ptr[k]:ptr[k + 1]]``: k and its out-neighbours."""
+    keep = W_hh.T != 0  # keep[k, j]: W_hh[j, k] != 0, a hop k -> j
+    np.fill_diagonal(keep, True)
+    n = keep.shape[0]
+    ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(keep.sum(axis=1), out=ptr[1:])
+    idx = np.ascontiguousarray(np.nonzero(keep)[1], dtype=np.int64)  # row-major: by k, ascending j
+    return ptr, idx
+
+
+class SnAp2State:
+    """What SnAp-2 carries across steps: h_t (B, n), the kept influence entries, and their pattern.
+
+    ``J`` holds row k's block J[S_k, k, :] of every batch element, (|S_k|, B, r),
+    at offset ``ptr[k] B r``.
+    """
+
+    def __init__(self, W_hh, B, m, dtype):
+        n = W_hh.shape[0]
+        self.ptr, self.idx = kept_pattern(W_hh)
+        self.h = np.zeros((B, n), dtype)
+        self.J = np.zeros(self.idx.shape[0] * B * (n + m + 1), dtype)
+
+    def check_weights(self, W_hh) -> None:
+        """Refuse a W_hh with a non-zero outside the kept pattern (the pattern is fixed)."""
+        n = W_hh.shape[0]
+        kept = np.zeros((n, n), bool)  # kept[j, k]: unit j is in S_k
+        kept[self.idx, np.repeat(np.arange(n), np.diff(self.ptr))] = True
+        if np.any((W_hh != 0) & ~kept):
+            raise ValueError(
+                "params.W_hh has non-zeros outside the sparsity pattern of the stream's first "
+                "weights; SnAp-2 keeps that pattern, so keep W_hh zero where it was"
+            )
+
+
+def start(arrays, B) -> SnAp2State:
+    """SnAp-2's state at t = 0 for ``B`` sequences: zeros on the pattern of ``W_hh``."""
+    W_ih, W_hh = arrays[0], arrays[1]
+    return SnAp2State(W_hh, B, W_ih.shape[1], W_hh.dtype)
+
+
+def advance(state: SnAp2State, arrays, alpha, xs, ys):
+    """Run SnAp-2 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
+    _, B, m = xs.shape
+    n, p = arrays[1].shape[0], arrays[3].shape[0]
+    r = n + m + 1
+    dt = arrays[1].dtype
+    s_max = int(np.diff(state.ptr).max())
+    G = np.zeros((n, r), dt)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
+    scratch = (
+        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+        np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n else 0, dt),
+        np.empty(s_max * B * r, dt),
+    )  # fmt: skip
+    loss = _snap2(xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, scratch, G, grads)
+    return float(loss), _online.gradients(G, *grads, m)
+
+
+def snap2(params, xs, ys):
+    """Loss and the SnAp-2 approximation of the gradient of the (leaky) Elman RNN.
+
+    Parameters
+    ----------
+    params : RNNParams
+        Its ``alpha`` attribute, when present, is the leak (0 < alpha <= 1; 1 by
+        default). The zero pattern of ``W_hh`` decides what SnAp-2 keeps.
+    xs : array (T, B, m) or (T, m)
+    ys : array (T, B, p) or (T, p)
+
+    Returns
+    -------
+    loss : float
+        1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2
+    grads : RNNParams
+        The sum over steps of SnAp-2's estimate (readout gradients exact); the
+        exact gradient when W_hh is dense.
+    """
+    arrays, xs, ys = check_rnn_problem(params, xs, ys)
+    alpha = _online.leak(params)
+    return advance(start(arrays, xs.shape[1]), arrays, alpha, xs, ys)
+
+
+# --- costs ---------------------------------------------------------------------------
+# The models count a W_hh with the same number of non-zeros in every column, as the
+# registry's problems draw it (sparse_W_hh): density percent of the n - 1 other units.
+# A size without "density" (the store of a sweep keeps only T, n, B, m, p) means this.
+DEFAULT_DENSITY = 25
+
+
+def hops(n: int, density: int) -> int:
+    """Out-neighbours per unit in a W_hh of ``density`` percent: round(density (n - 1) / 100)."""
+    return (density * (n - 1) + 50) // 100
+
+
+def sparse_W_hh(W_hh, density: int, rng) -> np.ndarray:
+    """A copy of ``W_hh`` keeping its diagonal and ``hops(n, density)`` random entries a column."""
+    if not 1 <= density <= 100:
+        raise ValueError(f"density is a percentage of non-zeros, 1 to 100, got {density}")
+    n = W_hh.shape[0]
+    q = hops(n, density)
+    keep = np.eye(n, dtype=bool)
+    for k in range(n):
+        others = np.delete(np.arange(n), k)
+        keep[rng.choice(others, size=q, replace=False), k] = True
+    return np.where(keep, W_hh, 0).astype(W_hh.dtype)
+
+
+def _kept(size):
+    n = size["n"]
+    return n, hops(n, size.get("density", DEFAULT_DENSITY))
+
+
+def flops(size) -> list[Term]:
+    """Exact FLOPs of one ``snap2`` call on a W_hh of ``size["density"]`` percent."""
+    T, B, m, p = (size[k] for k in ("T", "B", "m", "p"))
+    n, q = _kept(size)
+    TB = {"T": 1, "B": 1}
+    # Per step and batch element, row k's product costs 2 s^2 r, s = q + 1, r = n + m + 1,
+    # and its pass 5 s r + 2 r (scale, leak, add (3), the gradient (2); d z on unit k):
+    # n (2 q^2 r + 9 q r + 9 r) in all.
+    return [
+        *_online.cell_flops(T, B, n, m, p),
+        Term(T * B * n * 2 * q * q * n, {**TB, "n": 4, "density": 2}),
+        Term(T * B * n * 2 * q * q * (m + 1), {**TB, "n": 3, "m": 1, "density": 2}),
+        Term(T * B * n * 9 * q * n, {**TB, "n": 3, "density": 1}),
+        Term(T * B * n * 9 * q * (m + 1), {**TB, "n": 2, "m": 1, "density": 1}),
+        Term(T * B * n * 9 * n, {**TB, "n": 2}),
+        Term(T * B * n * 9 * (m + 1), {**TB, "n": 1, "m": 1}),
+        Term(1),  # 1 - alpha
+    ]
+
+
+def memory(size, itemsize: int) -> list[Term]:
+    """Working bytes of one ``snap2`` call: the kept entries; nothing grows with T."""
+    B, m, p = (size[k] for k in ("B", "m", "p"))
+    n, q = _kept(size)
+    r = n + m + 1
+    s = q + 1
+    return [
+        Term(B * n * q * r * itemsize, {"B": 1, "n": 3, "density": 1}),  # J, off-diagonal
+        Term(B * n * r * itemsize, {"B": 1, "n": 2}),  # J, unit k itself
+        Term(s * B * r * itemsize, {"B": 1, "n": 2, "density": 1}),  # W_hh[S_k, S_k] J
+        Term((s * s if s < n else 0) * itemsize, {"n": 2, "density": 2}),  # W_hh[S_k, S_k]
+        Term(n * s * 8 + (n + 1) * 8, {"n": 2, "density": 1}),  # the pattern: idx, ptr
+        *_online.gradient_bytes(n, m, itemsize),
+        *_online.cell_bytes(B, n, m, p, itemsize),
+        Term((B * n + B * r) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, z of every element
+    ]
