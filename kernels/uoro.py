@@ -1,0 +1,245 @@
+"""Unbiased Online Recurrent Optimization, UORO (Tallec & Ollivier 2018).
+
+UORO keeps a rank-one estimate of the influence matrix, J_t ~ s~_t theta~_t^T,
+with s~ (n) and theta~ (n x r) for the recurrent parameters of the leaky cell
+(notation of ``_online.py``: d_t, z_t, A_t, c_t). Per step and batch element,
+with nu in {-1, +1}^n drawn fresh (the random protocol of ``_online.py``) and
+nu^T M_t = (nu * d_t) z_t^T the immediate Jacobian contracted with nu:
+
+    rho0     = ratio(|theta~|, |A_t s~|),     rho1 = ratio(|nu^T M_t|, |nu|)
+    s~      <- rho0 A_t s~ + rho1 nu,         A_t s~ = (1 - alpha) s~ + d_t * (W_hh s~)
+    theta~  <- theta~ / rho0 + (nu * d_t) z_t^T / rho1
+    dL/dtheta += (c_t . s~) theta~
+
+E[nu nu^T] = I makes s~ theta~^T an unbiased estimate of J_t whatever the
+positive factors rho0, rho1; these minimise its variance. Norms are Frobenius,
+|nu^T M_t| = |d_t| |z_t| and |nu| = sqrt(n).
+
+The kernel: A_t s~ of the whole batch is one GEMV (GEMM for B > 1); theta~ is
+touched once per step, in one fused pass that rescales it, adds the rank-one
+term and computes |theta~| for the next step's rho0 (kept in the state). The
+gradient is blocked (``_online.STEPS_PER_BLOCK`` = k steps): with lambda_t =
+1 / rho0_t and v_t = (nu_t * d_t) / rho1_t, theta~_t = lambda_t theta~_{t-1} +
+v_t z_t^T, so over a block that starts from theta~_0
+
+    sum_t (c_t . s~_t) theta~_t = (lambda_0 Q_0) theta~_0 + sum_tau Q_tau v_tau z_tau^T,
+    Q_tau = (c_tau . s~_tau) + lambda_{tau+1} Q_{tau+1},    Q_{k-1} = (c . s~)_{k-1},
+
+one (n x k) x (k x r) GEMM and one pass over G per block instead of a pass
+over G at every step (a copy of theta~_0 is kept for it).
+
+Costs: time Theta(n^2 B) per step (the W_hh products and the n r pass),
+memory Theta(n^2 B): theta~ is n r numbers per batch element (Tallec &
+Ollivier 2018, "Unbiased Online Recurrent Optimization", ICLR, sec. 3 and
+Algorithm 1; Marschall, Cho & Savin 2020, JMLR 21(135), sec. 4.1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _online
+from ._jit import jit
+from ._online import cell_step, fill_z, ratio, rows_times_transpose, sign
+from ._validate import check_rnn_problem
+from .costs import Term
+
+
+@jit
+def _uoro(
+    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block, G, grads
+):
+    W_ih, W_hh, b_h, W_out, b_out = weights
+    h_new, d, c, e, As, nu, sq = scratch
+    theta_0, V, Z, lam, w, out = block
+    g_W_out, g_b_out = grads
+    T, B, _ = xs.shape
+    n, r = theta_tilde.shape[1], theta_tilde.shape[2]
+    k = Z.shape[1]
+    nu_norm = math.sqrt(n)
+    leak = 1.0 - alpha
+    loss = 0.0
+    theta_0[:] = theta_tilde
+    j = 0  # steps recorded in the current block
+    for t in range(T):
+        loss += cell_step(
+            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
+        )
+        rows_times_transpose(s_tilde, W_hh, As)  # W_hh s~ for every batch element
+        for b in range(B):
+            for i in range(n):
+                nu[i] = sign(rng.random())
+            z = Z[b, j]
+            fill_z(h[b], xs[t, b], z)
+            As_sq = 0.0
+            d_sq = 0.0
+            for i in range(n):
+                x = leak * s_tilde[b, i] + d[b, i] * As[b, i]
+                As[b, i] = x
+                As_sq += x * x
+                d_sq += d[b, i] * d[b, i]
+            z_sq = 0.0
+            for col in range(r):
+                z_sq += z[col] * z[col]
+            rho0 = ratio(theta_norm[b], math.sqrt(As_sq))
+            rho1 = ratio(math.sqrt(d_sq) * math.sqrt(z_sq), nu_norm)
+            c_dot_s = 0.0
+            for i in range(n):
+                s_tilde[b, i] = rho0 * As[b, i] + rho1 * nu[i]
+                c_dot_s += c[b, i] * s_tilde[b, i]
+            # theta~ <- theta~ / rho0 + (nu * d) z^T / rho1, and |theta~|: the squares are
+            # summed per column (a vector of r partial sums) so that the pass vectorises.
+            inv_rho0 = 1.0 / rho0
+            v = V[b, j]
+            sq[:] = 0.0
+            for i in range(n):
+                v[i] = nu[i] * d[b, i] / rho1
+                th = theta_tilde[b, i]
+                v_i = v[i]
+                for col in range(r):
+                    x = th[col] * inv_rho0 + v_i * z[col]
+                    th[col] = x
+                    sq[col] += x * x
+            theta_norm[b] = math.sqrt(np.sum(sq))
+            lam[b, j] = inv_rho0
+            w[b, j] = c_dot_s
+        h[:] = h_new
+        j += 1
+        if j == k or t == T - 1:
+            for b in range(B):
+                _fold_block(
+                    theta_tilde[b], theta_0[b], V[b, :j], Z[b, :j], lam[b, :j], w[b, :j], out, G
+                )
+            j = 0
+    return 0.5 * loss
+
+
+@jit
+def _fold_block(theta, theta_0, V, Z, lam, w, out, G):
+    """G += sum over the block's j steps of w_t theta~_t; theta_0 <- theta~ for the next block.
+
+    Scales the rows of Z (the block's z's) by Q_tau in place.
+    """
+    n, r = theta.shape
+    j = Z.shape[0]
+    Q = 0.0  # sum over t >= tau of w_t prod_{tau < u <= t} lambda_u
+    lam_next = 0.0
+    for tau in range(j - 1, -1, -1):
+        Q = w[tau] + lam_next * Q
+        for col in range(r):
+            Z[tau, col] *= Q
+        lam_next = lam[tau]
+    gamma = lam_next * Q
+    np.dot(V.T, Z, out)
+    for i in range(n):
+        g = G[i]
+        th = theta[i]
+        th_0 = theta_0[i]
+        o = out[i]
+        for col in range(r):
+            g[col] += gamma * th_0[col] + o[col]
+            th_0[col] = th[col]
+
+
+class UOROState:
+    """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng."""
+
+    def __init__(self, B, n, m, dtype, seed):
+        self.h = np.zeros((B, n), dtype)
+        self.s_tilde = np.zeros((B, n), dtype)
+        self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
+        self.theta_norm = np.zeros(B, dtype)
+        self.rng = _online.generator(seed)
+
+
+def start(arrays, B, seed=0) -> UOROState:
+    """UORO's state at t = 0 for ``B`` sequences: everything zero, the generator at ``seed``."""
+    W_ih = arrays[0]
+    return UOROState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype, _online.check_seed(seed))
+
+
+def advance(state: UOROState, arrays, alpha, xs, ys):
+    """Run UORO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
+    _, B, m = xs.shape
+    n, p = arrays[1].shape[0], arrays[3].shape[0]
+    dt = arrays[1].dtype
+    G = np.zeros((n, n + m + 1), dt)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
+    r = n + m + 1
+    k = max(1, min(_online.STEPS_PER_BLOCK, xs.shape[0]))
+    scratch = (
+        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+        np.empty((B, n), dt), np.empty(n, dt), np.empty(r, dt),
+    )  # fmt: skip
+    block = (
+        np.empty((B, n, r), dt), np.empty((B, k, n), dt), np.empty((B, k, r), dt),
+        np.empty((B, k), dt), np.empty((B, k), dt), np.empty((n, r), dt),
+    )  # fmt: skip
+    loss = _uoro(
+        xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
+        state.theta_norm, scratch, block, G, grads,
+    )  # fmt: skip
+    return float(loss), _online.gradients(G, *grads, m)
+
+
+def uoro(params, xs, ys, seed=0):
+    """Loss and UORO's unbiased estimate of the gradient of the (leaky) Elman RNN.
+
+    Parameters
+    ----------
+    params : RNNParams
+        Its ``alpha`` attribute, when present, is the leak (0 < alpha <= 1; 1 by default).
+    xs : array (T, B, m) or (T, m)
+    ys : array (T, B, p) or (T, p)
+    seed : int
+        Seed of the random signs; the same seed gives the same estimate.
+
+    Returns
+    -------
+    loss : float
+        1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2
+    grads : RNNParams
+        The sum over steps of UORO's estimate (readout gradients exact).
+    """
+    arrays, xs, ys = check_rnn_problem(params, xs, ys)
+    alpha = _online.leak(params)
+    return advance(start(arrays, xs.shape[1], seed), arrays, alpha, xs, ys)
+
+
+def flops(size) -> list[Term]:
+    """Exact FLOPs of one ``uoro`` call."""
+    T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
+    r = n + m + 1
+    blocks = -(-T // _online.STEPS_PER_BLOCK)
+    TB = {"T": 1, "B": 1}
+    return [
+        *_online.cell_flops(T, B, n, m, p),
+        Term(T * B * 2 * n * n, {**TB, "n": 2}),  # W_hh s~
+        # A s~ (3) and its norm (2), |d|^2 (2), s~ update (3) and c . s~ (2), v (2) per unit
+        Term(T * B * 14 * n, {**TB, "n": 1}),
+        # |z|^2 (2 r), summing theta~'s squares (r), Q_tau (2) and the scaled z_tau (r)
+        Term(T * B * (4 * r + 2), {**TB, "n": 1}),
+        Term(T * B * 14, TB),  # rho0, rho1, 1 / rho0, |theta~|
+        # the theta~ pass: rescale and add (3), its squares (2); the block's GEMM (2)
+        Term(T * B * 7 * n * r, {**TB, "n": 2}),
+        Term(blocks * B * (3 * n * r + 1), {**TB, "n": 2}),  # gamma; G += gamma theta~_0 + GEMM
+        Term(2),  # 1 - alpha, |nu| = sqrt(n)
+    ]
+
+
+def memory(size, itemsize: int) -> list[Term]:
+    """Working bytes of one ``uoro`` call: theta~, its copy and G lead; nothing grows with T."""
+    T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
+    r = n + m + 1
+    k = min(_online.STEPS_PER_BLOCK, T)
+    return [
+        Term(2 * B * n * r * itemsize, {"B": 1, "n": 2}),  # theta~, and theta~_0
+        Term(n * r * itemsize, {"n": 2}),  # the block's GEMM
+        *_online.gradient_bytes(n, m, itemsize),
+        *_online.cell_bytes(B, n, m, p, itemsize),
+        Term(B * k * (n + r + 2) * itemsize, {"B": 1, "n": 1}),  # v, z, lambda, c . s~ of a block
+        Term((3 * B * n + B) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, s~, A s~, |theta~|
+        Term((n + r) * itemsize, {"n": 1}),  # nu, the squares of theta~
+    ]
