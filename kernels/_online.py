@@ -175,6 +175,18 @@ def sign(u):
 
 
 # --- costs ---------------------------------------------------------------------------
+# Every term is a monomial in the size variables it declares (tests/test_cost_models.py
+# doubles each variable and checks the term scales by its powers), so a factor
+# r = n + m + 1 becomes three terms.
+
+
+def times_r(value, powers, n, m) -> list[Term]:
+    """``value * r``, r = n + m + 1, as three monomials; ``powers`` are those of ``value``."""
+    return [
+        Term(value * n, {**powers, "n": powers.get("n", 0) + 1}),
+        Term(value * m, {**powers, "m": powers.get("m", 0) + 1}),
+        Term(value, dict(powers)),
+    ]
 
 
 def cell_flops(T, B, n, m, p) -> list[Term]:
@@ -183,12 +195,12 @@ def cell_flops(T, B, n, m, p) -> list[Term]:
     return [
         Term(T * B * 2 * n * n, {**TB, "n": 2}),  # W_hh h_{t-1}
         Term(T * B * 2 * n * m, {**TB, "n": 1, "m": 1}),  # W_ih x_t
-        # two adds, tanh, leak (3), d_t (3)
-        Term(T * B * 9 * n, {**TB, "n": 1}),
+        Term(T * B * 9 * n, {**TB, "n": 1}),  # two adds, tanh, leak (3), d_t (3)
         Term(T, {"T": 1}),  # 1 - alpha
         # per output: yhat (2 n), - y, e^2 and its sum, g_b_out; c_t and g_W_out (4 n)
-        Term(T * B * p * (6 * n + 4), {**TB, "n": 1, "p": 1}),
-        Term(1),
+        Term(T * B * p * 6 * n, {**TB, "n": 1, "p": 1}),
+        Term(T * B * p * 4, {**TB, "p": 1}),
+        Term(1),  # loss * 0.5
     ]
 
 
@@ -197,11 +209,11 @@ def cell_bytes(B, n, m, p, itemsize) -> list[Term]:
     return [
         Term(3 * B * n * itemsize, {"B": 1, "n": 1}),  # h_t, d_t, c_t
         Term(B * p * itemsize, {"B": 1, "p": 1}),  # e_t
-        Term((p * n + p) * itemsize, {"n": 1, "p": 1}),  # g_W_out, g_b_out
+        Term(p * n * itemsize, {"n": 1, "p": 1}),  # g_W_out
+        Term(p * itemsize, {"p": 1}),  # g_b_out
     ]
 
 
 def gradient_bytes(n, m, itemsize) -> list[Term]:
     """G (n x r) and its three parts copied out as the returned gradients."""
-    r = n + m + 1
-    return [Term(2 * n * r * itemsize, {"n": 2})]
+    return times_r(2 * n * itemsize, {"n": 1}, n, m)

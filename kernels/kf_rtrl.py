@@ -168,7 +168,6 @@ def kf_rtrl(params, xs, ys, seed=0):
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``kf_rtrl`` call."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    r = n + m + 1
     TB = {"T": 1, "B": 1}
     return [
         *_online.cell_flops(T, B, n, m, p),
@@ -177,21 +176,23 @@ def flops(size) -> list[Term]:
         Term(T * B * 8 * n * n, {**TB, "n": 2}),
         # |d|^2 (2), summing the squares (1); the diagonal: add (2) and c^T K (3) per unit
         Term(T * B * 8 * n, {**TB, "n": 1}),
-        Term(T * B * (4 + 3) * r, {**TB, "n": 1}),  # |u|^2, |z|^2; u <-
+        *_online.times_r(T * B * 7, TB, n, m),  # |u|^2, |z|^2 (4); u <- (3)
         Term(T * B * 16, TB),  # p1, p2 (three square roots each) and the four factors
         Term(1),  # 1 - alpha
-        Term(T * B * 2 * n * r, {**TB, "n": 2}),  # G += outer(c^T K, u)
+        *_online.times_r(T * B * 2 * n, {**TB, "n": 1}, n, m),  # G += outer(c^T K, u)
     ]
 
 
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``kf_rtrl`` call: K and its product A K; nothing grows with T."""
     B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
-    r = n + m + 1
     return [
-        Term((B + 1) * n * n * itemsize, {"B": 1, "n": 2}),  # K, and A K
+        Term(B * n * n * itemsize, {"B": 1, "n": 2}),  # K
+        Term(n * n * itemsize, {"n": 2}),  # A K
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
-        # h_{t-1}, u; c^T K, z, the squares of A K
-        Term((B * n + B * r + 2 * n + r) * itemsize, {"B": 1, "n": 1}),
+        Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}
+        *_online.times_r(B * itemsize, {"B": 1}, n, m),  # u
+        *_online.times_r(itemsize, {}, n, m),  # z
+        Term(2 * n * itemsize, {"n": 1}),  # c^T K, the squares of A K
     ]

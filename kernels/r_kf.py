@@ -161,16 +161,14 @@ def r_kf(params, xs, ys, seed=0):
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``r_kf`` call."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    r = n + m + 1
     TB = {"T": 1, "B": 1}
     return [
         *_online.cell_flops(T, B, n, m, p),
-        Term(T * B * 2 * n * n * n, {**TB, "n": 3}),  # W_hh K, K's W_hh columns
-        Term(T * B * 2 * n * n * (m + 1), {**TB, "n": 2, "m": 1}),  # W_hh K, the rest
+        *_online.times_r(T * B * 2 * n * n, {**TB, "n": 2}, n, m),  # W_hh K
         # A K (3) and its norm (2); K <- (3) and c^T K (2); G += outer (2)
-        Term(T * B * 12 * n * r, {**TB, "n": 2}),
+        *_online.times_r(T * B * 12 * n, {**TB, "n": 1}, n, m),
         Term(T * B * 9 * n, {**TB, "n": 1}),  # |d|^2, |a|^2; a <- (3); (nu d) / p1 (2)
-        Term(T * B * 3 * r, {**TB, "n": 1}),  # |z|^2, summing the squares of A K
+        *_online.times_r(T * B * 3, TB, n, m),  # |z|^2, summing the squares of A K
         Term(T * B * 14, TB),  # p0, p1, 1 / p0
         Term(2),  # 1 - alpha, |nu| = sqrt(n)
     ]
@@ -179,11 +177,12 @@ def flops(size) -> list[Term]:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``r_kf`` call: K and its product A K; nothing grows with T."""
     B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
-    r = n + m + 1
     return [
-        Term((B + 1) * n * r * itemsize, {"B": 1, "n": 2}),  # K, and A K
+        *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # K
+        *_online.times_r(n * itemsize, {"n": 1}, n, m),  # A K
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
-        # h_{t-1}, a; nu, v, z, the squares of A K
-        Term((2 * B * n + n + 3 * r) * itemsize, {"B": 1, "n": 1}),
+        Term(2 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, a
+        Term(n * itemsize, {"n": 1}),  # nu
+        *_online.times_r(3 * itemsize, {}, n, m),  # v, z, the squares of A K
     ]

@@ -36,13 +36,31 @@ from .bptt import bptt
 from .bptt import flops as bptt_flops
 from .bptt import memory as bptt_memory
 from .costs import AlgorithmSpec, Exponent, Sweep
+from .kf_rtrl import flops as kf_rtrl_flops
+from .kf_rtrl import kf_rtrl
+from .kf_rtrl import memory as kf_rtrl_memory
 from .model import init_mlp, init_rnn
+from .r_kf import flops as r_kf_flops
+from .r_kf import memory as r_kf_memory
+from .r_kf import r_kf
+from .rflo import flops as rflo_flops
+from .rflo import memory as rflo_memory
+from .rflo import rflo
 from .rtrl import flops as rtrl_flops
 from .rtrl import memory as rtrl_memory
 from .rtrl import rtrl
+from .snap1 import flops as snap1_flops
+from .snap1 import memory as snap1_memory
+from .snap1 import snap1
+from .snap2 import DEFAULT_DENSITY, snap2, sparse_W_hh
+from .snap2 import flops as snap2_flops
+from .snap2 import memory as snap2_memory
 from .tbptt import flops as tbptt_flops
 from .tbptt import memory as tbptt_memory
 from .tbptt import tbptt
+from .uoro import flops as uoro_flops
+from .uoro import memory as uoro_memory
+from .uoro import uoro
 
 ENTRY_POINT_GROUP = "bpttbench.algorithms"
 
@@ -327,3 +345,111 @@ def check_spec(spec: AlgorithmSpec) -> None:
             raise ValueError(f"{spec.name}: sweep along {sweep.axis!r} does not fit its sizes")
     if isinstance(spec.pairs, str) or not all(isinstance(p, str) for p in spec.pairs):
         raise ValueError(f"{spec.name}: pairs must be a tuple of algorithm names")
+
+
+# --- the online rules ----------------------------------------------------------------
+# Per step, UORO, SnAp-1 and RFLO touch n r numbers (r = n + m + 1) and multiply by W_hh
+# once or twice: n^2; KF-RTRL and R-KF multiply W_hh by an n x n (n x r) factor: n^3;
+# SnAp-2 is RTRL on the one-hop pattern: density^2 n^4. None keeps anything per step, so
+# memory is flat in T: n^2 (density n^3 for SnAp-2). What decides the sizes (measured as
+# the presets above):
+# - the n^2 rules run at a few us per step at n = 64 (memory-bound passes over n r
+#   numbers), so T = 16 keeps their smallest quick cell near 0.2 ms and the largest
+#   (n = 1024) near 20 ms; their memory model leads with n^2 only from n ~ 300 (the
+#   per-block buffers hold 16 to 32 steps of vectors), so their sweeps reach n = 1024;
+# - KF-RTRL and R-KF are one n^3 GEMM per step: n = 384 costs ~10 ms a step;
+# - SnAp-2's n^4 terms carry 90% of its FLOPs only once each unit keeps ~40 others
+#   (the pass over the kept entries costs 9 q r against the product's 2 q^2 r), so at
+#   the default density of 25% its sweep starts at n = 160 and stays short (1.3 GFLOP a
+#   step at n = 320); the quick preset gives it a 2x span and one step per call.
+# The store keeps T, n, B, m, p only, so a sweep must leave density at its default.
+# The full preset adds T and B sweeps of 8 points each: about 160 cells for the six.
+
+_TO18 = "Tallec & Ollivier 2018, sec. 3 and Algorithm 1; Marschall, Cho & Savin 2020, Table 1"
+_MMS18 = "Mujika, Meier & Steger 2018, sec. 4 and Table 1; Marschall, Cho & Savin 2020, Table 1"
+_MCS20 = "Marschall, Cho & Savin 2020, sec. 4.3 and Table 1"
+_MEN21 = "Menick et al. 2021, sec. 3 and Table 1"
+_MEN21_2 = (
+    "Menick et al. 2021, sec. 3.1 (RTRL restricted to the one-hop pattern of W_hh: "
+    "density^2 n^4 time, density n^3 memory per step at a fixed density)"
+)
+_MUR19 = "Murray 2019, eqs. 12-14; Marschall, Cho & Savin 2020, Table 1"
+
+SPARSE_RNN_SIZES = {**RNN_SIZES, "density": DEFAULT_DENSITY}
+
+
+def _sparse_rnn_problem(size, dtype, seed):
+    """A problem whose W_hh keeps its diagonal and ``density`` percent of each column."""
+    params, xs, ys = _rnn_data(size, dtype, seed)
+    density = int(size.get("density", DEFAULT_DENSITY))
+    W_hh = sparse_W_hh(params.W_hh, density, np.random.default_rng(seed + 2))
+    return params._replace(W_hh=W_hh), xs, ys
+
+
+def _online(name, title, func, flops, memory, source, n_time, n_memory, make_problem=_rnn_data,
+            sizes=RNN_SIZES, quick=(), full=(), cases=()):  # fmt: skip
+    return AlgorithmSpec(
+        name=name,
+        title=title,
+        family="rnn",
+        func=func,
+        make_problem=make_problem,
+        flops=flops,
+        memory=memory,
+        exponents=_exponents(source, T=(1, 0), n=(n_time, n_memory), B=(1, 1)),
+        axis_vars=RNN_AXES,
+        sizes=sizes,
+        presets={"quick": quick, "full": full},
+        bench_cases=cases,
+    )
+
+
+def _quadratic(name, title, func, flops, memory, source):
+    """An n^2-per-step rule (UORO, SnAp-1, RFLO): the same sweeps and cases."""
+    return _online(
+        name, title, func, flops, memory, source, 2, 2,
+        quick=(_geo("n", 160, 1024, 6, multiple=8, T=16, B=1),),
+        full=(
+            _geo("T", 64, 8192, 8, n=64, B=1),
+            _geo("n", 64, 2048, 11, multiple=8, T=16, B=1),
+            _geo("B", 1, 64, 8, T=16, n=128),
+        ),
+        cases=(_cases("n", [64, 256], T=200, B=1),),
+    )  # fmt: skip
+
+
+def _cubic(name, title, func, flops, memory, source):
+    """An n^3-per-step rule (KF-RTRL, R-KF): the same sweeps and cases."""
+    return _online(
+        name, title, func, flops, memory, source, 3, 2,
+        quick=(_geo("n", 64, 384, 5, multiple=8, T=4, B=1),),
+        full=(
+            _geo("T", 64, 8192, 8, n=64, B=1),
+            _geo("n", 64, 1024, 10, multiple=8, T=4, B=1),
+            _geo("B", 1, 64, 8, T=4, n=64),
+        ),
+        cases=(_cases("n", [64, 256], T=200, B=1),),
+    )  # fmt: skip
+
+
+ALGORITHMS.update(
+    uoro=_quadratic("uoro", "UORO", uoro, uoro_flops, uoro_memory, _TO18),
+    kf_rtrl=_cubic("kf_rtrl", "KF-RTRL", kf_rtrl, kf_rtrl_flops, kf_rtrl_memory, _MMS18),
+    r_kf=_cubic("r_kf", "R-KF", r_kf, r_kf_flops, r_kf_memory, _MCS20),
+    snap1=_quadratic("snap1", "SnAp-1", snap1, snap1_flops, snap1_memory, _MEN21),
+    snap2=_online(
+        "snap2", "SnAp-2", snap2, snap2_flops, snap2_memory, _MEN21_2, 4, 3,
+        make_problem=_sparse_rnn_problem, sizes=SPARSE_RNN_SIZES,
+        quick=(_geo("n", 160, 320, 5, multiple=8, T=1, B=1),),
+        full=(
+            _geo("T", 16, 2048, 8, n=64, B=1),
+            _geo("n", 160, 640, 9, multiple=8, T=1, B=1),
+            _geo("B", 1, 64, 8, T=1, n=96),
+        ),
+        cases=(
+            _cases("n", [64, 256], T=8, B=1),
+            _cases("n", [64, 128], T=8, B=1, density=100),  # dense: RTRL's work
+        ),
+    ),
+    rflo=_quadratic("rflo", "RFLO", rflo, rflo_flops, rflo_memory, _MUR19),
+)  # fmt: skip

@@ -123,17 +123,16 @@ def _fold_block(S, lam, D, C, Z, coef, ends, out, G):
 
 def trace_flops(T, B, n, m, p) -> list[Term]:
     """Exact FLOPs of one ``_diagonal_trace`` call (SnAp-1 and RFLO alike)."""
-    r = n + m + 1
     blocks = -(-T // _online.STEPS_PER_BLOCK)
     TB = {"T": 1, "B": 1}
     return [
         *_online.cell_flops(T, B, n, m, p),
         Term(T * B * 2 * n, {**TB, "n": 1}),  # lambda_t
-        # per step folded: coefficients (5 per unit), the GEMM's 2 (2n) r
-        Term(T * B * 4 * n * r, {**TB, "n": 2}),
+        # per step folded: the GEMM's 2 (2n) r, and the coefficients (5 per unit)
+        *_online.times_r(T * B * 4 * n, {**TB, "n": 1}, n, m),
         Term(T * B * 5 * n, {**TB, "n": 1}),
-        # per block: gamma, and the pass over S and G (5 per entry)
-        Term(blocks * B * 5 * n * r, {**TB, "n": 2}),
+        # per block: the pass over S and G (5 per entry), and gamma
+        *_online.times_r(blocks * B * 5 * n, {**TB, "n": 1}, n, m),
         Term(blocks * B * n, {**TB, "n": 1}),
         Term(1),  # 1 - alpha
     ]
@@ -141,16 +140,18 @@ def trace_flops(T, B, n, m, p) -> list[Term]:
 
 def trace_bytes(T, B, n, m, p, itemsize) -> list[Term]:
     """Working bytes of one ``_diagonal_trace`` call: the trace, G and the block's buffers."""
-    r = n + m + 1
     k = min(_online.STEPS_PER_BLOCK, T)
     return [
-        Term(B * n * r * itemsize, {"B": 1, "n": 2}),  # S
-        Term(2 * n * r * itemsize, {"n": 2}),  # the block's GEMM
+        *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # S
+        *_online.times_r(2 * n * itemsize, {"n": 1}, n, m),  # the block's GEMM
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
-        Term(B * k * (r + 3 * n) * itemsize, {"B": 1, "n": 1}),  # z, lambda, d, c of a block
-        Term((2 * k * n + 2 * n) * itemsize, {"n": 1}),  # its coefficients
-        Term((B * n + n) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, the self-connections
+        # z (r), lambda, d, c (3 n) of each step of a block
+        *_online.times_r(B * k * itemsize, {"B": 1}, n, m),
+        Term(B * k * 3 * n * itemsize, {"B": 1, "n": 1}),
+        Term((2 * k + 2) * n * itemsize, {"n": 1}),  # the block's coefficients
+        Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}
+        Term(n * itemsize, {"n": 1}),  # the self-connections
     ]
 
 

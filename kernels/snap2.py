@@ -100,14 +100,24 @@ def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
     return 0.5 * loss
 
 
+def index_dtype(dtype):
+    """Indices as wide as the floats: int32 beside float32, int64 beside float64.
+
+    Either holds any n a float kernel can afford, and a float32 run then halves
+    every buffer, the pattern's too.
+    """
+    return np.int32 if np.dtype(dtype).itemsize == 4 else np.int64
+
+
 def kept_pattern(W_hh):
     """(ptr, idx): row k keeps the units ``idx[ptr[k]:ptr[k + 1]]``: k and its out-neighbours."""
     keep = W_hh.T != 0  # keep[k, j]: W_hh[j, k] != 0, a hop k -> j
     np.fill_diagonal(keep, True)
     n = keep.shape[0]
-    ptr = np.zeros(n + 1, np.int64)
+    index = index_dtype(W_hh.dtype)
+    ptr = np.zeros(n + 1, index)
     np.cumsum(keep.sum(axis=1), out=ptr[1:])
-    idx = np.ascontiguousarray(np.nonzero(keep)[1], dtype=np.int64)  # row-major: by k, ascending j
+    idx = np.ascontiguousarray(np.nonzero(keep)[1], dtype=index)  # row-major: by k, ascending j
     return ptr, idx
 
 
@@ -214,6 +224,10 @@ def _kept(size):
     return n, hops(n, size.get("density", DEFAULT_DENSITY))
 
 
+# The terms count q, the out-neighbours of a unit, as growing like n (they do at a
+# fixed density, up to rounding); density is a fixed size of the sweeps, not an axis.
+
+
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``snap2`` call on a W_hh of ``size["density"]`` percent."""
     T, B, m, p = (size[k] for k in ("T", "B", "m", "p"))
@@ -221,32 +235,37 @@ def flops(size) -> list[Term]:
     TB = {"T": 1, "B": 1}
     # Per step and batch element, row k's product costs 2 s^2 r, s = q + 1, r = n + m + 1,
     # and its pass 5 s r + 2 r (scale, leak, add (3), the gradient (2); d z on unit k):
-    # n (2 q^2 r + 9 q r + 9 r) in all.
+    # n (2 q^2 + 9 q + 9) r in all.
     return [
         *_online.cell_flops(T, B, n, m, p),
-        Term(T * B * n * 2 * q * q * n, {**TB, "n": 4, "density": 2}),
-        Term(T * B * n * 2 * q * q * (m + 1), {**TB, "n": 3, "m": 1, "density": 2}),
-        Term(T * B * n * 9 * q * n, {**TB, "n": 3, "density": 1}),
-        Term(T * B * n * 9 * q * (m + 1), {**TB, "n": 2, "m": 1, "density": 1}),
-        Term(T * B * n * 9 * n, {**TB, "n": 2}),
-        Term(T * B * n * 9 * (m + 1), {**TB, "n": 1, "m": 1}),
+        *_online.times_r(T * B * n * 2 * q * q, {**TB, "n": 3}, n, m),
+        *_online.times_r(T * B * n * 9 * q, {**TB, "n": 2}, n, m),
+        *_online.times_r(T * B * n * 9, {**TB, "n": 1}, n, m),
         Term(1),  # 1 - alpha
     ]
 
 
 def memory(size, itemsize: int) -> list[Term]:
-    """Working bytes of one ``snap2`` call: the kept entries; nothing grows with T."""
+    """Working bytes of one ``snap2`` call: the kept entries; nothing grows with T.
+
+    The pattern's indices take the floats' width (``index_dtype``).
+    """
     B, m, p = (size[k] for k in ("B", "m", "p"))
     n, q = _kept(size)
-    r = n + m + 1
-    s = q + 1
+    gathered = q + 1 < n  # W_hh[S_k, S_k] is gathered into a block unless S_k is every unit
     return [
-        Term(B * n * q * r * itemsize, {"B": 1, "n": 3, "density": 1}),  # J, off-diagonal
-        Term(B * n * r * itemsize, {"B": 1, "n": 2}),  # J, unit k itself
-        Term(s * B * r * itemsize, {"B": 1, "n": 2, "density": 1}),  # W_hh[S_k, S_k] J
-        Term((s * s if s < n else 0) * itemsize, {"n": 2, "density": 2}),  # W_hh[S_k, S_k]
-        Term(n * s * 8 + (n + 1) * 8, {"n": 2, "density": 1}),  # the pattern: idx, ptr
+        *_online.times_r(B * n * q * itemsize, {"B": 1, "n": 2}, n, m),  # J, the q hops
+        *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # J, unit k itself
+        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1}, n, m),  # W_hh[S_k, S_k] J
+        *_online.times_r(B * itemsize, {"B": 1}, n, m),
+        Term(q * q * itemsize * gathered, {"n": 2}),  # W_hh[S_k, S_k]
+        Term(2 * q * itemsize * gathered, {"n": 1}),
+        Term(itemsize * gathered),
+        Term(n * q * itemsize, {"n": 2}),  # the pattern: idx (n (q + 1)) and ptr (n + 1)
+        Term(2 * n * itemsize, {"n": 1}),
+        Term(itemsize),
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
-        Term((B * n + B * r) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, z of every element
+        Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}
+        *_online.times_r(B * itemsize, {"B": 1}, n, m),  # z of every element
     ]

@@ -211,7 +211,6 @@ def uoro(params, xs, ys, seed=0):
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``uoro`` call."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    r = n + m + 1
     blocks = -(-T // _online.STEPS_PER_BLOCK)
     TB = {"T": 1, "B": 1}
     return [
@@ -219,12 +218,14 @@ def flops(size) -> list[Term]:
         Term(T * B * 2 * n * n, {**TB, "n": 2}),  # W_hh s~
         # A s~ (3) and its norm (2), |d|^2 (2), s~ update (3) and c . s~ (2), v (2) per unit
         Term(T * B * 14 * n, {**TB, "n": 1}),
-        # |z|^2 (2 r), summing theta~'s squares (r), Q_tau (2) and the scaled z_tau (r)
-        Term(T * B * (4 * r + 2), {**TB, "n": 1}),
-        Term(T * B * 14, TB),  # rho0, rho1, 1 / rho0, |theta~|
+        # |z|^2 (2 r), summing theta~'s squares (r), the scaled z_tau (r)
+        *_online.times_r(T * B * 4, TB, n, m),
+        Term(T * B * 16, TB),  # rho0, rho1, 1 / rho0, |theta~|; Q_tau (2)
         # the theta~ pass: rescale and add (3), its squares (2); the block's GEMM (2)
-        Term(T * B * 7 * n * r, {**TB, "n": 2}),
-        Term(blocks * B * (3 * n * r + 1), {**TB, "n": 2}),  # gamma; G += gamma theta~_0 + GEMM
+        *_online.times_r(T * B * 7 * n, {**TB, "n": 1}, n, m),
+        # per block: G += gamma theta~_0 + the GEMM's product (3), and gamma
+        *_online.times_r(blocks * B * 3 * n, {**TB, "n": 1}, n, m),
+        Term(blocks * B, TB),
         Term(2),  # 1 - alpha, |nu| = sqrt(n)
     ]
 
@@ -232,14 +233,18 @@ def flops(size) -> list[Term]:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``uoro`` call: theta~, its copy and G lead; nothing grows with T."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    r = n + m + 1
     k = min(_online.STEPS_PER_BLOCK, T)
     return [
-        Term(2 * B * n * r * itemsize, {"B": 1, "n": 2}),  # theta~, and theta~_0
-        Term(n * r * itemsize, {"n": 2}),  # the block's GEMM
+        *_online.times_r(2 * B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~, theta~_0
+        *_online.times_r(n * itemsize, {"n": 1}, n, m),  # the block's GEMM
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
-        Term(B * k * (n + r + 2) * itemsize, {"B": 1, "n": 1}),  # v, z, lambda, c . s~ of a block
-        Term((3 * B * n + B) * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, s~, A s~, |theta~|
-        Term((n + r) * itemsize, {"n": 1}),  # nu, the squares of theta~
+        # v (n), z (r), lambda and c . s~ of each step of a block
+        Term(B * k * 2 * n * itemsize, {"B": 1, "n": 1}),
+        Term(B * k * m * itemsize, {"B": 1, "m": 1}),
+        Term(B * k * 3 * itemsize, {"B": 1}),
+        Term(3 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, s~, A s~
+        Term(B * itemsize, {"B": 1}),  # |theta~|
+        *_online.times_r(itemsize, {}, n, m),  # the squares of theta~
+        Term(n * itemsize, {"n": 1}),  # nu
     ]

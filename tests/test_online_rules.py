@@ -18,6 +18,7 @@ import math
 import sys
 
 import bpttbench
+import flop_count_online
 import helpers
 import naive
 import naive_online as no
@@ -32,7 +33,7 @@ from helpers import (
     max_grad_difference,
     with_alpha,
 )
-from test_memory import MEMORY_FLAT_BYTES, peak_bytes
+from test_memory import MEMORY_FLAT_BYTES, MEMORY_MODEL_RTOL, MEMORY_OVERHEAD_BYTES, peak_bytes
 from test_validation import RNN_BAD_INPUTS
 
 # A kernel and its reference compute the same sums in another order (BLAS
@@ -353,6 +354,37 @@ def test_peak_memory_does_not_grow_with_T(rng, name):
     assert abs(peaks[T_LONG] - peaks[T_SHORT]) <= MEMORY_FLAT_BYTES, f"{name}: {peaks}"
 
 
+MODEL_SIZES = [
+    {"T": 64, "B": 4, "n": 48, "m": 8, "p": 4},
+    {"T": 8, "B": 1, "n": 96, "m": 1, "p": 1},  # a short sequence: blocks shorter than the default
+]
+
+
+@memory_only
+@pytest.mark.parametrize(
+    "size", MODEL_SIZES, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items())
+)
+@pytest.mark.parametrize("name", list(RULES))
+def test_analytic_memory_model_matches_the_measured_peak(name, size):
+    spec = bpttbench.ALGORITHMS[name]
+    problem = spec.make_problem(size, np.float64, 0)
+    measured = peak_bytes(lambda: spec.func(*problem))
+    model = spec.memory_bytes(size, 8)
+    assert abs(measured - model) <= MEMORY_MODEL_RTOL * model + MEMORY_OVERHEAD_BYTES, (
+        f"{name} {size}: measured {measured} B, model {model:.0f} B"
+    )
+
+
+def test_snap2_problem_has_the_registered_density_and_keeps_the_diagonal():
+    spec = bpttbench.ALGORITHMS["snap2"]
+    for density in (10, 25, 100):
+        size = {"T": 2, "B": 1, "n": 41, "m": 1, "p": 1, "density": density}
+        p, _, _ = spec.make_problem(size, np.float64, 0)
+        off = (p.W_hh != 0) & ~np.eye(41, dtype=bool)
+        assert np.all(np.diag(p.W_hh) != 0)
+        assert set(off.sum(axis=0)) == {round(density * 40 / 100)}  # every column alike
+
+
 # ---------------------------------------------------------------- bad input
 
 REJECTED = {
@@ -402,3 +434,50 @@ def test_stochastic_rule_rejects_a_bad_seed(rnn_problem, name, seed, error):
 def test_deterministic_rule_takes_no_seed(rnn_problem, name):
     with pytest.raises(TypeError, match="seed"):
         RULES[name](*rnn_problem, seed=0)
+
+
+# ---------------------------------------------------------------- FLOP models
+
+
+def replica(name, params, xs, ys, alpha, seed, block):
+    """flop_count_online's replica of ``name``: (loss, grads, counted FLOPs)."""
+    if name in ("snap1", "rflo"):
+        w_self = np.diag(params.W_hh) if name == "snap1" else np.zeros(params.W_hh.shape[0])
+        return flop_count_online.diagonal_trace(params, xs, ys, alpha, w_self, block)
+    if name == "uoro":
+        return flop_count_online.uoro(params, xs, ys, alpha, seed, block)
+    if name == "snap2":
+        return flop_count_online.snap2(params, xs, ys, alpha)
+    return getattr(flop_count_online, name)(params, xs, ys, alpha, seed)
+
+
+FLOP_SIZES = [
+    {"T": 7, "B": 2, "n": 5, "m": 3, "p": 2},  # blocks of 3: two and a ragged one
+    {"T": 4, "B": 1, "n": 9, "m": 1, "p": 1, "density": 40},  # SnAp-2 gathers rows of 4
+    {"T": 3, "B": 3, "n": 6, "m": 2, "p": 3, "density": 100},  # SnAp-2 dense: W_hh itself
+]
+
+
+@pytest.mark.parametrize(
+    "size", FLOP_SIZES, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items())
+)
+@pytest.mark.parametrize("name", list(RULES))
+def test_flop_model_equals_the_counted_operations(short_blocks, name, size):
+    """The replica does the kernel's computation (same gradient) and counts what it does."""
+    spec = bpttbench.ALGORITHMS[name]
+    params, xs, ys = spec.make_problem(size, np.float64, 0)
+    loss, g = kernel(name, params, xs, ys, 0.5, seed=6)
+    ref_loss, ref, counted = replica(name, params, xs, ys, 0.5, 6, SHORT_BLOCK)
+    assert_loss_close(ref_loss, loss, DETERMINISTIC_RTOL, f"{name}: replica loss")
+    assert_grads_close(ref, g, rtol(name), f"{name}: replica vs kernel")
+    model = spec.flop_count(size)
+    assert counted == model, f"{name} {size}: counted {counted}, model {model:.0f}"
+
+
+def test_the_count_sees_the_blocks(short_blocks):
+    """Counted with blocks of another length, the replica misses the model: the
+    exact matches above are not vacuous."""
+    size = FLOP_SIZES[0]
+    params, xs, ys = bpttbench.ALGORITHMS["snap1"].make_problem(size, np.float64, 0)
+    *_, counted = replica("snap1", params, xs, ys, 0.5, 0, SHORT_BLOCK + 1)
+    assert counted != bpttbench.ALGORITHMS["snap1"].flop_count(size)
