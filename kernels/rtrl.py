@@ -51,8 +51,8 @@ def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z,
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
     g_W_out, g_b_out = grads
     loss = 0.0
-    h_prev[:] = 0.0
-    J[:] = 0.0
+    # h_prev and J come in holding the state to start from (zero for a whole
+    # sequence) and go out holding the final state, for a stream's next chunk.
     for s in range(T):
         # Forward: a_t = W_ih x_t + W_hh h_{t-1} + b_h, h_t = tanh(a_t).
         np.dot(xs[s], W_ih.T, h)
@@ -134,20 +134,35 @@ def rtrl(params, xs, ys):
     grads : RNNParams
         dL/dtheta, same shapes and dtype as ``params``; equal to BPTT's.
     """
-    (W_ih, W_hh, b_h, W_out, b_out), xs, ys = check_rnn_problem(params, xs, ys)
+    arrays, xs, ys = check_rnn_problem(params, xs, ys)
+    return advance(start(arrays, xs.shape[1]), arrays, xs, ys)
+
+
+def start(arrays, B):
+    """The state at t = 0 of ``B`` sequences: h_0 = 0 (B, n) and J_0 = 0 in the kernel's layout."""
+    W_ih = arrays[0]
+    n, m = W_ih.shape
+    r = n + m + 1
+    K = _blocks_per_gemm(n, r)
+    # The influence matrix, n x P per sequence, as n / K slabs of K blocks:
+    # J[b, g, i, kk, c] = dh_i / dtheta[g K + kk, c].
+    return np.zeros((B, n), W_ih.dtype), np.zeros((B, n // K, n, K, r), W_ih.dtype)
+
+
+def advance(state, arrays, xs, ys):
+    """Run RTRL over checked ``xs``, ``ys`` from ``state`` = (h, J), left holding the final one."""
+    W_ih, W_hh, b_h, W_out, b_out = arrays
+    h_prev, J = state
     _, B, m = xs.shape
     n, p = W_hh.shape[0], W_out.shape[0]
     r = n + m + 1
     dt = W_hh.dtype
-    K = _blocks_per_gemm(n, r)
-    # The influence matrix, n x P per sequence, as n / K slabs of K blocks:
-    # J[b, g, i, kk, c] = dh_i / dtheta[g K + kk, c].
-    J = np.empty((B, n // K, n, K, r), dt)
+    K = J.shape[3]
     G = np.zeros((n, r), dt)  # gradient of (W_hh | W_ih | b_h), row by row
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
     loss = _rtrl(
         xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G,
-        np.empty((n, K, r), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
+        np.empty((n, K, r), dt), h_prev, np.empty((B, n), dt), np.empty((B, n), dt),
         np.empty(r, dt), np.empty(n, dt), np.empty(n, dt), np.empty(p, dt), grads,
     )  # fmt: skip
     g = RNNParams(
