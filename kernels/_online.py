@@ -94,6 +94,24 @@ def generator(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(seed))
 
 
+def kept_scratch(state, steps: int, make):
+    """The buffers a kernel writes into, kept on ``state`` so that a stream allocates them once.
+
+    ``make(steps)`` builds them for blocks of ``steps`` steps; they are rebuilt only
+    when a call needs longer blocks than those held. (A one-shot call builds them
+    once, for min(STEPS_PER_BLOCK, T) steps.)
+    """
+    held = getattr(state, "scratch", None)
+    if held is None or held[0] < steps:
+        state.scratch = (steps, make(steps))
+    return state.scratch[1]
+
+
+def block_steps(T: int) -> int:
+    """Steps per block for a call of T steps."""
+    return max(1, min(STEPS_PER_BLOCK, T))
+
+
 def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:
     """RNNParams from G = (W_hh | W_ih | b_h), row by row, and the readout's gradients."""
     n = G.shape[0]

@@ -51,6 +51,7 @@ def _kf_rtrl(xs, ys, weights, alpha, rng, h, u, K, scratch, G, grads):
     n, r = K.shape[1], u.shape[1]
     leak = 1.0 - alpha
     loss = 0.0
+    G[:] = 0.0
     for t in range(T):
         loss += cell_step(
             xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
@@ -131,12 +132,16 @@ def advance(state: KFRTRLState, arrays, alpha, xs, ys):
     _, B, m = xs.shape
     n, p = arrays[1].shape[0], arrays[3].shape[0]
     dt = arrays[1].dtype
-    G = np.zeros((n, n + m + 1), dt)
+
+    def make(_):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((n, n), dt), np.empty(n, dt), np.empty(n + m + 1, dt), np.empty(n, dt),
+        )  # fmt: skip
+        return scratch, np.empty((n, n + m + 1), dt)
+
+    scratch, G = _online.kept_scratch(state, 1, make)
     grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    scratch = (
-        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-        np.empty((n, n), dt), np.empty(n, dt), np.empty(n + m + 1, dt), np.empty(n, dt),
-    )  # fmt: skip
     loss = _kf_rtrl(xs, ys, arrays, alpha, state.rng, state.h, state.u, state.K, scratch, G, grads)
     return float(loss), _online.gradients(G, *grads, m)
 

@@ -50,6 +50,7 @@ def _r_kf(xs, ys, weights, alpha, rng, h, a, K, scratch, G, grads):
     nu_norm = math.sqrt(n)
     leak = 1.0 - alpha
     loss = 0.0
+    G[:] = 0.0
     for t in range(T):
         loss += cell_step(
             xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
@@ -124,12 +125,16 @@ def advance(state: RKFState, arrays, alpha, xs, ys):
     n, p = arrays[1].shape[0], arrays[3].shape[0]
     r = n + m + 1
     dt = arrays[1].dtype
-    G = np.zeros((n, r), dt)
+
+    def make(_):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((n, r), dt), np.empty(n, dt), *(np.empty(r, dt) for _ in range(3)),
+        )  # fmt: skip
+        return scratch, np.empty((n, r), dt)
+
+    scratch, G = _online.kept_scratch(state, 1, make)
     grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    scratch = (
-        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-        np.empty((n, r), dt), np.empty(n, dt), np.empty(r, dt), np.empty(r, dt), np.empty(r, dt),
-    )  # fmt: skip
     loss = _r_kf(xs, ys, arrays, alpha, state.rng, state.h, state.a, state.K, scratch, G, grads)
     return float(loss), _online.gradients(G, *grads, m)
 

@@ -65,6 +65,7 @@ def _diagonal_trace(xs, ys, weights, alpha, w_self, h, S, scratch, block, G, gra
     k = Z.shape[1]
     leak = 1.0 - alpha
     loss = 0.0
+    G[:] = 0.0
     j = 0  # steps recorded in the current block
     for t in range(T):
         loss += cell_step(
@@ -174,21 +175,21 @@ def run_trace(state: TraceState, arrays, alpha, xs, ys, w_self):
     _, B, m = xs.shape
     n, p = arrays[1].shape[0], arrays[3].shape[0]
     dt = arrays[1].dtype
-    G = np.zeros((n, n + m + 1), dt)
-    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
     r = n + m + 1
-    k = max(1, min(_online.STEPS_PER_BLOCK, xs.shape[0]))
-    scratch = (
-        np.empty((B, n), dt),
-        np.empty((B, n), dt),
-        np.empty((B, n), dt),
-        np.empty((B, p), dt),
-    )
-    block = (
-        np.empty((B, k, r), dt), np.empty((B, k, n), dt), np.empty((B, k, n), dt),
-        np.empty((B, k, n), dt), np.empty((k, 2 * n), dt), np.empty((2, n), dt),
-        np.empty((2 * n, r), dt),
-    )  # fmt: skip
+
+    def make(k):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+        )  # fmt: skip
+        block = (
+            np.empty((B, k, r), dt), np.empty((B, k, n), dt), np.empty((B, k, n), dt),
+            np.empty((B, k, n), dt), np.empty((k, 2 * n), dt), np.empty((2, n), dt),
+            np.empty((2 * n, r), dt),
+        )  # fmt: skip
+        return scratch, block, np.empty((n, r), dt)
+
+    scratch, block, G = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
     loss = _diagonal_trace(
         xs, ys, arrays, alpha, w_self, state.h, state.S, scratch, block, G, grads
     )

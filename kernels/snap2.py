@@ -57,6 +57,7 @@ def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
     Br = B * r
     leak = 1.0 - alpha
     loss = 0.0
+    G[:] = 0.0
     for t in range(T):
         loss += cell_step(
             xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
@@ -159,13 +160,17 @@ def advance(state: SnAp2State, arrays, alpha, xs, ys):
     r = n + m + 1
     dt = arrays[1].dtype
     s_max = int(np.diff(state.ptr).max())
-    G = np.zeros((n, r), dt)
+
+    def make(_):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n else 0, dt),
+            np.empty(s_max * B * r, dt),
+        )  # fmt: skip
+        return scratch, np.empty((n, r), dt)
+
+    scratch, G = _online.kept_scratch(state, 1, make)
     grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    scratch = (
-        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-        np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n else 0, dt),
-        np.empty(s_max * B * r, dt),
-    )  # fmt: skip
     loss = _snap2(xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, scratch, G, grads)
     return float(loss), _online.gradients(G, *grads, m)
 

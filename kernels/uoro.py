@@ -49,11 +49,12 @@ from .costs import Term
 
 @jit
 def _uoro(
-    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block, G, grads
-):
+    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_0, theta_norm, scratch, block, G,
+    grads,
+):  # fmt: skip
     W_ih, W_hh, b_h, W_out, b_out = weights
     h_new, d, c, e, As, nu, sq = scratch
-    theta_0, V, Z, lam, w, out = block
+    V, Z, lam, w, out = block
     g_W_out, g_b_out = grads
     T, B, _ = xs.shape
     n, r = theta_tilde.shape[1], theta_tilde.shape[2]
@@ -61,7 +62,7 @@ def _uoro(
     nu_norm = math.sqrt(n)
     leak = 1.0 - alpha
     loss = 0.0
-    theta_0[:] = theta_tilde
+    G[:] = 0.0
     j = 0  # steps recorded in the current block
     for t in range(T):
         loss += cell_step(
@@ -144,12 +145,16 @@ def _fold_block(theta, theta_0, V, Z, lam, w, out, G):
 
 
 class UOROState:
-    """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng."""
+    """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng.
+
+    ``theta_0`` is theta~ as the current block began (every call ends a block).
+    """
 
     def __init__(self, B, n, m, dtype, seed):
         self.h = np.zeros((B, n), dtype)
         self.s_tilde = np.zeros((B, n), dtype)
         self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
+        self.theta_0 = np.zeros((B, n, n + m + 1), dtype)  # theta~ at the current block's start
         self.theta_norm = np.zeros(B, dtype)
         self.rng = _online.generator(seed)
 
@@ -165,21 +170,24 @@ def advance(state: UOROState, arrays, alpha, xs, ys):
     _, B, m = xs.shape
     n, p = arrays[1].shape[0], arrays[3].shape[0]
     dt = arrays[1].dtype
-    G = np.zeros((n, n + m + 1), dt)
-    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
     r = n + m + 1
-    k = max(1, min(_online.STEPS_PER_BLOCK, xs.shape[0]))
-    scratch = (
-        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-        np.empty((B, n), dt), np.empty(n, dt), np.empty(r, dt),
-    )  # fmt: skip
-    block = (
-        np.empty((B, n, r), dt), np.empty((B, k, n), dt), np.empty((B, k, r), dt),
-        np.empty((B, k), dt), np.empty((B, k), dt), np.empty((n, r), dt),
-    )  # fmt: skip
+
+    def make(k):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((B, n), dt), np.empty(n, dt), np.empty(r, dt),
+        )  # fmt: skip
+        block = (
+            np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((B, k), dt),
+            np.empty((B, k), dt), np.empty((n, r), dt),
+        )  # fmt: skip
+        return scratch, block, np.empty((n, r), dt)
+
+    scratch, block, G = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
     loss = _uoro(
         xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
-        state.theta_norm, scratch, block, G, grads,
+        state.theta_0, state.theta_norm, scratch, block, G, grads,
     )  # fmt: skip
     return float(loss), _online.gradients(G, *grads, m)
 
