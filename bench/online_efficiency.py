@@ -1,0 +1,192 @@
+"""Per-step time of the online rules against one forward step and the machine's roofs.
+
+    python -m bpttbench.bench.online_efficiency [--n 64,256] [--T 200] [--rounds 9]
+    python -m bpttbench.bench.online_efficiency --stream      # chunked against one-shot
+
+One thread (every BLAS held to one with threadpoolctl, as in ``gated_efficiency``),
+float64, B = 1, m = p = 1. Each round times, in turn, the roofs (a 512^3
+``np.matmul`` GEMM and a 1024^2 GEMV), one forward pass of the leaky cell over
+the T steps (``_online.cell_step``: the two products, tanh, readout) and one
+call of every rule, so that all see the same load on a shared machine; the
+figures are medians over the rounds, on the wall clock and on the process's CPU
+clock (which other jobs disturb less).
+
+A rule's rate (its exact FLOP count over the median time) is quoted against
+both roofs; which one bounds it is printed below the table. The GEMV roof
+streams an 8 MiB matrix from L3: a rule whose W_hh and state stay in L2 (the
+GEMV-bound rules at n = 64 and 256) runs above it.
+
+``--stream`` times each rule over T steps in one call and streamed in chunks
+of 32, 64 and 128 steps (``bpttbench.stream``), interleaved, and prints the
+streamed time's excess over the one-shot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import bpttbench
+import numpy as np
+from bpttbench import _online
+from bpttbench._jit import jit
+from threadpoolctl import threadpool_info, threadpool_limits
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+GEMM_SIZE, GEMV_SIZE = 512, 1024
+RULES = ("uoro", "snap1", "rflo", "kf_rtrl", "r_kf", "snap2", "rtrl")
+# Steps per call where T steps would take too long (seconds per step at n = 256).
+SHORT = {"snap2": 8, "rtrl": 4}
+BOUND = {  # which roof each rule's work meets, printed below the table
+    "uoro": "GEMV (two W_hh products and a pass over theta~ per step)",
+    "snap1": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
+    "rflo": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
+    "kf_rtrl": "GEMM (W_hh K, n^3)",
+    "r_kf": "GEMM (W_hh K, n^2 r)",
+    "snap2": "GEMM (W_hh[S_k, S_k] J_k, density^2 n^4)",
+    "rtrl": "GEMM (W_hh J, n^4)",
+}
+
+
+@jit
+def _forward(xs, ys, W_ih, W_hh, b_h, W_out, b_out, h, h_new, d, c, e, g_W_out, g_b_out):
+    loss = 0.0
+    for t in range(xs.shape[0]):
+        loss += _online.cell_step(
+            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, 1.0, h, h_new, d, c, e, g_W_out, g_b_out
+        )
+        h[:] = h_new
+    return loss
+
+
+def forward(params, xs, ys):
+    """T forward steps of the cell (with its readout), from h_0 = 0."""
+    B, n, p = xs.shape[1], params.W_hh.shape[0], params.W_out.shape[0]
+    buffers = [np.zeros((B, n)) for _ in range(4)]
+    buffers += [np.zeros((B, p)), np.zeros_like(params.W_out), np.zeros_like(params.b_out)]
+    return _forward(xs, ys, *params, *buffers)
+
+
+def timed(call) -> dict[str, float]:
+    start = {name: clock() for name, clock in CLOCKS.items()}
+    call()
+    return {name: clock() - start[name] for name, clock in CLOCKS.items()}
+
+
+def roofs():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(GEMM_SIZE, GEMM_SIZE))
+    out = np.empty_like(a)
+    v = rng.normal(size=(GEMV_SIZE, GEMV_SIZE))
+    x = rng.normal(size=GEMV_SIZE)
+    y = np.empty(GEMV_SIZE)
+    return {
+        "gemm": (lambda: np.matmul(a, a, out=out), 2.0 * GEMM_SIZE**3),
+        "gemv": (lambda: np.matmul(v, x, out=y), 2.0 * GEMV_SIZE**2),
+    }
+
+
+def problem(name, n, T):
+    size = {"T": T, "B": 1, "n": n, "m": 1, "p": 1}
+    return size, bpttbench.ALGORITHMS[name].make_problem(size, np.float64, 0)
+
+
+def per_step(args):
+    peaks = roofs()
+    for n in (int(v) for v in args.n.split(",")):
+        calls = {}
+        size, fwd = problem("uoro", n, args.T)
+        calls["forward"] = (lambda fwd=fwd: forward(*fwd), args.T, size)
+        for name in args.rules.split(","):
+            T = min(args.T, SHORT.get(name, args.T)) if n > 128 or name == "rtrl" else args.T
+            sz, prob = problem(name, n, T)
+            spec = bpttbench.ALGORITHMS[name]
+            calls[name] = (lambda spec=spec, prob=prob: spec.func(*prob), T, sz)
+        for call, _, _ in calls.values():
+            call()  # compile or load, touch the buffers
+        times = {key: {c: [] for c in CLOCKS} for key in (*peaks, *calls)}
+        for _ in range(args.rounds):
+            for key, (call, _) in peaks.items():
+                for c, s in timed(call).items():
+                    times[key][c].append(s)
+            for key, (call, _, _) in calls.items():
+                for c, s in timed(call).items():
+                    times[key][c].append(s)
+        med = {key: {c: float(np.median(v)) for c, v in t.items()} for key, t in times.items()}
+        rate = {roof: {c: fl / med[roof][c] for c in CLOCKS} for roof, (_, fl) in peaks.items()}
+        print(
+            f"n = {n}: GEMM {rate['gemm']['cpu'] / 1e9:.1f}, GEMV {rate['gemv']['cpu'] / 1e9:.1f}"
+            f" GFLOP/s (cpu clock; wall {rate['gemm']['wall'] / 1e9:.1f}, "
+            f"{rate['gemv']['wall'] / 1e9:.1f})"
+        )
+        print("  rule      us/step (cpu  wall)  x forward  GFLOP/s  %GEMM  %GEMV")
+        fwd_step = med["forward"]["cpu"] / args.T
+        for key, (_, T, sz) in calls.items():
+            step = {c: med[key][c] / T for c in CLOCKS}
+            if key == "forward":
+                print(f"  {'forward':8s} {step['cpu'] * 1e6:9.2f} {step['wall'] * 1e6:8.2f}")
+                continue
+            achieved = bpttbench.ALGORITHMS[key].flop_count(sz) / med[key]["cpu"]
+            print(
+                f"  {key:8s} {step['cpu'] * 1e6:9.2f} {step['wall'] * 1e6:8.2f} "
+                f"{step['cpu'] / fwd_step:9.2f} {achieved / 1e9:8.2f} "
+                f"{100 * achieved / rate['gemm']['cpu']:6.1f} "
+                f"{100 * achieved / rate['gemv']['cpu']:6.1f}"
+            )
+        print(flush=True)
+    print("bounds: " + "; ".join(f"{k}: {v}" for k, v in BOUND.items()))
+
+
+def streaming(args):
+    chunks = (32, 64, 128)
+    for n in (int(v) for v in args.n.split(",")):
+        print(f"n = {n}, T = {args.T}: streamed time over one-shot time - 1 (cpu clock, medians)")
+        print("  rule     " + "".join(f"  chunks of {c:3d}" for c in chunks))
+        for name in args.rules.split(","):
+            if name in SHORT and n > 128:
+                continue
+            _, (params, xs, ys) = problem(name, n, args.T)
+            spec = bpttbench.ALGORITHMS[name]
+            options = {"seed": 0} if name in ("uoro", "kf_rtrl", "r_kf") else {}
+
+            def streamed(chunk, params=params, xs=xs, ys=ys, name=name, options=options):
+                s = bpttbench.stream(name, params, B=1, **options)
+                for t in range(0, xs.shape[0], chunk):
+                    s.step(xs[t : t + chunk], ys[t : t + chunk])
+
+            calls = {"one": lambda spec=spec, p=(params, xs, ys): spec.func(*p)}
+            calls.update({c: (lambda c=c: streamed(c)) for c in chunks})
+            for call in calls.values():
+                call()
+            times = {key: [] for key in calls}
+            for _ in range(args.rounds):
+                for key, call in calls.items():
+                    times[key].append(timed(call)["cpu"])
+            one = np.median(times["one"])
+            cells = "".join(f"  {100 * (np.median(times[c]) / one - 1):+13.1f}%" for c in chunks)
+            print(f"  {name:8s}{cells}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", default=",".join(RULES))
+    parser.add_argument("--n", default="64,256")
+    parser.add_argument("--T", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--stream", action="store_true", help="chunked against one-shot")
+    args = parser.parse_args(argv)
+    problem("uoro", 2, 1)  # load every BLAS the kernels call before limiting them
+    np.dot(np.ones((2, 2)), np.ones((2, 2)))
+    import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls SciPy's BLAS)
+
+    with threadpool_limits(limits=1):
+        threads = {lib["prefix"]: lib["num_threads"] for lib in threadpool_info()}
+        assert set(threads.values()) == {1}, threads
+        if args.stream:
+            streaming(args)
+        else:
+            per_step(args)
+
+
+if __name__ == "__main__":
+    main()
