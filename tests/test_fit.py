@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bpttbench.bench import fit
-from bpttbench.bench.fake import LOWER, make_registry
+from fakes import LOWER, make_registry
 from scipy import stats
 
 REG = make_registry()

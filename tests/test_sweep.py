@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 from bpttbench.bench import BenchError, cli, fit, store, sweep
-from bpttbench.bench.fake import make_registry
+from fakes import make_registry
 
 REG = make_registry()
 FAST = {"min_time": 1e-3, "round_time": 1e-4, "min_rounds": 2}
