@@ -28,6 +28,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -67,6 +68,77 @@ class Timing:
     samples: list[float]  # per-call time of each kept round
 
 
+class _Rounds:
+    """The timed rounds of one function: calibration, the descheduling check, when to stop.
+
+    :func:`time_call` runs one to completion; :func:`time_interleaved` alternates two.
+    """
+
+    def __init__(self, fn: Callable[[], object], settings: TimingSettings, check_cpu: bool):
+        self.fn, self.settings, self.check_cpu = fn, settings, check_cpu
+        self.samples: list[float] = []
+        self.first = math.nan
+        self.number = 1
+        self.dropped = 0
+        self.kept = 0.0
+        self.spent = 0.0
+
+    def warm_up(self) -> None:
+        """The first call, timed on its own (it includes a cold kernel's JIT compile)."""
+        t0 = time.perf_counter()
+        self.fn()
+        self.first = time.perf_counter() - t0
+
+    def calibrate(self) -> None:
+        """One timed call tells how many calls fill a round; a call that fills a round on
+        its own is the first round."""
+        s = self.settings
+        elapsed, cpu = _run(self.fn, 1)
+        if elapsed >= s.round_time:
+            self.number = 1
+            self._keep(elapsed, cpu)
+            return
+        self.number = math.ceil(s.round_time / max(elapsed, 1e-9))
+        elapsed, _ = _run(self.fn, self.number)
+        if elapsed < s.round_time:  # the single call was slow: recalibrate
+            self.number = max(self.number + 1, math.ceil(self.number * s.round_time / elapsed))
+
+    @property
+    def done(self) -> bool:
+        s = self.settings
+        return len(self.samples) >= s.max_rounds or (
+            self.kept >= s.min_time and len(self.samples) >= s.min_rounds
+        )
+
+    def round(self) -> None:
+        self._keep(*_run(self.fn, self.number))
+
+    def _keep(self, elapsed: float, cpu: float) -> None:
+        s = self.settings
+        self.spent += elapsed
+        retry = self.spent < s.retry_factor * s.min_time or self.dropped < s.max_retries
+        if self.check_cpu and cpu < (1.0 - s.disturbed) * elapsed and retry:
+            self.dropped += 1
+        else:
+            self.samples.append(elapsed / self.number)
+            self.kept += elapsed
+
+    def timing(self) -> Timing:
+        return summarize(self.samples, self.first, self.number, self.dropped)
+
+
+@contextmanager
+def _gc_off():
+    """The garbage collector off while timing, as in ``timeit``."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def time_call(
     fn: Callable[[], object],
     settings: TimingSettings = TimingSettings(),
@@ -84,50 +156,40 @@ def time_call(
     ``max_retries`` rounds were dropped, the remaining rounds are kept whatever
     happened.
     """
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
+    rounds = _Rounds(fn, settings, check_cpu)
+    rounds.warm_up()
+    with _gc_off():
+        rounds.calibrate()
+        while not rounds.done:
+            rounds.round()
+    return rounds.timing()
 
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        samples: list[float] = []
-        dropped = 0
-        kept = 0.0
-        spent = 0.0
-        budget = settings.retry_factor * settings.min_time
 
-        def keep(elapsed: float, cpu: float, number: int) -> None:
-            nonlocal kept, spent, dropped
-            spent += elapsed
-            retry = spent < budget or dropped < settings.max_retries
-            if check_cpu and cpu < (1.0 - settings.disturbed) * elapsed and retry:
-                dropped += 1
-            else:
-                samples.append(elapsed / number)
-                kept += elapsed
+def time_interleaved(
+    fa: Callable[[], object],
+    fb: Callable[[], object],
+    settings: TimingSettings = TimingSettings(),
+    check_cpu: tuple[bool, bool] = (False, False),
+) -> tuple[Timing, Timing]:
+    """Time ``fa`` and ``fb`` as :func:`time_call` does, in alternating rounds (A, B, A, ...).
 
-        # Calibrate: one timed call tells how many calls fill a round; a call that
-        # fills a round on its own is the first round.
-        elapsed, cpu = _run(fn, 1)
-        if elapsed >= settings.round_time:
-            number = 1
-            keep(elapsed, cpu, 1)
-        else:
-            number = math.ceil(settings.round_time / max(elapsed, 1e-9))
-            elapsed, _ = _run(fn, number)
-            if elapsed < settings.round_time:  # the single call was slow: recalibrate
-                number = max(number + 1, math.ceil(number * settings.round_time / elapsed))
-        while len(samples) < settings.max_rounds and (
-            kept < settings.min_time or len(samples) < settings.min_rounds
-        ):
-            elapsed, cpu = _run(fn, number)
-            keep(elapsed, cpu, number)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-
-    return summarize(samples, first, number, dropped)
+    A slow spell of the machine then falls on both alike. Rounds go on until both
+    have had their ``min_time`` and ``min_rounds`` (each at most ``max_rounds``);
+    ``check_cpu`` applies the descheduling check to each (only to a function that
+    runs in the calling thread, single-threaded).
+    """
+    a = _Rounds(fa, settings, check_cpu[0])
+    b = _Rounds(fb, settings, check_cpu[1])
+    a.warm_up()
+    b.warm_up()
+    with _gc_off():
+        a.calibrate()
+        b.calibrate()
+        while not (a.done and b.done):
+            for r in (a, b):
+                if len(r.samples) < settings.max_rounds:
+                    r.round()
+    return a.timing(), b.timing()
 
 
 def summarize(
@@ -285,6 +347,21 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def check_threads(threads: int | None, cpus: int) -> None:
+    """Refuse fewer than one thread, or more than the CPUs this process may use."""
+    from bpttbench.bench import BenchError
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise BenchError(f"--threads must be >= 1, got {threads}")
+    if threads > cpus:
+        raise BenchError(
+            f"--threads {threads}: this process may use {cpus} CPU(s); more threads than "
+            "CPUs would time the scheduler, not the kernels"
+        )
 
 
 def set_threads(n: int | None) -> tuple[int, int]:
