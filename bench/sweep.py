@@ -628,7 +628,7 @@ def run_sweep(
     n_visits = plan.visits
     per_visit = visit_settings(plan.timing, n_visits)
 
-    conn = store.connect(db_path)
+    conn = store.connect(db_path, registry)
     try:
         numba_threads, blas_threads = set_threads(threads)
         single = numba_threads == 1 and blas_threads == 1
@@ -704,7 +704,7 @@ def run_sweep(
                     "algorithm": cell.algorithm,
                     "axis": cell.axis,
                     "size": cell.value,
-                    **{v: cell.size.get(v) for v in store.SIZE_VARS},
+                    **{v: cell.size.get(v) for v in conn.sizes},
                     "dtype": cell.dtype,
                     "numba_threads": numba_threads,
                     "blas_threads": blas_threads,

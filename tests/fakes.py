@@ -12,11 +12,29 @@ killed sweep.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 from bpttbench.costs import AlgorithmSpec, Exponent, Term
 from bpttbench.registry import MLP_SIZES, RNN_SIZES
 
 LOWER = 40.0  # coefficient of the lower-order T n B term of fake_rnn's FLOP model
+
+
+@dataclass(frozen=True)
+class FakeSpec(AlgorithmSpec):
+    """A spec that says what its make_problem allocates (the budget guard reads it)."""
+
+    problem_arrays: Callable | None = None
+
+
+def _rnn_arrays(s):
+    return [s["T"] * s["n"] * s["B"]]
+
+
+def _mlp_arrays(s):
+    return [s["depth"] * s["width"] * s["B"]]
 
 
 def _rnn_flops(s):
@@ -83,7 +101,7 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
         return (rng.standard_normal((size["depth"], size["width"], size["B"])).astype(dtype),)
 
     src = "synthetic"
-    rnn = AlgorithmSpec(
+    rnn = FakeSpec(
         name="fake_rnn",
         title="Fake RNN",
         family="rnn",
@@ -101,8 +119,9 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
         },
         axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)},
         sizes=RNN_SIZES,
+        problem_arrays=_rnn_arrays,
     )
-    mlp = AlgorithmSpec(
+    mlp = FakeSpec(
         name="fake_mlp",
         title="Fake MLP",
         family="mlp",
@@ -117,8 +136,9 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
         },
         axis_vars={"depth": ("depth",), "width": ("width",), "B": ("B",)},
         sizes=MLP_SIZES,
+        problem_arrays=_mlp_arrays,
     )
-    online = AlgorithmSpec(
+    online = FakeSpec(
         name="fake_online", title="Fake online", family="rnn", func=_online_func,
         make_problem=make_rnn, flops=_online_flops, memory=_online_memory,
         exponents={
@@ -126,5 +146,102 @@ def make_registry(fail_after: int | None = None, counter: list | None = None) ->
             ("T", "memory"): Exponent(0, src), ("n", "memory"): Exponent(2, src),
         },
         axis_vars={"T": ("T",), "n": ("n",), "B": ("B",)}, sizes=RNN_SIZES,
+        problem_arrays=_rnn_arrays,
     )  # fmt: skip
     return {"fake_rnn": rnn, "fake_mlp": mlp, "fake_online": online}
+
+
+# --- stores and processes for the store's own tests -----------------------------------
+
+FAST = {"min_time": 1e-3, "round_time": 1e-4, "min_rounds": 2}
+
+
+def tiny_grid(visits: int = 1, values=(4, 8, 16, 32)) -> dict:
+    """A grid of the fake registry: fake_rnn along T and fake_mlp along width."""
+    return {
+        "settings": {**FAST, "visits": visits},
+        "sweep": [
+            {"algorithm": "fake_rnn", "axis": "T", "values": list(values), "fixed": {"n": 8}},
+            {"algorithm": "fake_mlp", "axis": "width", "geometric": [4, 32, 4]},
+        ],
+    }
+
+
+def make_store(path, visits: int = 2) -> None:
+    """A store holding one finished sweep of :func:`tiny_grid` (8 cells, their visits)."""
+    from bpttbench.bench import sweep
+
+    reg = make_registry()
+    plan = sweep.parse_grid(tiny_grid(visits), reg, "test")
+    sweep.run_sweep(plan, path, reg, measure_peak=False, progress=False)
+
+
+def assert_consistent(path, registry=None) -> int:
+    """Check a store as a reader would trust it; return the number of measured cells.
+
+    SQLite's integrity check passes; no cell is stored twice; every measured cell has the visits
+    it counts, numbered 1..visits, and its statistics are those of those visits.
+    """
+    import json
+
+    from bpttbench.bench import store
+    from bpttbench.bench.measure import combine
+
+    registry = registry or make_registry()
+    conn = store.open_readonly(path)  # as the harness reads: a killed write's journal rolls back
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells")]
+        assert len(keys) == len(set(keys)), "a cell is stored twice"
+        cur = conn.execute("SELECT * FROM cells WHERE status = 'ok'")
+        names = [d[0] for d in cur.description]
+        cells = [dict(zip(names, row, strict=True)) for row in cur]
+        for cell in cells:
+            rows = conn.execute(
+                "SELECT visit, samples, first_call_s, calls_per_round, disturbed_rounds, "
+                "peak_bytes FROM visits WHERE cell_key = ? ORDER BY visit",
+                (cell["cell_key"],),
+            ).fetchall()
+            assert [r[0] for r in rows] == list(range(1, cell["visits"] + 1)), cell["cell_key"]
+            visits = [
+                {"samples": json.loads(r[1]), "first_call_s": r[2], "calls_per_round": r[3],
+                 "disturbed_rounds": r[4], "peak_bytes": r[5]}
+                for r in rows
+            ]  # fmt: skip
+            spec = registry[cell["algorithm"]]
+            size = {v: cell[v] for v in spec.sizes}
+            want = combine(visits, spec, size, cell["dtype"])
+            for col in ("median_s", "q25_s", "q75_s", "rounds", "first_call_s"):
+                assert cell[col] == want[col], (cell["cell_key"], col, cell[col], want[col])
+        return len(cells)
+    finally:
+        conn.close()
+
+
+def create_store_worker(paths, barrier, results) -> None:
+    """Open each new store at the same moment as a sibling process; report failures."""
+    from bpttbench.bench import store
+
+    failures = []
+    for path in paths:
+        barrier.wait()
+        try:
+            store.connect(path).close()
+        except Exception as exc:  # the test counts every failure, BenchError included
+            failures.append(f"{type(exc).__name__}: {exc}")
+    results.put(failures)
+
+
+def sweep_worker(path, visits, barrier, results) -> None:
+    """Sweep :func:`tiny_grid` into ``path`` at the same moment as a sibling process."""
+    from bpttbench.bench import BenchError, sweep
+
+    reg = make_registry()
+    plan = sweep.parse_grid(tiny_grid(visits), reg, "test")
+    barrier.wait()
+    try:
+        summary = sweep.run_sweep(plan, path, reg, measure_peak=False, progress=False)
+    except BenchError as exc:
+        results.put(("refused", str(exc)))
+    else:
+        results.put(("swept", summary.measured))

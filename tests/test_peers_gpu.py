@@ -326,8 +326,11 @@ def test_an_older_peers_table_gains_the_new_columns_with_defaults(tmp_path):
     from bpttbench.bench.store import connect
 
     db = tmp_path / "old.sqlite"
-    connect(db).close()  # a valid store, then a peers table as an older bpttbench made it
+    connect(db).close()  # a valid store, then made a schema-1 store with an older peers table
     with sqlite3.connect(db) as c:
+        c.execute("DROP TABLE peers")
+        c.execute("DROP TABLE lease")
+        c.execute("PRAGMA user_version = 1")
         c.execute(_OLD_SCHEMA)
         c.execute(
             "INSERT INTO peers VALUES ('k', 't0', 'pytorch', 'bptt', 5, 3, 1, NULL, 2, 2, "

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import shutil
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from bpttbench.bench import BenchError, store
 
+# The documented columns: the nine size columns of schema 1 come first among the sizes,
+# then any size variable the registry adds (snap2's density, say).
+SIZES = ["T", "n", "B", "m", "p", "k1", "k2", "depth", "width"]
 CELL_COLUMNS = [
-    "run_id", "algorithm", "axis", "size", "T", "n", "B", "m", "p", "k1", "k2", "depth",
-    "width", "dtype", "status", "reason", "compile_s", "median_s", "q25_s", "q75_s", "iqr_s",
+    "run_id", "algorithm", "axis", "size", *SIZES,
+    *[v for v in store.size_columns() if v not in SIZES],
+    "dtype", "status", "reason", "compile_s", "median_s", "q25_s", "q75_s", "iqr_s",
     "cv", "rounds", "peak_bytes", "model_bytes", "flops", "gflops", "efficiency", "created",
 ]  # fmt: skip
 RUN_COLUMNS = [
@@ -173,3 +180,265 @@ def test_cell_key_names_what_was_measured():
     size = {"T": 16, "n": 8, "B": 1, "m": 1, "p": 1, "k1": None}
     key = store.cell_key("bptt", "T", size, "float32", 2, 1, "host")
     assert key == "bptt|T|T=16,n=8,B=1,m=1,p=1|float32|nt=2|bt=1|host"
+
+
+# --- the schema is checked on open (issue 8) -----------------------------------------
+
+
+@pytest.fixture
+def swept(tmp_path):
+    """A store holding a finished sweep of the fake registry (8 cells, 2 visits each)."""
+    from fakes import make_store
+
+    path = tmp_path / "s.sqlite"
+    make_store(path)
+    return path
+
+
+def tamper(path, *statements: str) -> None:
+    conn = sqlite3.connect(path)
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+
+
+def sweep_it(path):
+    from bpttbench.bench import sweep
+    from fakes import make_registry, tiny_grid
+
+    reg = make_registry()
+    plan = sweep.parse_grid(tiny_grid(values=(4, 8, 16, 64)), reg, "test")
+    return sweep.run_sweep(plan, path, reg, measure_peak=False, progress=False)
+
+
+@pytest.mark.parametrize("column", ["cv", "median_s", "T"])
+def test_a_store_missing_a_column_is_refused_before_anything_is_read_or_written(swept, column):
+    tamper(swept, f'ALTER TABLE cells DROP COLUMN "{column}"')
+    before = digest(swept)
+    for read in (store.load_cells, store.load_runs, store.connect):
+        with pytest.raises(BenchError, match=f"cells.*{column}"):
+            read(swept)
+    with pytest.raises(BenchError, match=column):
+        sweep_it(swept)
+    assert digest(swept) == before
+
+
+def test_a_column_of_the_wrong_type_is_refused(swept, tmp_path):
+    conn = sqlite3.connect(swept)
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'cells'").fetchone()
+    conn.close()
+    typed_text = re.sub(r'("?median_s"?) REAL', r"\1 TEXT", sql)
+    assert typed_text != sql
+    tamper(
+        swept,
+        "ALTER TABLE cells RENAME TO old_cells",
+        typed_text,
+        "INSERT INTO cells SELECT * FROM old_cells",
+        "DROP TABLE old_cells",
+    )
+    with pytest.raises(BenchError, match="median_s"):
+        store.load_cells(swept)
+
+
+def test_text_in_a_numeric_column_is_refused_on_reading(swept):
+    tamper(swept, "UPDATE cells SET median_s = 'fast' WHERE rowid = 2")
+    with pytest.raises(BenchError, match="median_s"):
+        store.load_cells(swept)
+
+
+def test_a_missing_table_is_refused(swept):
+    tamper(swept, "DROP TABLE visits")
+    before = digest(swept)
+    with pytest.raises(BenchError, match="visits"):
+        store.connect(swept)
+    assert digest(swept) == before
+
+
+# --- two processes, one store (issue 8) -----------------------------------------------
+
+
+def in_processes(target, args_per_process):
+    """Run ``target(*args, barrier, results)`` in real processes that start together."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(len(args_per_process))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, barrier, results)) for a in args_per_process]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return out
+
+
+def test_two_processes_creating_one_new_store_at_once_both_succeed(tmp_path):
+    from fakes import create_store_worker
+
+    paths = [tmp_path / f"new{i}.sqlite" for i in range(40)]
+    failures = in_processes(create_store_worker, [(paths,), (paths,)])
+    assert failures == [[], []]
+    for path in paths:
+        assert store.load_cells(path).empty
+
+
+@pytest.fixture
+def short_lock_wait(monkeypatch):
+    """SQLite waits 0.2 s (not the store's 30 s) for a lock held by another program."""
+    real = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        kwargs["timeout"] = 0.2
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.sqlite3, "connect", connect)
+
+
+def hold_lock(path):
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    return other
+
+
+def test_a_store_locked_by_another_program_is_refused_with_one_line(swept, short_lock_wait):
+    other = hold_lock(swept)
+    try:
+        for read in (store.load_cells, store.connect):
+            with pytest.raises(BenchError, match="locked by another program") as info:
+                read(swept)
+            assert "corrupt" not in str(info.value)
+        with pytest.raises(BenchError, match="locked"):
+            sweep_it(swept)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(store.load_runs(swept)) == 1
+
+
+def test_the_command_line_on_a_locked_store(swept, short_lock_wait, capsys, tmp_path):
+    from bpttbench.bench import cli
+
+    other = hold_lock(swept)
+    try:
+        assert cli.main(["fit", "--db", str(swept)]) == 2
+        assert cli.main(["export", "--db", str(swept), "-o", str(tmp_path / "c.csv")]) == 2
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("locked by another program" in line for line in err)
+
+
+# --- size columns from the registry, and the migration from schema 1 (issue 9) ----------
+
+
+def registry_with_cells():
+    """The fake registry whose recurrent spec also takes a categorical size, the cell."""
+    import dataclasses
+
+    from fakes import make_registry
+
+    reg = make_registry()
+    rnn = reg["fake_rnn"]
+    reg["fake_rnn"] = dataclasses.replace(rnn, sizes={**rnn.sizes, "cell": "elman"})
+    return reg
+
+
+def test_size_columns_are_the_union_of_the_specs_sizes_typed_by_their_defaults():
+    import bpttbench
+    from bpttbench.bench.schema import LEGACY_SIZE_VARS
+
+    registered = {v for spec in bpttbench.ALGORITHMS.values() for v in spec.sizes}
+    cols = store.size_columns(bpttbench.ALGORITHMS)
+    assert tuple(cols)[:9] == LEGACY_SIZE_VARS
+    assert list(cols)[9:] == sorted(registered - set(LEGACY_SIZE_VARS))
+    cols = store.size_columns(registry_with_cells())
+    assert list(cols) == [*LEGACY_SIZE_VARS, "cell"]
+    assert cols["cell"] == "TEXT" and cols["T"] == "INTEGER"
+    bad = registry_with_cells()
+    import dataclasses
+
+    mlp = bad["fake_mlp"]
+    bad["fake_mlp"] = dataclasses.replace(mlp, sizes={**mlp.sizes, "cell": 3})
+    with pytest.raises(BenchError, match="cell is TEXT in fake_rnn but INTEGER in fake_mlp"):
+        store.size_columns(bad)
+
+
+def test_a_new_size_variable_gets_its_column_and_joins_the_key(swept):
+    from bpttbench.bench import sweep
+    from fakes import tiny_grid
+
+    before = store.load_cells(swept)
+    reg = registry_with_cells()
+    plan = sweep.parse_grid(tiny_grid(2), reg, "test")
+    plan = sweep.restrict(plan, reg, fixed={"cell": "gru"}, algorithms=["fake_rnn"])
+    summary = sweep.run_sweep(plan, swept, reg, measure_peak=False, progress=False)
+    assert summary.measured == 4 and summary.resumed == 0  # cell=gru: new cells
+    conn = sqlite3.connect(swept)
+    types = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(cells)")}
+    keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells WHERE cell = 'gru'")]
+    conn.close()
+    assert types["cell"] == "TEXT"
+    assert len(keys) == 4 and all(",cell=gru|" in k for k in keys)
+    after = store.load_cells(swept, reg)
+    assert after["cell"].isna().sum() == len(before) and (after["cell"] == "gru").sum() == 4
+    # The store's own size columns are read even by a registry that lacks them.
+    assert "cell" in store.load_cells(swept).columns
+    from fakes import assert_consistent
+
+    assert assert_consistent(swept, reg) == 12
+
+
+def test_cell_keys_list_the_sizes_in_a_fixed_order():
+    size = {"cell": "gru", "n": 8, "T": 16, "alpha": 2, "k1": None}
+    key = store.cell_key("bptt", "T", size, "float64", 1, 1, "host")
+    assert key == "bptt|T|T=16,n=8,alpha=2,cell=gru|float64|nt=1|bt=1|host"
+
+
+REFERENCE = Path(__file__).resolve().parent.parent / "reports" / "reference" / "reference.sqlite"
+
+
+def test_the_reference_store_of_schema_1_reads_the_same_after_migration(tmp_path):
+    from bpttbench.bench import peers
+
+    committed = digest(REFERENCE)
+    copy = tmp_path / "reference.sqlite"
+    shutil.copy(REFERENCE, copy)
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+    cells, runs, peer_rows = store.load_cells(copy), store.load_runs(copy), peers.load_peers(copy)
+    assert len(cells) == 186 and len(peer_rows) == 20
+    assert digest(copy) == committed  # reading a schema-1 store does not migrate it
+    store.connect(copy).close()
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    pd.testing.assert_frame_equal(store.load_cells(copy), cells)
+    pd.testing.assert_frame_equal(store.load_runs(copy), runs)
+    pd.testing.assert_frame_equal(peers.load_peers(copy), peer_rows)
+    assert digest(REFERENCE) == committed
+
+
+def test_a_schema_1_peers_table_with_untyped_columns_is_rebuilt(tmp_path):
+    from bpttbench.bench import peers
+
+    copy = tmp_path / "reference.sqlite"
+    shutil.copy(REFERENCE, copy)
+    tamper(  # as an older `bpttbench peers` left it: loadavg added later, without a type
+        copy,
+        "ALTER TABLE peers DROP COLUMN loadavg",
+        'ALTER TABLE peers ADD COLUMN "loadavg"',
+        "UPDATE peers SET loadavg = 0.5",
+    )
+    before = peers.load_peers(copy)
+    store.connect(copy).close()
+    conn = sqlite3.connect(copy)
+    types = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(peers)")}
+    conn.close()
+    assert types["loadavg"] == "REAL"
+    pd.testing.assert_frame_equal(peers.load_peers(copy), before)

@@ -30,8 +30,9 @@ a GPU row's ratio is peer GPU time / bpttbench CPU time. Without any GPU the
 command says so in one line and exits 1, writing nothing (see ``gpu``).
 ``--grid gpu`` is the CPU/GPU crossover grid.
 
-Results go to the table ``peers`` of the results database, one row per
-(run, tool, algorithm, cell, T, n, B, k, dtype, device); :func:`load_peers` reads it.
+Results go to the table ``peers`` of the results database (its schema is
+``bench.schema.PEERS``, written with the store's upsert), one row per (run, tool,
+algorithm, cell, T, n, B, k, dtype, device); :func:`load_peers` reads it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, BenchError, fmt
+from bpttbench.bench import DEFAULT_DB, BenchError, fmt, schema, store
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
 TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
@@ -76,45 +77,8 @@ _TOOL_CELLS = {"pytorch": ("elman", "gru", "lstm"), "jax": ("elman",)}
 _TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
 ALGORITHMS = tuple(name for name, spec in bpttbench.ALGORITHMS.items() if spec.peers)
 
-PEER_COLUMNS = (
-    "run_ts", "tool", "algorithm", "T", "n", "B", "k", "m", "p", "dtype", "status", "reason",
-    "median_s", "q25_s", "q75_s", "bpttbench_median_s", "bpttbench_q25_s", "bpttbench_q75_s",
-    "ratio_vs_bpttbench", "max_rel_err", "compile_s", "rounds", "threads", "numba_threads",
-    "blas_threads", "tool_version", "machine", "cpu", "commit", "loadavg", "created",
-    "cell", "device", "cpus", "versions",
-)  # fmt: skip
-# Columns added after the first release, with the value older rows get on open.
-_COLUMN_DEFAULTS = {"cell": "'elman'", "device": "'cpu'", "dtype": "'float64'"}
-
-_PEERS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS peers (
-    peer_key      TEXT NOT NULL UNIQUE,
-    run_ts        TEXT NOT NULL,
-    tool          TEXT NOT NULL,
-    algorithm     TEXT NOT NULL,
-    "T" INTEGER NOT NULL, n INTEGER NOT NULL, "B" INTEGER NOT NULL,
-    k INTEGER, m INTEGER, p INTEGER,
-    dtype         TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('ok', 'mismatch', 'error')),
-    reason        TEXT,
-    median_s REAL, q25_s REAL, q75_s REAL,
-    bpttbench_median_s REAL, bpttbench_q25_s REAL, bpttbench_q75_s REAL,
-    ratio_vs_bpttbench REAL,
-    max_rel_err   REAL,
-    compile_s     REAL,
-    rounds        INTEGER,
-    threads       INTEGER,
-    numba_threads INTEGER, blas_threads INTEGER,
-    tool_version  TEXT,
-    machine TEXT, cpu TEXT, "commit" TEXT,
-    loadavg       REAL,  -- 1-minute load average at the cell's start (this run's threads included)
-    created       TEXT NOT NULL,
-    cell          TEXT NOT NULL DEFAULT 'elman',  -- elman, gru, lstm
-    device        TEXT NOT NULL DEFAULT 'cpu',    -- cpu, or the GPU: 'cuda:0 NVIDIA H200'
-    cpus          INTEGER,                        -- CPUs this process could use
-    versions      TEXT                            -- JSON: tool, CUDA, Numba, NumPy, Python versions
-)
-"""
+# The columns of a peers row (bench.schema.PEERS: created, checked and written by the store).
+PEER_COLUMNS = tuple(c for c in schema.PEERS.names if c != "peer_key")
 
 
 # --- the grid ----------------------------------------------------------------------
@@ -408,22 +372,8 @@ def measure(
 
 
 def connect(db_path):
-    """Open the results database (checked by ``bpttbench.bench.store``) and create ``peers``."""
-    from bpttbench.bench.store import connect as store_connect
-
-    conn = store_connect(db_path)
-    try:
-        conn.execute(_PEERS_SCHEMA)
-        have = {r[1] for r in conn.execute("PRAGMA table_info(peers)")}
-        for col in PEER_COLUMNS:  # a table made by an older bpttbench gains new columns
-            if col not in have:
-                default = _COLUMN_DEFAULTS.get(col)
-                kind = f" TEXT NOT NULL DEFAULT {default}" if default else ""
-                conn.execute(f'ALTER TABLE peers ADD COLUMN "{col}"{kind}')
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    """Open the results database for writing (``bench.store``: checked, ``peers`` included)."""
+    return store.connect(db_path)
 
 
 def peer_key(row: dict) -> str:
@@ -442,32 +392,12 @@ _DEFAULT_VALUE = {"cell": "elman", "device": "cpu"}
 
 
 def write_peer(conn, row: dict) -> None:
-    """Insert or replace one row (by its run, tool, algorithm, sizes, dtype, cell and device)."""
-    import numpy as np
+    """Insert or replace one row (by its run, tool, algorithm, sizes, dtype, cell and device).
 
-    row = {"peer_key": peer_key(row), **row}
-    cols = list(row)
-    values = []
-    for c in cols:
-        v = row[c]
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        values.append(v)
-    names = ", ".join(f'"{c}"' for c in cols)
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c != "peer_key")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            f"INSERT INTO peers ({names}) VALUES ({', '.join('?' for _ in cols)}) "
-            f"ON CONFLICT(peer_key) DO UPDATE SET {updates}",
-            values,
-        )
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    Peers write their own table only, so a sweep's writer lease does not stop them.
+    """
+    with store.transaction(conn, guard=False):
+        store.upsert(conn, schema.PEERS, {"peer_key": peer_key(row), **row})
 
 
 def load_peers(db_path: str | os.PathLike = DEFAULT_DB):
@@ -478,20 +408,7 @@ def load_peers(db_path: str | os.PathLike = DEFAULT_DB):
     ``ok`` carry timings; ``mismatch`` rows were refused by the gradient check.
     Empty (with those columns) when no peers were run. Never creates a file.
     """
-    import pandas as pd
-    from bpttbench.bench.store import open_readonly
-
-    conn = open_readonly(db_path)
-    try:
-        has = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'peers'"
-        ).fetchone()[0]
-        if not has:
-            return pd.DataFrame(columns=list(PEER_COLUMNS))
-        cols = ", ".join(f'"{c}"' for c in PEER_COLUMNS)
-        return pd.read_sql_query(f"SELECT {cols} FROM peers ORDER BY run_ts, created", conn)
-    finally:
-        conn.close()
+    return store.load_table(db_path, "peers", PEER_COLUMNS, "run_ts, created")
 
 
 # --- the command -------------------------------------------------------------------
