@@ -29,6 +29,22 @@ def seconds(v) -> str:
     return f"{v * 1e6:.3g} us"
 
 
+def nbytes(v) -> str:
+    """A number of bytes in powers of 1024: ``'512 B'``, ``'1.5 KiB'``, ``'7.5 GiB'``;
+    ``'-'`` when missing."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "-"
+    if not math.isfinite(v):
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(v) < 1024 or unit == "PiB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    raise AssertionError("unreachable")
+
+
 def slope(x: float) -> str:
     """Two decimals, without the '-0.00' a slope of -0.001 would print."""
     text = f"{x:.2f}"

@@ -285,6 +285,18 @@ def test_two_processes_creating_one_new_store_at_once_both_succeed(tmp_path):
         assert store.load_cells(path).empty
 
 
+def test_two_sweeps_on_one_store_one_refused_and_the_cells_agree_with_their_visits(tmp_path):
+    from fakes import assert_consistent, sweep_worker
+
+    db = tmp_path / "s.sqlite"
+    store.connect(db).close()
+    outcomes = sorted(in_processes(sweep_worker, [(db, 2), (db, 2)]))
+    assert [o[0] for o in outcomes] == ["refused", "swept"], outcomes
+    assert "is being written by" in outcomes[0][1] and "pid" in outcomes[0][1]
+    assert outcomes[1][1] == 8
+    assert assert_consistent(db) == 8
+
+
 @pytest.fixture
 def short_lock_wait(monkeypatch):
     """SQLite waits 0.2 s (not the store's 30 s) for a lock held by another program."""

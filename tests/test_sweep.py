@@ -11,7 +11,8 @@ import json
 
 import numpy as np
 import pytest
-from bpttbench.bench import BenchError, cli, fit, store, sweep
+from bpttbench.bench import BenchError, budget, cli, fit, store, sweep
+from bpttbench.bench import grid as grid_module
 from fakes import make_registry
 
 REG = make_registry()
@@ -208,10 +209,11 @@ def test_remeasure_replaces_rows(tmp_path):
 def test_cells_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
     db = tmp_path / "r.sqlite"
     plan = sweep.parse_grid(grid(), REG, "test")
-    # fake_rnn at n = 8: T * 8 * 8 bytes, so 16 and 32 are over 1000 bytes; fake_mlp is not
-    # (4 layers x width x 16 x 8 bytes exceeds it from width 2 on).
+    # Beyond the runtime's allowance, fake_rnn at n = 8 needs 16 T * 8 bytes (its buffer,
+    # drawn in float64 and copied, or held with the kernel's copy), so T = 16 and 32 are
+    # over 1500 bytes; so is every fake_mlp cell (16 x 4 layers x width x 16 bytes).
     spec = REG["fake_rnn"]
-    limit = 1000
+    limit = budget.RUNTIME_BYTES + 1500
     err = io.StringIO()
     summary = sweep.run_sweep(plan, db, REG, max_memory=limit, measure_peak=False,
                               progress=True, stream=err)  # fmt: skip
@@ -219,7 +221,7 @@ def test_cells_over_the_memory_budget_are_skipped_and_recorded(tmp_path):
     skipped = df[df.status == "skipped"]
     expected = {
         (c.algorithm, c.value) for c in plan.cells(REG)
-        if REG[c.algorithm].memory_bytes(c.size, 8) > limit
+        if budget.cell_bytes(REG[c.algorithm], c.size, "float64") > limit
     }  # fmt: skip
     assert {(r.algorithm, r.size) for r in skipped.itertuples()} == expected
     assert (spec.name, 32) in expected and (spec.name, 4) not in expected
@@ -316,7 +318,7 @@ def test_run_sweeps_fits_and_resumes(tmp_path, capsys, monkeypatch):
         "settings": {**FAST, "visits": 1},
         "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
     }
-    monkeypatch.setattr(sweep, "preset_grid", lambda name, registry: tiny)
+    monkeypatch.setattr(grid_module, "preset_grid", lambda name, registry: tiny)
     db = tmp_path / "r.sqlite"
     argv = ["run", "--db", str(db), "--no-report", "--quiet"]
     assert cli.main(argv) == 0
