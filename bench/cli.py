@@ -1,8 +1,11 @@
 """The ``bpttbench`` command line: sweep, fit, run, export, report, peers.
 
 Bad input (an unknown algorithm, axis or preset, a malformed grid, a TOML
-error, a database that is not ours) prints one line on stderr and exits with
-status 2 before anything is written to the results store.
+error, a number out of range, a database that is not ours, a path that cannot
+be read or written) prints one line on stderr and exits with status 2 before
+anything is written. No output is ever written over the results store, nor
+over a file bpttbench did not write, unless ``--force`` (``bench.paths``).
+Ctrl-C exits with status 130 and a line that says what was kept.
 """
 
 from __future__ import annotations
@@ -21,6 +24,15 @@ from bpttbench.bench import DEFAULT_DB, BenchError
 PROG = "bpttbench"
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# What an interrupt leaves behind, by command.
+INTERRUPTED = {
+    "sweep": "the cells finished so far are saved; rerun the same command to resume",
+    "run": "the cells finished so far are saved; rerun the same command to resume",
+    "peers": "the peer cells finished so far are saved",
+    "report": "the report may be incomplete; rerun the command to rebuild it",
+}
+# What the report writes in --out, and how each file it wrote begins.
+REPORT_FILES = (("report.md", ("# bpttbench report",)), ("summary.json", ('{\n  "about": ',)))
 OPTIONAL = {
     "report": (
         "bpttbench.bench.report",
@@ -88,6 +100,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--preset", default="quick", help="preset to sweep (default: quick)")
     p.add_argument("--out", default="reports", help="report directory (default: reports)")
     p.add_argument("--no-report", action="store_true", help="stop after the fit table")
+    _add_force(p, "report.md and summary.json in --out")
     p.add_argument(
         "--remeasure",
         action="store_true",
@@ -150,6 +163,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--table", choices=("cells", "runs"), default="cells")
     p.add_argument("-o", "--output", default="-", help="CSV file (default: standard output)")
+    _add_force(p, "the output file")
 
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in OPTIONAL.items():
@@ -159,6 +173,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                 mod = importlib.import_module(module)
                 mod.add_arguments(p)
                 p.set_defaults(_command=mod.command)
+                if name == "report":
+                    _add_force(p, "report.md and summary.json in --out")
             except (ImportError, AttributeError) as exc:
                 p.add_argument("rest", nargs=argparse.REMAINDER)
                 p.set_defaults(_unavailable=f"{name} is unavailable: {exc}")
@@ -167,13 +183,26 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_force(p: argparse.ArgumentParser, what: str) -> None:
+    try:
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help=f"overwrite {what} even if bpttbench did not write it (never the store)",
+        )
+    except argparse.ArgumentError:  # the command defines its own --force
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
     try:
+        args = build_parser(argv).parse_args(argv)
         if getattr(args, "_unavailable", None):
             print(f"{PROG}: {args._unavailable}", file=sys.stderr)
             return 1
+        _check_outputs(args)
         if getattr(args, "_command", None):
             return int(args._command(args) or 0)
         return int(COMMANDS[args.command](args, argv) or 0)
@@ -181,30 +210,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(
-            f"\n{PROG}: interrupted; the cells finished so far are saved, rerun the same "
-            "command to resume",
-            file=sys.stderr,
-        )
+        kept = INTERRUPTED.get(command, "nothing was written")
+        print(f"\n{PROG}: interrupted; {kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def check_report_out(out, db, force: bool = False) -> None:
+    """Refuse a report folder that cannot be written, or whose report.md or summary.json
+    bpttbench did not write (unless ``force``).
+
+    For ``bpttbench report --out`` and ``run --out``; ``bench.report`` may call it too.
+    """
+    from bpttbench.bench import paths
+
+    paths.check_output_dir(
+        out,
+        store=db,
+        files=[(name, paths.starts_with(heads)) for name, heads in REPORT_FILES],
+        force=force,
+        what="--out",
+    )
+    charts = Path(out) / "charts"
+    if charts.is_dir() and Path(db).exists() and paths.same_file(Path(db).parent, charts):
+        raise BenchError(f"the results store {db} is in {charts}, which the report rewrites")
+
+
+def _check_outputs(args) -> None:
+    """Check every path a command will write before it starts (a sweep may take hours)."""
+    command = getattr(args, "command", None)
+    if command == "report" or (command == "run" and not args.no_report):
+        check_report_out(args.out, args.db, args.force)
 
 
 # --- subcommands ---------------------------------------------------------------------
 
 
 def _plan(args, registry, preset: str | None):
-    from bpttbench.bench import sweep
+    from bpttbench.bench import grid
 
     if args.grid and preset:
         raise BenchError("give --preset or --grid, not both")
     plan = (
-        sweep.load_grid_file(args.grid, registry)
+        grid.load_grid_file(args.grid, registry)
         if args.grid
-        else sweep.preset_plan(preset or "quick", registry)
+        else grid.preset_plan(preset or "quick", registry)
     )
-    points = dict(sweep.parse_points(s) for s in getattr(args, "points", []))
-    fixed = dict(sweep.parse_fixed(s) for s in getattr(args, "fixed", []))
-    plan = sweep.restrict(
+    points = dict(grid.parse_points(s) for s in getattr(args, "points", []))
+    fixed = dict(grid.parse_fixed(s) for s in getattr(args, "fixed", []))
+    plan = grid.restrict(
         plan,
         registry,
         getattr(args, "algorithms", None),
@@ -212,7 +265,7 @@ def _plan(args, registry, preset: str | None):
         points,
         fixed,
     )
-    return sweep.apply_settings(
+    return grid.apply_settings(
         plan,
         {
             "dtype": args.dtype,
@@ -225,24 +278,24 @@ def _plan(args, registry, preset: str | None):
 
 
 def _budget(args) -> float | None:
-    from bpttbench.bench import sweep
+    from bpttbench.bench.budget import parse_bytes
+    from bpttbench.bench.measure import available_cpus, check_threads
 
-    if args.threads is not None and args.threads < 1:
-        raise BenchError(f"--threads must be >= 1, got {args.threads}")
-    return sweep.parse_bytes(args.max_memory) if args.max_memory is not None else None
+    check_threads(args.threads, available_cpus())
+    return parse_bytes(args.max_memory) if args.max_memory is not None else None
 
 
 def _do_sweep(args, argv, preset):
-    from bpttbench.bench import sweep
+    from bpttbench.bench import grid, sweep
 
     registry = _registry()
     plan = _plan(args, registry, preset)
     max_memory = _budget(args)
     if getattr(args, "dump_grid", False):
-        print(sweep.to_toml(plan, registry), end="")
+        print(grid.to_toml(plan, registry), end="")
         return None
     if getattr(args, "dry_run", False):
-        print(sweep.describe(plan, registry))
+        print(grid.describe(plan, registry))
         return None
     summary = sweep.run_sweep(
         plan,
@@ -322,13 +375,13 @@ def cmd_run(args, argv) -> int:
 
 
 def cmd_export(args, argv) -> int:
-    from bpttbench.bench import store
+    from bpttbench.bench import paths, store
 
     if args.output == "-":
-        df = store.load_cells(args.db) if args.table == "cells" else store.load_runs(args.db)
-        df.to_csv(sys.stdout, index=False)
+        paths.check_stdout_is_not(args.db)
+        store.read_table(args.db, args.table).to_csv(sys.stdout, index=False)
     else:
-        out = store.export_csv(args.db, args.output, args.table)
+        out = store.export_csv(args.db, args.output, args.table, force=args.force)
         print(f"wrote {out}")
     return 0
 
