@@ -145,6 +145,35 @@ def test_a_disagreeing_peer_is_not_timed():
     assert _FakeTool.made[-1].timed == 0
 
 
+class _ExactTool(_FakeTool):
+    """A peer that agrees with the kernel: it is timed, with the sweeps' timer."""
+
+    class _Peer(_FakeTool._Peer):
+        def check(self):
+            return bpttbench.bptt(self.params, self.xs, self.ys)
+
+    made: ClassVar[list] = []
+
+
+def test_an_agreeing_peer_is_timed_in_rounds_alternating_with_the_kernel(monkeypatch):
+    from bpttbench.bench import measure
+
+    order = []
+    real_run = measure._run
+    monkeypatch.setattr(
+        measure, "_run", lambda fn, number: order.append(fn) or real_run(fn, number)
+    )
+    cell = peers.Cell("exact", "bptt", T=5, n=3, B=1, k=None)
+    row = peers.measure(cell, _ExactTool, m=2, p=2, min_time=0.0, min_rounds=3, check_cpu=True)
+    assert row["status"] == "ok" and row["max_rel_err"] < TOL
+    assert row["rounds"] >= 3 and row["median_s"] > 0 and row["bpttbench_median_s"] > 0
+    assert row["q25_s"] <= row["median_s"] <= row["q75_s"]
+    assert row["ratio_vs_bpttbench"] == row["median_s"] / row["bpttbench_median_s"]
+    peer_run = _ExactTool.made[-1].run
+    rounds = [fn == peer_run for fn in order[-6:]]  # after calibration: A, B, A, B, ...
+    assert rounds == [True, False] * 3
+
+
 def test_default_grid_is_issue_5s():
     cells = peers.plan(["pytorch", "jax"])
     got = {(c.tool, c.algorithm, c.T, c.B, c.k): [] for c in cells}

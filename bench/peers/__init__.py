@@ -10,12 +10,14 @@ For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
    that disagrees beyond ``TOLERANCES[dtype]`` (1e-8 in float64, 1e-3 in
    float32) is not timed (the row is stored with status ``mismatch`` and the
    reason printed).
-3. Timing: warm-ups, then rounds alternating peer and kernel (A, B, A, B, ...;
-   each round long enough for the clock, with the garbage collector off),
-   until each has had ``--min-time`` seconds and ``--min-rounds`` rounds.
-   Medians and quartiles of the per-call times, and the ratio
-   ``peer median / bpttbench median`` (above 1: bpttbench is faster).
-   JAX compile time is excluded from the timing and reported on its own.
+3. Timing: ``bench.measure.time_interleaved``, the sweeps' timer with its
+   rounds alternating peer and kernel (A, B, A, B, ...; each round long
+   enough for the clock, the garbage collector off), until each has had
+   ``--min-time`` seconds and ``--min-rounds`` rounds; single-threaded, a
+   kernel round whose CPU time falls short of its wall time (the process was
+   descheduled) is timed again. Medians and quartiles of the per-call times,
+   and the ratio ``peer median / bpttbench median`` (above 1: bpttbench is
+   faster). JAX compile time is excluded from the timing and reported on its own.
 
 Peers: PyTorch (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` + autograd for BPTT,
 the chunked-detach idiom for truncated BPTT(k; k)) and JAX (``lax.scan`` +
@@ -38,19 +40,17 @@ algorithm, cell, T, n, B, k, dtype, device); :func:`load_peers` reads it.
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import math
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import bpttbench
 from bpttbench.bench import DEFAULT_DB, BenchError, fmt, schema, store
+from bpttbench.bench.measure import TimingSettings, available_cpus, check_threads, time_interleaved
 
 INSTALL_HINT = "pip install 'bpttbench[peers]'"
 TOLERANCE = 1e-8  # float64: largest relative disagreement a timed peer may have
@@ -77,6 +77,8 @@ _TOOL_CELLS = {"pytorch": ("elman", "gru", "lstm"), "jax": ("elman",)}
 _TOOL_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "jax": "jax"}
 ALGORITHMS = tuple(name for name, spec in bpttbench.ALGORITHMS.items() if spec.peers)
 
+ROUND_TIME = 0.01  # seconds a timed round lasts at least
+MAX_ROUNDS = 10_000
 # The columns of a peers row (bench.schema.PEERS: created, checked and written by the store).
 PEER_COLUMNS = tuple(c for c in schema.PEERS.names if c != "peer_key")
 
@@ -198,75 +200,6 @@ def plan(
 # --- measuring ---------------------------------------------------------------------
 
 
-@dataclass
-class Times:
-    samples: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    def quartiles(self) -> tuple[float, float]:
-        if len(self.samples) < 2:
-            return self.median, self.median
-        q = statistics.quantiles(self.samples, n=4, method="inclusive")
-        return q[0], q[2]
-
-
-def _calibrate(fn: Callable[[], object], round_time: float) -> int:
-    """Calls per round so that a round lasts at least ``round_time``."""
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    return max(1, math.ceil(round_time / max(one, 1e-9)))
-
-
-def _round(fn: Callable[[], object], number: int) -> float:
-    t0 = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t0) / number
-
-
-def time_interleaved(
-    fa: Callable[[], object],
-    fb: Callable[[], object],
-    min_time: float = 1.0,
-    min_rounds: int = 5,
-    round_time: float = 0.01,
-    max_rounds: int = 10_000,
-    warmups: int = 2,
-) -> tuple[Times, Times]:
-    """Time ``fa`` and ``fb`` in alternating rounds (A, B, A, B, ...) after warm-ups.
-
-    Each gets at least ``min_time`` seconds and ``min_rounds`` rounds (at most
-    ``max_rounds``); returns the per-call time of every round of each.
-    """
-    for _ in range(warmups):
-        fa()
-        fb()
-    na, nb = _calibrate(fa, round_time), _calibrate(fb, round_time)
-    a, b = Times(), Times()
-    spent_a = spent_b = 0.0
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        while len(a.samples) < max_rounds and (
-            min(spent_a, spent_b) < min_time or len(a.samples) < min_rounds
-        ):
-            ta = _round(fa, na)
-            tb = _round(fb, nb)
-            a.samples.append(ta)
-            b.samples.append(tb)
-            spent_a += ta * na
-            spent_b += tb * nb
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return a, b
-
-
 def max_rel_err(loss, grads: Iterable, ref_loss, ref_grads: Iterable) -> float:
     """Largest ``max|x - ref| / max|ref|`` over the loss and each gradient array."""
     import numpy as np
@@ -322,11 +255,14 @@ def measure(
     min_rounds: int = 5,
     tolerance: float | None = None,
     device: str = "cpu",
+    check_cpu: bool = False,
 ) -> dict:
     """Check and time one cell; returns the fields of a ``peers`` row (no run metadata).
 
     The peer runs on ``device`` (cpu, cuda), bpttbench on the CPU; ``tolerance``
-    defaults to ``TOLERANCES[cell.dtype]``.
+    defaults to ``TOLERANCES[cell.dtype]``. ``check_cpu`` (single-threaded runs):
+    retime a kernel round that was descheduled; the peer's rounds are not checked,
+    as JAX and a GPU compute in threads of their own.
     """
     if tolerance is None:
         tolerance = TOLERANCES[cell.dtype]
@@ -360,11 +296,13 @@ def measure(
             f"{err:.3g} > {tolerance:g}; not timed"
         )
         return row
-    a, b = time_interleaved(peer.run, kernel, min_time=min_time, min_rounds=min_rounds)
-    row.update(status="ok", median_s=a.median, bpttbench_median_s=b.median, rounds=len(a.samples))
-    row["q25_s"], row["q75_s"] = a.quartiles()
-    row["bpttbench_q25_s"], row["bpttbench_q75_s"] = b.quartiles()
-    row["ratio_vs_bpttbench"] = a.median / b.median if b.median > 0 else None
+    settings = TimingSettings(
+        min_time=min_time, round_time=ROUND_TIME, min_rounds=min_rounds, max_rounds=MAX_ROUNDS
+    )
+    a, b = time_interleaved(peer.run, kernel, settings, check_cpu=(False, check_cpu))
+    row.update(status="ok", median_s=a.median_s, q25_s=a.q25_s, q75_s=a.q75_s, rounds=a.rounds)
+    row.update(bpttbench_median_s=b.median_s, bpttbench_q25_s=b.q25_s, bpttbench_q75_s=b.q75_s)
+    row["ratio_vs_bpttbench"] = a.median_s / b.median_s if b.median_s > 0 else None
     return row
 
 
@@ -529,8 +467,9 @@ def _check_args(args) -> None:
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if args.min_time is not None and not args.min_time >= 0:
-        raise BenchError(f"--min-time must be >= 0, got {args.min_time}")
+    if args.min_time is not None and not 0 <= args.min_time <= 86400:
+        raise BenchError(f"--min-time must be from 0 to 86400 seconds, got {args.min_time}")
+    check_threads(args.threads, available_cpus())
 
 
 def command(args: argparse.Namespace) -> int:
@@ -544,7 +483,7 @@ def command(args: argparse.Namespace) -> int:
     grid = args.grid or ("quick" if args.quick else "default")
     dtypes = list(dict.fromkeys(args.dtype))
 
-    from bpttbench.bench.measure import available_cpus, run_metadata, set_threads
+    from bpttbench.bench.measure import run_metadata, set_threads
     from bpttbench.bench.peers import gated, gpu
 
     gpu.before_import(args.device)
@@ -625,6 +564,7 @@ def command(args: argparse.Namespace) -> int:
                 row = measure(
                     cell, modules[cell.tool], m=args.m, p=args.p, seed=args.seed,
                     min_time=min_time, min_rounds=min_rounds, device=args.device,
+                    check_cpu=(numba_threads, blas_threads) == (1, 1),
                 )  # fmt: skip
             except Exception as exc:  # one cell's failure (out of memory, a GPU error) is a row
                 row = {
