@@ -93,7 +93,7 @@ def require_distributed():
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None = None, local_workers: int | None = None):
+def connect(scheduler: str | None = None, local_workers: int | None = None, timeout="20s"):
     """A ``distributed.Client``: to the scheduler at ``scheduler``, or to a new
     ``LocalCluster`` of ``local_workers`` worker processes with one thread and
     the resource ``timing=1`` each (closed on exit)."""
@@ -102,7 +102,7 @@ def connect(scheduler: str | None = None, local_workers: int | None = None):
         raise BenchError("give a scheduler address or a number of local workers, not both")
     if scheduler is not None:
         try:
-            client = distributed.Client(scheduler, timeout="20s")
+            client = distributed.Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
             raise BenchError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         with client:
