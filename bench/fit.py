@@ -309,9 +309,9 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
     """Fit every (algorithm, axis, metric) with data and a theoretical exponent.
 
     ``cells_df`` is :func:`bpttbench.bench.store.load_cells`' frame; only ``status == 'ok'``
-    cells are used. Where one algorithm and axis has several sweeps (other
-    fixed sizes, another machine or thread count), the one with the most sizes
-    is fitted, the most recent on a tie; each dtype is fitted on its own.
+    cells are used. Each machine and each dtype is fitted on its own; where one
+    algorithm and axis has several sweeps there (other fixed sizes or thread
+    counts), the one with the most sizes is fitted, the most recent on a tie.
     """
     if registry is None:
         registry = bpttbench.ALGORITHMS
@@ -322,9 +322,10 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
         df = df[df["status"] == "ok"]
     results: list[FitResult] = []
     order = {name: i for i, name in enumerate(registry)}
-    for (name, axis, _dtype), part in sorted(
-        df.groupby(["algorithm", "axis", "dtype"], sort=False),
-        key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1], kv[0][2]),
+    by = ["algorithm", "axis", "dtype", *(["machine"] if "machine" in df.columns else [])]
+    for (name, axis, *_), part in sorted(
+        df.groupby(by, sort=False, dropna=False),
+        key=lambda kv: (order.get(kv[0][0], len(order)), *(str(k) for k in kv[0][1:])),
     ):
         spec = registry.get(name)
         if spec is None or axis not in spec.axis_vars:
@@ -365,14 +366,15 @@ def format_table(results: Sequence[FitResult]) -> str:
         f"{'theory':>10s} {'verdict':12s} window"
     )
     lines = [head, "-" * len(head)]
-    lines += [_table_line(r) for r in results if r.measured]
-    checks = [_table_line(r) for r in results if not r.measured]
+    many = len({r.machine for r in results}) > 1  # then each line names its machine
+    lines += [_table_line(r, many) for r in results if r.measured]
+    checks = [_table_line(r, many) for r in results if not r.measured]
     if checks:
         lines += ["", "model check (exact FLOP counts, not measured):", *checks]
     return "\n".join(lines)
 
 
-def _table_line(r: FitResult) -> str:
+def _table_line(r: FitResult, machine: bool = False) -> str:
     if math.isfinite(r.slope):
         slope = f"{r.slope:7.3f}"
         ci = f"[{r.ci_low:6.3f}, {r.ci_high:6.3f}]"
@@ -384,4 +386,5 @@ def _table_line(r: FitResult) -> str:
         f"{r.algorithm:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} "
         f"{r.verdict:12s} {win}"
     )
+    line += f"  [{r.machine}]" if machine else ""
     return f"{line}  # {r.note}" if r.note else line
