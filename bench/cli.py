@@ -87,6 +87,8 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    from bpttbench.bench import cluster
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Benchmarks of exact gradient algorithms (backprop, BPTT, truncated "
@@ -148,6 +150,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "--remeasure", action="store_true", help="measure cells again even if the store has them"
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan, measure nothing")
+    cluster.add_arguments(p)  # --scheduler ADDRESS | --local-cluster N
     p.add_argument(
         "--dump-grid",
         action="store_true",
@@ -286,7 +289,7 @@ def _budget(args) -> float | None:
 
 
 def _do_sweep(args, argv, preset):
-    from bpttbench.bench import grid, sweep
+    from bpttbench.bench import cluster, grid, sweep
 
     registry = _registry()
     plan = _plan(args, registry, preset)
@@ -297,6 +300,8 @@ def _do_sweep(args, argv, preset):
     if getattr(args, "dry_run", False):
         print(grid.describe(plan, registry))
         return None
+    if cluster.wanted(args):  # on Dask workers (the extra 'cluster')
+        return cluster.sweep_command(args, plan, max_memory, argv)
     summary = sweep.run_sweep(
         plan,
         args.db,

@@ -147,7 +147,9 @@ class Outcome:
     """A finished job: its ``value``, or ``error`` (one line) when it failed.
 
     ``lost``: the workers running it died (``KilledWorker``); ``stranded``: it
-    was pinned to hosts that had no worker left, and was given up.
+    was pinned to hosts that had no worker left, and was given up; ``cancelled``:
+    the scheduler dropped it (restarted, or the connection to it was lost), so
+    it never ran to the end and may be submitted again.
     """
 
     job: Job
@@ -155,6 +157,7 @@ class Outcome:
     error: str | None = None
     lost: bool = False
     stranded: bool = False
+    cancelled: bool = False
     seconds: float = 0.0  # from submission to completion
 
 
@@ -173,7 +176,7 @@ class OneAtATime:
         self.resource = resource
         self.stranded_after = stranded_after
         self.refresh = refresh
-        self._ac = distributed.as_completed()
+        self._ac = distributed.as_completed(loop=client.loop)
         self._jobs: dict[str, tuple[Job, object, float]] = {}  # key -> job, future, submitted
         self._workers: dict[str, dict] = {}
         self._seen = -float("inf")
@@ -242,7 +245,7 @@ class OneAtATime:
             fut.release()
             return Outcome(job, value=value, seconds=seconds)
         if fut.status == "cancelled":
-            return Outcome(job, error="cancelled by the scheduler", seconds=seconds)
+            return Outcome(job, error="cancelled", cancelled=True, seconds=seconds)
         exc = fut.exception()
         fut.release()
         from distributed import KilledWorker
@@ -649,6 +652,14 @@ class _ClusterSweep:
         self.busy.discard(lab)
         now = time.perf_counter()
         seconds, self._last = now - self._last, now  # wall time per visit, workers together
+        if out.cancelled:  # it never ran to the end: hand it out again
+            if self.pool.client.status != "running":
+                raise BenchError(
+                    "lost the connection to the Dask scheduler; the cells finished so far "
+                    "are saved, rerun the same command to resume"
+                )
+            self.queue.insert(0, (p, c))
+            return
         if out.stranded:
             self.summary.unfinished += 1
             self.dropped.add(lab)
@@ -679,6 +690,7 @@ class _ClusterSweep:
         fp = _fp_id(result["worker"])
         run = self.run_for(result)
         self.home[lab] = fp
+        self.fps.add(fp)  # a worker that joined later: its cells predict times too
         if result["worker"].get("address"):
             self.hosts_of.setdefault(fp[0], set()).add(host_of(result["worker"]["address"]))
         visit = result["visit"]
@@ -786,3 +798,55 @@ class _ClusterSweep:
         self.bar.close()
         for run in self.runs.values():
             store.finish_run(self.conn, run["run_id"], sweep.now())
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    """``--scheduler ADDRESS | --local-cluster N`` on a sweep's parser."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="measure on the workers of this Dask scheduler, e.g. tcp://HOST:8786 "
+        f"(workers need --nthreads 1 --resources {RESOURCE}=1; extra: cluster)",
+    )
+    group.add_argument(
+        "--local-cluster",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measure on a local Dask cluster of N worker processes (extra: cluster)",
+    )
+
+
+def wanted(args) -> bool:
+    return (
+        getattr(args, "scheduler", None) is not None
+        or getattr(args, "local_cluster", None) is not None
+    )
+
+
+def sweep_command(args, plan, max_memory, argv) -> ClusterSummary:
+    """``bpttbench sweep`` with ``--scheduler`` or ``--local-cluster``: run, then one line."""
+    with connect(args.scheduler, args.local_cluster) as client:
+        summary = run_cluster_sweep(
+            plan,
+            args.db,
+            client,
+            threads=args.threads,
+            max_memory=max_memory,
+            remeasure=getattr(args, "remeasure", False),
+            progress=not args.quiet,
+            argv=argv,
+        )
+    ids = ", ".join(str(i) for i in summary.run_ids) or "-"
+    print(
+        f"run(s) {ids} on {summary.workers} worker(s) ({', '.join(summary.machines)}): "
+        f"{summary.measured} cells measured, {summary.resumed} already stored, "
+        f"{summary.skipped} skipped, {summary.errors} failed, {summary.unfinished} unfinished "
+        f"in {summary.seconds:.0f} s -> {args.db}"
+    )
+    return summary
