@@ -1,0 +1,305 @@
+"""Sweeps on a Dask cluster (bench.cluster), against a real LocalCluster of 2 worker processes.
+
+One cluster serves the module (started and closed by the ``client`` fixture).
+The cells are tiny real kernels; no assertion depends on how fast anything ran.
+Without Dask installed the cluster tests skip, except in CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from bpttbench.bench import BenchError, cli, cluster, fit, store, sweep
+
+FAST = {"min_time": 0.01, "round_time": 1e-3, "min_rounds": 2}
+TINY = {
+    "settings": {**FAST, "visits": 2},
+    "sweep": [
+        {"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}},
+        {"algorithm": "rtrl", "axis": "n", "values": [2, 3, 4, 6], "fixed": {"T": 2}},
+    ],
+}
+
+
+def need_distributed():
+    if os.environ.get("CI"):  # CI installs the cluster extra: these tests must run there
+        import distributed
+
+        return distributed
+    return pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    need_distributed()
+    with cluster.connect(local_workers=2) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
+def registry():
+    import bpttbench
+
+    return bpttbench.ALGORITHMS
+
+
+def plan_of(grid: dict) -> sweep.Plan:
+    return sweep.parse_grid(grid, registry(), "test")
+
+
+def cells_by_key(db) -> dict[str, tuple]:
+    """cell_key -> (status, run_id, created, median_s); checks the file and one row per key."""
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = conn.execute(
+            "SELECT cell_key, status, run_id, created, median_s FROM cells"
+        ).fetchall()
+    finally:
+        conn.close()
+    keys = [r[0] for r in rows]
+    assert len(keys) == len(set(keys))
+    return {r[0]: r[1:] for r in rows}
+
+
+def visits_by_key(db) -> dict[tuple, str]:
+    conn = sqlite3.connect(db)
+    try:
+        return {
+            (k, v): s for k, v, s in conn.execute("SELECT cell_key, visit, samples FROM visits")
+        }
+    finally:
+        conn.close()
+
+
+def expected_keys(plan, machine: str) -> set[str]:
+    return {
+        store.cell_key(c.algorithm, c.axis, c.size, c.dtype, 1, 1, machine)
+        for c in plan.cells(registry())
+    }
+
+
+def sweep_on(client, plan, db, **kw):
+    return cluster.run_cluster_sweep(plan, db, client, measure_peak=False, progress=False, **kw)
+
+
+# --- the generic layer ---------------------------------------------------------------
+
+
+def test_each_worker_runs_one_job_at_a_time(client):
+    pool = cluster.OneAtATime(client)
+    assert pool.slots() == 2
+
+    def span(i):
+        t0 = time.time()
+        time.sleep(0.15)
+        return os.getpid(), t0, time.time()
+
+    jobs = [cluster.Job(span, (i,), tag=i) for i in range(6)]
+    jobs.append(cluster.Job(int, ("not a number",), tag="bad"))
+    outcomes = list(pool.run(jobs, poll=0.1))
+    assert sorted(o.job.tag for o in outcomes if o.error is None) == list(range(6))
+    (bad,) = [o for o in outcomes if o.error is not None]
+    assert bad.job.tag == "bad" and bad.error.startswith("ValueError: invalid literal")
+    by_pid: dict[int, list] = {}
+    for o in outcomes:
+        if o.error is None:
+            pid, t0, t1 = o.value
+            by_pid.setdefault(pid, []).append((t0, t1))
+    assert len(by_pid) == 2  # both workers took jobs ...
+    for spans in by_pid.values():  # ... and never two at once
+        spans.sort()
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+
+def test_a_cluster_sweep_stores_the_cells_of_a_local_sweep(tmp_path, client):
+    plan = plan_of(TINY)
+    local, remote = tmp_path / "local.sqlite", tmp_path / "cluster.sqlite"
+    sweep.run_sweep(plan, local, registry(), measure_peak=False, progress=False)
+    summary = sweep_on(client, plan, remote)
+    assert (summary.measured, summary.errors, summary.skipped, summary.unfinished) == (8, 0, 0, 0)
+    assert summary.workers == 2 and len(summary.run_ids) == 1
+
+    want = cells_by_key(local)
+    got = cells_by_key(remote)
+    assert set(got) == set(want)  # one machine: the very same keys
+    assert {s for s, *_ in got.values()} == {"ok"}
+    assert set(visits_by_key(remote)) == set(visits_by_key(local))  # both visits of each
+    runs = store.load_runs(remote)
+    cells = store.load_cells(remote)
+    assert list(runs.machine) == [cells.machine.iloc[0]]
+    assert (cells.median_s > 0).all() and (cells.visits == 2).all()
+
+    again = sweep_on(client, plan, remote)  # everything is stored: nothing measured again
+    assert (again.resumed, again.measured, again.run_ids) == (8, 0, [])
+    assert cells_by_key(remote) == got
+
+
+def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
+    grid = {
+        "settings": {"min_time": 0.5, "round_time": 1e-3, "min_rounds": 2, "visits": 1},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
+    }
+    plan = plan_of(grid)
+    db = tmp_path / "r.sqlite"
+    done: dict = {}
+    runner = threading.Thread(target=lambda: done.update(s=sweep_on(client, plan, db)))
+    runner.start()
+    try:
+        victim = None
+        deadline = time.monotonic() + 30
+        while victim is None and time.monotonic() < deadline:
+            running = client.run(
+                lambda dask_worker: [str(ts.key) for ts in dask_worker.state.executing]
+            )
+            victim = next(((a, k[0]) for a, k in running.items() if k), None)
+            time.sleep(0.05)
+        assert victim is not None, "no visit started"
+        address, task = victim
+        time.sleep(0.2)  # well inside its 0.5 s of timing
+        pid = client.run(os.getpid, workers=[address])[address]
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        runner.join(120)
+    assert not runner.is_alive()
+    summary = done["s"]
+    assert (summary.measured, summary.errors) == (4, 0)
+    rows = cells_by_key(db)
+    assert set(rows) == expected_keys(plan, store.load_cells(db).machine.iloc[0])
+    assert {s for s, *_ in rows.values()} == {"ok"}
+    killed_size = int(task.split("-")[2].removeprefix("T"))  # visit-bptt-T16-v1-...
+    assert killed_size in set(store.load_cells(db)["size"])
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path, client):
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        "[settings]\nmin_time = 0.4\nround_time = 0.001\nmin_rounds = 2\nvisits = 2\n\n"
+        '[[sweep]]\nalgorithm = "bptt"\naxis = "T"\nvalues = [4, 8, 16, 32, 64, 128]\n'
+        "fixed = { n = 4 }\n"
+    )
+    db = tmp_path / "r.sqlite"
+    argv = ["sweep", "--grid", str(grid), "--db", str(db), "--quiet"]
+    address = client.scheduler.address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bpttbench.bench.cli", *argv, "--scheduler", address],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists() and len(_visits_or_none(db)) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        proc.stderr.close()
+    rows_before = cells_by_key(db)
+    visits_before = visits_by_key(db)
+    assert len(visits_before) < 12  # killed mid-sweep
+
+    assert cli.main([*argv, "--scheduler", address]) == 0
+    rows = cells_by_key(db)
+    plan = sweep.load_grid_file(grid, registry())
+    machine = store.load_cells(db).machine.iloc[0]
+    assert set(rows) == expected_keys(plan, machine)
+    assert {s for s, *_ in rows.values()} == {"ok"}
+    assert {k: rows[k] for k in rows_before} == rows_before  # finished rows untouched
+    visits = visits_by_key(db)
+    assert len(visits) == 12 and {k: visits[k] for k in visits_before} == visits_before
+
+
+def _visits_or_none(db) -> list:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT cell_key FROM visits").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+
+
+# --- fits never mix machines ---------------------------------------------------------
+
+
+def test_cells_from_two_machines_are_fitted_apart():
+    reg = registry()
+    rows = []
+    for machine, factor in (("alpha", 1.0), ("beta", 3.0)):
+        for T in (256, 512, 1024, 2048, 4096):
+            size = {"T": T, "n": 64, "B": 1, "m": 1, "p": 1}
+            rows.append(
+                {
+                    "algorithm": "bptt",
+                    "axis": "T",
+                    "size": T,
+                    **size,
+                    "dtype": "float64",
+                    "numba_threads": 1,
+                    "blas_threads": 1,
+                    "machine": machine,
+                    "status": "ok",
+                    "median_s": factor * 1e-6 * T,  # linear in T on both, 3x slower on beta
+                    "peak_bytes": 8 * T * 64,
+                    "flops": reg["bptt"].flop_count(size),
+                    "created": f"2024-01-0{1 if machine == 'alpha' else 2}",
+                }
+            )
+    results = [r for r in fit.fit_table(pd.DataFrame(rows), reg) if r.metric == "time"]
+    assert sorted(r.machine for r in results) == ["alpha", "beta"]
+    by_machine = {r.as_dict()["machine"]: r for r in results}
+    for r in by_machine.values():
+        assert r.slope == pytest.approx(1.0, abs=1e-9)
+    gap = by_machine["beta"].intercept - by_machine["alpha"].intercept
+    assert gap == pytest.approx(np.log(3.0))  # each fitted on its own machine's cells
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", [["--local-cluster", "2"], ["--scheduler", "tcp://x:8786"]])
+def test_without_the_extra_the_options_print_the_install_hint(
+    tmp_path, capsys, monkeypatch, option
+):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    db = tmp_path / "r.sqlite"
+    argv = ["sweep", "--algorithms", "bptt", "--axes", "T", "--db", str(db), *option]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and cluster.INSTALL_HINT in err[0]
+    assert not db.exists()
+
+
+def test_bad_cluster_options_exit_2(tmp_path, capsys):
+    need_distributed()
+    db = tmp_path / "r.sqlite"
+    base = ["sweep", "--algorithms", "bptt", "--axes", "T", "--db", str(db)]
+    assert cli.main([*base, "--local-cluster", "0"]) == 2
+    with pytest.raises(SystemExit):  # argparse: the two options exclude each other
+        cli.main([*base, "--local-cluster", "2", "--scheduler", "tcp://x:8786"])
+    capsys.readouterr()
+    with pytest.raises(BenchError, match="cannot reach"):
+        with cluster.connect(scheduler="tcp://127.0.0.1:9", timeout="1s"):
+            pass
+    assert not db.exists()
