@@ -16,8 +16,10 @@ row) can use the same machinery later:
   :func:`run_visit` pins its threads as a local sweep does
   (:func:`measure.set_threads`), calls :func:`measure.measure_visit`, and
   returns the visit's figures with the worker's fingerprint (machine, CPU,
-  library versions, commit, thread counts) and its GEMM/GEMV peaks, measured
-  once per worker process and cached there.
+  library versions, commit, thread counts). Before the first visit, each
+  machine measures its GEMM/GEMV peaks (:func:`machine_peaks`) on one of its
+  workers, a job like a visit, while the cluster's other workers wait: peaks
+  measured beside another worker's timing would be those of half a machine.
 
 Only the client writes the store, one transaction per visit as results arrive,
 so the store stays the single atomic, resumable record.
@@ -25,9 +27,10 @@ so the store stays the single atomic, resumable record.
 Machines. A cell's key names the machine that measured it: the key written is
 built from the *worker's* fingerprint (its machine name and its thread counts
 in effect), and the run row the cell points to describes that machine (one run
-row per fingerprint met during the sweep, created with its first result, with
-that worker's peaks). All visits of one cell are made on one machine: visit 2
-and later are pinned to the hosts of the machine that made visit 1.
+row per fingerprint met during the sweep, with that machine's peaks; a machine
+that joins mid-sweep gets a run row without peaks). All visits of one cell are
+made on one machine: visit 2 and later are pinned to the hosts of the machine
+that made visit 1.
 
 Resume rule. When the sweep starts, every worker reports its fingerprint; the
 cluster's machines are those fingerprints (machine name, Numba and BLAS thread
@@ -313,7 +316,6 @@ def host_of(address: str) -> str:
 # --- worker side ---------------------------------------------------------------------
 
 _META: dict | None = None
-_PEAKS: dict[tuple, tuple[float, float]] = {}
 
 
 def fingerprint(threads: int | None) -> dict:
@@ -350,24 +352,27 @@ class VisitTask:
     settings: object  # measure.TimingSettings, the per-visit share
     threads: int | None
     memory: bool
-    peak: bool = True
+
+
+def machine_peaks(dtype: str, threads: int | None) -> dict:
+    """This worker's GEMM and GEMV GFLOP/s (:func:`measure.machine_peak`) with its fingerprint."""
+    from bpttbench.bench.measure import machine_peak
+
+    worker = fingerprint(threads)
+    single = worker["numba_threads"] == 1 and worker["blas_threads"] == 1
+    gemm, gemv = machine_peak(dtype, check_cpu=single)
+    return {"worker": worker, "gemm": gemm, "gemv": gemv}
 
 
 def run_visit(task: VisitTask) -> dict:
-    """Make one visit on this worker: ``{"worker": fingerprint, "gemm", "gemv", and
-    "visit": figures, or "error": reason}``."""
+    """Make one visit on this worker: ``{"worker": fingerprint, and "visit": figures,
+    or "error": reason}``."""
     import bpttbench
-    from bpttbench.bench.measure import machine_peak, measure_visit
+    from bpttbench.bench.measure import measure_visit
 
     worker = fingerprint(task.threads)
     single = worker["numba_threads"] == 1 and worker["blas_threads"] == 1
-    gemm = gemv = None
-    if task.peak:
-        cache = (task.dtype, worker["numba_threads"], worker["blas_threads"])
-        if cache not in _PEAKS:
-            _PEAKS[cache] = machine_peak(task.dtype, check_cpu=single)
-        gemm, gemv = _PEAKS[cache]
-    out = {"worker": worker, "gemm": gemm, "gemv": gemv}
+    out = {"worker": worker}
     try:
         out["visit"] = measure_visit(
             bpttbench.ALGORITHMS[task.algorithm],
@@ -440,8 +445,10 @@ def run_cluster_sweep(
     conn = store.connect(db_path)
     try:
         run = _ClusterSweep(plan, conn, pool, probed, bpttbench.ALGORITHMS, threads, max_memory)
-        run.measure_peak, run.argv = measure_peak, argv
+        run.argv = argv
         run.prepare(remeasure, db_path, stream if stream is not None else sys.stderr, progress)
+        if measure_peak and run.queue:
+            run.measure_peaks()
         run.loop(stranded_after)
         run.finish()
     finally:
@@ -484,9 +491,10 @@ class _ClusterSweep:
 
         self.plan, self.conn, self.pool, self.registry = plan, conn, pool, registry
         self.threads, self.max_memory = threads, max_memory
-        self.measure_peak, self.argv = True, None
+        self.argv = None
         self.fps = {_fp_id(fp) for fp in probed.values()}
         self.worker_of = {_fp_id(fp): fp for fp in probed.values()}  # a full fingerprint each
+        self.worker_of_address = dict(probed)
         self.hosts_of: dict[str, set[str]] = {}  # machine -> hosts of its workers
         for address, fp in probed.items():
             self.hosts_of.setdefault(fp["machine"], set()).add(host_of(address))
@@ -554,6 +562,21 @@ class _ClusterSweep:
                 f"resuming: {self.summary.resumed} of {len(cells)} cells already in {db_path}"
                 + (f", and {partial} visits to unfinished cells" if partial else "")
             )
+
+    def measure_peaks(self) -> None:
+        """GEMM/GEMV peaks of each machine, on one of its workers, before any visit."""
+        one = {}
+        for address, fp in self.worker_of_address.items():
+            one.setdefault(_fp_id(fp), address)
+        jobs = [
+            Job(machine_peaks, (self.plan.dtype, self.threads), hosts=(host_of(a),), name="peaks")
+            for a in one.values()
+        ]
+        for out in self.pool.run(jobs, poll=0.2):
+            if out.error is None:
+                self.run_for(out.value)
+            else:
+                self.bar.say(f"peaks not measured on {', '.join(out.job.hosts)}: {out.error}")
 
     # --- handing out visits ---
     def loop(self, stranded_after: float) -> None:
@@ -637,7 +660,6 @@ class _ClusterSweep:
                 self.per_visit,
                 self.threads,
                 memory,
-                self.measure_peak,
             )
             name = f"visit-{c.algorithm}-{c.axis}{c.value}-v{p}"
             self.pool.submit(Job(run_visit, (task,), tag=(p, c), hosts=hosts, name=name))
@@ -754,7 +776,7 @@ class _ClusterSweep:
 
     def run_for(self, result: Mapping) -> dict:
         """The run row of the worker that sent ``result``: one per fingerprint, made with
-        its first result and that worker's peaks."""
+        its first result (the peaks job's, which brings the peaks)."""
         from bpttbench.bench import store
 
         fp = result["worker"]
@@ -762,7 +784,7 @@ class _ClusterSweep:
         full = tuple(fp.get(k) for k in FINGERPRINT_KEYS)
         gemm, gemv = result.get("gemm"), result.get("gemv")
         run = self.runs.get(full)
-        if run is None:
+        if run is None:  # its peaks come with the first result: the peaks job's
             argv = self.argv if self.argv is not None else sys.argv[1:]
             run_id = store.begin_run(
                 self.conn,
@@ -777,13 +799,6 @@ class _ClusterSweep:
             )
             run = self.runs[full] = {"run_id": run_id, "gemm": gemm}
             self.summary.run_ids.append(run_id)
-        elif run["gemm"] is None and gemm is not None:
-            # The row was made for a skipped cell, before this machine's peaks came.
-            self.conn.execute(
-                "UPDATE runs SET gemm_gflops = ?, gemv_gflops = ? WHERE run_id = ?",
-                (gemm, gemv, run["run_id"]),
-            )
-            run["gemm"] = gemm
         return run
 
     def give_up(self, why: str) -> None:

@@ -188,7 +188,7 @@ def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
 def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path, client):
     grid = tmp_path / "g.toml"
     grid.write_text(
-        "[settings]\nmin_time = 0.4\nround_time = 0.001\nmin_rounds = 2\nvisits = 2\n\n"
+        "[settings]\nmin_time = 0.2\nround_time = 0.001\nmin_rounds = 2\nvisits = 2\n\n"
         '[[sweep]]\nalgorithm = "bptt"\naxis = "T"\nvalues = [4, 8, 16, 32, 64, 128]\n'
         "fixed = { n = 4 }\n"
     )
@@ -227,6 +227,8 @@ def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path,
     assert {k: rows[k] for k in rows_before} == rows_before  # finished rows untouched
     visits = visits_by_key(db)
     assert len(visits) == 12 and {k: visits[k] for k in visits_before} == visits_before
+    runs = store.load_runs(db)  # the killed client's run and the rerun's, each with peaks
+    assert len(runs) == 2 and (runs.gemm_gflops > 0).all() and (runs.machine == machine).all()
 
 
 def _visits_or_none(db) -> list:
