@@ -102,7 +102,7 @@ def connect(scheduler: str | None = None, local_workers: int | None = None, time
     the resource ``timing=1`` each (closed on exit)."""
     distributed = require_distributed()
     if (scheduler is None) == (local_workers is None):
-        raise BenchError("give a scheduler address or a number of local workers, not both")
+        raise BenchError("give exactly one of a scheduler address and a number of local workers")
     if scheduler is not None:
         try:
             client = distributed.Client(scheduler, timeout=timeout)
@@ -132,7 +132,8 @@ def connect(scheduler: str | None = None, local_workers: int | None = None, time
 
 @dataclass(frozen=True)
 class Job:
-    """What to run on a worker: ``fn(*args)``, ``fn`` a module-level function.
+    """What to run on a worker: ``fn(*args)``, ``fn`` a function the workers can
+    unpickle (module-level, or a closure cloudpickle carries by value).
 
     ``tag`` stays on the client (bookkeeping); ``hosts`` restricts the job to
     workers on those hosts (empty: any worker with the resource).
@@ -225,9 +226,6 @@ class OneAtATime:
         self._ac.add(fut)
         return key
 
-    def running(self) -> list[Job]:
-        return [job for job, _, _ in self._jobs.values()]
-
     def wait(self, timeout: float = 1.0) -> list[Outcome]:
         """Outcomes of the jobs that finish within ``timeout`` seconds (maybe none)."""
         end = time.monotonic() + timeout
@@ -283,6 +281,7 @@ class OneAtATime:
         """Run every job, keeping each worker busy with one, and yield outcomes as they come."""
         todo = iter(jobs)
         more = True
+        idle_since = None  # no worker offers the resource (one may be restarting)
         while more or self._jobs:
             while more and self.free():
                 job = next(todo, None)
@@ -290,8 +289,13 @@ class OneAtATime:
                     more = False
                     break
                 self.submit(job)
-            if not self.slots() and not self._jobs:
-                raise BenchError(f"no worker offers the resource {self.resource}=1")
+            if more and not self._jobs:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > self.stranded_after:
+                    raise BenchError(f"no worker offers the resource {self.resource}=1")
+                time.sleep(poll)
+                continue
+            idle_since = None
             yield from self.wait(poll)
 
     def cancel(self) -> None:

@@ -1,8 +1,11 @@
-"""Sweeps on a Dask cluster (bench.cluster), against a real LocalCluster of 2 worker processes.
+"""Sweeps on a Dask cluster (bench.cluster), against real clusters of 2 worker processes.
 
-One cluster serves the module (started and closed by the ``client`` fixture).
-The cells are tiny real kernels; no assertion depends on how fast anything ran.
-Without Dask installed the cluster tests skip, except in CI, where they fail.
+The first test runs ``bpttbench sweep --local-cluster 2`` (a LocalCluster of its
+own); the others share one cluster whose two workers listen on two loopback
+addresses, 127.0.0.2 and 127.0.0.3, so that they stand for two hosts (started
+and closed by the ``client`` fixture). The cells are tiny real kernels; no
+assertion depends on how fast anything ran. Without Dask the cluster tests
+skip, except in CI, where they fail.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ TINY = {
     "settings": {**FAST, "visits": 2},
     "sweep": [
         {"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}},
-        {"algorithm": "rtrl", "axis": "n", "values": [2, 3, 4, 6], "fixed": {"T": 2}},
+        {"algorithm": "bptt", "axis": "n", "values": [2, 3, 4, 6], "fixed": {"T": 4}},
     ],
 }
+HOSTS = ("127.0.0.2", "127.0.0.3")
 
 
 def need_distributed():
@@ -41,8 +45,23 @@ def need_distributed():
 
 @pytest.fixture(scope="module")
 def client():
-    need_distributed()
-    with cluster.connect(local_workers=2) as c:
+    """A scheduler and two worker processes (one thread, timing=1) on two loopback hosts."""
+    distributed = need_distributed()
+    workers = {
+        host: {
+            "cls": distributed.Nanny,
+            "options": {"host": host, "nthreads": 1, "resources": {"timing": 1}},
+        }
+        for host in HOSTS
+    }
+    scheduler = {
+        "cls": distributed.Scheduler,
+        "options": {"host": "127.0.0.1", "dashboard_address": None},
+    }
+    with (
+        distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40) as spec,
+        distributed.Client(spec) as c,
+    ):
         c.wait_for_workers(2, timeout=60)
         yield c
 
@@ -93,6 +112,32 @@ def sweep_on(client, plan, db, **kw):
     return cluster.run_cluster_sweep(plan, db, client, measure_peak=False, progress=False, **kw)
 
 
+# --- the sweep -----------------------------------------------------------------------
+
+
+def test_a_local_cluster_sweep_stores_the_cells_of_a_local_sweep(tmp_path, capsys):
+    need_distributed()
+    grid = tmp_path / "g.toml"
+    grid.write_text(sweep.to_toml(plan_of(TINY), registry()))
+    local, remote = tmp_path / "local.sqlite", tmp_path / "cluster.sqlite"
+    argv = ["sweep", "--grid", str(grid), "--quiet"]
+    assert cli.main([*argv, "--db", str(local)]) == 0
+    assert cli.main([*argv, "--db", str(remote), "--local-cluster", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "on 2 worker(s)" in out and "8 cells measured" in out
+
+    want = cells_by_key(local)
+    got = cells_by_key(remote)
+    assert set(got) == set(want)  # one machine: the very same keys, one row each
+    assert {s for s, *_ in got.values()} == {"ok"}
+    assert set(visits_by_key(remote)) == set(visits_by_key(local))  # both visits of each
+    runs, cells = store.load_runs(remote), store.load_cells(remote)
+    assert len(runs) == 1 and runs.gemm_gflops.iloc[0] > 0  # the machine's peaks
+    assert (runs.machine == store.load_runs(local).machine).all()
+    assert (cells.median_s > 0).all() and (cells.visits == 2).all()
+    assert (cells.efficiency > 0).all()
+
+
 # --- the generic layer ---------------------------------------------------------------
 
 
@@ -122,30 +167,51 @@ def test_each_worker_runs_one_job_at_a_time(client):
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
-# --- the sweep -----------------------------------------------------------------------
+# --- machines: keys, pinned visits, the resume rule ----------------------------------
 
 
-def test_a_cluster_sweep_stores_the_cells_of_a_local_sweep(tmp_path, client):
+def name_machines(client, machine_of_host: dict[str, str] | None) -> None:
+    """Make each worker report the machine ``machine_of_host[its host]`` (None: its own)."""
+
+    def rename(mapping, dask_worker):
+        from bpttbench.bench import cluster as worker_side
+
+        worker_side._META = None
+        if mapping is not None:
+            worker_side.fingerprint(1)
+            worker_side._META = {**worker_side._META, "machine": mapping[dask_worker.ip]}
+
+    client.run(rename, machine_of_host)
+
+
+def test_cells_are_stored_under_the_machine_of_the_worker_that_measured_them(tmp_path, client):
     plan = plan_of(TINY)
-    local, remote = tmp_path / "local.sqlite", tmp_path / "cluster.sqlite"
-    sweep.run_sweep(plan, local, registry(), measure_peak=False, progress=False)
-    summary = sweep_on(client, plan, remote)
-    assert (summary.measured, summary.errors, summary.skipped, summary.unfinished) == (8, 0, 0, 0)
-    assert summary.workers == 2 and len(summary.run_ids) == 1
+    db = tmp_path / "r.sqlite"
+    try:
+        name_machines(client, {HOSTS[0]: "node-a", HOSTS[1]: "node-b"})
+        first = sweep_on(client, plan, db)
+        assert first.machines == ["node-a", "node-b"] and first.measured == 8
+        rows = cells_by_key(db)
+        on = {m: {k for k in rows if k.endswith("|" + m)} for m in ("node-a", "node-b")}
+        assert on["node-a"] and on["node-b"] and len(rows) == 8  # both took cells, once each
+        # Both visits of a cell were made on its machine, and stored under its key.
+        assert set(visits_by_key(db)) == {(k, v) for k in rows for v in (1, 2)}
+        runs = store.load_runs(db)
+        assert sorted(runs.machine) == ["node-a", "node-b"]  # one run row per machine
+        fits = fit.fit_table(store.load_cells(db), registry())
+        assert {r.machine for r in fits} <= {"node-a", "node-b"}
 
-    want = cells_by_key(local)
-    got = cells_by_key(remote)
-    assert set(got) == set(want)  # one machine: the very same keys
-    assert {s for s, *_ in got.values()} == {"ok"}
-    assert set(visits_by_key(remote)) == set(visits_by_key(local))  # both visits of each
-    runs = store.load_runs(remote)
-    cells = store.load_cells(remote)
-    assert list(runs.machine) == [cells.machine.iloc[0]]
-    assert (cells.median_s > 0).all() and (cells.visits == 2).all()
-
-    again = sweep_on(client, plan, remote)  # everything is stored: nothing measured again
-    assert (again.resumed, again.measured, again.run_ids) == (8, 0, [])
-    assert cells_by_key(remote) == got
+        # A rerun through the same cluster measures nothing, whichever worker has a cell.
+        assert sweep_on(client, plan, db).resumed == 8
+        # A cluster of node-a alone: node-b's cells are not its own, so it measures them.
+        name_machines(client, {HOSTS[0]: "node-a", HOSTS[1]: "node-a"})
+        third = sweep_on(client, plan, db)
+        assert (third.resumed, third.measured) == (len(on["node-a"]), len(on["node-b"]))
+        after = cells_by_key(db)
+        assert {k: after[k] for k in rows} == rows  # nothing earlier replaced
+        assert len(after) == 8 + len(on["node-b"])
+    finally:
+        name_machines(client, None)
 
 
 def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
@@ -189,7 +255,7 @@ def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path,
     grid = tmp_path / "g.toml"
     grid.write_text(
         "[settings]\nmin_time = 0.2\nround_time = 0.001\nmin_rounds = 2\nvisits = 2\n\n"
-        '[[sweep]]\nalgorithm = "bptt"\naxis = "T"\nvalues = [4, 8, 16, 32, 64, 128]\n'
+        '[[sweep]]\nalgorithm = "bptt"\naxis = "T"\nvalues = [4, 8, 16, 32, 64]\n'
         "fixed = { n = 4 }\n"
     )
     db = tmp_path / "r.sqlite"
@@ -204,7 +270,7 @@ def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path,
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists() and len(_visits_or_none(db)) >= 3:
+            if db.exists() and len(_visits_or_none(db)) >= 2:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -216,7 +282,7 @@ def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path,
         proc.stderr.close()
     rows_before = cells_by_key(db)
     visits_before = visits_by_key(db)
-    assert len(visits_before) < 12  # killed mid-sweep
+    assert len(visits_before) < 10  # killed mid-sweep
 
     assert cli.main([*argv, "--scheduler", address]) == 0
     rows = cells_by_key(db)
@@ -226,7 +292,7 @@ def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path,
     assert {s for s, *_ in rows.values()} == {"ok"}
     assert {k: rows[k] for k in rows_before} == rows_before  # finished rows untouched
     visits = visits_by_key(db)
-    assert len(visits) == 12 and {k: visits[k] for k in visits_before} == visits_before
+    assert len(visits) == 10 and {k: visits[k] for k in visits_before} == visits_before
     runs = store.load_runs(db)  # the killed client's run and the rerun's, each with peaks
     assert len(runs) == 2 and (runs.gemm_gflops > 0).all() and (runs.machine == machine).all()
 
