@@ -120,7 +120,7 @@ def connect(scheduler: str | None = None, local_workers: int | None = None, time
             processes=True,
             resources={RESOURCE: 1},
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
