@@ -281,10 +281,12 @@ def _plan(args, registry, preset: str | None):
 
 
 def _budget(args) -> float | None:
+    from bpttbench.bench import cluster
     from bpttbench.bench.budget import parse_bytes
     from bpttbench.bench.measure import available_cpus, check_threads
 
-    check_threads(args.threads, available_cpus())
+    if not cluster.wanted(args):  # on a cluster, each worker's CPUs are checked
+        check_threads(args.threads, available_cpus())
     return parse_bytes(args.max_memory) if args.max_memory is not None else None
 
 

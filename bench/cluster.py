@@ -325,7 +325,7 @@ _META: dict | None = None
 def fingerprint(threads: int | None) -> dict:
     """This process's machine fingerprint with ``threads`` pinned (run on a worker)."""
     global _META
-    from bpttbench.bench.measure import available_memory, run_metadata, set_threads
+    from bpttbench.bench.measure import available_cpus, available_memory, run_metadata, set_threads
 
     numba_threads, blas_threads = set_threads(threads)
     if _META is None:
@@ -341,6 +341,7 @@ def fingerprint(threads: int | None) -> dict:
         "numba_threads": numba_threads,
         "blas_threads": blas_threads,
         "available_memory": available_memory(),
+        "cpus": available_cpus(),
         "address": address,
     }
 
@@ -446,15 +447,20 @@ def run_cluster_sweep(
         limits = [fp["available_memory"] / 2 for fp in probed.values()]
         limits += [w["memory_limit"] / 2 for w in workers.values() if w.get("memory_limit")]
         max_memory = min(limits)
-    conn = store.connect(db_path)
+    registry = bpttbench.ALGORITHMS
+    conn = store.connect(db_path, registry)
     try:
-        run = _ClusterSweep(plan, conn, pool, probed, bpttbench.ALGORITHMS, threads, max_memory)
-        run.argv = argv
-        run.prepare(remeasure, db_path, stream if stream is not None else sys.stderr, progress)
-        if measure_peak and run.queue:
-            run.measure_peaks()
-        run.loop(stranded_after)
-        run.finish()
+        store.acquire_lease(conn)  # the client is the store's one writer
+        try:
+            run = _ClusterSweep(plan, conn, pool, probed, registry, threads, max_memory)
+            run.argv = argv
+            run.prepare(remeasure, db_path, stream if stream is not None else sys.stderr, progress)
+            if measure_peak and run.queue:
+                run.measure_peaks()
+            run.loop(stranded_after)
+            run.finish()
+        finally:
+            store.release_lease(conn)
     finally:
         pool.cancel()
         conn.close()
@@ -471,9 +477,17 @@ def probe(pool: OneAtATime, threads: int | None) -> dict[str, dict]:
             f"`dask worker ADDRESS --nthreads 1 --resources {RESOURCE}=1`"
         )
     try:
-        return pool.client.run(fingerprint, threads, workers=list(workers))
+        probed = pool.client.run(fingerprint, threads, workers=list(workers))
     except Exception as exc:
         raise BenchError(f"a worker cannot run bpttbench: {one_line(exc)}") from None
+    from bpttbench.bench.measure import check_threads
+
+    for fp in probed.values():  # as a local sweep refuses more threads than its CPUs
+        try:
+            check_threads(threads, fp["cpus"])
+        except BenchError as exc:
+            raise BenchError(f"worker on {fp['machine']}: {exc}") from None
+    return probed
 
 
 def _fp_id(fp: Mapping) -> tuple[str, int, int]:
@@ -514,6 +528,7 @@ class _ClusterSweep:
         self.queue: list[tuple[int, object]] = []  # (visit, cell) in hand-out order
         self.dropped: set[tuple] = set()  # skipped, failed or given up: no more visits
         self.busy: set[tuple] = set()  # a visit in flight
+        self.fresh: set[tuple] = set()  # remeasured cells not written yet
         self._last = time.perf_counter()
 
     def key(self, c, fp: tuple) -> str:
@@ -525,7 +540,9 @@ class _ClusterSweep:
     # --- planning ---
     def prepare(self, remeasure: bool, db_path, stream, progress: bool) -> None:
         """Find the cells to measure and their missing visits (the resume rule)."""
-        from bpttbench.bench import store, sweep
+        from bpttbench.bench import store
+        from bpttbench.bench.budget import reference
+        from bpttbench.bench.progress import Progress
 
         plan, conn, registry = self.plan, self.conn, self.registry
         cells = plan.cells(registry)
@@ -533,6 +550,7 @@ class _ClusterSweep:
         done = set() if remeasure else store.finished_keys(conn)
         pending = {_label(c): c for c in cells if not any(self.key(c, f) in done for f in self.fps)}
         self.summary.resumed = len(cells) - len(pending)
+        self.fresh = set(pending) if remeasure else set()  # old visits go at the first write
         if not remeasure:  # visits made on a machine of the cluster: finish the cell there
             keys = {self.key(c, f): (lab, f) for lab, c in pending.items() for f in self.fps}
             for k, vs in sorted(store.load_visits(conn, set(keys)).items()):
@@ -548,14 +566,14 @@ class _ClusterSweep:
         for lab, vs in self.made.items():
             for v in vs.values():
                 c = pending[lab]
-                self.refs.append(sweep._ref(registry[c.algorithm], c, v["samples"]))
+                self.refs.append(reference(registry[c.algorithm], c, v["samples"]))
         self.queue = [
             (p, c)
             for p in range(1, plan.visits + 1)
             for c in plan.cells(registry, p - 1)
             if _label(c) in pending and p not in self.made.get(_label(c), {})
         ]
-        self.bar = sweep.Progress(len(self.queue), stream, enabled=progress)
+        self.bar = Progress(len(self.queue), stream, enabled=progress)
         self.bar.say(
             f"cluster: {self.summary.workers} worker(s) on {len(self.summary.machines)} "
             f"machine(s) ({', '.join(self.summary.machines)}), one timed visit per worker at a time"
@@ -627,7 +645,7 @@ class _ClusterSweep:
 
     def hand_out(self) -> None:
         """Submit visits while workers are free (after the budget guard's check)."""
-        from bpttbench.bench import sweep
+        from bpttbench.bench.budget import budget_check
 
         self._purge()
         while self.pool.free():
@@ -640,7 +658,7 @@ class _ClusterSweep:
             made = self.made.get(lab, {})
             spec = self.registry[c.algorithm]
             if p == 1 or 1 not in made:
-                reason = sweep.budget_check(
+                reason = budget_check(
                     spec,
                     c,
                     [r for r in self.refs if r["algorithm"] == c.algorithm],
@@ -708,9 +726,10 @@ class _ClusterSweep:
         self.bar.finish(seconds)
 
     def record(self, p: int, c, result: Mapping) -> None:
-        """Store one visit (and the cell row with its last visit) in one transaction."""
+        """Store one visit and, with the cell's last, its row from the stored visits:
+        one transaction."""
         from bpttbench.bench import store, sweep
-        from bpttbench.bench.measure import combine
+        from bpttbench.bench.budget import reference
 
         lab = _label(c)
         fp = _fp_id(result["worker"])
@@ -720,26 +739,10 @@ class _ClusterSweep:
         if result["worker"].get("address"):
             self.hosts_of.setdefault(fp[0], set()).add(host_of(result["worker"]["address"]))
         visit = result["visit"]
-        made = self.made.setdefault(lab, {})
-        made[p] = visit
-        spec = self.registry[c.algorithm]
-        self.refs.append(sweep._ref(spec, c, visit["samples"]))
+        self.made.setdefault(lab, {})[p] = visit
+        self.refs.append(reference(self.registry[c.algorithm], c, visit["samples"]))
         row = self.base_row(c, fp, run["run_id"])
-        cell_row = None
-        n = self.plan.visits
-        if all(i in made for i in range(1, n + 1)):
-            res = combine([made[i] for i in range(1, n + 1)], spec, c.size, c.dtype)
-            res.pop("samples", None)
-            cell_row = {
-                **row,
-                **res,
-                "status": "ok",
-                "reason": None,
-                "efficiency": res["gflops"] / run["gemm"] if run["gemm"] else None,
-                "created": sweep.now(),
-            }
-            self.summary.measured += 1
-        store.write_visit(
+        written = store.write_visit(
             self.conn,
             {
                 "cell_key": row["cell_key"],
@@ -748,11 +751,40 @@ class _ClusterSweep:
                 **visit,
                 "created": sweep.now(),
             },
-            cell_row,
+            finish=lambda visits: self.cell_row(c, row, run["gemm"], visits),
+            fresh=self._first_write(lab),
         )
+        if written is not None:
+            self.summary.measured += 1
+
+    def cell_row(self, c, row: Mapping, gemm: float | None, visits: Mapping[int, Mapping]):
+        """The finished cell's row from its stored visits, or None while some are missing."""
+        from bpttbench.bench import sweep
+        from bpttbench.bench.measure import combine
+
+        numbers = range(1, self.plan.visits + 1)
+        if not all(i in visits for i in numbers):
+            return None
+        spec = self.registry[c.algorithm]
+        res = combine([visits[i] for i in numbers], spec, c.size, c.dtype)
+        res.pop("samples", None)
+        return {
+            **row,
+            **res,
+            "status": "ok",
+            "reason": None,
+            "efficiency": res["gflops"] / gemm if gemm else None,
+            "created": sweep.now(),
+        }
+
+    def _first_write(self, lab: tuple) -> bool:
+        """Whether this is the first write of a remeasured cell (its old visits go)."""
+        if lab in self.fresh:
+            self.fresh.discard(lab)
+            return True
+        return False
 
     def base_row(self, c, fp: tuple, run_id: int) -> dict:
-        from bpttbench.bench import store
 
         m, nt, bt = fp
         return {
@@ -761,7 +793,7 @@ class _ClusterSweep:
             "algorithm": c.algorithm,
             "axis": c.axis,
             "size": c.value,
-            **{v: c.size.get(v) for v in store.SIZE_VARS},
+            **{v: c.size.get(v) for v in self.conn.sizes},
             "dtype": c.dtype,
             "numba_threads": nt,
             "blas_threads": bt,
@@ -775,7 +807,9 @@ class _ClusterSweep:
         if run_id is None:  # no result of its own: the run row of that machine's workers
             run_id = self.run_for({"worker": self.worker_of[fp]})["run_id"]
         row = {**self.base_row(c, fp, run_id), "status": status, "reason": reason}
-        store.write_cell(self.conn, {**row, "created": sweep.now()})
+        store.write_cell(
+            self.conn, {**row, "created": sweep.now()}, fresh=self._first_write(_label(c))
+        )
         self.dropped.add(_label(c))
 
     def run_for(self, result: Mapping) -> dict:

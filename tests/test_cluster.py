@@ -215,6 +215,7 @@ def test_cells_are_stored_under_the_machine_of_the_worker_that_measured_them(tmp
 
 
 def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
+    """The client holds the store's lease meanwhile: a local sweep on it is refused."""
     grid = {
         "settings": {"min_time": 0.5, "round_time": 1e-3, "min_rounds": 2, "visits": 1},
         "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
@@ -238,6 +239,8 @@ def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
         time.sleep(0.2)  # well inside its 0.5 s of timing
         pid = client.run(os.getpid, workers=[address])[address]
         os.kill(pid, signal.SIGKILL)
+        with pytest.raises(BenchError, match="being written by another sweep"):
+            sweep.run_sweep(plan, db, registry(), measure_peak=False, progress=False)
     finally:
         runner.join(120)
     assert not runner.is_alive()
