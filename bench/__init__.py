@@ -9,7 +9,8 @@ styles all come from the specs there. Modules:
   their checks), ``sweep`` (the loop that measures a plan into the store),
   ``budget`` (the guard that skips cells over the memory or time budget),
   ``progress`` (the sweep's status line), ``measure`` (one cell: a timing pass
-  and a tracemalloc memory pass; the timer);
+  and a tracemalloc memory pass; the timer), ``cluster`` (sweeps on Dask
+  workers, one timed visit per worker at a time);
 - the results store: ``store`` (SQLite: open, write, read), ``schema`` (its
   tables, the checks every store passes, the migration), ``lease`` (one writer
   at a time), ``paths`` (what the command line may read and write);

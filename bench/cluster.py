@@ -884,6 +884,13 @@ def wanted(args) -> bool:
 
 def sweep_command(args, plan, max_memory, argv) -> ClusterSummary:
     """``bpttbench sweep`` with ``--scheduler`` or ``--local-cluster``: run, then one line."""
+    import bpttbench
+    from bpttbench.bench import store
+
+    require_distributed()
+    if args.local_cluster is not None and args.local_cluster < 1:
+        raise BenchError(f"--local-cluster must be >= 1, got {args.local_cluster}")
+    store.connect(args.db, bpttbench.ALGORITHMS).close()  # a bad store: refused before a cluster
     with connect(args.scheduler, args.local_cluster) as client:
         summary = run_cluster_sweep(
             plan,

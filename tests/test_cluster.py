@@ -370,6 +370,10 @@ def test_bad_cluster_options_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: the two options exclude each other
         cli.main([*base, "--local-cluster", "2", "--scheduler", "tcp://x:8786"])
     capsys.readouterr()
+    foreign = tmp_path / "foreign.sqlite"
+    foreign.write_bytes(b"hello\n")  # refused before any cluster starts, and left untouched
+    assert cli.main([*base[:-1], str(foreign), "--local-cluster", "2"]) == 2
+    assert foreign.read_bytes() == b"hello\n"
     with pytest.raises(BenchError, match="cannot reach"):
         with cluster.connect(scheduler="tcp://127.0.0.1:9", timeout="1s"):
             pass
