@@ -61,6 +61,7 @@ import logging
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -578,6 +579,14 @@ class _ClusterSweep:
             f"cluster: {self.summary.workers} worker(s) on {len(self.summary.machines)} "
             f"machine(s) ({', '.join(self.summary.machines)}), one timed visit per worker at a time"
         )
+        per_machine = Counter(fp["machine"] for fp in self.worker_of_address.values())
+        shared = sorted(m for m, n in per_machine.items() if n > 1)
+        if shared:
+            self.bar.say(
+                f"note: several workers share {', '.join(shared)} (its caches and memory "
+                "bandwidth), so a cell whose data outgrow the caches runs slower than alone: "
+                "for reference timings, run one worker per machine"
+            )
         if self.summary.resumed or self.made:
             partial = sum(len(v) for v in self.made.values())
             self.bar.say(
