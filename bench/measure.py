@@ -470,13 +470,24 @@ def _commit_at(root: Path) -> str | None:
     return commit + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def machine_name() -> str:
+    """The machine's fingerprint: host name, CPU model and CPU count.
+
+    The host name alone repeats across machines (virtual machines and containers
+    called 'vm' or 'localhost'), and cells of two machines under one name would
+    be fitted together.
+    """
+    cpu = cpu_model().replace("|", "/")  # '|' separates the parts of a cell key
+    return f"{platform.node() or 'unknown'} ({cpu}, {os.cpu_count() or '?'} CPUs)"
+
+
 def run_metadata() -> dict:
     """Machine, CPU and library versions recorded with every run."""
     import numba
     import scipy
 
     return {
-        "machine": platform.node() or "unknown",
+        "machine": machine_name(),
         "cpu": cpu_model(),
         "python": sys.version.split()[0],
         "numba": numba.__version__,

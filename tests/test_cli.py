@@ -189,6 +189,10 @@ def run_unprivileged(argvs: list[list[str]], cwd: Path) -> subprocess.CompletedP
     return proc
 
 
+# preexec_fn makes subprocess fork through Python, and JAX (imported by the peers
+# tests earlier in a session) warns at every fork; the child only drops two
+# capabilities and execs, so the warning does not apply.
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_read_only_paths_are_one_line_errors(db, tiny_grid, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
