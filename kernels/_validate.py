@@ -1,10 +1,11 @@
 """Input checks shared by the public wrappers.
 
-Every check raises ``TypeError`` (wrong kind of thing: not an array, integer or
-mixed dtypes) or ``ValueError`` (right kind, wrong value: shapes that disagree,
-non-finite entries, sizes < 1), and the message names the argument and says
-what was expected. Arrays that pass come back C-contiguous in one float dtype,
-because the kernels are compiled for contiguous float32/float64 buffers.
+Every check raises ``TypeError`` (wrong kind of thing: not an array, a masked
+array, integer or mixed dtypes) or ``ValueError`` (right kind, wrong value:
+shapes that disagree, non-finite entries, sizes < 1), and the message names the
+argument and says what was expected. Arrays that pass come back C-contiguous in
+one float dtype, because the kernels are compiled for contiguous float32/float64
+buffers.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def check_array(name, value, ndim, dtype=None) -> np.ndarray:
     """
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name} must be a numpy array, got {type(value).__name__}")
+    if isinstance(value, np.ma.MaskedArray):
+        # The kernels read the data buffer: the mask would be ignored, silently.
+        raise TypeError(
+            f"{name} is a numpy.ma masked array, and the kernels would ignore its mask; "
+            f"pass a plain array (e.g. {name}.filled(0.0), or drop the masked steps)"
+        )
     if value.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {value.dtype}")
     if dtype is not None and value.dtype != dtype:

@@ -332,3 +332,36 @@ def test_backprop_non_contiguous_inputs_give_contiguous_results(mlp_problem, rng
     ref_loss, ref = bpttbench.backprop(q, x, y)
     assert_loss_close(loss, ref_loss, EXACT_RTOL, "backprop non-contiguous loss")
     assert_grads_close(g, ref, EXACT_RTOL, "backprop non-contiguous vs contiguous")
+
+
+# --- issue 8: what finite inputs must never do silently --------------------------------
+
+
+def masked(array):
+    """``array`` as a numpy.ma masked array with its first entry masked."""
+    mask = np.zeros(array.shape, dtype=bool)
+    mask.reshape(-1)[0] = True
+    return np.ma.masked_array(array, mask=mask)
+
+
+MASKED_INPUTS = {
+    "xs": (lambda p, x, y: (p, masked(x), y), XS),
+    "ys": (lambda p, x, y: (p, x, masked(y)), YS),
+    "W_hh": (lambda p, x, y: (replace(p, W_hh=masked(p.W_hh)), x, y), "W_hh"),
+    "xs-nothing-masked": (lambda p, x, y: (p, np.ma.masked_array(x), y), XS),
+}
+
+
+@pytest.mark.parametrize("case", list(MASKED_INPUTS))
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+def test_rnn_masked_arrays_are_refused(rnn_problem, algorithm, case):
+    mutate, name = MASKED_INPUTS[case]
+    params, xs, ys = mutate(*rnn_problem)
+    with pytest.raises(TypeError, match=rf"(?s){name}.*mask"):
+        RNN_CALLS[algorithm](params, xs, ys)
+
+
+def test_backprop_masked_array_is_refused(mlp_problem):
+    q, x, y = mlp_problem
+    with pytest.raises(TypeError, match=r"(?s)\bx\b.*mask"):
+        bpttbench.backprop(q, masked(x), y)
