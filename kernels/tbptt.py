@@ -76,9 +76,11 @@ def tbptt(params, xs, ys, k1, k2=None):
     xs : array (T, B, m) or (T, m)
     ys : array (T, B, p) or (T, p)
     k1 : int
-        Update every k1 steps (and at the end of the sequence), k1 >= 1.
+        Update every k1 steps (and at the end of the sequence), k1 >= 1; any
+        k1 >= T means one update at t = T.
     k2 : int, optional
-        Back-propagate through at most k2 steps, k2 >= k1; defaults to k1.
+        Back-propagate through at most k2 steps, k2 >= k1; defaults to k1; any
+        k2 >= T means no truncation.
 
     Returns
     -------
@@ -90,6 +92,9 @@ def tbptt(params, xs, ys, k1, k2=None):
     k1, k2 = _truncation(k1, k2)
     (W_ih, W_hh, b_h, W_out, b_out), xs, ys = check_rnn_problem(params, xs, ys)
     T, B, m = xs.shape
+    # Beyond T a truncation length changes nothing (one update at t = T, windows
+    # reaching back to h_0); clamping keeps any Python int inside the kernel's int64.
+    k1, k2 = min(k1, T), min(k2, T)
     n, p = W_hh.shape[0], W_out.shape[0]
     dt = W_hh.dtype
     window = min(k2, T)

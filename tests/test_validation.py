@@ -337,6 +337,26 @@ def test_backprop_non_contiguous_inputs_give_contiguous_results(mlp_problem, rng
 # --- issue 8: what finite inputs must never do silently --------------------------------
 
 
+@pytest.mark.parametrize(
+    ("k1", "k2"),
+    [(10**30, None), (10**30, 10**31), (2, 10**30), (np.uint64(2**64 - 1), None)],
+    ids=["k1=1e30", "k1=1e30-k2=1e31", "k1=2-k2=1e30", "k1=uint64-max"],
+)
+def test_tbptt_truncation_beyond_int64_acts_as_T(rnn_problem, k1, k2):
+    params, xs, ys = rnn_problem
+    T = xs.shape[0]
+    loss, g = bpttbench.tbptt(params, xs, ys, k1, k2)
+    expected_k1 = T if int(k1) > T else int(k1)
+    ref_loss, ref = bpttbench.tbptt(params, xs, ys, expected_k1, T)
+    assert_loss_close(loss, ref_loss, EXACT_RTOL, "huge k loss")
+    assert_grads_close(g, ref, EXACT_RTOL, f"tbptt(k1={k1}, k2={k2}) vs k1, k2 clamped to T")
+
+
+def test_tbptt_huge_k1_above_k2_is_still_refused(rnn_problem):
+    with pytest.raises(ValueError, match="k2"):
+        bpttbench.tbptt(*rnn_problem, 10**30, 5)
+
+
 def masked(array):
     """``array`` as a numpy.ma masked array with its first entry masked."""
     mask = np.zeros(array.shape, dtype=bool)
