@@ -6,6 +6,11 @@ shapes that disagree, non-finite entries, sizes < 1), and the message names the
 argument and says what was expected. Arrays that pass come back C-contiguous in
 one float dtype, because the kernels are compiled for contiguous float32/float64
 buffers.
+
+Results are checked too: finite inputs can still overflow (weights of 1e300, a
+target of 1e160 whose square is past float64's range). A kernel's loss or
+gradient that is not finite raises ``FloatingPointError`` naming what
+overflowed (:func:`check_result`), rather than coming back as inf or NaN.
 """
 
 from __future__ import annotations
@@ -137,3 +142,29 @@ def check_rnn_problem(params, xs, ys):
     W_ih, _, _, W_out, _ = arrays
     xs, ys = check_sequence(xs, ys, W_ih.shape[1], W_out.shape[0], dtype)
     return arrays, xs, ys
+
+
+def check_result(algorithm: str, loss: float, grads, dtype) -> None:
+    """Raise ``FloatingPointError`` if the loss or a gradient of finite inputs is not finite.
+
+    ``grads`` is an iterable of ``(name, array)``; the arrays are checked with
+    the jitted loop (no temporary as large as the data), and the message names
+    the loss and every gradient that overflowed.
+    """
+    bad = [f for f, a in grads if not _all_finite(np.ascontiguousarray(a).reshape(-1))]
+    if math.isfinite(loss) and not bad:
+        return
+    what = []
+    if not math.isfinite(loss):
+        what.append(f"the loss is {loss}")
+    if bad:
+        several = len(bad) > 1
+        what.append(
+            f"the gradient{'s' if several else ''} of {', '.join(bad)} "
+            f"{'are' if several else 'is'} not finite (NaN or inf)"
+        )
+    raise FloatingPointError(
+        f"{algorithm} overflowed: {' and '.join(what)}, although every input is finite; "
+        f"the parameters or the data are too large for {np.dtype(dtype).name} "
+        f"(scale them down)"
+    )

@@ -24,7 +24,7 @@ import numpy as np
 from numba.typed import List
 
 from ._jit import jit
-from ._validate import check_array, check_shape
+from ._validate import check_array, check_result, check_shape
 from .costs import Term
 from .model import MLPParams
 
@@ -140,6 +140,9 @@ def backprop(params, x, y):
     g_weights = List([np.empty_like(W) for W in ws])
     g_biases = List([np.empty_like(b) for b in bs])
     loss = _backprop(x, y, List(ws), List(bs), acts, D_buf, g_weights, g_biases)
+    named = [(f"weights[{l}]", w) for l, w in enumerate(g_weights)]
+    named += [(f"biases[{l}]", b) for l, b in enumerate(g_biases)]
+    check_result("backprop", loss, named, dtype)
     return float(loss), MLPParams(tuple(g_weights), tuple(g_biases))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ._jit import jit
 from ._sweeps import backward_flops, backward_sweep, chunk_steps, forward_flops, forward_sweep
-from ._validate import check_rnn_problem
+from ._validate import check_result, check_rnn_problem
 from .costs import Term
 from .model import RNNParams
 
@@ -66,7 +66,9 @@ def bptt(params, xs, ys):
         np.empty((C, B, n), dt), np.empty((C, B, p), dt), np.empty((B, n), dt),
         np.empty((n, n), dt), np.empty((n, m), dt), np.empty((p, n), dt), grads,
     )  # fmt: skip
-    return float(loss), RNNParams(*grads)
+    g = RNNParams(*grads)
+    check_result("bptt", loss, zip(g._fields, g, strict=True), dt)
+    return float(loss), g
 
 
 def flops(size) -> list[Term]:

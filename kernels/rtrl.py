@@ -38,7 +38,7 @@ import math
 import numpy as np
 
 from ._jit import jit
-from ._validate import check_rnn_problem
+from ._validate import check_result, check_rnn_problem
 from .costs import Term
 from .model import RNNParams
 
@@ -169,6 +169,7 @@ def advance(state, arrays, xs, ys):
         W_ih=G[:, n : n + m].copy(), W_hh=G[:, :n].copy(), b_h=G[:, n + m].copy(),
         W_out=grads[0], b_out=grads[1],
     )  # fmt: skip
+    check_result("rtrl", loss, zip(g._fields, g, strict=True), dt)
     return float(loss), g
 
 

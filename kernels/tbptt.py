@@ -24,7 +24,7 @@ import numpy as np
 
 from ._jit import jit
 from ._sweeps import backward_flops, backward_sweep, chunk_steps, forward_flops, forward_sweep
-from ._validate import check_rnn_problem, check_size
+from ._validate import check_result, check_rnn_problem, check_size
 from .costs import Term
 from .model import RNNParams
 
@@ -106,7 +106,9 @@ def tbptt(params, xs, ys, k1, k2=None):
         np.empty((C, B, n), dt), np.empty((C, B, p), dt), np.empty((B, n), dt),
         np.empty((n, n), dt), np.empty((n, m), dt), np.empty((p, n), dt), grads,
     )  # fmt: skip
-    return float(loss), RNNParams(*grads)
+    g = RNNParams(*grads)
+    check_result("tbptt", loss, zip(g._fields, g, strict=True), dt)
+    return float(loss), g
 
 
 def _windows(T, k1, k2):

@@ -337,6 +337,34 @@ def test_backprop_non_contiguous_inputs_give_contiguous_results(mlp_problem, rng
 # --- issue 8: what finite inputs must never do silently --------------------------------
 
 
+OVERFLOWS = {
+    # yhat = W_out h ~ 1e300: e^2 overflows the loss, and inf - inf makes NaN gradients
+    "W_out-times-1e300": lambda p, x, y: (replace(p, W_out=p.W_out * 1e300), x, y),
+    # e ~ 1e160: e^2 ~ 1e320 is past float64's largest number
+    "ys-of-1e160": lambda p, x, y: (p, x, np.full_like(y, 1e160)),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERFLOWS))
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+def test_rnn_overflow_from_finite_inputs_raises(rnn_problem, algorithm, case):
+    params, xs, ys = OVERFLOWS[case](*rnn_problem)
+    with pytest.raises(FloatingPointError, match=r"overflow.*\bloss\b|\bloss\b.*overflow"):
+        RNN_CALLS[algorithm](params, xs, ys)
+
+
+def test_rnn_overflow_message_names_the_gradients_that_overflowed(rnn_problem):
+    params, xs, ys = OVERFLOWS["W_out-times-1e300"](*rnn_problem)
+    with pytest.raises(FloatingPointError, match=r"W_hh"):
+        bpttbench.bptt(params, xs, ys)
+
+
+def test_backprop_overflow_from_finite_inputs_raises(mlp_problem):
+    q, x, y = mlp_problem
+    with pytest.raises(FloatingPointError, match=r"\bloss\b"):
+        bpttbench.backprop(q, x, np.full_like(y, 1e160))
+
+
 @pytest.mark.parametrize(
     ("k1", "k2"),
     [(10**30, None), (10**30, 10**31), (2, 10**30), (np.uint64(2**64 - 1), None)],
