@@ -2,14 +2,16 @@
 
 The digests below are SHA-256 prefixes of the loss and every gradient array
 (float64 loss, then the arrays' bytes in field order) that the Elman kernels
-returned before the cell layer existed, on problems drawn from
-a fixed seed. The cell layer, the leak (alpha = 1 is the plain cell) and the
-NamedTuple kernel arguments must reproduce them bit for bit: a reordered sum or
-an extra ``+ 0.0 * x`` shows here even when every tolerance test passes.
+returned before the cell layer existed, on problems drawn from a fixed seed.
+The cell layer, the leak (alpha = 1 is the plain cell) and the NamedTuple
+kernel arguments must reproduce them bit for bit: a reordered sum or an extra
+``+ 0.0 * x`` shows here even when every tolerance test passes.
 
-Bits are those of the BLAS the digests were recorded with (OpenBLAS through
-SciPy, x86-64 with FMA); GEMM microkernels sum each entry in order, so the
-products are the same on other x86-64 machines with FMA.
+The bits are those of the BLAS they were recorded with (OpenBLAS through
+SciPy's wheel, x86-64). A BLAS that orders the sums of a product differently
+gives other bits on its own; record the digests again from the pre-cell
+kernels (the commit that added this file) before reading a failure there as a
+change of the kernels.
 """
 
 from __future__ import annotations
