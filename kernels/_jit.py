@@ -76,9 +76,17 @@ class _OutOfTreeCache(caching.FunctionCache):
     _impl_class = _OutOfTreeImpl
 
 
-def jit(func):
-    """Compile ``func`` in nopython mode with the project's options, cached on disk."""
-    kernel = njit(**JIT_OPTIONS)(func)
+def jit(func=None, *, inline=False):
+    """Compile ``func`` in nopython mode with the project's options, cached on disk.
+
+    ``@jit(inline=True)`` marks a small function that other kernels call once per
+    step (a cell's pointwise step): Numba inlines its body into the caller, so
+    the call costs no argument passing or reference counting of array views.
+    """
+    if func is None:
+        return lambda f: jit(f, inline=inline)
+    options = {**JIT_OPTIONS, "inline": "always"} if inline else JIT_OPTIONS
+    kernel = njit(**options)(func)
     if isinstance(kernel, Dispatcher):  # not under NUMBA_DISABLE_JIT
         try:
             kernel._cache = _OutOfTreeCache(kernel.py_func)

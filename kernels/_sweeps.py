@@ -1,12 +1,38 @@
-"""The two sweeps that reverse-mode algorithms are built from.
+"""The two sweeps that reverse-mode algorithms are built from, written once over the cell interface.
 
 BPTT is one forward sweep over the whole sequence and one backward sweep over
 it; truncated BPTT alternates short forward sweeps with backward sweeps over
-windows. Both live here so that each algorithm file holds only its schedule.
+windows. Both live here so that each algorithm file holds only its schedule,
+and each cell (kernels/cells/) only its pointwise step.
 
 Indexing: steps are 0-based, ``s = 0 .. T-1``; step ``s`` reads ``xs[s]`` and
 the state h_s, and writes h_{s+1}. States live in a buffer ``H`` whose entry
-``H[i]`` holds h_{i + h_base}, so a caller can keep only a window of states.
+``H[i]`` holds h_{i + h_base}, so a caller can keep only a window of states;
+``X[i]`` holds what the cell stored at the step that made ``H[i]`` (the GRU's
+gates, the LSTM's c and gates, the leaky cell's tanh; nothing for the plain
+Elman cell), and for the LSTM ``X[0]``'s c part is the window's c_{h_base}.
+
+A step of a cell with G gate blocks (Elman 1, GRU 3, LSTM 4), in the layout of
+``cells.Weights`` (gates stacked in rows):
+
+    forward    A = x W_ih^T        one (chunk B, m) x (m, G n) GEMM per chunk of steps
+               R = h W_hh^T        one (B, n) x (n, G n) GEMM per step
+               h', X' = cell.forward_step(A, R, biases, h, X)          pointwise
+    backward   d, dx, carry = cell.backward_step(dh, delta, h, X, h', X')   pointwise
+               delta = d W_hh + carry                    one (B, G n) x (G n, n) GEMM per step
+               dW_hh += d^T h,  dW_ih += dx^T x,  db += sum d, dx   GEMMs per chunk
+
+The cell is an int id (cells/_common.py); each sweep branches on it once per
+step into the cell's jitted pointwise function, so one compiled kernel per
+dtype serves every cell and Numba's on-disk cache keeps it.
+
+Kernel arguments: the parameters, the buffers and the gradients are three
+NamedTuples (``cells.Weights``, :class:`Buffers`, ``cells.Weights``) between
+jitted functions. Across the Python boundary the public wrappers pass them as
+plain tuples and the kernel names them again on entry (``Weights(*w)``, free
+in compiled code): Numba types a NamedTuple argument on a slow Python path,
+about 3 us per argument per call (measured with Numba 0.68), where it types a
+plain tuple of arrays in C in about 0.1 us.
 
 Why chunks: the work that does not depend on the recurrence (the input
 projection W_ih x, the readout, and the weight gradients) is done as one GEMM
@@ -17,11 +43,13 @@ they add a constant to the memory, not a term in T.
 
 from __future__ import annotations
 
-import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ._jit import jit
+from .cells import elman, gru, lstm
+from .cells._common import ELMAN, GRU, LEAKY, LSTM, Cell, Weights
 from .costs import Term
 
 # Rows (steps x batch) per chunk GEMM: big enough for BLAS to reach its peak,
@@ -34,56 +62,138 @@ def chunk_steps(B: int, limit: int) -> int:
     return max(1, min(limit, CHUNK_ROWS // B))
 
 
-@jit
-def forward_sweep(xs, W_ih, W_hh, b_h, H, h_base, s0, s1, A):
-    """h_{s+1} = tanh(W_ih x_s + W_hh h_s + b_h) for steps s0 <= s < s1.
+class Buffers(NamedTuple):
+    """Everything the sweeps write, allocated by the public wrapper (S states, chunk C)."""
 
-    ``A`` (chunk, B, n) is scratch for the chunk's input projections.
+    H: np.ndarray  # (S, B, n) states h_{h_base} ..
+    X: np.ndarray  # (S, B, K n) what the cell stored at the same steps (plain Elman: K = 0)
+    D: np.ndarray  # (C, B, G n) hidden-side pre-activation errors; forward: input projections
+    DX: np.ndarray  # (C, B, G n) input-side pre-activation errors (GRU); else D itself
+    DH: np.ndarray  # (C, B, n) readout errors at the states; Elman: D itself
+    E: np.ndarray  # (C, B, p) readout errors yhat - y
+    R: np.ndarray  # (B, G n) recurrent product of a gated step; Elman: empty (R is h')
+    delta: np.ndarray  # (B, n) error at the state from the future
+    delta_c: np.ndarray  # (B, n) LSTM: error at c from the future; else empty
+    carry: np.ndarray  # (B, n) error at the previous state outside W_hh (leak, GRU); else empty
+    tmp_hh: np.ndarray  # (G n, n) chunk GEMM results, before they are added
+    tmp_ih: np.ndarray  # (G n, m)
+    tmp_pn: np.ndarray  # (p, n)
+
+
+# A buffer a cell does not use: empty, so never written (one per dtype, shared).
+_UNUSED = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
+
+
+def make_buffers(cell: Cell, states: int, B: int, n: int, m: int, p: int, C: int, dtype) -> Buffers:
+    """Buffers for ``states`` stored states and chunks of ``C`` steps (see chunk_bytes)."""
+    Gn = cell.gates * n
+    gated = cell.id in (GRU, LSTM)
+    unused = _UNUSED[np.dtype(dtype)]
+    D = np.empty((C, B, Gn), dtype)
+    return Buffers(
+        H=np.empty((states, B, n), dtype),
+        X=np.empty((states, B, cell.stored * n), dtype),
+        D=D,
+        DX=np.empty((C, B, Gn), dtype) if cell.id == GRU else D,
+        DH=np.empty((C, B, n), dtype) if gated else D,
+        E=np.empty((C, B, p), dtype),
+        R=np.empty((B, Gn), dtype) if gated else unused,
+        delta=np.empty((B, n), dtype),
+        delta_c=np.empty((B, n), dtype) if cell.id == LSTM else unused,
+        carry=np.empty((B, n), dtype) if cell.id in (LEAKY, GRU) else unused,
+        tmp_hh=np.empty((Gn, n), dtype),
+        tmp_ih=np.empty((Gn, m), dtype),
+        tmp_pn=np.empty((p, n), dtype),
+    )
+
+
+def zero_grads(w: Weights) -> Weights:
+    """Gradient accumulators in the kernels' layout (the Elman cell's bias_hh stays empty)."""
+    return Weights(*(np.zeros(a.shape, a.dtype) for a in w))
+
+
+@jit
+def forward_sweep(cell, alpha, xs, w, buf, h_base, s0, s1):
+    """Run steps s0 <= s < s1 of ``cell`` from H[s0 - h_base] (and X), writing the states after.
+
+    ``buf.D`` is the chunk's input-projection scratch (A = x W_ih^T, no bias).
     """
     B = xs.shape[1]
     m = xs.shape[2]
-    n = W_hh.shape[0]
+    H = buf.H
+    X = buf.X
+    A = buf.D
+    R = buf.R
+    W_ih = w.weight_ih
+    W_hh = w.weight_hh
+    Gn = W_hh.shape[0]
     C = A.shape[0]
     for c0 in range(s0, s1, C):
         c = min(C, s1 - c0)
-        # Input projection of the whole chunk: one (c*B, m) x (m, n) GEMM.
-        np.dot(xs[c0 : c0 + c].reshape(c * B, m), W_ih.T, A[:c].reshape(c * B, n))
+        # Input projection of the whole chunk: one (c*B, m) x (m, G n) GEMM.
+        np.dot(xs[c0 : c0 + c].reshape(c * B, m), W_ih.T, A[:c].reshape(c * B, Gn))
         for j in range(c):
-            s = c0 + j
-            h_new = H[s + 1 - h_base]
-            np.dot(H[s - h_base], W_hh.T, h_new)  # the recurrence: W_hh h_s
-            a = A[j]
-            for b in range(B):
-                for i in range(n):
-                    h_new[b, i] = math.tanh(h_new[b, i] + a[b, i] + b_h[i])
+            i = c0 + j - h_base  # step c0 + j reads H[i], writes H[i + 1]
+            h_prev = H[i]
+            h_new = H[i + 1]
+            if cell == ELMAN or cell == LEAKY:
+                np.dot(h_prev, W_hh.T, h_new)  # the recurrence, W_hh h, in place
+                if cell == ELMAN:
+                    elman.forward_step(A, j, R, w, h_prev, h_new, X, i, alpha)
+                else:
+                    elman.forward_step_leaky(A, j, R, w, h_prev, h_new, X, i, alpha)
+            else:
+                np.dot(h_prev, W_hh.T, R)  # the recurrence, all G gate blocks at once
+                if cell == GRU:
+                    gru.forward_step(A, j, R, w, h_prev, h_new, X, i, alpha)
+                else:
+                    lstm.forward_step(A, j, R, w, h_prev, h_new, X, i, alpha)
 
 
 @jit
-def backward_sweep(
-    xs, ys, W_hh, W_out, b_out, H, h_base, s_lo, s_hi, s_err,
-    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out, D, E, delta, tmp_nn, tmp_nm, tmp_pn,
-):  # fmt: skip
+def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
     """Back-propagate through steps s_hi-1 down to s_lo; return the loss of the injected steps.
 
     The readout error e_s = yhat_s - y_s enters at the steps s >= s_err (each
-    step's error is injected by exactly one sweep); h_{s_lo} is a constant.
-    Gradients are accumulated into the ``g_*`` arrays:
+    step's error is injected by exactly one sweep); h_{s_lo} (and c_{s_lo}) is
+    a constant. Gradients are accumulated into ``g`` (a ``cells.Weights``):
 
-        dh_s    = W_out^T e_s + W_hh^T da_{s+1}          (error at h_{s+1})
-        da_s    = dh_s * (1 - h_{s+1}^2)
-        g_W_hh += da_s h_s^T,  g_W_ih += da_s x_s^T,  g_b_h += da_s
-        g_W_out += e_s h_{s+1}^T,  g_b_out += e_s
-
-    ``D`` (chunk, B, n) and ``E`` (chunk, B, p) are chunk scratch, ``delta``
-    (B, n) carries W_hh^T da between steps, ``tmp_*`` receive chunk GEMMs.
+        dh_s     = W_out^T e_s + delta                 (error at h_{s+1})
+        d, dx    = the cell's pre-activation errors    (cell.backward_step)
+        delta    = W_hh^T d + carry                    (error at h_s)
+        g.weight_hh += d h_s^T,  g.weight_ih += dx x_s^T,  g.bias_ih += dx  (GRU: g.bias_hh += d)
+        g.W_out += e_s h_{s+1}^T,  g.b_out += e_s
     """
     B = xs.shape[1]
     m = xs.shape[2]
-    n = W_hh.shape[0]
+    H = buf.H
+    X = buf.X
+    D = buf.D
+    DX = buf.DX
+    DH = buf.DH
+    E = buf.E
+    delta = buf.delta
+    delta_c = buf.delta_c
+    carry = buf.carry
+    tmp_hh = buf.tmp_hh
+    tmp_ih = buf.tmp_ih
+    tmp_pn = buf.tmp_pn
+    W_hh = w.weight_hh
+    W_out = w.W_out
+    b_out = w.b_out
+    g_W_ih = g.weight_ih
+    g_W_hh = g.weight_hh
+    g_b_ih = g.bias_ih
+    g_b_hh = g.bias_hh
+    g_W_out = g.W_out
+    g_b_out = g.b_out
+    n = H.shape[2]
     p = W_out.shape[0]
+    Gn = W_hh.shape[0]
     C = D.shape[0]
     loss = 0.0
     delta[:] = 0.0
+    delta_c[:] = 0.0
     c1 = s_hi
     while c1 > s_lo:
         c0 = max(s_lo, c1 - C)
@@ -104,59 +214,128 @@ def backward_sweep(
                     g_b_out[q] += e
             np.dot(E_c.T, H_out, tmp_pn)
             g_W_out += tmp_pn
-            np.dot(E_c, W_out, D[e0 - c0 : c].reshape(ne * B, n))
-        D[: max(0, e0 - c0)] = 0.0
+            np.dot(E_c, W_out, DH[e0 - c0 : c].reshape(ne * B, n))
+        DH[: max(0, e0 - c0)] = 0.0
         # The recurrence, one step at a time from the top of the chunk.
         for s in range(c1 - 1, c0 - 1, -1):
-            d = D[s - c0]
-            h = H[s + 1 - h_base]
-            for b in range(B):
-                for i in range(n):
-                    d[b, i] = (d[b, i] + delta[b, i]) * (1.0 - h[b, i] * h[b, i])
+            j = s - c0
+            i = s - h_base
+            d = D[j]
+            if cell == ELMAN:
+                elman.backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha)
+            elif cell == LEAKY:
+                elman.backward_step_leaky(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha)
+            elif cell == GRU:
+                gru.backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha)
+            else:
+                lstm.backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha)
             if s > s_lo:
                 np.dot(d, W_hh, delta)
+                if cell == LEAKY or cell == GRU:
+                    for b in range(B):
+                        for k in range(n):
+                            delta[b, k] += carry[b, k]
         # Weight gradients of the whole chunk: one GEMM each.
-        D_c = D[:c].reshape(c * B, n)
-        np.dot(D_c.T, H[c0 - h_base : c1 - h_base].reshape(c * B, n), tmp_nn)
-        g_W_hh += tmp_nn
-        np.dot(D_c.T, xs[c0:c1].reshape(c * B, m), tmp_nm)
-        g_W_ih += tmp_nm
+        D_c = D[:c].reshape(c * B, Gn)
+        np.dot(D_c.T, H[c0 - h_base : c1 - h_base].reshape(c * B, n), tmp_hh)
+        g_W_hh += tmp_hh
+        DX_c = DX[:c].reshape(c * B, Gn)
+        np.dot(DX_c.T, xs[c0:c1].reshape(c * B, m), tmp_ih)
+        g_W_ih += tmp_ih
         for r in range(c * B):
-            for i in range(n):
-                g_b_h[i] += D_c[r, i]
+            for i in range(Gn):
+                g_b_ih[i] += DX_c[r, i]
+        if cell == GRU:  # b_hn's errors differ from b_in's; the LSTM copies b_ih's at the end
+            for r in range(c * B):
+                for i in range(Gn):
+                    g_b_hh[i] += D_c[r, i]
         c1 = c0
     return 0.5 * loss
 
 
-def forward_flops(steps: int, B: int, n: int, m: int) -> list[Term]:
-    """FLOPs of ``forward_sweep`` over ``steps`` steps (powers in the pseudo-variable ``steps``)."""
+# --- costs -------------------------------------------------------------------------------
+# Powers are in the pseudo-variables ``steps`` and ``err_steps``, which each algorithm
+# maps to its own schedule (kernels/bptt.py, kernels/tbptt.py).
+
+
+def _module(cell: Cell):
+    return {ELMAN: elman, LEAKY: elman, GRU: gru, LSTM: lstm}[cell.id]
+
+
+def forward_flops(cell: Cell, steps: int, B: int, n: int, m: int) -> list[Term]:
+    """FLOPs of ``forward_sweep`` over ``steps`` steps."""
+    Gn = cell.gates * n
     return [
-        Term(2 * steps * B * n * m, {"steps": 1, "B": 1, "n": 1, "m": 1}),  # input GEMM
-        Term(2 * steps * B * n * n, {"steps": 1, "B": 1, "n": 2}),  # W_hh h_s
-        Term(3 * steps * B * n, {"steps": 1, "B": 1, "n": 1}),  # two adds, tanh
+        Term(2 * steps * B * Gn * m, {"steps": 1, "B": 1, "n": 1, "m": 1}),  # input GEMM
+        Term(2 * steps * B * n * Gn, {"steps": 1, "B": 1, "n": 2}),  # W_hh h_s
+        *_module(cell).forward_flops(cell, steps, B, n),  # the cell's pointwise step
     ]
 
 
-def backward_flops(steps: int, err_steps: int, B: int, n: int, m: int, p: int, chunk: int):
+def backward_flops(
+    cell: Cell, steps: int, err_steps: int, B: int, n: int, m: int, p: int, chunk: int
+) -> list[Term]:
     """FLOPs of one ``backward_sweep`` over ``steps`` steps, ``err_steps`` of them injecting errors.
 
-    Powers are in the pseudo-variables ``steps`` and ``err_steps``, which the
-    algorithm maps to its own schedule. Chunks are cut from the top of the
-    window, so the error steps (the most recent) fill the first
-    ``ceil(err_steps / chunk)`` chunks.
+    Chunks are cut from the top of the window, so the error steps (the most
+    recent) fill the first ``ceil(err_steps / chunk)`` chunks.
     """
+    Gn = cell.gates * n
     chunks = -(-steps // chunk)
     err_chunks = -(-err_steps // chunk)
     per_step = {"steps": 1, "B": 1}
     per_err = {"err_steps": 1, "B": 1}
-    return [
+    terms = [
         # readout: three GEMMs (yhat, g_W_out, W_out^T e) and +b -y, e^2, sum, g_b_out
         Term(err_steps * B * (6 * p * n + 5 * p), {**per_err, "n": 1, "p": 1}),
         Term(err_chunks * p * n, {**per_err, "n": 1, "p": 1}),  # g_W_out += chunk
         Term(1),  # loss * 0.5
-        Term(4 * steps * B * n, {**per_step, "n": 1}),  # (d + delta) * (1 - h^2)
-        Term(2 * (steps - 1) * B * n * n, {**per_step, "n": 2}),  # W_hh^T da
-        Term(2 * steps * B * n * n + chunks * n * n, {**per_step, "n": 2}),  # g_W_hh
-        Term(2 * steps * B * n * m + chunks * n * m, {**per_step, "n": 1, "m": 1}),  # g_W_ih
-        Term(steps * B * n, {**per_step, "n": 1}),  # g_b_h
+        *_module(cell).backward_flops(cell, steps, B, n),  # the cell's pointwise step
+        Term(2 * (steps - 1) * B * Gn * n, {**per_step, "n": 2}),  # W_hh^T d
+        Term(2 * steps * B * Gn * n + chunks * Gn * n, {**per_step, "n": 2}),  # g_weight_hh
+        Term(2 * steps * B * Gn * m + chunks * Gn * m, {**per_step, "n": 1, "m": 1}),  # g_W_ih
+        Term(steps * B * Gn, {**per_step, "n": 1}),  # g_bias_ih
+    ]
+    if cell.id in (LEAKY, GRU):
+        terms.append(Term((steps - 1) * B * n, {**per_step, "n": 1}))  # delta += carry
+    if cell.id == GRU:
+        terms.append(Term(steps * B * Gn, {**per_step, "n": 1}))  # g_bias_hh
+    return terms
+
+
+def state_bytes(cell: Cell, B: int, n: int, itemsize: int) -> int:
+    """Bytes of one stored step: h and the cell's stored values, (1 + K) n B numbers."""
+    return (1 + cell.stored) * B * n * itemsize
+
+
+def chunk_bytes(cell: Cell, B: int, n: int, m: int, p: int, C: int, itemsize: int) -> list[Term]:
+    """Bytes of the buffers that do not grow with the sequence (see make_buffers)."""
+    Gn = cell.gates * n
+    gated = cell.id in (GRU, LSTM)
+    chunk = C * B * (Gn * (2 if cell.id == GRU else 1) + (n if gated else 0) + p)  # D, DX, DH, E
+    rows = B * (Gn if gated else 0) + B * n  # R, delta
+    rows += B * n * ((cell.id == LSTM) + (cell.id in (LEAKY, GRU)))  # delta_c, carry
+    return [
+        Term((chunk + rows) * itemsize, {"B": 1, "n": 1}),
+        *_matrix_bytes(Gn, n, m, p, itemsize),  # GEMM scratch tmp_hh, tmp_ih, tmp_pn
+    ]
+
+
+def _matrix_bytes(Gn: int, n: int, m: int, p: int, itemsize: int) -> list[Term]:
+    """(G n, n), (G n, m) and (p, n) matrices, each term with its own powers."""
+    return [
+        Term(Gn * n * itemsize, {"n": 2}),
+        Term(Gn * m * itemsize, {"n": 1, "m": 1}),
+        Term(p * n * itemsize, {"n": 1, "p": 1}),
+    ]
+
+
+def gradient_bytes(cell: Cell, n: int, m: int, p: int, itemsize: int) -> list[Term]:
+    """Bytes of the gradients returned (both gated biases; the Elman cell has one)."""
+    Gn = cell.gates * n
+    biases = Gn * (2 if cell.id in (GRU, LSTM) else 1)
+    return [
+        *_matrix_bytes(Gn, n, m, p, itemsize),
+        Term(biases * itemsize, {"n": 1}),  # bias_ih (and bias_hh)
+        Term(p * itemsize, {"p": 1}),  # b_out
     ]

@@ -19,6 +19,7 @@ import math
 import numbers
 
 import numpy as np
+from numba import literal_unroll
 
 from ._jit import jit
 
@@ -35,6 +36,15 @@ def _all_finite(flat):
     return True
 
 
+@jit
+def _all_finite_tuple(arrays):
+    """All entries of every array of a tuple finite (one dispatch for a gradient tuple)."""
+    ok = True
+    for a in literal_unroll(arrays):
+        ok = ok and _all_finite(a.reshape(-1))
+    return ok
+
+
 def check_size(name, value) -> int:
     """A positive int (bools are refused: ``True`` is not a size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -42,6 +52,16 @@ def check_size(name, value) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return int(value)
+
+
+def check_alpha(value) -> float:
+    """The Elman leak: a real number in (0, 1] (NaN, bools and non-numbers refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"alpha (the leak) must be a real number in (0, 1], got {value!r}")
+    alpha = float(value)
+    if not 0.0 < alpha <= 1.0:  # NaN fails both comparisons
+        raise ValueError(f"alpha (the leak) must be in (0, 1], got {value!r}")
+    return alpha
 
 
 def check_dtype(name, dtype) -> np.dtype:
@@ -89,23 +109,39 @@ def check_shape(name, array, expected) -> None:
         raise ValueError(f"{name} must have shape {expected}, got {array.shape}")
 
 
+ELMAN_FIELDS = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
+GATED_LAYOUTS = {3: "GRU (3n rows r|z|n)", 4: "LSTM (4n rows i|f|g|o)"}
+
+
 def check_rnn_params(params):
-    """The five RNN arrays, checked against each other; returns (arrays, dtype)."""
-    fields = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
+    """The five Elman arrays, checked against each other; returns (arrays, dtype).
+
+    The Elman cell (kernels/cells/elman.py) builds its check on this; the online
+    rules, which run the Elman cell only, call it directly.
+    """
     try:
         arrays = tuple(params)
     except TypeError:
-        raise TypeError(f"params must be kernels.RNNParams, got {type(params).__name__}") from None
-    if len(arrays) != len(fields):
-        raise TypeError(f"params must be kernels.RNNParams {fields}, got {len(arrays)} items")
+        raise TypeError(
+            f"params must be bpttbench.RNNParams, GRUParams or LSTMParams, "
+            f"got {type(params).__name__}"
+        ) from None
+    if len(arrays) != len(ELMAN_FIELDS):
+        raise TypeError(
+            f"params must be bpttbench.RNNParams {ELMAN_FIELDS}, got {len(arrays)} items"
+            + ("; a gated cell takes bpttbench.GRUParams or LSTMParams" if len(arrays) == 6 else "")
+        )
     W_hh = check_array("params.W_hh", arrays[1], 2)
     dtype = W_hh.dtype
     W_ih, _, b_h, W_out, b_out = (
         check_array(f"params.{f}", a, 1 if f.startswith("b") else 2, dtype)
-        for f, a in zip(fields, arrays, strict=True)
+        for f, a in zip(ELMAN_FIELDS, arrays, strict=True)
     )
-    n = W_hh.shape[0]
-    check_shape("params.W_hh", W_hh, (n, n))
+    n = W_hh.shape[1]
+    if W_hh.shape[0] != n:
+        gated = next((v for G, v in GATED_LAYOUTS.items() if W_hh.shape[0] == G * n), None)
+        hint = f"; {W_hh.shape[0]} x {n} is the {gated} layout: use its type" if gated else ""
+        raise ValueError(f"params.W_hh must have shape (n, n), got {W_hh.shape}{hint}")
     if W_ih.shape[0] != n:
         raise ValueError(f"params.W_ih must have shape ({n}, m) to match W_hh, got {W_ih.shape}")
     check_shape("params.b_h", b_h, (n,))
@@ -137,7 +173,8 @@ def check_sequence(xs, ys, m, p, dtype):
 
 
 def check_rnn_problem(params, xs, ys):
-    """Check an RNN gradient call; returns ((W_ih, W_hh, b_h, W_out, b_out), xs, ys) contiguous."""
+    """Check an Elman gradient call; returns ((W_ih, W_hh, b_h, W_out, b_out), xs, ys),
+    contiguous."""
     arrays, dtype = check_rnn_params(params)
     W_ih, _, _, W_out, _ = arrays
     xs, ys = check_sequence(xs, ys, W_ih.shape[1], W_out.shape[0], dtype)
@@ -147,10 +184,15 @@ def check_rnn_problem(params, xs, ys):
 def check_result(algorithm: str, loss: float, grads, dtype) -> None:
     """Raise ``FloatingPointError`` if the loss or a gradient of finite inputs is not finite.
 
-    ``grads`` is an iterable of ``(name, array)``; the arrays are checked with
-    the jitted loop (no temporary as large as the data), and the message names
-    the loss and every gradient that overflowed.
+    ``grads`` is a parameter NamedTuple of contiguous arrays (its fields name
+    them), or an iterable of ``(name, array)``. The arrays are checked by
+    jitted loops (no temporary as large as the data); the message names the
+    loss and every gradient that overflowed.
     """
+    if hasattr(grads, "_fields"):
+        if math.isfinite(loss) and _all_finite_tuple(tuple(grads)):
+            return
+        grads = zip(grads._fields, grads, strict=True)
     bad = [f for f, a in grads if not _all_finite(np.ascontiguousarray(a).reshape(-1))]
     if math.isfinite(loss) and not bad:
         return

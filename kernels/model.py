@@ -1,14 +1,17 @@
-"""The models: an Elman tanh RNN with a linear readout, and a tanh MLP.
+"""The models: recurrent networks with a linear readout, and a tanh MLP.
 
-    a_t    = W_ih x_t + W_hh h_{t-1} + b_h        h_0 = 0
-    h_t    = tanh(a_t)
+A recurrent network is a cell (kernels/cells/: Elman with its leak, GRU,
+LSTM) and a linear readout of its state h, under one loss:
+
     yhat_t = W_out h_t + b_out
     L      = 1/2 sum_t sum_b || yhat_t,b - y_t,b ||^2
 
-This is ``torch.nn.RNN(nonlinearity="tanh")`` followed by ``torch.nn.Linear``,
-with the two PyTorch biases summed into ``b_h``. The MLP of ``sizes =
-[w_0, ..., w_L]`` has tanh on its hidden layers, a linear output and the same
-half sum of squares over the batch.
+The Elman cell, a_t = W_ih x_t + W_hh h_{t-1} + b_h, h_t = tanh(a_t), is
+``torch.nn.RNN(nonlinearity="tanh")`` followed by ``torch.nn.Linear``, with the
+two PyTorch biases summed into ``b_h``; ``RNNParams`` and ``init_rnn`` live
+with it in kernels/cells/elman.py and are re-exported here. The MLP of
+``sizes = [w_0, ..., w_L]`` has tanh on its hidden layers, a linear output
+and the same half sum of squares over the batch.
 """
 
 from __future__ import annotations
@@ -19,16 +22,9 @@ from typing import NamedTuple
 import numpy as np
 
 from ._validate import check_dtype, check_size
+from .cells.elman import RNNParams, init_rnn
 
-
-class RNNParams(NamedTuple):
-    """Parameters of the Elman RNN; gradients come back in the same type."""
-
-    W_ih: np.ndarray  # (n, m) input to hidden
-    W_hh: np.ndarray  # (n, n) hidden to hidden
-    b_h: np.ndarray  # (n,)   hidden bias
-    W_out: np.ndarray  # (p, n) hidden to output
-    b_out: np.ndarray  # (p,)   output bias
+__all__ = ["MLPParams", "RNNParams", "init_mlp", "init_rnn"]
 
 
 class MLPParams(NamedTuple):
@@ -36,30 +32,6 @@ class MLPParams(NamedTuple):
 
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
-
-
-def init_rnn(n_in, n_hidden, n_out, seed=0, dtype=np.float64) -> RNNParams:
-    """Random RNN parameters, uniform in +-1/sqrt(n_hidden) as ``torch.nn.RNN`` draws them.
-
-    Parameters
-    ----------
-    n_in, n_hidden, n_out : int
-        Input size m, state size n and output size p; each must be >= 1.
-    seed : int
-        Seed of the ``numpy.random.default_rng`` stream.
-    dtype : float32 or float64
-    """
-    m = check_size("n_in", n_in)
-    n = check_size("n_hidden", n_hidden)
-    p = check_size("n_out", n_out)
-    dtype = check_dtype("dtype", dtype)
-    rng = np.random.default_rng(seed)
-    bound = 1.0 / np.sqrt(n)
-
-    def draw(*shape):
-        return rng.uniform(-bound, bound, size=shape).astype(dtype)
-
-    return RNNParams(draw(n, m), draw(n, n), draw(n), draw(p, n), draw(p))
 
 
 def init_mlp(sizes, seed=0, dtype=np.float64) -> MLPParams:

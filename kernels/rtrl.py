@@ -1,13 +1,16 @@
-"""Real-time recurrent learning (Williams & Zipser 1989).
+"""Real-time recurrent learning (Williams & Zipser 1989), on the Elman cell with its leak.
 
 Forward-mode accumulation of the influence matrix J_t = dh_t / dtheta (n x P)
-over the recurrent parameters theta = (W_hh, W_ih, b_h), P = n (n + m + 1):
+over the recurrent parameters theta = (W_hh, W_ih, b_h), P = n (n + m + 1).
+With the leak alpha (kernels/cells/elman.py; alpha = 1 is the plain cell) and
+D_t = diag(1 - u_t^2), u_t = tanh(a_t):
 
-    J_t   = diag(1 - h_t^2) (W_hh J_{t-1} + M_t),        J_0 = 0
+    J_t   = ((1 - alpha) I + alpha D_t W_hh) J_{t-1} + alpha D_t M_t,      J_0 = 0
     dL/dtheta += c_t^T J_t,                              c_t = W_out^T (yhat_t - y_t)
 
-The readout parameters get their gradient directly at every step
-(e_t h_t^T and e_t). No state history is kept: the algorithm is online.
+(alpha = 1: J_t = diag(1 - h_t^2) (W_hh J_{t-1} + M_t)). The readout
+parameters get their gradient directly at every step (e_t h_t^T and e_t). No
+state history is kept: the algorithm is online.
 
 Structure of the immediate Jacobian M_t = da_t / dtheta: a_t,i depends on
 row i of (W_hh | W_ih | b_h) only, through z_t = (h_{t-1}, x_t, 1). So J is
@@ -15,15 +18,20 @@ stored as n blocks, one per parameter row k, each an (n x r) matrix with
 r = n + m + 1:
 
     J[k][i, c] = dh_t,i / dtheta[k, c]
-    J[k] <- diag(1 - h_t^2) (W_hh J[k] + e_k z_t^T)
+    J[k] <- alpha diag(1 - u_t^2) (W_hh J[k] + e_k z_t^T) + (1 - alpha) J[k]
 
 M_t is never materialised: it adds z_t to row k of block k. K blocks are
 stored side by side as an (n x K r) slab; each slab update is one GEMM
 W_hh @ slab into a scratch slab, then one fused pass, while the slab is in
-cache, that adds z_t, scales by 1 - h_t^2, writes the slab back and
-accumulates the gradient rows c_t^T J[k]. The scratch is one slab, so the
-memory is the influence matrix itself (n P numbers per sequence) plus a
-fraction, not twice it.
+cache, that adds z_t, scales by alpha (1 - u_t^2), adds the leak's share of
+the old slab, writes the slab back and accumulates the gradient rows
+c_t^T J[k]. The scratch is one slab, so the memory is the influence matrix
+itself (n P numbers per sequence) plus a fraction, not twice it.
+
+The gated cells' exact RTRL (an influence of n x P for the GRU's h, 2n x P for
+the LSTM's (h, c), P = G n (n + m + 2)) is other kernels, at the array level
+(kernels/rtrl_gru.py, kernels/rtrl_lstm.py); until ``rtrl`` dispatches to them,
+it refuses GRUParams and LSTMParams.
 
 Costs: time Theta(n^4 B) per step, Theta(T n^4 B) per sequence; memory
 Theta(n^3 B), independent of T (Williams & Zipser 1989, "A learning algorithm
@@ -34,32 +42,80 @@ for continually running fully recurrent neural networks"; Menick et al. 2021,
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
+from . import cells
 from ._jit import jit
-from ._validate import check_result, check_rnn_problem
+from ._validate import check_result
 from .costs import Term
-from .model import RNNParams
+
+
+class Buffers(NamedTuple):
+    """What the RTRL kernel writes besides the gradients."""
+
+    J: np.ndarray  # (B, n / K, n, K, r) the influence matrix, as slabs of K blocks
+    scratch: np.ndarray  # (n, K, r) one slab: W_hh @ J[b, g]
+    h_prev: np.ndarray  # (B, n)
+    h: np.ndarray  # (B, n)
+    a: np.ndarray  # (B, n) W_hh h_{t-1}, then (leaky cell) u_t = tanh(a_t)
+    z: np.ndarray  # (r,) z_t = (h_{t-1}, x_t, 1)
+    c: np.ndarray  # (n,) c_t = W_out^T e_t
+    d: np.ndarray  # (n,) alpha (1 - u_t^2)
+    e: np.ndarray  # (p,) readout error
+
+
+class Grads(NamedTuple):
+    G: np.ndarray  # (n, r) gradient of (W_hh | W_ih | b_h), row by row
+    W_out: np.ndarray  # (p, n)
+    b_out: np.ndarray  # (p,)
 
 
 @jit
-def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z, c, d, e, grads):
+def _rtrl(alpha, xs, ys, w, buf, grads):
+    # Plain tuples across the Python boundary, named again here (see kernels/_sweeps.py).
+    w, buf, grads = cells.Weights(*w), Buffers(*buf), Grads(*grads)
     T, B, m = xs.shape
+    W_ih = w.weight_ih
+    W_hh = w.weight_hh
+    b_h = w.bias_ih
+    W_out = w.W_out
+    b_out = w.b_out
+    J = buf.J
+    scratch = buf.scratch
+    h_prev = buf.h_prev
+    h = buf.h
+    a = buf.a
+    z = buf.z
+    c = buf.c
+    d = buf.d
+    e = buf.e
+    G = grads.G
+    g_W_out = grads.W_out
+    g_b_out = grads.b_out
     n = W_hh.shape[0]
     p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
-    g_W_out, g_b_out = grads
+    leaky = alpha != 1.0
+    beta = 1.0 - alpha
     loss = 0.0
     # h_prev and J come in holding the state to start from (zero for a whole
     # sequence) and go out holding the final state, for a stream's next chunk.
     for s in range(T):
-        # Forward: a_t = W_ih x_t + W_hh h_{t-1} + b_h, h_t = tanh(a_t).
+        # Forward: a_t = W_ih x_t + W_hh h_{t-1} + b_h, h_t = tanh(a_t) (or the leaky update).
         np.dot(xs[s], W_ih.T, h)
         np.dot(h_prev, W_hh.T, a)
-        for b in range(B):
-            for i in range(n):
-                h[b, i] = math.tanh(h[b, i] + a[b, i] + b_h[i])
+        if leaky:
+            for b in range(B):
+                for i in range(n):
+                    u = math.tanh(h[b, i] + a[b, i] + b_h[i])
+                    a[b, i] = u
+                    h[b, i] = beta * h_prev[b, i] + alpha * u
+        else:
+            for b in range(B):
+                for i in range(n):
+                    h[b, i] = math.tanh(h[b, i] + a[b, i] + b_h[i])
         for b in range(B):
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for q in range(p):
@@ -78,8 +134,12 @@ def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z,
             z[:n] = h_prev[b]
             z[n : n + m] = xs[s, b]
             z[n + m] = 1.0
-            for i in range(n):
-                d[i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
+            if leaky:
+                for i in range(n):
+                    d[i] = alpha * (1.0 - a[b, i] * a[b, i])  # alpha tanh'(a_t)
+            else:
+                for i in range(n):
+                    d[i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
             for g in range(n_groups):
                 # K blocks at once: W_hh (n x n) times an (n x K r) slab, the n^4 work.
                 np.dot(W_hh, J[b, g].reshape(n, K * r), scratch.reshape(n, K * r))
@@ -87,17 +147,28 @@ def _rtrl(xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G, scratch, h_prev, h, a, z,
                     k = g * K + kk
                     for col in range(r):
                         scratch[k, kk, col] += z[col]  # + M_t: row k of block k
-                # Fused pass while the slab is in cache: scale by tanh', store,
-                # and accumulate the gradient rows c_t^T J[k].
-                for i in range(n):
-                    d_i = d[i]
-                    c_i = c[i]
-                    for kk in range(K):
-                        g_row = G[g * K + kk]
-                        for col in range(r):
-                            v = d_i * scratch[i, kk, col]
-                            J[b, g, i, kk, col] = v
-                            g_row[col] += c_i * v
+                # Fused pass while the slab is in cache: scale by tanh' (plus the
+                # leak's share of the old slab), store, and accumulate c_t^T J[k].
+                if leaky:
+                    for i in range(n):
+                        d_i = d[i]
+                        c_i = c[i]
+                        for kk in range(K):
+                            g_row = G[g * K + kk]
+                            for col in range(r):
+                                v = d_i * scratch[i, kk, col] + beta * J[b, g, i, kk, col]
+                                J[b, g, i, kk, col] = v
+                                g_row[col] += c_i * v
+                else:
+                    for i in range(n):
+                        d_i = d[i]
+                        c_i = c[i]
+                        for kk in range(K):
+                            g_row = G[g * K + kk]
+                            for col in range(r):
+                                v = d_i * scratch[i, kk, col]
+                                J[b, g, i, kk, col] = v
+                                g_row[col] += c_i * v
         h_prev[:] = h
     return 0.5 * loss
 
@@ -119,11 +190,14 @@ SLAB_COLS = 256
 
 
 def rtrl(params, xs, ys):
-    """Loss and exact gradient of the Elman RNN by real-time recurrent learning.
+    """Loss and exact gradient of the Elman RNN (with its leak) by real-time recurrent learning.
 
     Parameters
     ----------
     params : RNNParams
+        Its ``alpha`` is the leak. GRUParams and LSTMParams are refused for now
+        (NotImplementedError): their exact RTRL is kernels/rtrl_gru.py and
+        kernels/rtrl_lstm.py, not yet behind this entry point.
     xs : array (T, B, m) or (T, m)
     ys : array (T, B, p) or (T, p)
 
@@ -134,8 +208,16 @@ def rtrl(params, xs, ys):
     grads : RNNParams
         dL/dtheta, same shapes and dtype as ``params``; equal to BPTT's.
     """
-    arrays, xs, ys = check_rnn_problem(params, xs, ys)
-    return advance(start(arrays, xs.shape[1]), arrays, xs, ys)
+    cell, w, xs, ys = cells.check_problem(params, xs, ys)
+    if cell.name != "elman":
+        raise NotImplementedError(
+            f"rtrl: bpttbench.rtrl does not take the {cell.name.upper()} cell yet; its "
+            f"array-level kernel is bpttbench.rtrl_{cell.name}.rtrl_{cell.name}(...) "
+            f"(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys), and bptt gives "
+            f"the same exact gradient"
+        )
+    arrays = (w.weight_ih, w.weight_hh, w.bias_ih, w.W_out, w.b_out)
+    return advance(start(arrays, xs.shape[1]), arrays, xs, ys, cell.alpha)
 
 
 def start(arrays, B):
@@ -149,8 +231,12 @@ def start(arrays, B):
     return np.zeros((B, n), W_ih.dtype), np.zeros((B, n // K, n, K, r), W_ih.dtype)
 
 
-def advance(state, arrays, xs, ys):
-    """Run RTRL over checked ``xs``, ``ys`` from ``state`` = (h, J), left holding the final one."""
+def advance(state, arrays, xs, ys, alpha=1.0):
+    """Run RTRL over checked ``xs``, ``ys`` from ``state`` = (h, J), left holding the final one.
+
+    ``arrays`` are the five Elman arrays (W_ih, W_hh, b_h, W_out, b_out) and
+    ``alpha`` the cell's leak; the gradient comes back as an RNNParams with it.
+    """
     W_ih, W_hh, b_h, W_out, b_out = arrays
     h_prev, J = state
     _, B, m = xs.shape
@@ -158,23 +244,33 @@ def advance(state, arrays, xs, ys):
     r = n + m + 1
     dt = W_hh.dtype
     K = J.shape[3]
-    G = np.zeros((n, r), dt)  # gradient of (W_hh | W_ih | b_h), row by row
-    grads = (np.zeros_like(W_out), np.zeros_like(b_out))
-    loss = _rtrl(
-        xs, ys, W_ih, W_hh, b_h, W_out, b_out, J, G,
-        np.empty((n, K, r), dt), h_prev, np.empty((B, n), dt), np.empty((B, n), dt),
-        np.empty(r, dt), np.empty(n, dt), np.empty(n, dt), np.empty(p, dt), grads,
+    w = cells.Weights(W_ih, W_hh, b_h, np.empty(0, dt), W_out, b_out)
+    buf = Buffers(
+        J=J, scratch=np.empty((n, K, r), dt), h_prev=h_prev,
+        h=np.empty((B, n), dt), a=np.empty((B, n), dt),
+        z=np.empty(r, dt), c=np.empty(n, dt), d=np.empty(n, dt), e=np.empty(p, dt),
     )  # fmt: skip
-    g = RNNParams(
+    grads = Grads(np.zeros((n, r), dt), np.zeros_like(W_out), np.zeros_like(b_out))
+    loss = _rtrl(alpha, xs, ys, tuple(w), tuple(buf), tuple(grads))
+    G = grads.G
+    g = cells.RNNParams(
         W_ih=G[:, n : n + m].copy(), W_hh=G[:, :n].copy(), b_h=G[:, n + m].copy(),
-        W_out=grads[0], b_out=grads[1],
+        W_out=grads.W_out, b_out=grads.b_out, alpha=alpha,
     )  # fmt: skip
-    check_result("rtrl", loss, zip(g._fields, g, strict=True), dt)
+    check_result("rtrl", loss, g, dt)
     return float(loss), g
 
 
+def _elman_only(size) -> None:
+    name = size.get("cell", "elman")
+    if name != "elman":
+        cells.cell_named(name)  # an unknown name is a ValueError
+        raise NotImplementedError(f"rtrl: no cost model for the {name} cell yet (no kernel)")
+
+
 def flops(size) -> list[Term]:
-    """Exact FLOPs of one ``rtrl`` call."""
+    """Exact FLOPs of one ``rtrl`` call (the plain Elman cell)."""
+    _elman_only(size)
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
     r = n + m + 1
     TB = {"T": 1, "B": 1}
@@ -193,6 +289,7 @@ def flops(size) -> list[Term]:
 
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``rtrl`` call: the influence matrix and little else."""
+    _elman_only(size)
     B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
     r = n + m + 1
     return [

@@ -57,7 +57,7 @@ from .uoro import start as uoro_start
 
 
 def _rtrl_advance(state, arrays, alpha, xs, ys):
-    return rtrl_advance(state, arrays, xs, ys)
+    return rtrl_advance(state, arrays, xs, ys, alpha)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class _Rule:
 
 
 RULES: dict[str, _Rule] = {
-    "rtrl": _Rule(rtrl_start, _rtrl_advance, leaky=False),
+    "rtrl": _Rule(rtrl_start, _rtrl_advance),
     "uoro": _Rule(uoro_start, uoro_advance, ("seed",)),
     "kf_rtrl": _Rule(kf_rtrl_start, kf_rtrl_advance, ("seed",)),
     "r_kf": _Rule(r_kf_start, r_kf_advance, ("seed",)),

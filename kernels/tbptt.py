@@ -9,36 +9,51 @@ these updates over the sequence; the loss returned is the full loss.
     window at t:  dh_s = [s > t_prev] W_out^T (yhat_s - y_s) + W_hh^T da_{s+1},
                   da_s = dh_s * (1 - h_s^2),   t - k2 < s <= t
 
+(Elman cell; a gated cell back-propagates its own step, kernels/cells/, and
+its whole state at the window's start, h and the LSTM's c, is the constant.)
 k1 = k2 = k is the "detach the hidden state every k steps" idiom of framework
 code. BPTT(k2 >= T; 1) and BPTT(T; T) equal full BPTT.
 
 Costs: time Theta(T n^2 B k2 / k1); memory Theta(k2 n B + P): only the last
-k2 + 1 states are kept, however long the sequence (Williams & Peng 1990,
+k2 + 1 states are kept, however long the sequence, for every cell (Williams & Peng 1990,
 "An efficient gradient-based algorithm for on-line training of recurrent
 network trajectories"; Williams & Zipser 1995).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from . import cells
 from ._jit import jit
-from ._sweeps import backward_flops, backward_sweep, chunk_steps, forward_flops, forward_sweep
-from ._validate import check_result, check_rnn_problem, check_size
+from ._sweeps import (
+    Buffers,
+    backward_flops,
+    backward_sweep,
+    chunk_bytes,
+    chunk_steps,
+    forward_flops,
+    forward_sweep,
+    gradient_bytes,
+    make_buffers,
+    state_bytes,
+    zero_grads,
+)
+from ._validate import check_result, check_size
+from .cells import Weights
 from .costs import Term
-from .model import RNNParams
 
 
 @jit
-def _tbptt(
-    xs, ys, k1, k2, W_ih, W_hh, b_h, W_out, b_out, H, D, E, delta, tmp_nn, tmp_nm, tmp_pn, grads,
-):  # fmt: skip
+def _tbptt(cell, alpha, xs, ys, k1, k2, w, buf, g):
+    w, buf, g = Weights(*w), Buffers(*buf), Weights(*g)  # named again (see _sweeps.py)
     T = xs.shape[0]
-    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
-    # H holds the states h_base .. h_base + len(H) - 1; it never holds more
-    # than k2 + 1 of them, which is what makes the memory independent of T.
+    H = buf.H
+    X = buf.X
+    # H holds the states h_base .. h_base + len(H) - 1 (X what the cell stored
+    # with them); it never holds more than k2 + 1 of them, which is what makes
+    # the memory independent of T.
     base = 0
     H[0] = 0.0
+    X[0] = 0.0
     loss = 0.0
     t = 0  # steps run so far; their errors have all been injected
     while t < T:
@@ -49,12 +64,10 @@ def _tbptt(
             keep = t - new_base + 1
             for i in range(keep):  # ascending copy: safe for an overlapping left shift
                 H[i] = H[i + new_base - base]
+                X[i] = X[i + new_base - base]
             base = new_base
-        forward_sweep(xs, W_ih, W_hh, b_h, H, base, t, t_next, D)
-        loss += backward_sweep(
-            xs, ys, W_hh, W_out, b_out, H, base, max(0, t_next - k2), t_next, t,
-            g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out, D, E, delta, tmp_nn, tmp_nm, tmp_pn,
-        )  # fmt: skip
+        forward_sweep(cell, alpha, xs, w, buf, base, t, t_next)
+        loss += backward_sweep(cell, alpha, xs, ys, w, buf, g, base, max(0, t_next - k2), t_next, t)
         t = t_next
     return loss
 
@@ -68,11 +81,12 @@ def _truncation(k1, k2):
 
 
 def tbptt(params, xs, ys, k1, k2=None):
-    """Loss and truncated gradient BPTT(k2; k1) of the Elman RNN.
+    """Loss and truncated gradient BPTT(k2; k1).
 
     Parameters
     ----------
-    params : RNNParams
+    params : RNNParams, GRUParams or LSTMParams
+        The cell is the parameters' type (an RNNParams's ``alpha`` is its leak).
     xs : array (T, B, m) or (T, m)
     ys : array (T, B, p) or (T, p)
     k1 : int
@@ -86,29 +100,24 @@ def tbptt(params, xs, ys, k1, k2=None):
     -------
     loss : float
         The full loss 1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2.
-    grads : RNNParams
+    grads : the type of ``params``
         The sum of the truncated updates, same shapes and dtype as ``params``.
     """
     k1, k2 = _truncation(k1, k2)
-    (W_ih, W_hh, b_h, W_out, b_out), xs, ys = check_rnn_problem(params, xs, ys)
+    cell, w, xs, ys = cells.check_problem(params, xs, ys)
     T, B, m = xs.shape
+    p, n = w.W_out.shape
+    dt = w.W_out.dtype
     # Beyond T a truncation length changes nothing (one update at t = T, windows
     # reaching back to h_0); clamping keeps any Python int inside the kernel's int64.
     k1, k2 = min(k1, T), min(k2, T)
-    n, p = W_hh.shape[0], W_out.shape[0]
-    dt = W_hh.dtype
-    window = min(k2, T)
-    C = chunk_steps(B, window)
-    grads = tuple(np.zeros_like(a) for a in (W_ih, W_hh, b_h, W_out, b_out))
-    H = np.empty((window + 1, B, n), dt)  # at most k2 + 1 states: Theta(k2 n B)
-    loss = _tbptt(
-        xs, ys, k1, k2, W_ih, W_hh, b_h, W_out, b_out, H,
-        np.empty((C, B, n), dt), np.empty((C, B, p), dt), np.empty((B, n), dt),
-        np.empty((n, n), dt), np.empty((n, m), dt), np.empty((p, n), dt), grads,
-    )  # fmt: skip
-    g = RNNParams(*grads)
-    check_result("tbptt", loss, zip(g._fields, g, strict=True), dt)
-    return float(loss), g
+    # At most k2 + 1 states: Theta(k2 n B).
+    buf = make_buffers(cell, k2 + 1, B, n, m, p, chunk_steps(B, k2), dt)
+    g = zero_grads(w)
+    loss = _tbptt(cell.id, cell.alpha, xs, ys, k1, k2, tuple(w), tuple(buf), tuple(g))
+    grads = cells.as_params(g, cell)
+    check_result("tbptt", loss, grads, dt)
+    return float(loss), grads
 
 
 def _windows(T, k1, k2):
@@ -120,17 +129,22 @@ def _windows(T, k1, k2):
         t = t_next
 
 
+def _cell(size) -> cells.Cell:
+    return cells.cell_named(size.get("cell", "elman"))
+
+
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``tbptt`` call: the forward sweep plus one backward sweep per update."""
     T, B, n, m, p, k1, k2 = (size[k] for k in ("T", "B", "n", "m", "p", "k1", "k2"))
+    cell = _cell(size)
     C = chunk_steps(B, min(k2, T))
     # Updates with the same (length, error steps) cost the same; count them once.
     counts: dict[tuple[int, int], int] = {}
     for w in _windows(T, k1, k2):
         counts[w] = counts.get(w, 0) + 1
-    terms = [t.substitute("steps", {"T": 1}) for t in forward_flops(T, B, n, m)]
+    terms = [t.substitute("steps", {"T": 1}) for t in forward_flops(cell, T, B, n, m)]
     for (length, err), count in counts.items():
-        for term in backward_flops(length, err, B, n, m, p, C):
+        for term in backward_flops(cell, length, err, B, n, m, p, C):
             # T / k1 updates, each through a window of k2 steps; every error once.
             term = term.substitute("steps", {"T": 1, "k1": -1, "k2": 1}, times=count)
             terms.append(term.substitute("err_steps", {"T": 1}))
@@ -141,12 +155,12 @@ def flops(size) -> list[Term]:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``tbptt`` call: at most k2 + 1 states, chunk scratch, gradients."""
     T, B, n, m, p, k2 = (size[k] for k in ("T", "B", "n", "m", "p", "k2"))
+    cell = _cell(size)
     window = min(k2, T)
-    C = chunk_steps(B, window)
+    per_state = state_bytes(cell, B, n, itemsize)
     return [
-        Term(window * B * n * itemsize, {"k2": 1, "B": 1, "n": 1}),  # h_{t-k2+1} .. h_t
-        Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-k2}
-        Term(C * B * (n + p) * itemsize + B * n * itemsize, {"B": 1, "n": 1}),  # D, E, delta
-        Term(2 * (n * n + n * m + n * p) * itemsize, {"n": 2}),  # gradients and GEMM scratch
-        Term((n + p) * itemsize, {"n": 1}),  # bias gradients
+        Term(window * per_state, {"k2": 1, "B": 1, "n": 1}),  # h_{t-k2+1} .. h_t, cell values
+        Term(per_state, {"B": 1, "n": 1}),  # h_{t-k2} (c_{t-k2})
+        *chunk_bytes(cell, B, n, m, p, chunk_steps(B, window), itemsize),
+        *gradient_bytes(cell, n, m, p, itemsize),
     ]

@@ -140,10 +140,14 @@ def _leaky_type(cls):
 
 
 def with_alpha(params, alpha):
-    """``params`` carrying the leak ``alpha`` as an attribute, as the leaky cell reads it.
+    """``params`` carrying the leak ``alpha``, as the leaky cell reads it.
 
-    Stands in for RNNParams' own ``alpha`` until the leaky cell lands on main.
+    A ``bpttbench.RNNParams`` carries it itself (``_replace(alpha=...)``); any
+    other five-array NamedTuple (``naive.RNNParams``) gets a subclass whose
+    instances hold it as an attribute.
     """
+    if isinstance(getattr(type(params), "alpha", None), property):
+        return params._replace(alpha=alpha)
     leaky = _leaky_type(type(params))(*params)
     leaky.alpha = alpha
     return leaky

@@ -85,14 +85,10 @@ _CHUNK_SCRATCH = (
     "C B (n + p) + B n bytes with C B = CHUNK_ROWS: the D/E chunk scratch is constant in B "
     "(declared B^1) and holds p (declared p^0); n + p is not n^1"
 )
-_WEIGHT_GRADS = "2 (n^2 + n m + n p): declared n^2, but n m and n p are n^1 and carry m and p"
-_BIAS_GRADS = "n + p: declared n^1, but p has no n and p is not declared"
 MISMATCHES = {
     ("bptt", "flops", 3): _READOUT,
     ("bptt", "flops", 7): "2 (T - 1) B n^2 (no W_hh^T da below step 1): T - 1 is not T^1",
     ("bptt", "memory", 2): _CHUNK_SCRATCH,
-    ("bptt", "memory", 3): _WEIGHT_GRADS,
-    ("bptt", "memory", 4): _BIAS_GRADS,
     ("tbptt", "flops", 3): _READOUT,
     ("tbptt", "flops", 5): (
         "loss * 0.5 once per update: the value is the number of updates, T / k1, "
@@ -103,8 +99,6 @@ MISMATCHES = {
         "(T / k1)(k2 - 1) is not T k2 / k1 along k"
     ),
     ("tbptt", "memory", 2): _CHUNK_SCRATCH,
-    ("tbptt", "memory", 3): _WEIGHT_GRADS,
-    ("tbptt", "memory", 4): _BIAS_GRADS,
     ("rtrl", "flops", 1): "2 T B n^3 (m + 1): m + 1 is not m^1",
     ("rtrl", "flops", 2): "T B (3 n^2 r + n r), r = n + m + 1: declared n^3, holds n^2 m and n^2",
     ("rtrl", "flops", 3): "T B (2 n m + 2 n^2 + 3 n): declared n^2, holds n m and n",

@@ -34,7 +34,7 @@ ONE_SHOT = {
     "snap2": bpttbench.snap2,
     "rflo": bpttbench.rflo,
 }
-LEAKY = [name for name in ONE_SHOT if name != "rtrl"]  # the rtrl kernel has no leak yet
+LEAKY = list(ONE_SHOT)  # every rule runs the leaky cell
 T = 12
 CHUNKINGS = {
     "one-chunk": [12],
@@ -130,7 +130,7 @@ def leaky_losses(params_per_chunk, xs, ys, lengths, alpha):
 @pytest.mark.parametrize("name", list(ONE_SHOT))
 def test_new_weights_take_effect_from_the_next_chunk_on_the_carried_state(problem, rng, name):
     p, xs, ys = problem
-    alpha = 1.0 if name == "rtrl" else 0.5
+    alpha = 0.5
     q = bpttbench.RNNParams(*(a + rng.normal(0.0, 0.1, a.shape) for a in p))
     q = q._replace(W_hh=np.where(p.W_hh != 0, q.W_hh, 0.0))  # SnAp-2 keeps its pattern
     s = bpttbench.stream(name, leaky(p, alpha), B=2, **options(name))
@@ -245,7 +245,11 @@ def test_stream_refuses_what_it_cannot_run(problem, name, kwargs, error, pattern
         bpttbench.stream(name, p, **kwargs)
 
 
-def test_rtrl_stream_refuses_a_leak_its_kernel_lacks(problem):
-    p, _, _ = problem
-    with pytest.raises(NotImplementedError, match="leak"):
-        bpttbench.stream("rtrl", leaky(p, 0.5), B=2)
+@pytest.mark.parametrize("chunks", list(CHUNKINGS))
+def test_leaky_rtrl_chunk_gradients_sum_to_bptt_of_the_leaky_cell(problem, chunks):
+    p, xs, ys = problem
+    p = leaky(p, 0.5)
+    loss, g = stream_in_chunks("rtrl", p, xs, ys, CHUNKINGS[chunks])
+    loss_bptt, g_bptt = bpttbench.bptt(p, xs, ys)
+    assert_loss_close(loss, loss_bptt, CHUNKED_RTOL, "streamed leaky rtrl loss vs bptt")
+    assert_grads_close(g, g_bptt, CHUNKED_RTOL, f"leaky rtrl in chunks {CHUNKINGS[chunks]}")

@@ -1,0 +1,162 @@
+"""The long short-term memory cell, exactly as ``torch.nn.LSTM`` defines it.
+
+    i  = sig(W_ii x + b_ii + W_hi h + b_hi)       input gate
+    f  = sig(W_if x + b_if + W_hf h + b_hf)       forget gate
+    g  = tanh(W_ig x + b_ig + W_hg h + b_hg)      candidate
+    o  = sig(W_io x + b_io + W_ho h + b_ho)       output gate
+    c' = f * c + i * g
+    h' = o * tanh(c')                             h_0 = c_0 = 0
+
+The state is the pair (h, c); the readout sees h only. Layout (PyTorch's, so
+weights copy one to one from ``torch.nn.LSTM``): ``weight_ih`` (4n, m) and
+``weight_hh`` (4n, n) stack the gates i|f|g|o in rows; ``bias_ih`` and
+``bias_hh`` (4n) are kept as two arrays as PyTorch keeps them, although they
+enter the same sum and so get equal gradients. Hochreiter & Schmidhuber 1997,
+"Long short-term memory" (the memory cell and its input and output gates);
+Gers, Schmidhuber & Cummins 2000, "Learning to forget: continual prediction
+with LSTM" (the forget gate); THEORY.md, "Gated cells".
+
+Forward step (G = 4 gate blocks): from a = W_ih x and r = W_hh h (4n wide, no
+bias), the gates, c' and h'. Stored per step beside h': c', i, f, g, o (c' is
+the state; tanh(c') is recomputed in the backward step rather than stored).
+
+Backward step, from the error dh at h' (readout plus the future) and dc, the
+error at c' from the future:
+
+    do  = dh tanh(c')                  dc  = dh o (1 - tanh(c')^2) + dc
+    di  = dc g,  dg = dc i,  df = dc c         error at c = dc f
+    da  = (di i (1 - i) | df f (1 - f) | dg (1 - g^2) | do o (1 - o))
+    error at h = W_hh^T da
+
+RTRL (the immediate Jacobian, for kernels/rtrl_lstm.py): the influence is of
+the state (h, c), 2n x P. Gate row k of every block reaches only unit k of c'
+and h' in one step: with the pre-activation errors above written per unit,
+
+    dc'_k/da_i,k = g_k i_k (1 - i_k)     dc'_k/da_f,k = c_k f_k (1 - f_k)
+    dc'_k/da_g,k = i_k (1 - g_k^2)       dh'_k/da_o,k = tanh(c'_k) o_k (1 - o_k)
+    dh'_k/dc'_k  = o_k (1 - tanh(c'_k)^2)
+
+each times the row's input (x for weight_ih, h for weight_hh, 1 for either
+bias); the state Jacobian is dc'/dc = diag(f), dc'/dh = sum over i, f, g of
+diag(dc'/da_.) W_h., and dh'/d(h, c) = diag(dh'/dc') dc'/d(h, c) plus
+diag(dh'/da_o) W_ho for dh'/dh. P = 4n (n + m + 2); exact RTRL costs ~ 16 n^4
+per step (THEORY.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import jit
+from ..costs import Term
+from ._common import LSTM, Cell, Weights, sigmoid
+from ._gated import check_gated, init_gated
+
+NAME = "lstm"
+GATES = 4
+STORED = 5  # c, i, f, g, o
+GATE_NAMES = "i|f|g|o"
+
+
+class LSTMParams(NamedTuple):
+    """Parameters of the LSTM network in ``torch.nn.LSTM``'s layout; gradients come back in it."""
+
+    weight_ih: np.ndarray  # (4n, m) gates i|f|g|o stacked in rows
+    weight_hh: np.ndarray  # (4n, n)
+    bias_ih: np.ndarray  # (4n,)
+    bias_hh: np.ndarray  # (4n,)
+    W_out: np.ndarray  # (p, n) readout
+    b_out: np.ndarray  # (p,)
+
+
+def init_lstm(n_in, n_hidden, n_out, seed=0, dtype=np.float64) -> LSTMParams:
+    """Random LSTM parameters: every weight and bias U(-1/sqrt(n), 1/sqrt(n)), as PyTorch does.
+
+    Parameters
+    ----------
+    n_in, n_hidden, n_out : int
+        Input size m, state size n and output size p; each must be >= 1.
+    seed : int
+        Seed of the ``numpy.random.default_rng`` stream.
+    dtype : float32 or float64
+    """
+    return LSTMParams(*init_gated(GATES, n_in, n_hidden, n_out, seed, dtype))
+
+
+CELL = Cell(NAME, LSTM, GATES, STORED, 1.0)
+
+
+def check(params):
+    """Validate LSTM parameters; return ``(Cell, Weights, dtype)``."""
+    weights, dtype = check_gated(params, LSTMParams, GATES, GATE_NAMES)
+    return CELL, weights, dtype
+
+
+def as_params(g: Weights, cell: Cell) -> LSTMParams:
+    """The kernels accumulate one bias gradient; both biases get it (they enter one sum)."""
+    g.bias_hh[:] = g.bias_ih
+    return LSTMParams(*g)
+
+
+@jit
+def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
+    """Gates from A[j] = W_ih x and R = W_hh h (4n wide each), c from X[i];
+    X[i + 1] = (c', i, f, g, o). The signature is every cell's (kernels/cells/elman.py)."""
+    bi = w.bias_ih
+    bh = w.bias_hh
+    a = A[j]
+    x_prev = X[i]
+    x_new = X[i + 1]
+    B, n = h_new.shape
+    for b in range(B):
+        for k in range(n):
+            i_g = sigmoid(a[b, k] + bi[k] + R[b, k] + bh[k])
+            f_g = sigmoid(a[b, n + k] + bi[n + k] + R[b, n + k] + bh[n + k])
+            g = math.tanh(a[b, 2 * n + k] + bi[2 * n + k] + R[b, 2 * n + k] + bh[2 * n + k])
+            o_g = sigmoid(a[b, 3 * n + k] + bi[3 * n + k] + R[b, 3 * n + k] + bh[3 * n + k])
+            c = f_g * x_prev[b, k] + i_g * g
+            h_new[b, k] = o_g * math.tanh(c)
+            x_new[b, k] = c
+            x_new[b, n + k] = i_g
+            x_new[b, 2 * n + k] = f_g
+            x_new[b, 3 * n + k] = g
+            x_new[b, 4 * n + k] = o_g
+
+
+@jit
+def backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
+    """d = (da_i | da_f | da_g | da_o) for both sides; delta_c becomes the error at c."""
+    dh = DH[j]
+    x_prev = X[i]
+    x_new = X[i + 1]
+    B, n = dh.shape
+    for b in range(B):
+        for k in range(n):
+            e = dh[b, k] + delta[b, k]
+            c = x_new[b, k]
+            i_g = x_new[b, n + k]
+            f_g = x_new[b, 2 * n + k]
+            g = x_new[b, 3 * n + k]
+            o_g = x_new[b, 4 * n + k]
+            tc = math.tanh(c)
+            dc = e * o_g * (1.0 - tc * tc) + delta_c[b, k]
+            delta_c[b, k] = dc * f_g
+            d[b, k] = dc * g * i_g * (1.0 - i_g)
+            d[b, n + k] = dc * x_prev[b, k] * f_g * (1.0 - f_g)
+            d[b, 2 * n + k] = dc * i_g * (1.0 - g * g)
+            d[b, 3 * n + k] = e * tc * o_g * (1.0 - o_g)
+
+
+def forward_flops(cell: Cell, steps: int, B: int, n: int) -> list[Term]:
+    """FLOPs of ``steps`` pointwise forward steps: four gates of 4 (3 adds, activation),
+    c' 3, h' 2 (tanh, multiply)."""
+    return [Term(21 * steps * B * n, {"steps": 1, "B": 1, "n": 1})]
+
+
+def backward_flops(cell: Cell, steps: int, B: int, n: int) -> list[Term]:
+    """FLOPs of ``steps`` pointwise backward steps: e 1, tanh(c') 1, dc 5, error at c 1,
+    da_i 4, da_f 4, da_g 4, da_o 4."""
+    return [Term(24 * steps * B * n, {"steps": 1, "B": 1, "n": 1})]
