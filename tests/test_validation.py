@@ -413,3 +413,190 @@ def test_backprop_masked_array_is_refused(mlp_problem):
     q, x, y = mlp_problem
     with pytest.raises(TypeError, match=r"(?s)\bx\b.*mask"):
         bpttbench.backprop(q, masked(x), y)
+
+
+# --- the cells: gated parameters, mixed cells, the leak ----------------------------------
+
+
+def gated(kind, n=4, m=3, p=2, rows=None, rng_seed=0):
+    """GRUParams (kind "gru") or LSTMParams ("lstm") of n units; ``rows`` overrides the
+    gate rows of weight_ih, weight_hh and both biases (to build another cell's shapes)."""
+    rng = np.random.default_rng(rng_seed)
+    G = {"gru": 3, "lstm": 4}[kind]
+    R = G * n if rows is None else rows
+    shapes = [(R, m), (R, n), (R,), (R,), (p, n), (p,)]
+    params_type = {"gru": bpttbench.GRUParams, "lstm": bpttbench.LSTMParams}[kind]
+    return params_type(*(rng.normal(0.0, 0.5, s) for s in shapes))
+
+
+GRU_ROWS = r"params\.weight_hh must have shape \(3n, n\)"
+LSTM_ROWS = r"params\.weight_hh must have shape \(4n, n\)"
+
+# id -> (params, exception, regex the message must match); data from the default problem
+GATED_BAD_PARAMS = {
+    "gru-holding-lstm-shapes": (lambda: gated("gru", rows=16), ValueError, rf"{GRU_ROWS}.*LSTM"),
+    "lstm-holding-gru-shapes": (lambda: gated("lstm", rows=12), ValueError, rf"{LSTM_ROWS}.*GRU"),
+    "gru-gate-rows-not-a-multiple-of-3": (lambda: gated("gru", rows=10), ValueError, GRU_ROWS),
+    "lstm-gate-rows-not-a-multiple-of-4": (lambda: gated("lstm", rows=14), ValueError, LSTM_ROWS),
+    "gru-weight_ih-rows": (
+        lambda: gated("gru")._replace(weight_ih=np.zeros((11, 3))),
+        ValueError,
+        "weight_ih",
+    ),
+    "lstm-bias_ih-length": (
+        lambda: gated("lstm")._replace(bias_ih=np.zeros(12)),
+        ValueError,
+        "bias_ih",
+    ),
+    "gru-bias_hh-length": (
+        lambda: gated("gru")._replace(bias_hh=np.zeros(13)),
+        ValueError,
+        "bias_hh",
+    ),
+    "lstm-W_out-columns": (
+        lambda: gated("lstm")._replace(W_out=np.zeros((2, 3))),
+        ValueError,
+        "W_out",
+    ),
+    "gru-b_out-length": (lambda: gated("gru")._replace(b_out=np.zeros(3)), ValueError, "b_out"),
+    "gru-bias_hh-2d": (
+        lambda: gated("gru")._replace(bias_hh=np.zeros((1, 12))),
+        ValueError,
+        "bias_hh",
+    ),
+    "lstm-weight_hh-nan": (
+        lambda: gated("lstm")._replace(weight_hh=poke(gated("lstm").weight_hh, np.nan)),
+        ValueError,
+        "weight_hh",
+    ),
+    "gru-bias_ih-inf": (
+        lambda: gated("gru")._replace(bias_ih=poke(gated("gru").bias_ih, np.inf)),
+        ValueError,
+        "bias_ih",
+    ),
+    "gru-weight_ih-int": (
+        lambda: gated("gru")._replace(weight_ih=np.zeros((12, 3), dtype=np.int64)),
+        TypeError,
+        "weight_ih",
+    ),
+    "lstm-bias_hh-float32": (
+        lambda: gated("lstm")._replace(bias_hh=np.zeros(16, dtype=np.float32)),
+        TypeError,
+        "bias_hh",
+    ),
+    "lstm-weight_hh-masked": (
+        lambda: gated("lstm")._replace(weight_hh=masked(gated("lstm").weight_hh)),
+        TypeError,
+        r"weight_hh.*mask",
+    ),
+    "elman-holding-gru-shapes": (
+        lambda: bpttbench.RNNParams(
+            np.zeros((4, 3)), np.zeros((12, 4)), np.zeros(4), np.zeros((2, 4)), np.zeros(2)
+        ),
+        ValueError,
+        r"W_hh.*GRU",
+    ),
+    "six-arrays-in-a-plain-tuple": (lambda: tuple(gated("gru")), TypeError, r"GRUParams"),
+}
+
+
+@pytest.mark.parametrize("case", list(GATED_BAD_PARAMS))
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+def test_gated_bad_parameters_are_refused_naming_the_field(rnn_problem, algorithm, case):
+    make, error, pattern = GATED_BAD_PARAMS[case]
+    _, xs, ys = rnn_problem
+    with pytest.raises(error, match=pattern):
+        RNN_CALLS[algorithm](make(), xs, ys)
+
+
+# The data checks do not depend on the cell: every one the Elman cell makes, on gated params.
+DATA_CASES = [c for c in RNN_BAD_INPUTS if c.split("-")[0] in ("xs", "ys", "T=0", "B=0")]
+
+
+@pytest.mark.parametrize("case", DATA_CASES)
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("algorithm", ["bptt", "tbptt"])
+def test_gated_bad_data_is_refused_naming_the_argument(rnn_problem, algorithm, kind, case):
+    mutate, error, pattern = RNN_BAD_INPUTS[case]
+    params, xs, ys = rnn_problem
+    _, xs, ys = mutate(params, xs, ys)
+    with pytest.raises(error, match=pattern):
+        RNN_CALLS[algorithm](gated(kind), xs, ys)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_gated_float32_params_with_float64_data_are_refused(rnn_problem, kind):
+    _, xs, ys = rnn_problem
+    params = gated(kind)
+    params = params._make(a.astype(np.float32) for a in params)
+    with pytest.raises(TypeError, match=XS):
+        bpttbench.bptt(params, xs, ys)
+
+
+BAD_ALPHAS = [
+    (0.0, ValueError),
+    (-0.5, ValueError),
+    (1.5, ValueError),
+    (1.0000001, ValueError),
+    (float("nan"), ValueError),
+    (float("inf"), ValueError),
+    ("0.5", TypeError),
+    (None, TypeError),
+    (True, TypeError),
+    (0.5 + 0j, TypeError),
+    (np.array([0.5]), TypeError),
+]
+ALPHA_IDS = [f"alpha={a!r}" for a, _ in BAD_ALPHAS]
+
+
+@pytest.mark.parametrize(("alpha", "error"), BAD_ALPHAS, ids=ALPHA_IDS)
+def test_leak_outside_0_1_is_refused_at_construction(rnn_problem, alpha, error):
+    params, _, _ = rnn_problem
+    with pytest.raises(error, match="alpha"):
+        bpttbench.RNNParams(*params, alpha=alpha)
+    with pytest.raises(error, match="alpha"):
+        bpttbench.init_rnn(3, 4, 2, alpha=alpha)
+    with pytest.raises(error, match="alpha"):
+        params._replace(alpha=alpha)
+
+
+class DuckParams:
+    """Five arrays and a leak attribute, as a caller's own type might carry them."""
+
+    def __init__(self, arrays, alpha):
+        self.arrays, self.alpha = tuple(arrays), alpha
+
+    def __iter__(self):
+        return iter(self.arrays)
+
+
+@pytest.mark.parametrize(("alpha", "error"), BAD_ALPHAS, ids=ALPHA_IDS)
+@pytest.mark.parametrize("algorithm", list(RNN_CALLS))
+def test_leak_outside_0_1_is_refused_by_every_algorithm(rnn_problem, algorithm, alpha, error):
+    params, xs, ys = rnn_problem
+    with pytest.raises(error, match="alpha"):
+        RNN_CALLS[algorithm](DuckParams(params, alpha), xs, ys)
+
+
+@pytest.mark.parametrize("alpha", [1e-6, 0.5, 1, np.float32(0.25)], ids=repr)
+def test_leak_inside_0_1_is_accepted(rnn_problem, alpha):
+    params, xs, ys = rnn_problem
+    loss, g = bpttbench.bptt(bpttbench.RNNParams(*params, alpha=alpha), xs, ys)
+    assert np.isfinite(loss) and g.alpha == float(alpha)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize(
+    ("args", "error", "pattern"),
+    [
+        ((0, 4, 2), ValueError, "n_in"),
+        ((3, 4.5, 2), TypeError, "n_hidden"),
+        ((3, 4, -1), ValueError, "n_out"),
+    ],
+    ids=["n_in=0", "n_hidden=4.5", "n_out=-1"],
+)
+def test_init_gated_bad_size_is_refused_naming_it(kind, args, error, pattern):
+    with pytest.raises(error, match=pattern):
+        getattr(bpttbench, f"init_{kind}")(*args)
+    with pytest.raises(TypeError, match="dtype"):
+        getattr(bpttbench, f"init_{kind}")(3, 4, 2, dtype=np.int32)
