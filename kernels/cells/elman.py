@@ -224,7 +224,7 @@ def backward_step_leaky(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
     """e = dh + delta; da = e alpha (1 - u^2), in place in d (which holds dh);
     carry = (1 - alpha) e."""
     u_new = X[i + 1]
-    B, n = u_new.shape
+    B, n = delta.shape
     beta = 1.0 - alpha
     for b in range(B):
         for k in range(n):
