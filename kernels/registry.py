@@ -23,7 +23,8 @@ built-in algorithms work as before. In a package's ``pyproject.toml``::
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import replace
 from importlib import metadata
 
 import numpy as np
@@ -35,11 +36,12 @@ from .backprop import memory as backprop_memory
 from .bptt import bptt
 from .bptt import flops as bptt_flops
 from .bptt import memory as bptt_memory
+from .cells import CELL_NAMES, INIT
 from .costs import AlgorithmSpec, Exponent, Sweep
 from .kf_rtrl import flops as kf_rtrl_flops
 from .kf_rtrl import kf_rtrl
 from .kf_rtrl import memory as kf_rtrl_memory
-from .model import init_mlp, init_rnn
+from .model import init_mlp
 from .r_kf import flops as r_kf_flops
 from .r_kf import memory as r_kf_memory
 from .r_kf import r_kf
@@ -123,7 +125,10 @@ _STD = "standard (Rumelhart, Hinton & Williams 1986)"
 
 def _rnn_data(size, dtype, seed):
     T, B, n, m, p = (int(size[k]) for k in ("T", "B", "n", "m", "p"))
-    params = init_rnn(m, n, p, seed=seed, dtype=dtype)
+    cell = size.get("cell", CELL_SIZE["cell"])
+    if cell not in INIT:
+        raise ValueError(f"unknown cell {cell!r}; cells are {', '.join(CELL_NAMES)}")
+    params = INIT[cell](m, n, p, seed=seed, dtype=dtype)
     rng = np.random.default_rng(seed + 1)
     xs = rng.standard_normal((T, B, m)).astype(dtype)
     ys = rng.standard_normal((T, B, p)).astype(dtype)
@@ -453,3 +458,85 @@ ALGORITHMS.update(
     ),
     rflo=_quadratic("rflo", "RFLO", rflo, rflo_flops, rflo_memory, _MUR19),
 )  # fmt: skip
+
+
+# --- the cell: a categorical size variable ------------------------------------------------
+# Every recurrent algorithm takes the cell as a size variable ``cell``: "elman" (the
+# default), "gru" or "lstm" (kernels/cells/). ``make_problem`` builds that cell's
+# parameters and the FLOP and memory models branch on it (kernels/bptt.py, tbptt.py;
+# rtrl.py has no gated kernel yet and refuses them). The declared exponents hold for
+# every cell: a gated step does G = 3 (GRU) or 4 (LSTM) times the Elman step's GEMM
+# work and stores (1 + K) n B numbers (K = 4, 5) instead of n B, constants that change
+# no power of T, n, B or k, so gated BPTT time is ~ T n^2 B and its memory ~ T n B + P
+# (THEORY.md, "Costs"; tests/test_registry.py checks the powers per cell).
+#
+# The gated sweeps below sit where the Elman ones do (the same reasons, see "presets"
+# above), shorter: a gated call costs 3 to 4 times the Elman one (measured: bptt at
+# n = 64, B = 16, T = 2048 takes 36 ms for Elman, 115 ms for the GRU, 173 ms for the
+# LSTM; at n = 1024, T = 2, B = 64: 16, 55 and 69 ms). The quick preset gets the two
+# main axes of gated BPTT, 6 points each: 24 cells of 0.35 to 3.2 s, about 25 s in all
+# by the harness's own cell-time model (bench.sweep.predicted_cell_seconds) on the
+# measured calls; the full preset every axis of BPTT and truncated BPTT, 9 points each.
+
+CELLS = CELL_NAMES
+CELL_SIZE = {"cell": "elman"}
+
+
+def _cell_sweeps(cell):
+    return {
+        "bptt": {
+            "quick": (
+                _geo("T", 256, 2048, 6, n=64, B=16, cell=cell),
+                _geo("n", 384, 2048, 6, multiple=32, T=2, B=64, cell=cell),
+            ),
+            "full": (
+                _geo("T", 128, 16384, 9, n=64, B=16, cell=cell),
+                _geo("n", 384, 2560, 9, multiple=32, T=4, B=64, cell=cell),
+                _geo("B", 8, 512, 9, T=64, n=256, cell=cell),
+            ),
+        },
+        "tbptt": {
+            "full": (
+                _geo("T", 128, 16384, 9, n=64, B=16, k1=16, k2=16, cell=cell),
+                _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, k1=8, k2=8, cell=cell),
+                _geo("k", 64, 4096, 9, T=4096, n=16, B=64, cell=cell),
+            ),
+        },
+    }
+
+
+# algorithm -> preset -> the gated cells' sweeps
+CELL_SWEEPS: dict[str, dict[str, tuple[Sweep, ...]]] = {}
+for _cell in ("gru", "lstm"):
+    for _name, _presets in _cell_sweeps(_cell).items():
+        for _preset, _sweeps in _presets.items():
+            _by_preset = CELL_SWEEPS.setdefault(_name, {})
+            _by_preset[_preset] = _by_preset.get(_preset, ()) + _sweeps
+
+
+# The algorithms that take every cell; the online rules run the (leaky) Elman cell only.
+CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl")
+
+
+def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSpec]:
+    """The registry with the cell as a size variable of the algorithms that take cells.
+
+    ``cell`` joins the sizes of :data:`CELL_ALGORITHMS` (default ``"elman"``) and
+    the gated sweeps of :data:`CELL_SWEEPS` join their presets. ``ALGORITHMS``
+    itself leaves both out until the harness stores and parses a text size (the
+    sweep grid takes positive ints only, and the store's cell key and size
+    columns know no ``cell``); then ``ALGORITHMS = with_cells(...)`` wires them
+    in. Everything else (make_problem, the cost models) already reads
+    ``size["cell"]``.
+    """
+    out = {}
+    for name, spec in algorithms.items():
+        if name not in CELL_ALGORITHMS:
+            out[name] = spec
+            continue
+        extra = CELL_SWEEPS.get(name, {})
+        presets = {
+            p: (*spec.presets.get(p, ()), *extra.get(p, ())) for p in {*spec.presets, *extra}
+        }
+        out[name] = replace(spec, sizes={**spec.sizes, **CELL_SIZE}, presets=presets)
+    return out

@@ -43,6 +43,15 @@ def entries():
     ]
 
 
+# The gated cells' cost models, with the exponents declared for the algorithm: a cell
+# changes constants, not powers (kernels/registry.py, "the cell").
+GATED = ("gru", "lstm")
+
+
+def cell_entries():
+    return [(n, a, m, c) for n, a, m in entries() if n in ("bptt", "tbptt") for c in GATED]
+
+
 def terms_of(spec, metric, size):
     return spec.memory(size, ITEMSIZE) if metric == "memory" else spec.flops(size)
 
@@ -57,8 +66,9 @@ def scaled(size, variables, factor):
     return {k: (v * factor if k in variables else v) for k, v in size.items()}
 
 
-def base_size(spec, axis):
-    return {**BASE_SIZE[spec.family], **BASE_FOR_AXIS.get(axis, {})}
+def base_size(spec, axis, cell=None):
+    extra = {"cell": cell} if cell else {}
+    return {**BASE_SIZE[spec.family], **BASE_FOR_AXIS.get(axis, {}), **extra}
 
 
 def test_registry_holds_the_four_algorithms_under_their_names():
@@ -97,13 +107,17 @@ def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
         assert exponent.source, f"{name} {axis} {metric}: no source"
 
 
-@pytest.mark.parametrize(("name", "axis", "metric"), entries(), ids=lambda v: str(v))
-def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
+@pytest.mark.parametrize(
+    ("name", "axis", "metric", "cell"),
+    [(*e, None) for e in entries()] + cell_entries(),
+    ids=lambda v: str(v),
+)
+def test_declared_exponent_matches_the_cost_terms(name, axis, metric, cell):
     spec = bpttbench.ALGORITHMS[name]
     declared = spec.exponents[(axis, metric)].value
     model = "flops" if metric == "time" else metric  # time follows the FLOP count
     axis_vars = spec.axis_vars[axis]
-    base = base_size(spec, axis)
+    base = base_size(spec, axis, cell)
     power, _ = leading_share(terms_of(spec, model, base), axis_vars)
     if declared == power:
         # The leading power must come to dominate as the axis grows.
@@ -118,7 +132,7 @@ def test_declared_exponent_matches_the_cost_terms(name, axis, metric):
     else:
         # A regime exponent: below the leading power, and leading somewhere.
         assert declared < power, f"{name} {axis} {metric}: declared {declared} > leading {power}"
-        others = set(base) - set(axis_vars) - {"k1", "k2"}
+        others = {k for k, v in base.items() if isinstance(v, int)} - set(axis_vars) - {"k1", "k2"}
         best = max(
             share_of_power(terms_of(spec, model, scaled(base, others, s)), axis_vars, declared)
             for s in REGIME_SCALES
@@ -180,3 +194,79 @@ def test_every_pair_is_measured_at_common_sizes(preset):
     assert ("rtrl", "bptt") in pairs
     for a, b in pairs:
         assert len(_shared_cells(preset, a, b)) >= 4, (preset, a, b)
+
+
+# --- the cell as a size variable ----------------------------------------------------------
+
+SMALL_RNN = {"T": 6, "B": 2, "n": 4, "m": 3, "p": 2, "k1": 2, "k2": 3}
+PARAMS_OF = {"elman": bpttbench.RNNParams, "gru": bpttbench.GRUParams, "lstm": bpttbench.LSTMParams}
+
+
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+@pytest.mark.parametrize("name", ["bptt", "tbptt"])
+def test_make_problem_builds_the_cell_of_the_size(name, cell):
+    spec = bpttbench.ALGORITHMS[name]
+    problem = spec.make_problem({**SMALL_RNN, "cell": cell}, np.float64, 0)
+    assert type(problem[0]) is PARAMS_OF[cell]
+    loss, grads = spec.func(*problem)
+    assert np.isfinite(loss) and type(grads) is PARAMS_OF[cell]
+    for factor in (1, 16):
+        size = {**SMALL_RNN, "cell": cell, "T": 6 * factor, "n": 4 * factor}
+        assert spec.flop_count(size) > 0 and spec.memory_bytes(size, 8) > 0
+        assert all(t.value >= 0 for t in (*spec.flops(size), *spec.memory(size, 8)))
+
+
+def test_a_gated_step_costs_more_than_an_elman_step():
+    """Same sizes: G = 3 (GRU) or 4 (LSTM) gate blocks of GEMM work, more stored per step."""
+    spec = bpttbench.ALGORITHMS["bptt"]
+    size = {"T": 64, "B": 4, "n": 256, "m": 1, "p": 1}
+    flops = {c: spec.flop_count({**size, "cell": c}) for c in ("elman", "gru", "lstm")}
+    assert 2.5 < flops["gru"] / flops["elman"] < 3.5 < flops["lstm"] / flops["elman"] < 4.5
+    assert spec.flop_count(size) == flops["elman"]  # elman is the default
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rtrl_has_no_gated_kernel_yet(cell):
+    spec = bpttbench.ALGORITHMS["rtrl"]
+    size = {**SMALL_RNN, "cell": cell}
+    with pytest.raises(NotImplementedError, match=cell):
+        spec.func(*spec.make_problem(size, np.float64, 0))
+    with pytest.raises(NotImplementedError):
+        spec.flop_count(size)
+
+
+def test_unknown_cell_is_refused():
+    spec = bpttbench.ALGORITHMS["bptt"]
+    with pytest.raises(ValueError, match="cell"):
+        spec.make_problem({**SMALL_RNN, "cell": "transformer"}, np.float64, 0)
+    with pytest.raises(ValueError, match="cell"):
+        spec.flop_count({**SMALL_RNN, "cell": "transformer"})
+
+
+def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
+    from bpttbench.registry import CELL_ALGORITHMS, CELL_SWEEPS, CELLS, with_cells
+
+    registry = with_cells(bpttbench.ALGORITHMS)
+    assert CELLS == ("elman", "gru", "lstm")
+    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl"}
+    for name, spec in registry.items():
+        before = bpttbench.ALGORITHMS[name]
+        if name not in CELL_ALGORITHMS:  # the online rules run the Elman cell only
+            assert spec is before
+            continue
+        assert spec.sizes == {**before.sizes, "cell": "elman"}
+        check_spec(spec)  # every sweep's fixed sizes are sizes of the spec
+        for preset, sweeps in before.presets.items():
+            assert spec.presets[preset][: len(sweeps)] == sweeps  # the Elman sweeps unchanged
+    quick = [s for s in registry["bptt"].presets["quick"] if "cell" in s.fixed]
+    assert {(s.axis, s.fixed["cell"]) for s in quick} == {
+        (a, c) for a in ("T", "n") for c in ("gru", "lstm")
+    }
+    for name, presets in CELL_SWEEPS.items():
+        spec = registry[name]
+        for sweep in (s for sweeps in presets.values() for s in sweeps):
+            assert sweep.fixed["cell"] in CELLS and sweep.axis in spec.axis_vars
+            assert set(sweep.fixed) <= set(spec.sizes)
+            assert (sweep.axis, "time") in spec.exponents
+            points = sweep.geometric[2]
+            assert points >= 6  # a fit needs >= 4; >= 8 for a verdict in the full preset
