@@ -6,7 +6,9 @@ with ``reset_peak``; the result is the peak minus what was already traced.
 Inputs are built before tracing starts, so they are not counted.
 
 THEORY.md: truncated BPTT holds Theta(k2 n B + P) and RTRL Theta(n^3 B),
-neither depending on T; BPTT holds every state, Theta(T n B + P).
+neither depending on T; BPTT holds every state, Theta(T n B + P). Per cell:
+the gated cells and the leaky cell keep more per step (kernels/cells/), but
+the shape in T is the same.
 """
 
 from __future__ import annotations
@@ -64,14 +66,28 @@ def peak_bytes(call) -> int:
     return peak - baseline
 
 
+CELLS = ["elman", "leaky", "gru", "lstm"]
+
+
+def cell_params(rng, cell):
+    """Parameters of ``cell`` at SIZE: the leaky cell stores tanh(a) too, the gated ones
+    their gates (and the LSTM's c), so each has its own bytes per step."""
+    m, n, p = SIZE["m"], SIZE["n"], SIZE["p"]
+    if cell in ("elman", "leaky"):
+        return bpttbench.RNNParams(*rnn_arrays(rng, m, n, p), alpha=0.5 if cell == "leaky" else 1)
+    return getattr(bpttbench, f"init_{cell}")(m, n, p, seed=1)
+
+
 @pytest.fixture
 def memory_problem(rng):
-    """``problem(T) -> (params, xs, ys)`` with the same parameters for every T."""
-    params = bpttbench.RNNParams(*rnn_arrays(rng, SIZE["m"], SIZE["n"], SIZE["p"]))
+    """``problem(T, cell="elman") -> (params, xs, ys)`` with the same parameters for every T."""
+    params = {}
 
-    def problem(T):
+    def problem(T, cell="elman"):
+        if cell not in params:
+            params[cell] = cell_params(rng, cell)
         xs, ys = sequence(rng, T, SIZE["B"], SIZE["m"], SIZE["p"])
-        return params, xs, ys
+        return params[cell], xs, ys
 
     return problem
 
@@ -83,23 +99,34 @@ CONSTANT_IN_T = {
 }
 
 
-@pytest.mark.parametrize("algorithm", list(CONSTANT_IN_T))
-def test_peak_memory_does_not_grow_with_T(memory_problem, algorithm):
+@pytest.mark.parametrize(
+    ("algorithm", "cell"),
+    [(a, "elman") for a in CONSTANT_IN_T]
+    + [(a, c) for a in CONSTANT_IN_T if a.startswith("tbptt") for c in CELLS[1:]]
+    + [("rtrl", "leaky")],
+)
+def test_peak_memory_does_not_grow_with_T(memory_problem, algorithm, cell):
     call = CONSTANT_IN_T[algorithm]
-    problem = memory_problem(T_LONG)
+    problem = memory_problem(T_LONG, cell)
     long = peak_bytes(lambda: call(*problem))
-    problem = memory_problem(T_SHORT)
+    problem = memory_problem(T_SHORT, cell)
     short = peak_bytes(lambda: call(*problem))
     assert short > 0
     assert abs(long - short) <= MEMORY_FLAT_BYTES, (
-        f"{algorithm}: peak {short} B at T={T_SHORT} but {long} B at T={T_LONG}"
+        f"{algorithm} {cell}: peak {short} B at T={T_SHORT} but {long} B at T={T_LONG}"
     )
 
 
-def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
+# Numbers a step stores beside h: the leaky cell tanh(a), the GRU r, z, g, W_hn h + b_hn,
+# the LSTM c, i, f, g, o.
+STORED_PER_STEP = {"elman": 1, "leaky": 2, "gru": 5, "lstm": 6}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_bptt_peak_memory_grows_linearly_with_T(memory_problem, cell):
     peaks = []
     for T in BPTT_LENGTHS:
-        problem = memory_problem(T)
+        problem = memory_problem(T, cell)
         peaks.append(peak_bytes(lambda problem=problem: bpttbench.bptt(*problem)))
     T0, T1, T2 = BPTT_LENGTHS
     growth = (peaks[2] - peaks[0]) / (peaks[1] - peaks[0])
@@ -108,9 +135,11 @@ def test_bptt_peak_memory_grows_linearly_with_T(memory_problem):
         f"peaks {dict(zip(BPTT_LENGTHS, peaks, strict=True))}: increments grow {growth:.3f}x, "
         f"T grows {expected:.3f}x"
     )
-    # The stored states alone are T n B floats: the increment is at least that.
+    # The stored states alone are T n B floats (times what the cell keeps per step),
+    # and nothing else grows with T: the increment is that, up to the fixed noise.
     per_step = (peaks[2] - peaks[0]) / (T2 - T0)
-    assert per_step >= SIZE["n"] * SIZE["B"] * 8
+    stored = STORED_PER_STEP[cell] * SIZE["n"] * SIZE["B"] * 8
+    assert stored <= per_step <= 1.05 * stored, (cell, per_step, stored)
 
 
 def test_tbptt_peak_memory_grows_with_k2_not_T(memory_problem):
@@ -133,13 +162,29 @@ MODEL_SIZES = {
     "tbptt": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "k1": 16, "k2": 64},
     "rtrl": {"T": 8, "B": 4, "n": 24, "m": 8, "p": 4, "k1": 1, "k2": 1},
     "backprop": {"depth": 4, "width": 64, "B": 16},
+    "bptt-gru": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "cell": "gru"},
+    "bptt-lstm": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "cell": "lstm"},
+    "tbptt-gru": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "k1": 16, "k2": 64, "cell": "gru"},
+    "tbptt-lstm": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "k1": 16, "k2": 64, "cell": "lstm"},
+    # windows, chunks and B where the gated models' chunk buffers outweigh the states
+    "tbptt-lstm-B=32": {
+        "T": 256,
+        "B": 32,
+        "n": 16,
+        "m": 3,
+        "p": 2,
+        "k1": 3,
+        "k2": 7,
+        "cell": "lstm",
+    },
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_SIZES))
-def test_analytic_memory_model_matches_the_measured_peak(name):
+@pytest.mark.parametrize("case", sorted(MODEL_SIZES))
+def test_analytic_memory_model_matches_the_measured_peak(case):
+    name = case.split("-")[0]
     spec = bpttbench.ALGORITHMS[name]
-    size = MODEL_SIZES[name]
+    size = MODEL_SIZES[case]
     problem = spec.make_problem(size, np.float64, 0)
     measured = peak_bytes(lambda: spec.func(*problem))
     model = spec.memory_bytes(size, 8)
