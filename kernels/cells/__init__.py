@@ -9,7 +9,12 @@ cell's equations and sources:
 - ``as_params(grads, cell)``: kernel gradients back into the parameter type;
 - ``forward_step`` and ``backward_step``: the jitted pointwise halves of a
   step (the schedule does the GEMMs: the input projection x W_ih^T over a chunk
-  of steps, the recurrent product h W_hh^T one step at a time);
+  of steps, the recurrent product h W_hh^T one step at a time). The forward
+  step turns the pre-activations into the new state and the values the
+  backward step needs; the backward step turns the error at the new state
+  into the pre-activation errors and the error passed to the previous state
+  outside W_hh. Each takes exactly the rows it reads (kernels/_sweeps.py
+  slices them), since every array argument costs reference counting per step;
 - the immediate-Jacobian structure that RTRL needs (module docstring);
 - ``forward_flops`` and ``backward_flops``: the pointwise FLOPs, as terms.
 

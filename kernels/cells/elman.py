@@ -157,27 +157,23 @@ def check(params):
 
 def as_params(g: Weights, cell: Cell) -> RNNParams:
     """Gradients from the kernels' layout, carrying the leak of the parameters."""
-    return RNNParams(g.weight_ih, g.weight_hh, g.bias_ih, g.W_out, g.b_out, alpha=cell.alpha)
+    arrays = (g.weight_ih, g.weight_hh, g.bias_ih, g.W_out, g.b_out)
+    if cell.alpha == 1.0:
+        return RNNParams._make(arrays)  # the leak was checked with the parameters
+    return RNNParams(*arrays, alpha=cell.alpha)
 
 
 # --- pointwise steps (called by the schedules in kernels/_sweeps.py) ---------------------
-# One signature for every cell; a cell ignores what it does not need. The schedule
-# passes the buffers and step indices, plus the rows it has sliced for its own GEMMs;
-# a cell slices what else it reads. (Each row view costs reference counting at every
-# step, about 5% of the plain cell's time at n = 16: so no view is made twice, and
-# none that a cell does not read.)
-#   forward_step(A, j, R, w, h_prev, h_new, X, i, alpha)
-#     A[j] (B, G n) input projection W_ih x;  R (B, G n) recurrent product W_hh h_prev
-#     (the Elman schedule writes W_hh h_prev into h_new itself, and R is unused);
-#     w: Weights (the biases are read);  h_prev = H[i];  h_new = H[i + 1], written;
-#     X[i] the values stored with h_prev;  X[i + 1] written
+# The schedule computes a = W_ih x (chunk GEMM) and r = W_hh h (a GEMM per step) and
+# slices the rows a step reads; each cell's steps take exactly what they read. (Every
+# array argument costs reference counting at every step once the step is inlined: a
+# signature shared by all cells, with the buffers the plain cell does not read, made
+# its BPTT 2% slower at n = 16, B = 1.)
 
 
 @jit(inline=True)
-def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
-    """h' = tanh(W_hh h + a + b_h), W_hh h already in h_new."""
-    b_h = w.bias_ih
-    a = A[j]
+def forward_step(a, b_h, h_new):
+    """h' = tanh(W_hh h + a + b_h); h_new holds W_hh h on entry (the schedule's GEMM)."""
     B, n = h_new.shape
     for b in range(B):
         for k in range(n):
@@ -185,11 +181,9 @@ def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
 
 
 @jit
-def forward_step_leaky(A, j, R, w, h_prev, h_new, X, i, alpha):
-    """u = tanh(W_hh h + a + b_h) (stored), h' = (1 - alpha) h + alpha u."""
-    b_h = w.bias_ih
-    a = A[j]
-    u_new = X[i + 1]
+def forward_step_leaky(a, b_h, h_prev, h_new, u_new, alpha):
+    """u = tanh(W_hh h + a + b_h) (stored in u_new), h' = (1 - alpha) h + alpha u;
+    h_new holds W_hh h on entry."""
     B, n = h_new.shape
     beta = 1.0 - alpha
     for b in range(B):
@@ -199,32 +193,24 @@ def forward_step_leaky(A, j, R, w, h_prev, h_new, X, i, alpha):
             h_new[b, k] = beta * h_prev[b, k] + alpha * u
 
 
-#   backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha)
-#     DH[j] (B, n) readout error at h' = H[i + 1] (for the Elman cells DH is D: d holds it)
-#     d = D[j] (B, G n) written: pre-activation errors on the hidden side (W_hh, b_hh)
-#     DX[j] (B, G n) written: on the input side (W_ih, b_ih); D itself unless a cell's differ
-#     delta (B, n) error at h' from the future
-#     delta_c (B, n) LSTM only: error at c' from the future, replaced by the error at c
-#     carry (B, n) written: error at h = H[i] that does not pass through W_hh
-#     H[i], H[i + 1], X[i], X[i + 1]: the step's states and stored values
-
-
 @jit(inline=True)
-def backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
-    """da = (dh + delta) * (1 - h'^2), in place in d (which holds dh)."""
-    h = H[i + 1]
-    B, n = h.shape
+def backward_step(d, delta, h_new):
+    """da = (dh + delta) (1 - h'^2), in place: d holds the readout error dh at h' on entry.
+
+    delta is the error at h' from the future; the schedule then passes W_hh^T da
+    to the previous state.
+    """
+    B, n = d.shape
     for b in range(B):
         for k in range(n):
-            d[b, k] = (d[b, k] + delta[b, k]) * (1.0 - h[b, k] * h[b, k])
+            d[b, k] = (d[b, k] + delta[b, k]) * (1.0 - h_new[b, k] * h_new[b, k])
 
 
 @jit
-def backward_step_leaky(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
-    """e = dh + delta; da = e alpha (1 - u^2), in place in d (which holds dh);
-    carry = (1 - alpha) e."""
-    u_new = X[i + 1]
-    B, n = delta.shape
+def backward_step_leaky(d, delta, u_new, carry, alpha):
+    """e = dh + delta; da = e alpha (1 - u^2), in place in d (which holds dh on entry);
+    carry = (1 - alpha) e, the error at h that bypasses W_hh."""
+    B, n = d.shape
     beta = 1.0 - alpha
     for b in range(B):
         for k in range(n):

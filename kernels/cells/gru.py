@@ -103,22 +103,16 @@ def as_params(g: Weights, cell: Cell) -> GRUParams:
 
 
 @jit
-def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
-    """Gates from A[j] = W_ih x and R = W_hh h (3n wide each); X[i + 1] = (r, z, g, hn).
-
-    The signature is every cell's (kernels/cells/elman.py).
-    """
-    bi = w.bias_ih
-    bh = w.bias_hh
-    a = A[j]
-    x_new = X[i + 1]
+def forward_step(a, r, b_ih, b_hh, h_prev, h_new, x_new):
+    """Gates from a = W_ih x and r = W_hh h (3n wide each, no bias); h_new = h',
+    x_new = (r, z, g, hn), the values the backward step reads."""
     B, n = h_new.shape
     for b in range(B):
         for k in range(n):
-            r_g = sigmoid(a[b, k] + bi[k] + R[b, k] + bh[k])
-            z_g = sigmoid(a[b, n + k] + bi[n + k] + R[b, n + k] + bh[n + k])
-            hn = R[b, 2 * n + k] + bh[2 * n + k]
-            g = math.tanh(a[b, 2 * n + k] + bi[2 * n + k] + r_g * hn)
+            r_g = sigmoid(a[b, k] + b_ih[k] + r[b, k] + b_hh[k])
+            z_g = sigmoid(a[b, n + k] + b_ih[n + k] + r[b, n + k] + b_hh[n + k])
+            hn = r[b, 2 * n + k] + b_hh[2 * n + k]
+            g = math.tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r_g * hn)
             h_new[b, k] = g + z_g * (h_prev[b, k] - g)
             x_new[b, k] = r_g
             x_new[b, n + k] = z_g
@@ -127,12 +121,10 @@ def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
 
 
 @jit
-def backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
-    """d = (da_r | da_z | dhn) for W_hh, DX[j] = (da_r | da_z | da_n) for W_ih; carry = z e."""
-    dh = DH[j]
-    dx = DX[j]
-    h_prev = H[i]
-    x_new = X[i + 1]
+def backward_step(dh, delta, h_prev, x_new, d, dx, carry):
+    """From the error dh + delta at h': d = (da_r | da_z | dhn) for W_hh and b_hh,
+    dx = (da_r | da_z | da_n) for W_ih and b_ih, carry = z (dh + delta), the error at h
+    that bypasses W_hh."""
     B, n = dh.shape
     for b in range(B):
         for k in range(n):

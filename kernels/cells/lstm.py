@@ -102,21 +102,16 @@ def as_params(g: Weights, cell: Cell) -> LSTMParams:
 
 
 @jit
-def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
-    """Gates from A[j] = W_ih x and R = W_hh h (4n wide each), c from X[i];
-    X[i + 1] = (c', i, f, g, o). The signature is every cell's (kernels/cells/elman.py)."""
-    bi = w.bias_ih
-    bh = w.bias_hh
-    a = A[j]
-    x_prev = X[i]
-    x_new = X[i + 1]
+def forward_step(a, r, b_ih, b_hh, x_prev, h_new, x_new):
+    """Gates from a = W_ih x and r = W_hh h (4n wide each, no bias) and c from x_prev;
+    h_new = h', x_new = (c', i, f, g, o)."""
     B, n = h_new.shape
     for b in range(B):
         for k in range(n):
-            i_g = sigmoid(a[b, k] + bi[k] + R[b, k] + bh[k])
-            f_g = sigmoid(a[b, n + k] + bi[n + k] + R[b, n + k] + bh[n + k])
-            g = math.tanh(a[b, 2 * n + k] + bi[2 * n + k] + R[b, 2 * n + k] + bh[2 * n + k])
-            o_g = sigmoid(a[b, 3 * n + k] + bi[3 * n + k] + R[b, 3 * n + k] + bh[3 * n + k])
+            i_g = sigmoid(a[b, k] + b_ih[k] + r[b, k] + b_hh[k])
+            f_g = sigmoid(a[b, n + k] + b_ih[n + k] + r[b, n + k] + b_hh[n + k])
+            g = math.tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r[b, 2 * n + k] + b_hh[2 * n + k])
+            o_g = sigmoid(a[b, 3 * n + k] + b_ih[3 * n + k] + r[b, 3 * n + k] + b_hh[3 * n + k])
             c = f_g * x_prev[b, k] + i_g * g
             h_new[b, k] = o_g * math.tanh(c)
             x_new[b, k] = c
@@ -127,11 +122,9 @@ def forward_step(A, j, R, w, h_prev, h_new, X, i, alpha):
 
 
 @jit
-def backward_step(DH, d, DX, j, delta, delta_c, carry, w, H, X, i, alpha):
-    """d = (da_i | da_f | da_g | da_o) for both sides; delta_c becomes the error at c."""
-    dh = DH[j]
-    x_prev = X[i]
-    x_new = X[i + 1]
+def backward_step(dh, delta, delta_c, x_prev, x_new, d):
+    """From the error dh + delta at h' and delta_c at c': d = (da_i | da_f | da_g | da_o)
+    for both weight matrices and both biases; delta_c becomes the error at c."""
     B, n = dh.shape
     for b in range(B):
         for k in range(n):
