@@ -229,3 +229,158 @@ def backprop(params, x, y):
             D = fc.mul(fc.dot(D, weights[l]), fc.sub(1.0, fc.mul(A_in, A_in)))
     loss = fc.mul(0.5, loss)
     return float(loss), naive.MLPParams(tuple(g_w), tuple(g_b)), fc.flops
+
+
+# --- the gated cells: the same schedule, G gate blocks, each cell's pointwise step ------
+# kernels/_sweeps.py with kernels/cells/gru.py and lstm.py, counted. A sigmoid, like a
+# tanh, is one FLOP. Parameters are any object with the fields weight_ih, weight_hh,
+# bias_ih, bias_hh, W_out, b_out (gates stacked in rows, GRU r|z|n, LSTM i|f|g|o).
+
+
+def _sigmoid(fc, a):
+    return fc._elementwise(1.0 / (1.0 + np.exp(-np.asarray(a))))
+
+
+def _gated_forward(fc, kind, xs, P, H, X, s0, s1, chunk):
+    """_sweeps.forward_sweep for a gated cell: H holds h, X the cell's stored values."""
+    _, B, m = xs.shape
+    n = P.weight_hh.shape[1]
+    Gn = P.weight_hh.shape[0]
+    bi, bh = P.bias_ih, P.bias_hh
+
+    def gate(a, R, q):
+        block = slice(q * n, (q + 1) * n)
+        return fc.add(fc.add(fc.add(a[:, block], bi[block]), R[:, block]), bh[block])
+
+    for c0 in range(s0, s1, chunk):
+        c = min(chunk, s1 - c0)
+        A = fc.dot(xs[c0 : c0 + c].reshape(c * B, m), P.weight_ih.T).reshape(c, B, Gn)
+        for j in range(c):
+            s = c0 + j
+            R = fc.dot(H[s], P.weight_hh.T)  # (B, G n)
+            a = A[j]
+            if kind == "gru":
+                r = _sigmoid(fc, gate(a, R, 0))
+                z = _sigmoid(fc, gate(a, R, 1))
+                hn = fc.add(R[:, 2 * n :], bh[2 * n :])
+                g = fc.tanh(fc.add(fc.add(a[:, 2 * n :], bi[2 * n :]), fc.mul(r, hn)))
+                H[s + 1] = fc.add(g, fc.mul(z, fc.sub(H[s], g)))
+                X[s + 1] = (r, z, g, hn)
+            else:
+                i = _sigmoid(fc, gate(a, R, 0))
+                f = _sigmoid(fc, gate(a, R, 1))
+                g = fc.tanh(gate(a, R, 2))
+                o = _sigmoid(fc, gate(a, R, 3))
+                c_new = fc.add(fc.mul(f, X[s][0]), fc.mul(i, g))
+                H[s + 1] = fc.mul(o, fc.tanh(c_new))
+                X[s + 1] = (c_new, i, f, g, o)
+
+
+def _gated_backward(fc, kind, xs, ys, P, H, X, s_lo, s_hi, s_err, g, chunk):
+    """_sweeps.backward_sweep for a gated cell (the readout as for the Elman cell)."""
+    _, B, m = xs.shape
+    n, p = P.weight_hh.shape[1], P.W_out.shape[0]
+    Gn = P.weight_hh.shape[0]
+    loss = 0.0
+    delta = np.zeros((B, n))
+    delta_c = np.zeros((B, n))
+    c1 = s_hi
+    while c1 > s_lo:
+        c0 = max(s_lo, c1 - chunk)
+        c = c1 - c0
+        DH = np.zeros((c, B, n))
+        D = np.zeros((c, B, Gn))
+        DX = np.zeros((c, B, Gn))
+        e0 = max(c0, s_err)
+        ne = c1 - e0
+        if ne > 0:
+            H_out = H[e0 + 1 : c1 + 1].reshape(ne * B, n)
+            Y = ys[e0:c1].reshape(ne * B, p)
+            E = fc.sub(fc.add(fc.dot(H_out, P.W_out.T), P.b_out), Y)
+            loss = fc.accumulate(loss, fc.mul(E, E))
+            g["b_out"] = fc.accumulate(g["b_out"], E, axis=0)
+            g["W_out"] = fc.add(g["W_out"], fc.dot(E.T, H_out))
+            DH[e0 - c0 :] = fc.dot(E, P.W_out).reshape(ne, B, n)
+        for s in range(c1 - 1, c0 - 1, -1):
+            j = s - c0
+            e = fc.add(DH[j], delta)
+            if kind == "gru":
+                r, z, gg, hn = X[s + 1]
+                da_n = fc.mul(fc.mul(e, fc.sub(1.0, z)), fc.sub(1.0, fc.mul(gg, gg)))
+                da_r = fc.mul(fc.mul(fc.mul(da_n, hn), r), fc.sub(1.0, r))
+                da_z = fc.mul(fc.mul(fc.mul(e, fc.sub(H[s], gg)), z), fc.sub(1.0, z))
+                D[j] = np.concatenate([da_r, da_z, fc.mul(da_n, r)], axis=1)
+                DX[j] = np.concatenate([da_r, da_z, da_n], axis=1)
+                carry = fc.mul(z, e)
+            else:
+                c_new, i, f, gg, o = X[s + 1]
+                tc = fc.tanh(c_new)
+                dc = fc.add(fc.mul(fc.mul(e, o), fc.sub(1.0, fc.mul(tc, tc))), delta_c)
+                delta_c = fc.mul(dc, f)
+                D[j] = np.concatenate(
+                    [
+                        fc.mul(fc.mul(fc.mul(dc, gg), i), fc.sub(1.0, i)),
+                        fc.mul(fc.mul(fc.mul(dc, X[s][0]), f), fc.sub(1.0, f)),
+                        fc.mul(fc.mul(dc, i), fc.sub(1.0, fc.mul(gg, gg))),
+                        fc.mul(fc.mul(fc.mul(e, tc), o), fc.sub(1.0, o)),
+                    ],
+                    axis=1,
+                )
+                DX[j] = D[j]
+            if s > s_lo:
+                delta = fc.dot(D[j], P.weight_hh)
+                if kind == "gru":
+                    delta = fc.add(delta, carry)
+        D_c, DX_c = D.reshape(c * B, Gn), DX.reshape(c * B, Gn)
+        g["weight_hh"] = fc.add(g["weight_hh"], fc.dot(D_c.T, H[c0:c1].reshape(c * B, n)))
+        g["weight_ih"] = fc.add(g["weight_ih"], fc.dot(DX_c.T, xs[c0:c1].reshape(c * B, m)))
+        g["bias_ih"] = fc.accumulate(g["bias_ih"], DX_c, axis=0)
+        if kind == "gru":
+            g["bias_hh"] = fc.accumulate(g["bias_hh"], D_c, axis=0)
+        c1 = c0
+    return fc.mul(0.5, loss)
+
+
+def _gated_setup(kind, params, xs):
+    P = type(params)(*(np.asarray(a, dtype=np.float64) for a in params))
+    T, B, _ = xs.shape
+    n = P.weight_hh.shape[1]
+    H = np.zeros((T + 1, B, n))
+    zero = np.zeros((B, n))
+    X = [(zero,) * (4 if kind == "gru" else 5)] * (T + 1)  # X[0]: c_0 = 0
+    g = {f: np.zeros_like(getattr(P, f)) for f in P._fields}
+    return P, H, X, g
+
+
+def _gated_result(kind, P, g, loss, fc):
+    if kind == "lstm":
+        g["bias_hh"] = g["bias_ih"].copy()  # the kernel copies the one it accumulates
+    return float(loss), type(P)(**g), fc.flops
+
+
+def bptt_gated(kind, params, xs, ys, chunk):
+    """(loss, gradient, FLOPs) of bptt on the GRU (kind "gru") or LSTM ("lstm") cell."""
+    P, H, X, g = _gated_setup(kind, params, xs)
+    fc = Counter()
+    T = xs.shape[0]
+    _gated_forward(fc, kind, xs, P, H, X, 0, T, chunk)
+    loss = _gated_backward(fc, kind, xs, ys, P, H, X, 0, T, 0, g, chunk)
+    return _gated_result(kind, P, g, loss, fc)
+
+
+def tbptt_gated(kind, params, xs, ys, k1, k2, chunk):
+    """(loss, gradient, FLOPs) of tbptt on a gated cell (windows as for the Elman cell)."""
+    P, H, X, g = _gated_setup(kind, params, xs)
+    fc = Counter()
+    T = xs.shape[0]
+    loss = 0.0
+    t = 0
+    while t < T:
+        t_next = min(t + k1, T)
+        _gated_forward(fc, kind, xs, P, H, X, t, t_next, chunk)
+        window_loss = _gated_backward(
+            fc, kind, xs, ys, P, H, X, max(0, t_next - k2), t_next, t, g, chunk
+        )
+        loss = fc.add(loss, window_loss)
+        t = t_next
+    return _gated_result(kind, P, g, loss, fc)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bpttbench
 import flop_count
+import naive_cells
 import pytest
 from bpttbench._sweeps import CHUNK_ROWS, chunk_steps
 from bpttbench.rtrl import SLAB_COLS, _blocks_per_gemm
@@ -115,27 +116,43 @@ MISMATCHES = {
 DIVISOR_TERMS = {("rtrl", "memory", 3)}
 
 
+# The gated cells' models (bptt and tbptt with size["cell"]) have the Elman terms'
+# mismatches at the same places, and the GRU one more: its carry adds (the error z dh
+# that bypasses W_hh) run below every step but a window's first, like W_hh^T da.
+GATED_MISMATCHES = {
+    **{(n, mo, i, c): why for (n, mo, i), why in MISMATCHES.items() if n in ("bptt", "tbptt")
+       for c in ("gru", "lstm")},
+    ("bptt", "flops", 11, "gru"): "(T - 1) B n carry adds (none below step 1): T - 1 is not T^1",
+    ("tbptt", "flops", 11, "gru"): (
+        "(k2 - 1) B n carry adds per update: (T / k1)(k2 - 1) is not T k2 / k1 along k"
+    ),
+}  # fmt: skip
+
+
 def scaling_cases():
     cases = []
     for name, spec in bpttbench.ALGORITHMS.items():
-        base = BASE_SIZE[spec.family]
-        for model in ("flops", "memory"):
-            for index, term in enumerate(model_terms(spec, model, base)):
-                key = (name, model, index)
-                if key in DIVISOR_TERMS:
-                    continue
-                marks = ()
-                if key in MISMATCHES:
-                    marks = pytest.mark.xfail(strict=True, reason=MISMATCHES[key])
-                case_id = f"{name}-{model}-{index}-{describe(term)}"
-                cases.append(pytest.param(name, model, index, marks=marks, id=case_id))
+        cells = (None, "gru", "lstm") if name in ("bptt", "tbptt") else (None,)
+        for cell in cells:
+            base = {**BASE_SIZE[spec.family], **({"cell": cell} if cell else {})}
+            for model in ("flops", "memory"):
+                for index, term in enumerate(model_terms(spec, model, base)):
+                    key = (name, model, index)
+                    if key in DIVISOR_TERMS:
+                        continue
+                    why = (
+                        MISMATCHES.get(key) if cell is None else GATED_MISMATCHES.get((*key, cell))
+                    )
+                    marks = pytest.mark.xfail(strict=True, reason=why) if why else ()
+                    case_id = f"{name}-{cell or 'default'}-{model}-{index}-{describe(term)}"
+                    cases.append(pytest.param(name, cell, model, index, marks=marks, id=case_id))
     return cases
 
 
-@pytest.mark.parametrize(("name", "model", "index"), scaling_cases())
-def test_term_scales_by_its_declared_powers(name, model, index):
+@pytest.mark.parametrize(("name", "cell", "model", "index"), scaling_cases())
+def test_term_scales_by_its_declared_powers(name, cell, model, index):
     spec = bpttbench.ALGORITHMS[name]
-    base = BASE_SIZE[spec.family]
+    base = {**BASE_SIZE[spec.family], **({"cell": cell} if cell else {})}
     terms = model_terms(spec, model, base)
     term = terms[index]
     assert term.value > 0, f"{name} {model} term {index} is zero at the base {base}"
@@ -322,3 +339,43 @@ def test_the_count_sees_the_chunking(rng):
     chunk = chunk_steps(size["B"], size["T"])
     _, _, counted = flop_count.bptt(params, xs, ys, chunk // 2)  # 4 chunks, not 2
     assert counted != bpttbench.ALGORITHMS["bptt"].flop_count(size)
+
+
+# --- the gated cells: their FLOP models against the counted operations ------------------
+
+GATED_PARAMS = {"gru": (naive_cells.GRU, 3), "lstm": (naive_cells.LSTM, 4)}
+
+
+def gated_problem(rng, kind, size):
+    cell, _ = GATED_PARAMS[kind]
+    params = naive_cells.draw_params(cell, rng, size["m"], size["n"], size["p"])
+    xs, ys = sequence(rng, size["T"], size["B"], size["m"], size["p"])
+    as_bpttbench = getattr(bpttbench, f"{type(params).__name__}")(*params)
+    return params, as_bpttbench, xs, ys
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("size", BPTT_SIZES, ids=ids)
+def test_gated_bptt_flop_model_equals_the_counted_operations(rng, kind, size):
+    params, kernel_params, xs, ys = gated_problem(rng, kind, size)
+    chunk = chunk_steps(size["B"], size["T"])
+    check_replica(
+        "bptt",
+        {**size, "cell": kind},
+        bpttbench.bptt(kernel_params, xs, ys),
+        flop_count.bptt_gated(kind, params, xs, ys, chunk),
+    )
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+@pytest.mark.parametrize("size", TBPTT_SIZES, ids=ids)
+def test_gated_tbptt_flop_model_equals_the_counted_operations(rng, kind, size):
+    params, kernel_params, xs, ys = gated_problem(rng, kind, size)
+    k1, k2 = size["k1"], size["k2"]
+    chunk = chunk_steps(size["B"], min(k2, size["T"]))
+    check_replica(
+        "tbptt",
+        {**size, "cell": kind},
+        bpttbench.tbptt(kernel_params, xs, ys, k1, k2),
+        flop_count.tbptt_gated(kind, params, xs, ys, k1, k2, chunk),
+    )
