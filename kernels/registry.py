@@ -461,10 +461,11 @@ ALGORITHMS.update(
 
 
 # --- the cell: a categorical size variable ------------------------------------------------
-# Every recurrent algorithm takes the cell as a size variable ``cell``: "elman" (the
-# default), "gru" or "lstm" (kernels/cells/). ``make_problem`` builds that cell's
-# parameters and the FLOP and memory models branch on it (kernels/bptt.py, tbptt.py;
-# rtrl.py has no gated kernel yet and refuses them). The declared exponents hold for
+# BPTT, truncated BPTT and RTRL take the cell as a size variable ``cell``: "elman" (the
+# default), "gru" or "lstm" (kernels/cells/); the online rules run the Elman cell only.
+# ``make_problem`` builds that cell's parameters and the FLOP and memory models branch
+# on it (kernels/bptt.py, tbptt.py; rtrl refuses the gated cells until it dispatches
+# to kernels/rtrl_gru.py and rtrl_lstm.py). The declared exponents hold for
 # every cell: a gated step does G = 3 (GRU) or 4 (LSTM) times the Elman step's GEMM
 # work and stores (1 + K) n B numbers (K = 4, 5) instead of n B, constants that change
 # no power of T, n, B or k, so gated BPTT time is ~ T n^2 B and its memory ~ T n B + P
