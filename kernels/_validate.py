@@ -37,8 +37,9 @@ def _all_finite(flat):
 
 
 @jit
-def _all_finite_tuple(arrays):
-    """All entries of every array of a tuple finite (one dispatch for a gradient tuple)."""
+def all_finite(arrays):
+    """All entries of every (contiguous) array of a tuple finite. A kernel calls it on
+    its gradients before it returns, which saves the wrapper a dispatch per call."""
     ok = True
     for a in literal_unroll(arrays):
         ok = ok and _all_finite(a.reshape(-1))
@@ -190,7 +191,7 @@ def check_result(algorithm: str, loss: float, grads, dtype) -> None:
     loss and every gradient that overflowed.
     """
     if hasattr(grads, "_fields"):
-        if math.isfinite(loss) and _all_finite_tuple(tuple(grads)):
+        if math.isfinite(loss) and all_finite(tuple(grads)):
             return
         grads = zip(grads._fields, grads, strict=True)
     bad = [f for f, a in grads if not _all_finite(np.ascontiguousarray(a).reshape(-1))]

@@ -22,6 +22,8 @@ recurrent networks and their computational complexity".)
 
 from __future__ import annotations
 
+import math
+
 from . import cells
 from ._jit import jit
 from ._sweeps import (
@@ -37,7 +39,7 @@ from ._sweeps import (
     state_bytes,
     zero_grads,
 )
-from ._validate import check_result
+from ._validate import all_finite, check_result
 from .cells import Weights
 from .costs import Term
 
@@ -51,7 +53,8 @@ def _bptt(cell, alpha, xs, ys, w, buf, g):
     buf.H[0] = 0.0
     buf.X[0] = 0.0
     forward_sweep(cell, alpha, xs, w, buf, 0, 0, T)
-    return backward_sweep(cell, alpha, xs, ys, w, buf, g, 0, 0, T, 0)
+    loss = backward_sweep(cell, alpha, xs, ys, w, buf, g, 0, 0, T, 0)
+    return loss, all_finite(g)
 
 
 def bptt(params, xs, ys):
@@ -78,9 +81,10 @@ def bptt(params, xs, ys):
     # Every state: the Theta(T n B) memory of BPTT.
     buf = make_buffers(cell, T + 1, B, n, m, p, chunk_steps(B, T), dt)
     g = zero_grads(w)
-    loss = _bptt(cell.id, cell.alpha, xs, ys, tuple(w), tuple(buf), tuple(g))
+    loss, finite = _bptt(cell.id, cell.alpha, xs, ys, tuple(w), tuple(buf), tuple(g))
     grads = cells.as_params(g, cell)
-    check_result("bptt", loss, grads, dt)
+    if not (finite and math.isfinite(loss)):
+        check_result("bptt", loss, grads, dt)  # raises, naming what overflowed
     return float(loss), grads
 
 

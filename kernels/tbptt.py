@@ -22,6 +22,8 @@ network trajectories"; Williams & Zipser 1995).
 
 from __future__ import annotations
 
+import math
+
 from . import cells
 from ._jit import jit
 from ._sweeps import (
@@ -37,7 +39,7 @@ from ._sweeps import (
     state_bytes,
     zero_grads,
 )
-from ._validate import check_result, check_size
+from ._validate import all_finite, check_result, check_size
 from .cells import Weights
 from .costs import Term
 
@@ -69,7 +71,7 @@ def _tbptt(cell, alpha, xs, ys, k1, k2, w, buf, g):
         forward_sweep(cell, alpha, xs, w, buf, base, t, t_next)
         loss += backward_sweep(cell, alpha, xs, ys, w, buf, g, base, max(0, t_next - k2), t_next, t)
         t = t_next
-    return loss
+    return loss, all_finite(g)
 
 
 def _truncation(k1, k2):
@@ -114,9 +116,10 @@ def tbptt(params, xs, ys, k1, k2=None):
     # At most k2 + 1 states: Theta(k2 n B).
     buf = make_buffers(cell, k2 + 1, B, n, m, p, chunk_steps(B, k2), dt)
     g = zero_grads(w)
-    loss = _tbptt(cell.id, cell.alpha, xs, ys, k1, k2, tuple(w), tuple(buf), tuple(g))
+    loss, finite = _tbptt(cell.id, cell.alpha, xs, ys, k1, k2, tuple(w), tuple(buf), tuple(g))
     grads = cells.as_params(g, cell)
-    check_result("tbptt", loss, grads, dt)
+    if not (finite and math.isfinite(loss)):
+        check_result("tbptt", loss, grads, dt)  # raises, naming what overflowed
     return float(loss), grads
 
 
