@@ -61,7 +61,10 @@ AXES = {"k": ("k1", "k2")}
 
 
 def doubled_variables(spec):
-    variables = [v for v in spec.sizes if v not in ("k1", "k2")]
+    """Every numeric size variable (a categorical one, such as the cell, is not doubled)."""
+    variables = [
+        v for v, x in spec.sizes.items() if v not in ("k1", "k2") and not isinstance(x, str)
+    ]
     if "k1" in spec.sizes:
         variables.append("k")
     return variables
