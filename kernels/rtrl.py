@@ -46,7 +46,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import cells
+from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
 from ._validate import check_result
 from .costs import Term
@@ -194,10 +194,10 @@ def rtrl(params, xs, ys):
 
     Parameters
     ----------
-    params : RNNParams
-        Its ``alpha`` is the leak. GRUParams and LSTMParams are refused for now
-        (NotImplementedError): their exact RTRL is kernels/rtrl_gru.py and
-        kernels/rtrl_lstm.py, not yet behind this entry point.
+    params : RNNParams, GRUParams or LSTMParams
+        An RNNParams' ``alpha`` is the leak. The gated cells run their own
+        kernels (kernels/rtrl_gru.py, kernels/rtrl_lstm.py), whose influence
+        matrices are n x 3n(n + m + 2) and 2n x 4n(n + m + 2).
     xs : array (T, B, m) or (T, m)
     ys : array (T, B, p) or (T, p)
 
@@ -205,17 +205,15 @@ def rtrl(params, xs, ys):
     -------
     loss : float
         1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2
-    grads : RNNParams
+    grads : the parameters' type
         dL/dtheta, same shapes and dtype as ``params``; equal to BPTT's.
     """
     cell, w, xs, ys = cells.check_problem(params, xs, ys)
-    if cell.name != "elman":
-        raise NotImplementedError(
-            f"rtrl: bpttbench.rtrl does not take the {cell.name.upper()} cell yet; its "
-            f"array-level kernel is bpttbench.rtrl_{cell.name}.rtrl_{cell.name}(...) "
-            f"(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys), and bptt gives "
-            f"the same exact gradient"
-        )
+    if cell.name in GATED:
+        loss, grads = GATED[cell.name].rtrl(*w, xs, ys)
+        g = cells.as_params(cells.Weights(*grads), cell)
+        check_result("rtrl", loss, g, xs.dtype)
+        return float(loss), g
     arrays = (w.weight_ih, w.weight_hh, w.bias_ih, w.W_out, w.b_out)
     return advance(start(arrays, xs.shape[1]), arrays, xs, ys, cell.alpha)
 
@@ -261,16 +259,30 @@ def advance(state, arrays, xs, ys, alpha=1.0):
     return float(loss), g
 
 
-def _elman_only(size) -> None:
+# The gated cells' exact RTRL: ``rtrl(weight_ih, ..., xs, ys)``, ``flops``, ``memory``.
+class _Gated(NamedTuple):
+    rtrl: object
+    flops: object
+    memory: object
+
+
+GATED = {
+    "gru": _Gated(rtrl_gru.rtrl_gru, rtrl_gru.flops, rtrl_gru.memory),
+    "lstm": _Gated(rtrl_lstm.rtrl_lstm, rtrl_lstm.flops, rtrl_lstm.memory),
+}
+
+
+def _gated(size):
+    """The gated cell's kernel module for ``size["cell"]``, or None for the Elman cell."""
     name = size.get("cell", "elman")
-    if name != "elman":
-        cells.cell_named(name)  # an unknown name is a ValueError
-        raise NotImplementedError(f"rtrl: no cost model for the {name} cell yet (no kernel)")
+    cells.cell_named(name)  # an unknown name is a ValueError
+    return GATED.get(name)
 
 
 def flops(size) -> list[Term]:
-    """Exact FLOPs of one ``rtrl`` call (the plain Elman cell)."""
-    _elman_only(size)
+    """Exact FLOPs of one ``rtrl`` call."""
+    if (gated := _gated(size)) is not None:
+        return gated.flops(size)
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
     r = n + m + 1
     TB = {"T": 1, "B": 1}
@@ -289,7 +301,8 @@ def flops(size) -> list[Term]:
 
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``rtrl`` call: the influence matrix and little else."""
-    _elman_only(size)
+    if (gated := _gated(size)) is not None:
+        return gated.memory(size, itemsize)
     B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
     r = n + m + 1
     return [

@@ -288,7 +288,12 @@ def test_lstm_bias_gradients_are_equal(make_cell_problem):
 
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])
-def test_rtrl_refuses_gated_cells_until_their_kernel_lands(make_cell_problem, name):
+def test_rtrl_of_a_gated_cell_equals_bptt_through_the_public_api(make_cell_problem, name):
+    """bpttbench.rtrl dispatches GRUParams and LSTMParams to their own kernels
+    (tests/test_rtrl_gated.py holds those to torch and naive_gated)."""
     params, xs, ys = make_cell_problem(name)
-    with pytest.raises(NotImplementedError, match=rf"(?i)rtrl.*{name}.*bptt"):
-        bpttbench.rtrl(params, xs, ys)
+    loss, g = bpttbench.rtrl(params, xs, ys)
+    ref_loss, ref = bpttbench.bptt(params, xs, ys)
+    assert type(g) is type(params)
+    assert_loss_close(loss, ref_loss, EXACT_RTOL, f"{name} rtrl")
+    assert_grads_close(g, ref, EXACT_RTOL, f"{name} rtrl")

@@ -226,13 +226,14 @@ def test_a_gated_step_costs_more_than_an_elman_step():
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_rtrl_has_no_gated_kernel_yet(cell):
+def test_rtrl_runs_the_gated_cells_with_their_own_cost_models(cell):
     spec = bpttbench.ALGORITHMS["rtrl"]
     size = {**SMALL_RNN, "cell": cell}
-    with pytest.raises(NotImplementedError, match=cell):
-        spec.func(*spec.make_problem(size, np.float64, 0))
-    with pytest.raises(NotImplementedError):
-        spec.flop_count(size)
+    loss, g = spec.func(*spec.make_problem(size, np.float64, 0))
+    assert loss > 0 and type(g).__name__ == f"{cell.upper()}Params"
+    module = getattr(bpttbench, f"rtrl_{cell}")
+    assert spec.flop_count(size) == sum(t.value for t in module.flops(size))
+    assert spec.memory_bytes(size, 8) == sum(t.value for t in module.memory(size, 8))
 
 
 def test_unknown_cell_is_refused():
