@@ -25,6 +25,7 @@ folder) needs to know about each. The models, the algorithms and their costs
 are in the repository's THEORY.md.
 """
 
+from . import checkpoint_schedule, optim, tasks
 from .backprop import backprop
 from .bptt import bptt
 from .cells import GRUParams, LSTMParams, init_gru, init_lstm
@@ -53,17 +54,20 @@ __all__ = [
     "Term",
     "backprop",
     "bptt",
+    "checkpoint_schedule",
     "init_gru",
     "init_lstm",
     "init_mlp",
     "init_rnn",
     "kf_rtrl",
+    "optim",
     "r_kf",
     "rflo",
     "rtrl",
     "snap1",
     "snap2",
     "stream",
+    "tasks",
     "tbptt",
     "uoro",
 ]
