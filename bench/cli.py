@@ -87,12 +87,18 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand.
+
+    Long, and kept in one piece on purpose: it is a flat list of options, and a
+    reader looking for one finds it here beside its help text.
+    """
     from bpttbench.bench import cluster
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Benchmarks of exact gradient algorithms (backprop, BPTT, truncated "
-        "BPTT, RTRL): sweeps, exponent fits, report.",
+        description="Benchmarks of gradient algorithms for recurrent networks (BPTT, "
+        "truncated BPTT, RTRL and the online rules, on Elman, GRU and LSTM cells, and "
+        "backprop): sweeps, exponent fits, report.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
