@@ -166,3 +166,39 @@ def test_the_quick_preset_holds_the_acceptance_data():
     assert all(j.task.lags() == (5, 9) and j.training.n == 32 for j in learn)
     assert all(j.training.optimizer == "adam" for j in learn)
     assert isinstance(learn[0].setting, Setting)
+
+
+# --- the report's Quality section ---------------------------------------------------------
+
+
+def test_report_quality_section_with_rows(tmp_path):
+    from bpttbench.bench import report
+
+    db = tmp_path / "q.sqlite"
+    jobs = [runner.Job("learning", TASK, s, 0, TINY) for s in (tbptt(2, 1), tbptt(6, 1))]
+    jobs += [runner.Job("learning", TASK, online("rtrl", 1), 0, TINY)]
+    jobs += [runner.Job("fidelity", TASK, online("snap1", 1), 0, TINY, window=12)]
+    jobs += [runner.Job("vanishing", TASK, Setting("bptt"), 0, TINY, window=12)]
+    runner.run_quality(jobs, db)
+    rep = report.make_report(db, [], tmp_path / "out")
+    quality = {c.name: c for c in rep.charts if c.section == "Quality"}
+    assert set(quality) == set(runner_names()) and all(not c.skipped for c in quality.values())
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Quality" in md and "theirs (sketched-rtrl)" in md and "fitted rate" in md
+    assert (tmp_path / "out" / "charts" / "quality_frontier.png").exists()
+
+
+def test_report_quality_section_without_rows(tmp_path):
+    from bpttbench.bench import report
+
+    rep = report.make_report(tmp_path / "none.sqlite", [], tmp_path / "out")
+    quality = [c for c in rep.charts if c.section == "Quality"]
+    assert len(quality) == 4 and all("no quality rows" in c.skipped for c in quality)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Quality" not in md and "no quality rows" in md
+
+
+def runner_names():
+    from bpttbench.bench import quality_report
+
+    return quality_report.NAMES
