@@ -202,3 +202,21 @@ def runner_names():
     from bpttbench.bench import quality_report
 
     return quality_report.NAMES
+
+
+def test_run_adds_a_quality_pass_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    from bpttbench.bench import sweep
+
+    tiny = {
+        "settings": {"min_time": 0.001, "round_time": 0.0005, "min_rounds": 2, "visits": 1},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
+    }
+    monkeypatch.setattr(sweep, "preset_grid", lambda name, registry: tiny)
+    monkeypatch.setattr(runner, "preset_jobs", lambda name: _jobs())
+    db = tmp_path / "r.sqlite"
+    argv = ["run", "--db", str(db), "--no-report", "--quiet"]
+    assert cli.main([*argv, "--no-quality"]) == 0
+    assert "quality pass" not in capsys.readouterr().out and runner.load_rows(db) == []
+    assert cli.main(argv) == 0
+    assert "quality pass: 3 rows" in capsys.readouterr().out
+    assert len(runner.load_rows(db)) == 3
