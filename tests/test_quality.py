@@ -148,6 +148,7 @@ def test_quality_json_has_the_published_keys(tmp_path, monkeypatch, capsys):
     learn = [r for r in rows if r["kind"] == "learning"]
     assert learn[0]["lags"] == [2, 4] and learn[0]["setting"]["k1"] == 1
     assert learn[0]["setting"]["k2"] == 2 and learn[0]["cell"] == "elman"
+    assert learn[0]["k1"] == 1 and isinstance(learn[0]["k1"], int)
     assert isinstance(learn[0]["diverged"], bool) and learn[0]["baselines"]["nothing"] > 0
 
 

@@ -47,6 +47,7 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     machine TEXT, created TEXT NOT NULL
 )"""
 JSON_COLUMNS = ("setting", "baselines", "curve")
+INT_COLUMNS = ("run_id", "k1", "k2", "seed", "n", "steps", "B", "steps_to_threshold", "peak_bytes")
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,11 @@ def load_rows(db_path) -> list[dict]:
                 rec[col] = json.loads(rec[col])
         rec["diverged"] = bool(rec.get("diverged"))
         rec["lags"] = [int(v) for v in str(rec["lags"]).split(",") if v]
-        rows.append({k: (None if _isnan(v) else v) for k, v in rec.items()})
+        rec = {k: (None if _isnan(v) else v) for k, v in rec.items()}
+        for col in INT_COLUMNS:  # pandas reads an int column with NULLs as floats
+            if rec.get(col) is not None:
+                rec[col] = int(rec[col])
+        rows.append(rec)
     return rows
 
 
