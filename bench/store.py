@@ -364,50 +364,6 @@ def _visits_of(conn: sqlite3.Connection, key: str) -> dict[int, dict]:
     return {int(r[1]): _as_visit(r) for r in _visit_rows(conn, "WHERE cell_key = ?", (key,))}
 
 
-def ensure_table(conn: sqlite3.Connection, ddl: str) -> None:
-    """Create a table of another module (``CREATE TABLE IF NOT EXISTS ...``), one transaction.
-
-    For results beside the cells (the ``quality`` table): the file stays ours,
-    and a store without the table gets it on first write.
-    """
-    if not ddl.lstrip().upper().startswith("CREATE TABLE IF NOT EXISTS"):
-        raise ValueError("ensure_table takes a CREATE TABLE IF NOT EXISTS statement")
-    with _transaction(conn):
-        conn.execute(ddl)
-
-
-def write_row(conn: sqlite3.Connection, table: str, key: str, row: Mapping[str, object]) -> None:
-    """Insert or replace one row of ``table`` by its unique column ``key``, one transaction."""
-    cols = list(row)
-    updates = ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in cols if c != key)
-    sql = (
-        f"INSERT INTO {_q(table)} ({', '.join(_q(c) for c in cols)}) "
-        f"VALUES ({', '.join('?' for _ in cols)}) "
-        f"ON CONFLICT({_q(key)}) DO UPDATE SET {updates}"
-    )
-    with _transaction(conn):
-        conn.execute(sql, [_clean(row[c]) for c in cols])
-
-
-def table_keys(conn: sqlite3.Connection, table: str, key: str) -> set[str]:
-    """Every value of the column ``key`` in ``table`` (empty if there is no such table)."""
-    try:
-        return {k for (k,) in conn.execute(f"SELECT {_q(key)} FROM {_q(table)}")}
-    except sqlite3.OperationalError:
-        return set()
-
-
-def load_table(path: str | os.PathLike, table: str) -> pd.DataFrame:
-    """A table of the store as a DataFrame; empty when the store lacks the table."""
-    with _closing(open_readonly(path)) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-        ).fetchone()[0]
-        if not found:
-            return pd.DataFrame()
-        return pd.read_sql_query(f"SELECT * FROM {_q(table)}", conn)
-
-
 def load_visits(conn: sqlite3.Connection, keys: set[str] | None = None) -> dict[str, dict]:
     """Stored visits by cell key: ``{key: {visit_number: visit dict}}``."""
     out: dict[str, dict] = {}
@@ -469,10 +425,10 @@ def load_table(
     order: str,
 ) -> pd.DataFrame:
     """``columns`` of ``table`` as a DataFrame; empty (with those columns) if the store lacks
-    the table (a schema-1 store without peers). A column the store lacks (a size variable
-    new to the registry, a peers column newer than the store) reads as its DEFAULT, or NULL,
-    as the migration would fill it. ``columns`` may be a function of the open connection.
-    Never creates or changes a file."""
+    the table (a schema-1 store without peers, a store older than schema 3 without quality).
+    A column the store lacks (a size variable new to the registry, a peers column newer
+    than the store) reads as its DEFAULT, or NULL, as the migration would fill it.
+    ``columns`` may be a function of the open connection. Never creates or changes a file."""
     with closing(open_readonly(path)) as conn:
         if callable(columns):
             columns = columns(conn)

@@ -9,7 +9,9 @@ the setting holding everything that decides the result (k1, k2, update, n,
 rho, optimizer, lr, clip, steps, B); a row is written in its own transaction
 as soon as its job ends, so a killed run resumes where it stopped and a rerun
 skips the keys already stored. A run gets a row in ``runs`` (preset
-``quality:NAME``) with the machine, versions and commit.
+``quality:NAME``) with the machine, versions and commit, and holds the store's
+writer lease as a sweep does (``bench.lease``). The table is declared in
+``bench.schema`` (``QUALITY``) and written with ``store.upsert``.
 """
 
 from __future__ import annotations
@@ -23,29 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from bpttbench.bench import DEFAULT_DB, BenchError, store
+from bpttbench.bench.schema import QUALITY
 
 from . import fidelity as fid
 from . import vanishing
 from .learning import Training, train
 from .settings import ONLINE, Setting, TaskSpec, bptt_chunk, delayed_add, network, online, tbptt
 
-TABLE = "quality"
-KEY = "quality_key"
-DDL = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-    {KEY} TEXT NOT NULL UNIQUE,
-    run_id INTEGER REFERENCES runs(run_id),
-    kind TEXT NOT NULL CHECK (kind IN ('learning', 'fidelity', 'vanishing')),
-    task TEXT NOT NULL, lags TEXT NOT NULL, algorithm TEXT NOT NULL, cell TEXT NOT NULL,
-    label TEXT NOT NULL, setting TEXT NOT NULL,
-    k1 INTEGER, k2 INTEGER, seed INTEGER, n INTEGER, rho REAL,
-    optimizer TEXT, lr REAL, clip REAL, steps INTEGER, "B" INTEGER,
-    final_loss REAL, baselines TEXT, threshold REAL, steps_to_threshold INTEGER,
-    cosine REAL, rel_err REAL, norm_ratio REAL, bias_cosine REAL, bias_rel_err REAL,
-    spread REAL, time_per_step_s REAL, peak_bytes INTEGER,
-    diverged INTEGER NOT NULL DEFAULT 0, reason TEXT,
-    curve TEXT, fitted_rate REAL, predicted_rate REAL,
-    machine TEXT, created TEXT NOT NULL
-)"""
+TABLE = QUALITY.name
+KEY = QUALITY.key[0]
 JSON_COLUMNS = ("setting", "baselines", "curve")
 INT_COLUMNS = ("run_id", "k1", "k2", "seed", "n", "steps", "B", "steps_to_threshold", "peak_bytes")
 
@@ -202,35 +190,39 @@ def run_quality(
     say = say or (lambda _line: None)
     conn = store.connect(db_path)
     try:
-        store.ensure_table(conn, DDL)
-        numba_threads, blas_threads = set_threads(1)
-        meta = run_metadata()
-        machine = meta["machine"]
-        keys = [j.key(machine) for j in jobs]
-        done = store.table_keys(conn, TABLE, KEY)
-        todo = [j for j, k in zip(jobs, keys, strict=True) if k not in done]
-        say(f"quality: {len(jobs) - len(todo)} of {len(jobs)} rows already stored")
-        run_id = store.begin_run(
-            conn,
-            {
-                "started": _now(),
-                **meta,
-                "numba_threads": numba_threads,
-                "blas_threads": blas_threads,
-                "preset": f"quality:{preset}",
-                "argv": json.dumps(list(argv) if argv is not None else sys.argv[1:]),
-            },
-        )
-        for i, job in enumerate(todo, 1):
-            t0 = time.perf_counter()
-            result = runner(job)
-            store.write_row(conn, TABLE, KEY, row_of(job, result, run_id, machine))
-            flag = " DIVERGED" if result.get("diverged") else ""
-            say(
-                f"[{i}/{len(todo)}] {job.kind} {job.task.label()} {job.setting.name} "
-                f"seed {job.seed}: {time.perf_counter() - t0:.1f} s{flag}"
+        store.acquire_lease(conn)
+        try:
+            numba_threads, blas_threads = set_threads(1)
+            meta = run_metadata()
+            machine = meta["machine"]
+            keys = [j.key(machine) for j in jobs]
+            done = set(store.load_table(db_path, TABLE, (KEY,), "rowid")[KEY])
+            todo = [j for j, k in zip(jobs, keys, strict=True) if k not in done]
+            say(f"quality: {len(jobs) - len(todo)} of {len(jobs)} rows already stored")
+            run_id = store.begin_run(
+                conn,
+                {
+                    "started": _now(),
+                    **meta,
+                    "numba_threads": numba_threads,
+                    "blas_threads": blas_threads,
+                    "preset": f"quality:{preset}",
+                    "argv": json.dumps(list(argv) if argv is not None else sys.argv[1:]),
+                },
             )
-        store.finish_run(conn, run_id, _now())
+            for i, job in enumerate(todo, 1):
+                t0 = time.perf_counter()
+                result = runner(job)
+                with store.transaction(conn):
+                    store.upsert(conn, QUALITY, row_of(job, result, run_id, machine))
+                flag = " DIVERGED" if result.get("diverged") else ""
+                say(
+                    f"[{i}/{len(todo)}] {job.kind} {job.task.label()} {job.setting.name} "
+                    f"seed {job.seed}: {time.perf_counter() - t0:.1f} s{flag}"
+                )
+            store.finish_run(conn, run_id, _now())
+        finally:
+            store.release_lease(conn)
     finally:
         conn.close()
     wanted = set(keys)
@@ -239,7 +231,7 @@ def run_quality(
 
 def load_rows(db_path) -> list[dict]:
     """The quality table as a list of dicts, JSON columns decoded, diverged a bool."""
-    df = store.load_table(db_path, TABLE)
+    df = store.load_table(db_path, TABLE, QUALITY.names, "rowid")
     rows = []
     for rec in df.to_dict("records"):
         for col in JSON_COLUMNS:
