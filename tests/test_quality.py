@@ -10,7 +10,7 @@ import json
 import bpttbench
 import numpy as np
 import pytest
-from bpttbench.bench import cli, store
+from bpttbench.bench import BenchError, cli, store
 from bpttbench.bench.quality import fidelity as fid
 from bpttbench.bench.quality import learning, runner, vanishing
 from bpttbench.bench.quality.settings import (
@@ -133,6 +133,38 @@ def test_resume_skips_finished_rows(tmp_path):
     assert ran == [] and len(runner.load_rows(db)) == 3
     runs = store.load_runs(db)
     assert set(runs["preset"]) == {"quality:custom"} and runs["machine"].notna().all()
+
+
+def _fake(job):
+    return {"final_loss": 0.5, "cosine": 1.0, "time_per_step_s": 1e-6, "baselines": {"x": 1}}
+
+
+def test_quality_refuses_a_store_a_live_sweep_is_writing(tmp_path):
+    db = tmp_path / "q.sqlite"
+    holder = store.connect(db)
+    store.acquire_lease(holder)  # this process stands in for a live sweep
+    try:
+        ran: list[str] = []
+        with pytest.raises(BenchError, match="being written by another sweep"):
+            runner.run_quality(_jobs(), db, runner=lambda j: ran.append(j.kind) or _fake(j))
+        assert ran == [] and runner.load_rows(db) == []
+    finally:
+        store.release_lease(holder)
+        holder.close()
+    assert len(runner.run_quality(_jobs(), db, runner=_fake)) == 3  # the lease was given back
+
+
+def test_text_in_a_numeric_quality_column_is_refused_on_reading(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "q.sqlite"
+    runner.run_quality(_jobs(), db, runner=_fake)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE quality SET final_loss = 'low'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(BenchError, match=r"quality\.final_loss"):
+        runner.load_rows(db)
 
 
 def test_quality_json_has_the_published_keys(tmp_path, monkeypatch, capsys):
