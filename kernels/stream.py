@@ -30,6 +30,9 @@ chunks) and carries the last min(k2 - k1, t) states and inputs that the next
 window reaches back into (``_tbptt_stream.py``); the chunks' gradients sum to
 the one-shot ``tbptt``. With k1 = k2 = the chunk length it is "BPTT over the
 chunk": exact within each chunk, the state carried, no gradient across chunks.
+
+Every stream runs the Elman cell, plain or leaky (``params.alpha``); the gated
+cells (``GRUParams``, ``LSTMParams``) are refused with NotImplementedError.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass
 # Names, not modules: the package re-exports each function under its module's name.
 from . import _online, _tbptt_stream
 from ._validate import check_rnn_params, check_sequence, check_size
+from .cells import GRUParams, LSTMParams
 from .kf_rtrl import advance as kf_rtrl_advance
 from .kf_rtrl import start as kf_rtrl_start
 from .r_kf import advance as r_kf_advance
@@ -64,6 +68,14 @@ def _rtrl_advance(state, arrays, alpha, xs, ys):
     return rtrl_advance(state, arrays, xs, ys, alpha)
 
 
+def _refuse_gated(name, params):
+    if isinstance(params, (GRUParams, LSTMParams)):
+        raise NotImplementedError(
+            f"stream({name!r}) runs the Elman cell only (RNNParams, with or without the "
+            f"leak alpha); got {type(params).__name__}: the gated cells have no stream yet"
+        )
+
+
 @dataclass(frozen=True)
 class _Rule:
     """How a stream runs one algorithm: its state at t = 0, a chunk from a state, its options."""
@@ -82,7 +94,7 @@ RULES: dict[str, _Rule] = {
     "snap1": _Rule(snap1_start, snap1_advance),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
-    "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2"), leaky=False),
+    "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2")),
 }
 
 _FIELDS = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
@@ -111,6 +123,7 @@ class Stream:
         self.name = name
         self.B = check_size("B", B)
         self.options = dict(options)
+        _refuse_gated(name, params)
         arrays, self._dtype = check_rnn_params(params)
         self._alpha = _online.leak(params)
         if not rule.leaky and self._alpha != 1.0:
@@ -130,6 +143,7 @@ class Stream:
 
     @params.setter
     def params(self, new):
+        _refuse_gated(self.name, new)
         arrays, dtype = check_rnn_params(new)
         if dtype != self._dtype:
             raise TypeError(f"params have dtype {dtype} but the stream's are {self._dtype}")

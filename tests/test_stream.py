@@ -294,3 +294,21 @@ def test_tbptt_stream_refuses_a_chunk_that_is_not_a_multiple_of_k1(problem):
         s.step(xs[:6], ys[:6])
     with pytest.raises(ValueError, match="k2 must be >= k1"):
         bpttbench.stream("tbptt", p, B=2, k1=4, k2=2)
+
+
+@pytest.mark.parametrize(("k", "lengths"), [((2, 5), [2, 4, 6]), ((3, 7), [6, 3, 3])], ids=str)
+def test_leaky_tbptt_stream_in_chunks_equals_the_one_shot_tbptt(problem, k, lengths):
+    p, xs, ys = problem
+    p = leaky(p, 0.5)
+    k1, k2 = k
+    loss, g = stream_in_chunks("tbptt", p, xs, ys, lengths, k1=k1, k2=k2)
+    want_loss, want = bpttbench.tbptt(p, xs, ys, k1, k2)
+    assert_loss_close(loss, want_loss, rtol=CHUNKED_RTOL)
+    assert_grads_close(g, want, rtol=CHUNKED_RTOL)
+
+
+@pytest.mark.parametrize("name", ["tbptt", "rtrl"])
+def test_streams_refuse_the_gated_cells(name):
+    gru = bpttbench.init_gru(3, 4, 2)
+    with pytest.raises(NotImplementedError, match="Elman cell only"):
+        bpttbench.stream(name, gru, B=2, **({"k1": 2} if name == "tbptt" else {}))
