@@ -1,4 +1,4 @@
-"""The ``bpttbench`` command line: sweep, fit, run, export, report, peers.
+"""The ``bpttbench`` command line: sweep, quality, fit, run, export, report, peers.
 
 Bad input (an unknown algorithm, axis or preset, a malformed grid, a TOML
 error, a number out of range, a database that is not ours, a path that cannot
@@ -110,6 +110,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="stop after the fit table")
     _add_force(p, "report.md and summary.json in --out")
     p.add_argument(
+        "--no-quality", action="store_true", help="skip the quick quality pass after the sweep"
+    )
+    p.add_argument(
         "--remeasure",
         action="store_true",
         help="measure cells again even if the store has them (default: resume, reuse them)",
@@ -162,6 +165,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         action="store_true",
         help="print the plan as a TOML grid (to edit and pass to --grid), measure nothing",
     )
+
+    p = sub.add_parser(
+        "quality", help="gradient fidelity, vanishing gradients and online learning, per cost"
+    )
+    _quality_arguments(p)
 
     p = sub.add_parser("fit", help="exponent table with verdicts, from the store")
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
@@ -359,10 +367,29 @@ def cmd_fit(args, argv) -> int:
     return 1 if args.check and any(r.verdict == "FAIL" for r in results) else 0
 
 
+def _quality_arguments(p: argparse.ArgumentParser) -> None:
+    from bpttbench.bench.quality import runner
+
+    runner.add_arguments(p)
+
+
+def cmd_quality(args, argv) -> int:
+    from bpttbench.bench.quality import runner
+
+    return runner.command(args, argv)
+
+
 def cmd_run(args, argv) -> int:
     t0 = time.perf_counter()
     args.grid = None
     _do_sweep(args, argv, args.preset)
+    if not args.no_quality:
+        from bpttbench.bench.quality import runner
+
+        t_q = time.perf_counter()
+        rows = runner.quality_pass(args.db, "quick", quiet=args.quiet, argv=argv)
+        print(runner.summary_table(rows))
+        print(f"quality pass: {len(rows)} rows in {time.perf_counter() - t_q:.0f} s")
     results = _fits(args.db)
     print()
     _print_table(results)
@@ -399,7 +426,13 @@ def cmd_export(args, argv) -> int:
     return 0
 
 
-COMMANDS = {"sweep": cmd_sweep, "fit": cmd_fit, "run": cmd_run, "export": cmd_export}
+COMMANDS = {
+    "sweep": cmd_sweep,
+    "fit": cmd_fit,
+    "run": cmd_run,
+    "export": cmd_export,
+    "quality": cmd_quality,
+}
 
 
 if __name__ == "__main__":

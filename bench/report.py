@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, report_gpu
+from bpttbench.bench import DEFAULT_DB, quality_report, report_gpu
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
     BenchFile,
@@ -64,7 +64,7 @@ SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
     r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
-    r"|other_axes|peers|peers_gpu|bench_time_vs_\w+|bench_compare)\.(png|svg)$"
+    r"|other_axes|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
 )
 SECTIONS = {
     "time": "Time",
@@ -124,6 +124,7 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         plan.append((chart, lambda: chart_peers(ctx, db_path)))
     chart = Chart(report_gpu.NAME, report_gpu.TITLE, SECTIONS["peers"])  # even without a sweep
     plan.append((chart, lambda: report_gpu.chart(ctx, db_path)))
+    plan += quality_report.plan(db_path)  # the Quality section: its own table, even without cells
     return plan
 
 

@@ -1,5 +1,5 @@
 """The results store's schema as data: its tables, the size columns the registry asks for,
-the check every store passes before it is read or written, and the migration from schema 1.
+the check every store passes before it is read or written, and the migrations from older schemas.
 
 A table is a :class:`Table`: its columns with their SQL declarations, and the key an
 upsert conflicts on. ``bpttbench.bench.store`` creates, checks and writes every table
@@ -21,9 +21,11 @@ else is refused with one line naming what is wrong, before anything is read or w
 Versions. ``PRAGMA user_version`` holds the schema version. Schema 1 (bpttbench up
 to issue 8) had ``runs``, ``cells`` and ``visits``, and ``peers`` once the peers had
 run (a table that grew untyped columns). Schema 2 adds the ``lease`` table (one
-writer at a time, ``bench.lease``) and always has ``peers``, typed. A schema-1 store
-is read as it is, and migrated to schema 2 when opened for writing (:func:`prepare`,
-in the open's transaction); a newer schema is refused.
+writer at a time, ``bench.lease``) and always has ``peers``, typed. Schema 3 adds the
+``quality`` table (``bpttbench quality``). A store of an older schema is read as it is
+(a table it lacks reads as empty), and migrated to the current schema when opened for
+writing (:func:`prepare`, in the open's transaction: the tables it lacks are created);
+a newer schema is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 from bpttbench.bench import BenchError
 
 APPLICATION_ID = 0x62707462  # "bptb"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The size columns of schema 1, in the order cell keys list them; every store has them.
 LEGACY_SIZE_VARS = ("T", "n", "B", "m", "p", "k1", "k2", "depth", "width")
 SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
@@ -157,7 +159,35 @@ LEASE = Table(
     since=2,
 )  # fmt: skip
 
-TABLES = (RUNS, CELLS, VISITS, PEERS, LEASE)
+# `bpttbench quality` (bpttbench.bench.quality): one row per job key (kind, task, lags,
+# algorithm, cell, setting, seed, machine); the setting as JSON, its parts in columns too.
+QUALITY = Table(
+    "quality",
+    (
+        ("quality_key", "TEXT NOT NULL UNIQUE"),
+        ("run_id", "INTEGER REFERENCES runs(run_id)"),
+        ("kind", "TEXT NOT NULL CHECK (kind IN ('learning', 'fidelity', 'vanishing'))"),
+        ("task", "TEXT NOT NULL"), ("lags", "TEXT NOT NULL"), ("algorithm", "TEXT NOT NULL"),
+        ("cell", "TEXT NOT NULL"), ("label", "TEXT NOT NULL"),
+        ("setting", "TEXT NOT NULL"),  # JSON: everything that decides the result
+        ("k1", "INTEGER"), ("k2", "INTEGER"), ("seed", "INTEGER"), ("n", "INTEGER"),
+        ("rho", "REAL"), ("optimizer", "TEXT"), ("lr", "REAL"), ("clip", "REAL"),
+        ("steps", "INTEGER"), ("B", "INTEGER"),
+        ("final_loss", "REAL"), ("baselines", "TEXT"),  # JSON: the task's baseline losses
+        ("threshold", "REAL"), ("steps_to_threshold", "INTEGER"),
+        ("cosine", "REAL"), ("rel_err", "REAL"), ("norm_ratio", "REAL"),
+        ("bias_cosine", "REAL"), ("bias_rel_err", "REAL"), ("spread", "REAL"),
+        ("time_per_step_s", "REAL"), ("peak_bytes", "INTEGER"),
+        ("diverged", "INTEGER NOT NULL DEFAULT 0"), ("reason", "TEXT"),
+        ("curve", "TEXT"),  # JSON: the gradient norm against the lag (vanishing)
+        ("fitted_rate", "REAL"), ("predicted_rate", "REAL"),
+        ("machine", "TEXT"), ("created", "TEXT NOT NULL"),
+    ),
+    key=("quality_key",),
+    since=3,
+)  # fmt: skip
+
+TABLES = (RUNS, CELLS, VISITS, PEERS, LEASE, QUALITY)
 # Tables a schema-1 store may lack (peers appeared with the first `bpttbench peers`).
 OPTIONAL_IN_V1 = ("peers",)
 
@@ -340,7 +370,7 @@ def check(conn: sqlite3.Connection, path: Path) -> tuple[int, dict] | None:
 
 def _check_values(conn: sqlite3.Connection, path: Path, layout: Mapping) -> None:
     """Refuse a store whose numeric columns hold text (SQLite keeps what it is given)."""
-    for name in ("runs", "cells", "visits", "peers"):
+    for name in tables({}):
         if name not in layout:
             continue
         cols = [c for c, decl in layout[name][0].items() if affinity(decl) in ("INTEGER", "REAL")]
@@ -369,7 +399,7 @@ def prepare(conn: sqlite3.Connection, path: Path, sizes: Mapping[str, str]) -> N
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return
     version, layout = found
-    for name, table in want.items():  # schema 1 -> 2: the lease, and peers where missing
+    for name, table in want.items():  # older schemas: lease, quality, peers where missing
         if name not in layout:
             conn.execute(table.create_sql())
         elif name != "cells" and not conforms(table, *layout[name]):

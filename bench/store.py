@@ -425,10 +425,10 @@ def load_table(
     order: str,
 ) -> pd.DataFrame:
     """``columns`` of ``table`` as a DataFrame; empty (with those columns) if the store lacks
-    the table (a schema-1 store without peers). A column the store lacks (a size variable
-    new to the registry, a peers column newer than the store) reads as its DEFAULT, or NULL,
-    as the migration would fill it. ``columns`` may be a function of the open connection.
-    Never creates or changes a file."""
+    the table (a schema-1 store without peers, a store older than schema 3 without quality).
+    A column the store lacks (a size variable new to the registry, a peers column newer
+    than the store) reads as its DEFAULT, or NULL, as the migration would fill it.
+    ``columns`` may be a function of the open connection. Never creates or changes a file."""
     with closing(open_readonly(path)) as conn:
         if callable(columns):
             columns = columns(conn)

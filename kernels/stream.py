@@ -24,12 +24,15 @@ the first W_hh's sparsity pattern). The stream reads the arrays it was given,
 so an in-place edit of them is seen too, unchecked. Chunks must keep the
 stream's batch size B and the parameters' input and output sizes.
 
-Truncated BPTT fits the same shape of state and is left to do: its state is
-the window of the last k2 states h_{t-k2} .. h_t and the readout errors of the
-steps since the last update; when every chunk is a multiple of k1 steps no
-error is pending at a chunk's end, and the chunked gradient equals the one-shot
-``tbptt``. Its kernel would have to start from a given window and hand back
-its last one (``tbptt.py`` starts from h_0 = 0).
+Truncated BPTT, ``stream("tbptt", p, B, k1=, k2=None)``, takes chunks of a
+multiple of k1 steps (each ends on an update, so no error is pending across
+chunks) and carries the last min(k2 - k1, t) states and inputs that the next
+window reaches back into (``_tbptt_stream.py``); the chunks' gradients sum to
+the one-shot ``tbptt``. With k1 = k2 = the chunk length it is "BPTT over the
+chunk": exact within each chunk, the state carried, no gradient across chunks.
+
+Every stream runs the Elman cell, plain or leaky (``params.alpha``); the gated
+cells (``GRUParams``, ``LSTMParams``) are refused with NotImplementedError.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Names, not modules: the package re-exports each function under its module's name.
-from . import _online
+from . import _online, _tbptt_stream
 from ._validate import check_rnn_params, check_sequence, check_size
+from .cells import GRUParams, LSTMParams
 from .kf_rtrl import advance as kf_rtrl_advance
 from .kf_rtrl import start as kf_rtrl_start
 from .r_kf import advance as r_kf_advance
@@ -56,8 +60,20 @@ from .uoro import advance as uoro_advance
 from .uoro import start as uoro_start
 
 
+def _tbptt_start(arrays, B, k1=None, k2=None):
+    return _tbptt_stream.start(arrays, B, k1, k2)
+
+
 def _rtrl_advance(state, arrays, alpha, xs, ys):
     return rtrl_advance(state, arrays, xs, ys, alpha)
+
+
+def _refuse_gated(name, params):
+    if isinstance(params, (GRUParams, LSTMParams)):
+        raise NotImplementedError(
+            f"stream({name!r}) runs the Elman cell only (RNNParams, with or without the "
+            f"leak alpha); got {type(params).__name__}: the gated cells have no stream yet"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,18 +94,10 @@ RULES: dict[str, _Rule] = {
     "snap1": _Rule(snap1_start, snap1_advance),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
+    "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2")),
 }
 
 _FIELDS = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
-
-_NOT_YET = {
-    "tbptt": (
-        "stream('tbptt') is not implemented yet: it needs tbptt's kernel to start from a "
-        "carried window of the last k2 states (and the errors pending since the last "
-        "update) and to hand back its final window; with chunks of a multiple of k1 steps "
-        "the chunked gradient would then equal the one-shot tbptt"
-    ),
-}
 
 
 class Stream:
@@ -101,8 +109,6 @@ class Stream:
     """
 
     def __init__(self, name, params, B=1, **options):
-        if name in _NOT_YET:
-            raise NotImplementedError(_NOT_YET[name])
         if name not in RULES:
             raise ValueError(
                 f"no stream for {name!r}: the online algorithms are {', '.join(sorted(RULES))}"
@@ -117,6 +123,7 @@ class Stream:
         self.name = name
         self.B = check_size("B", B)
         self.options = dict(options)
+        _refuse_gated(name, params)
         arrays, self._dtype = check_rnn_params(params)
         self._alpha = _online.leak(params)
         if not rule.leaky and self._alpha != 1.0:
@@ -136,6 +143,7 @@ class Stream:
 
     @params.setter
     def params(self, new):
+        _refuse_gated(self.name, new)
         arrays, dtype = check_rnn_params(new)
         if dtype != self._dtype:
             raise TypeError(f"params have dtype {dtype} but the stream's are {self._dtype}")
@@ -175,13 +183,14 @@ def stream(name, params, B=1, **options) -> Stream:
     Parameters
     ----------
     name : str
-        ``"rtrl"``, ``"uoro"``, ``"kf_rtrl"``, ``"r_kf"``, ``"snap1"``, ``"snap2"``
-        or ``"rflo"``.
+        ``"rtrl"``, ``"uoro"``, ``"kf_rtrl"``, ``"r_kf"``, ``"snap1"``, ``"snap2"``,
+        ``"rflo"`` or ``"tbptt"``.
     params : RNNParams
         The first weights (with ``alpha``, the leak, when present).
     B : int
         Sequences in the batch; every chunk must hold this many.
     **options
-        ``seed`` (int, default 0) for the stochastic rules.
+        ``seed`` (int, default 0) for the stochastic rules; ``k1`` (required) and
+        ``k2`` (default k1) for ``"tbptt"``.
     """
     return Stream(name, params, B, **options)

@@ -247,12 +247,34 @@ def test_text_in_a_numeric_column_is_refused_on_reading(swept):
         store.load_cells(swept)
 
 
-def test_a_missing_table_is_refused(swept):
-    tamper(swept, "DROP TABLE visits")
+@pytest.mark.parametrize("table", ["visits", "quality"])
+def test_a_missing_table_is_refused(swept, table):
+    tamper(swept, f"DROP TABLE {table}")
     before = digest(swept)
-    with pytest.raises(BenchError, match="visits"):
+    with pytest.raises(BenchError, match=table):
         store.connect(swept)
     assert digest(swept) == before
+
+
+def test_a_schema_2_store_is_read_without_quality_and_gets_it_when_opened_for_writing(tmp_path):
+    from bpttbench.bench.schema import QUALITY
+
+    db = tmp_path / "r.sqlite"
+    conn = store.connect(db)
+    a_run(conn)
+    conn.close()
+    tamper(db, "DROP TABLE quality", "PRAGMA user_version = 2")  # as main's schema 2 left it
+    before = digest(db)
+    rows = store.load_table(db, "quality", QUALITY.names, "rowid")
+    assert rows.empty and list(rows.columns) == list(QUALITY.names)
+    assert digest(db) == before  # reading does not migrate
+    store.connect(db).close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(quality)")]
+    conn.close()
+    assert cols == list(QUALITY.names)
+    assert len(store.load_runs(db)) == 1
 
 
 # --- two processes, one store (issue 8) -----------------------------------------------
@@ -429,6 +451,7 @@ def test_the_reference_store_of_schema_1_reads_the_same_after_migration(tmp_path
     conn = sqlite3.connect(copy)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM quality").fetchone()[0] == 0  # created, empty
     conn.close()
     pd.testing.assert_frame_equal(store.load_cells(copy), cells)
     pd.testing.assert_frame_equal(store.load_runs(copy), runs)

@@ -229,7 +229,7 @@ def test_snap2_stream_rejects_weights_outside_its_pattern(problem, rng):
     [
         ("bptt", {}, ValueError, "online"),
         ("nonsense", {}, ValueError, "online"),
-        ("tbptt", {}, NotImplementedError, "k2"),
+        ("tbptt", {}, TypeError, "k1"),
         ("snap1", {"seed": 0}, TypeError, "seed"),
         ("uoro", {"seed": -1}, ValueError, "seed"),
         ("uoro", {"sead": 0}, TypeError, "sead"),
@@ -253,3 +253,62 @@ def test_leaky_rtrl_chunk_gradients_sum_to_bptt_of_the_leaky_cell(problem, chunk
     loss_bptt, g_bptt = bpttbench.bptt(p, xs, ys)
     assert_loss_close(loss, loss_bptt, CHUNKED_RTOL, "streamed leaky rtrl loss vs bptt")
     assert_grads_close(g, g_bptt, CHUNKED_RTOL, f"leaky rtrl in chunks {CHUNKINGS[chunks]}")
+
+
+# --- truncated BPTT as a stream ---------------------------------------------------------
+
+TBPTT_CHUNKINGS = {  # (k1, k2): chunk lengths, each a multiple of k1, over T = 12
+    (1, 1): [3, 1, 8],
+    (2, 5): [2, 4, 6],
+    (3, 3): [3, 9],
+    (3, 7): [6, 3, 3],
+    (4, 12): [4, 4, 4],
+    (2, 20): [12],
+}
+
+
+@pytest.mark.parametrize(("k", "lengths"), list(TBPTT_CHUNKINGS.items()), ids=str)
+def test_tbptt_stream_in_chunks_equals_the_one_shot_tbptt(problem, k, lengths):
+    p, xs, ys = problem
+    k1, k2 = k
+    loss, g = stream_in_chunks("tbptt", p, xs, ys, lengths, k1=k1, k2=k2)
+    want_loss, want = bpttbench.tbptt(p, xs, ys, k1, k2)
+    assert_loss_close(loss, want_loss, rtol=CHUNKED_RTOL)
+    assert_grads_close(g, want, rtol=CHUNKED_RTOL)
+
+
+def test_tbptt_stream_over_whole_chunks_is_bptt_within_each_chunk(problem):
+    """k1 = k2 = chunk length: exact BPTT inside each chunk, from the carried state."""
+    p, xs, ys = problem
+    s = bpttbench.stream("tbptt", p, B=2, k1=4)
+    loss, g = s.step(xs[:4], ys[:4])
+    want_loss, want = bpttbench.bptt(p, xs[:4], ys[:4])
+    assert_loss_close(loss, want_loss, rtol=CHUNKED_RTOL)
+    assert_grads_close(g, want, rtol=CHUNKED_RTOL)
+
+
+def test_tbptt_stream_refuses_a_chunk_that_is_not_a_multiple_of_k1(problem):
+    p, xs, ys = problem
+    s = bpttbench.stream("tbptt", p, B=2, k1=4, k2=6)
+    with pytest.raises(ValueError, match="multiple of k1 = 4"):
+        s.step(xs[:6], ys[:6])
+    with pytest.raises(ValueError, match="k2 must be >= k1"):
+        bpttbench.stream("tbptt", p, B=2, k1=4, k2=2)
+
+
+@pytest.mark.parametrize(("k", "lengths"), [((2, 5), [2, 4, 6]), ((3, 7), [6, 3, 3])], ids=str)
+def test_leaky_tbptt_stream_in_chunks_equals_the_one_shot_tbptt(problem, k, lengths):
+    p, xs, ys = problem
+    p = leaky(p, 0.5)
+    k1, k2 = k
+    loss, g = stream_in_chunks("tbptt", p, xs, ys, lengths, k1=k1, k2=k2)
+    want_loss, want = bpttbench.tbptt(p, xs, ys, k1, k2)
+    assert_loss_close(loss, want_loss, rtol=CHUNKED_RTOL)
+    assert_grads_close(g, want, rtol=CHUNKED_RTOL)
+
+
+@pytest.mark.parametrize("name", ["tbptt", "rtrl"])
+def test_streams_refuse_the_gated_cells(name):
+    gru = bpttbench.init_gru(3, 4, 2)
+    with pytest.raises(NotImplementedError, match="Elman cell only"):
+        bpttbench.stream(name, gru, B=2, **({"k1": 2} if name == "tbptt" else {}))

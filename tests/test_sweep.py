@@ -320,7 +320,7 @@ def test_run_sweeps_fits_and_resumes(tmp_path, capsys, monkeypatch):
     }
     monkeypatch.setattr(grid_module, "preset_grid", lambda name, registry: tiny)
     db = tmp_path / "r.sqlite"
-    argv = ["run", "--db", str(db), "--no-report", "--quiet"]
+    argv = ["run", "--db", str(db), "--no-report", "--quiet", "--no-quality"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "4 cells measured" in out and "bptt       T      time" in out

@@ -1,0 +1,20 @@
+"""Gradient quality against cost: ``bpttbench quality`` (issue 13).
+
+What each algorithm buys for what it costs, on the tasks with a
+dependency-length knob (``bpttbench.tasks``; THEORY.md, "Tasks with a
+dependency-length knob" and "Gradient quality measures"). Modules:
+
+- ``settings``: an algorithm with its options (a *setting*), the networks
+  (spectral radius of W_hh rescaled), the tasks, the presets;
+- ``fidelity``: cosine, relative error, norm ratio against the exact gradient
+  on the same weights and trajectory; bias apart from spread for the
+  stochastic rules;
+- ``vanishing``: norm(dL_T/dh_t) against the lag, and the fitted per-step rate
+  against the linearised prediction;
+- ``learning``: online training through ``bpttbench.stream``, final loss
+  against the task's baselines, steps to a threshold, time per step, peak
+  memory, divergence;
+- ``runner``: the plan of a preset, the ``quality`` table of the results store
+  (resumable, a row per key, one transaction per row), the command;
+- ``section`` (the report's Quality section) lives in ``bench/quality_report.py``.
+"""

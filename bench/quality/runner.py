@@ -1,0 +1,318 @@
+"""``bpttbench quality``: the presets' jobs, the store's ``quality`` table, the command.
+
+A preset is a list of jobs of three kinds: ``learning`` (online training,
+with fidelity at the trained weights), ``fidelity`` (a sweep over n, the
+spectral radius of W_hh, the truncation length k and the task's lags, at
+initial weights) and ``vanishing`` (the gradient norm against the lag). Each
+job has a key, (kind, task, lags, algorithm, cell, setting, seed, machine),
+the setting holding everything that decides the result (k1, k2, update, n,
+rho, optimizer, lr, clip, steps, B); a row is written in its own transaction
+as soon as its job ends, so a killed run resumes where it stopped and a rerun
+skips the keys already stored. A run gets a row in ``runs`` (preset
+``quality:NAME``) with the machine, versions and commit, and holds the store's
+writer lease as a sweep does (``bench.lease``). The table is declared in
+``bench.schema`` (``QUALITY``) and written with ``store.upsert``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from bpttbench.bench import DEFAULT_DB, BenchError, store
+from bpttbench.bench.schema import QUALITY
+
+from . import fidelity as fid
+from . import vanishing
+from .learning import Training, train
+from .settings import ONLINE, Setting, TaskSpec, bptt_chunk, delayed_add, network, online, tbptt
+
+TABLE = QUALITY.name
+KEY = QUALITY.key[0]
+JSON_COLUMNS = ("setting", "baselines", "curve")
+INT_COLUMNS = ("run_id", "k1", "k2", "seed", "n", "steps", "B", "steps_to_threshold", "peak_bytes")
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str
+    task: TaskSpec
+    setting: Setting
+    seed: int
+    training: Training = field(default_factory=Training)
+    window: int = 40  # fidelity and vanishing: steps of the trajectory
+    fid_seeds: int = 8
+
+    def setting_dict(self) -> dict:
+        out = self.setting.as_dict()
+        t = self.training
+        out.update(n=t.n, rho=t.rho)
+        if self.kind == "learning":
+            out.update(optimizer=t.optimizer, lr=t.lr, clip=t.clip, steps=t.steps, B=t.B)
+        else:
+            out.update(window=self.window)
+        return out
+
+    def key(self, machine: str) -> str:
+        lags = ",".join(map(str, self.task.lags()))
+        setting = json.dumps(self.setting_dict(), sort_keys=True)
+        return "|".join(
+            [self.kind, self.task.label(), lags, self.setting.algorithm, "elman", setting,
+             str(self.seed), machine]
+        )  # fmt: skip
+
+
+# --- presets -----------------------------------------------------------------------
+# Quick (issue 13's acceptance data, within ~2 minutes on 2 cores): delayed-add
+# t1 = 5, t2 = 9, Elman n = 32, Adam. W_hh starts at spectral radius 0.3: at
+# init_rnn's ~0.58 the untrained 32-unit reservoir already holds x_{t-9}
+# well enough for the (exactly trained) readout to decode it, and truncation
+# k = 2 then learns as well as RTRL (measured); at 0.3 the memory has to be
+# learned through W_hh. 3000 steps of B = 4 streams, lr 3e-3, clip 1: RTRL
+# and SnAp-2 (dense W_hh: RTRL's cost) take ~2 s a seed, the rest < 1 s.
+QUICK_TRAINING = Training(steps=3000, B=4, n=32, optimizer="adam", lr=3e-3, clip=1.0, rho=0.3)
+FULL_TRAINING = replace(QUICK_TRAINING, steps=20000)
+
+
+def learning_settings(update: int = 1) -> list[Setting]:
+    return [
+        *(tbptt(k, update) for k in (2, 6, 12)),
+        bptt_chunk(16),
+        *(online(name, update) for name in ONLINE),
+    ]
+
+
+def fidelity_settings() -> list[Setting]:
+    return [*(tbptt(k, 1) for k in (2, 6, 12)), *(online(name, 1) for name in ONLINE)]
+
+
+def preset_jobs(name: str) -> list[Job]:
+    if name not in ("quick", "full"):
+        raise BenchError(f"unknown quality preset {name!r}: choose quick or full")
+    quick = name == "quick"
+    training = QUICK_TRAINING if quick else FULL_TRAINING
+    seeds = (0, 1) if quick else (0, 1, 2, 3, 4)
+    tasks = [delayed_add(5, 9)]
+    if not quick:
+        tasks += [
+            TaskSpec("adding", (("length", 10),)),
+            TaskSpec("copy", (("length", 3), ("delay", 5), ("symbols", 4))),
+        ]
+    jobs = [
+        Job("learning", task, s, seed, training)
+        for task in tasks
+        for seed in seeds
+        for s in learning_settings()
+    ]
+    if not quick:  # SGD beside Adam on the acceptance task
+        sgd = replace(training, optimizer="sgd", lr=0.05)
+        jobs += [Job("learning", tasks[0], s, 0, sgd) for s in learning_settings()]
+    fid_lags = [(5, 9)] if quick else [(2, 4), (5, 9), (10, 18)]
+    for n in (16, 32) if quick else (16, 32, 64):
+        for rho in (0.5, 1.0, 1.5):
+            for t1, t2 in fid_lags:
+                at = Training(n=n, rho=rho)
+                jobs += [
+                    Job("fidelity", delayed_add(t1, t2), s, 0, at) for s in fidelity_settings()
+                ]
+    for rho in (0.5, 0.75, 1.0, 1.25, 1.5):
+        at = Training(n=32, rho=rho, B=8)
+        jobs.append(Job("vanishing", delayed_add(5, 9), Setting("bptt"), 0, at, window=60))
+    return jobs
+
+
+# --- running a job -----------------------------------------------------------------
+
+
+def run_job(job: Job) -> dict:
+    """The measurements of one job (no store)."""
+    t = job.training
+    if job.kind == "learning":
+        return train(job.setting, job.task, t, job.seed)
+    if job.kind == "fidelity":
+        data = job.task.make(job.window, 1, job.seed)
+        params = network(t.n, data.xs.shape[2], data.ys.shape[2], job.seed, t.rho)
+        return fid.fidelity(job.setting, params, data.xs, data.ys, job.fid_seeds)
+    data = job.task.make(job.window, t.B, job.seed)
+    return vanishing.measure(t.rho, t.n, job.window, data, job.seed)
+
+
+def row_of(job: Job, result: dict, run_id: int, machine: str) -> dict:
+    t = job.training
+    row = {
+        KEY: job.key(machine),
+        "run_id": run_id,
+        "kind": job.kind,
+        "task": job.task.name,
+        "lags": ",".join(map(str, job.task.lags())),
+        "algorithm": job.setting.algorithm,
+        "cell": "elman",
+        "label": job.setting.name,
+        "setting": json.dumps(job.setting_dict(), sort_keys=True),
+        "k1": job.setting.k1,
+        "k2": job.setting.k2,
+        "seed": job.seed,
+        "n": t.n,
+        "rho": t.rho,
+        "machine": machine,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if job.kind == "learning":
+        row.update(optimizer=t.optimizer, lr=t.lr, clip=t.clip, steps=t.steps, B=t.B)
+    for col in ("final_loss", "threshold", "steps_to_threshold", "cosine", "rel_err",
+                "norm_ratio", "bias_cosine", "bias_rel_err", "spread", "time_per_step_s",
+                "peak_bytes", "reason", "fitted_rate", "predicted_rate"):  # fmt: skip
+        if col in result:
+            row[col] = result[col]
+    row["diverged"] = int(bool(result.get("diverged", False)))
+    for col in ("baselines", "curve"):
+        if col in result:
+            row[col] = json.dumps(result[col])
+    return row
+
+
+def run_quality(
+    jobs: list[Job],
+    db_path=DEFAULT_DB,
+    preset: str = "custom",
+    argv=None,
+    say: Callable[[str], None] | None = None,
+    runner: Callable[[Job], dict] = run_job,
+) -> list[dict]:
+    """Run the jobs not yet stored, one transaction per row; return the plan's rows."""
+    from bpttbench.bench.measure import run_metadata, set_threads
+
+    say = say or (lambda _line: None)
+    conn = store.connect(db_path)
+    try:
+        store.acquire_lease(conn)
+        try:
+            numba_threads, blas_threads = set_threads(1)
+            meta = run_metadata()
+            machine = meta["machine"]
+            keys = [j.key(machine) for j in jobs]
+            done = set(store.load_table(db_path, TABLE, (KEY,), "rowid")[KEY])
+            todo = [j for j, k in zip(jobs, keys, strict=True) if k not in done]
+            say(f"quality: {len(jobs) - len(todo)} of {len(jobs)} rows already stored")
+            run_id = store.begin_run(
+                conn,
+                {
+                    "started": _now(),
+                    **meta,
+                    "numba_threads": numba_threads,
+                    "blas_threads": blas_threads,
+                    "preset": f"quality:{preset}",
+                    "argv": json.dumps(list(argv) if argv is not None else sys.argv[1:]),
+                },
+            )
+            for i, job in enumerate(todo, 1):
+                t0 = time.perf_counter()
+                result = runner(job)
+                with store.transaction(conn):
+                    store.upsert(conn, QUALITY, row_of(job, result, run_id, machine))
+                flag = " DIVERGED" if result.get("diverged") else ""
+                say(
+                    f"[{i}/{len(todo)}] {job.kind} {job.task.label()} {job.setting.name} "
+                    f"seed {job.seed}: {time.perf_counter() - t0:.1f} s{flag}"
+                )
+            store.finish_run(conn, run_id, _now())
+        finally:
+            store.release_lease(conn)
+    finally:
+        conn.close()
+    wanted = set(keys)
+    return [r for r in load_rows(db_path) if r[KEY] in wanted]
+
+
+def load_rows(db_path) -> list[dict]:
+    """The quality table as a list of dicts, JSON columns decoded, diverged a bool."""
+    df = store.load_table(db_path, TABLE, QUALITY.names, "rowid")
+    rows = []
+    for rec in df.to_dict("records"):
+        for col in JSON_COLUMNS:
+            if isinstance(rec.get(col), str):
+                rec[col] = json.loads(rec[col])
+        rec["diverged"] = bool(rec.get("diverged"))
+        rec["lags"] = [int(v) for v in str(rec["lags"]).split(",") if v]
+        rec = {k: (None if _isnan(v) else v) for k, v in rec.items()}
+        for col in INT_COLUMNS:  # pandas reads an int column with NULLs as floats
+            if rec.get(col) is not None:
+                rec[col] = int(rec[col])
+        rows.append(rec)
+    return rows
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and v != v
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+# --- the command -------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="quick", choices=("quick", "full"))
+    p.add_argument("--task", default=None, help="only this task (delayed_add, adding, copy)")
+    p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def select(jobs: list[Job], task: str | None) -> list[Job]:
+    if task is None:
+        return jobs
+    names = {j.task.name for j in jobs}
+    if task not in names:
+        raise BenchError(f"no task {task!r} in this preset: choose from {', '.join(sorted(names))}")
+    return [j for j in jobs if j.task.name == task]
+
+
+def quality_pass(db, preset="quick", task=None, quiet=False, argv=None) -> list[dict]:
+    jobs = select(preset_jobs(preset), task)
+    say = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    return run_quality(jobs, db, preset, argv, say)
+
+
+def command(args: argparse.Namespace, argv=None) -> int:
+    t0 = time.perf_counter()
+    rows = quality_pass(args.db, args.preset, args.task, args.quiet or args.json, argv)
+    if args.json:
+        print(json.dumps([public(r) for r in rows], indent=2, default=str))
+    else:
+        print(summary_table(rows))
+        print(f"quality: {len(rows)} rows in {time.perf_counter() - t0:.0f} s -> {args.db}")
+    return 0
+
+
+def public(row: dict) -> dict:
+    """A row as ``--json`` prints it (the store's columns, the setting as an object)."""
+    return {k: v for k, v in row.items() if k != KEY}
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Learning rows: mean final loss over seeds per (task, setting), against the baselines."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["kind"] == "learning":
+            groups.setdefault((r["task"], r["label"], r.get("optimizer")), []).append(r)
+    lines = [f"{'task':12s} {'setting':16s} {'opt':5s} {'final MSE':>10s} {'cos':>6s} "
+             f"{'us/step':>8s} {'diverged':>8s}"]  # fmt: skip
+    for (task, label, opt), rs in groups.items():
+        losses = [r["final_loss"] for r in rs if r["final_loss"] is not None]
+        cos = [r["cosine"] for r in rs if r.get("cosine") is not None]
+        mean = sum(losses) / len(losses) if losses else float("nan")
+        c = sum(cos) / len(cos) if cos else float("nan")
+        tps = sum((r["time_per_step_s"] or 0) for r in rs) / len(rs) * 1e6
+        div = sum(r["diverged"] for r in rs)
+        lines.append(
+            f"{task:12s} {label:16s} {opt or '':5s} {mean:10.4f} {c:6.3f} {tps:8.0f} {div:8d}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""The report's Quality section, from the store's ``quality`` table (``bpttbench quality``).
+
+Four charts, each a builder returning ``(figure, caption, markdown)`` or raising
+:class:`~bpttbench.bench.view.Skip` (an empty state when the store has no
+quality rows):
+
+- the cost-quality frontier: final loss relative to the task's 'nothing'
+  baseline against time per step, and against peak memory, one marker per
+  (algorithm, setting) (mean over seeds), the Pareto front drawn;
+- final loss against the truncation length k at the fixed lag, with the
+  task's baselines as horizontal lines and the exact algorithms for reference;
+- gradient fidelity: cosine against the spectral radius per algorithm, and the
+  table, with sketched-rtrl's published Table 3 cosines beside ours where the
+  task matches (labelled as theirs);
+- vanishing and exploding gradients: norm(dL_T/dh_t) against the lag per
+  spectral radius, the fitted per-step rate against the linearised prediction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bpttbench.bench import BenchError, fmt
+from bpttbench.bench import charts as ch
+from bpttbench.bench.markdown import Chart
+from bpttbench.bench.quality.runner import load_rows
+from bpttbench.bench.view import Skip
+
+SECTION = "Quality"
+NAMES = ("quality_frontier", "quality_truncation", "quality_fidelity", "quality_vanishing")
+EMPTY = "the store has no quality rows (run `bpttbench quality`)"
+# sketched-rtrl (THEORY.md, "Online approximations"), Table 3: mean cosine to the exact
+# RTRL gradient over the last 20% of 20k online steps, n = 64, 5 seeds. Their RFLO is a
+# fixed-decay heuristic, not Murray's rule.
+PUBLISHED = {
+    "copy": {"snap1": 0.70, "kf_rtrl": 0.50, "rflo": 0.34, "uoro": 0.04},
+    "adding": {"snap1": 0.61, "kf_rtrl": 0.50, "rflo": 0.58, "uoro": 0.11},
+}
+
+
+def plan(db_path) -> list:
+    """(Chart, builder) pairs of the section, in report order."""
+    rows = _Rows(db_path)
+    titles = (
+        "Cost against quality: the frontier",
+        "Final loss against the truncation length",
+        "Gradient fidelity against the exact gradient",
+        "Vanishing and exploding gradients",
+    )
+    builders = (rows.frontier, rows.truncation, rows.fidelity, rows.vanishing)
+    return [
+        (Chart(name, title, SECTION), build)
+        for name, title, build in zip(NAMES, titles, builders, strict=True)
+    ]
+
+
+class _Rows:
+    """The quality rows, read once on first use."""
+
+    def __init__(self, db_path):
+        self.db_path = db_path
+        self._df: pd.DataFrame | None = None
+
+    def kind(self, kind: str) -> pd.DataFrame:
+        if self._df is None:
+            try:
+                exists = Path(self.db_path).exists()
+                self._df = pd.DataFrame(load_rows(self.db_path) if exists else [])
+            except BenchError:
+                self._df = pd.DataFrame()
+        if self._df.empty:
+            raise Skip(EMPTY)
+        df = self._df[self._df["kind"] == kind]
+        if df.empty:
+            raise Skip(f"the store has no {kind} rows in its quality table")
+        return df
+
+    def frontier(self):
+        df = self.kind("learning")
+        ok = df[~df["diverged"].astype(bool)].copy()
+        if ok.empty:
+            raise Skip("every learning run diverged")
+        ok["rel"] = [r["final_loss"] / r["baselines"]["nothing"] for _, r in ok.iterrows()]
+        g = ok.groupby(["task", "label"], sort=False).agg(
+            rel=("rel", "mean"), tps=("time_per_step_s", "mean"), mem=("peak_bytes", "mean"),
+            seeds=("seed", "nunique"),
+        ).reset_index()  # fmt: skip
+        fig, axes = ch.new_figure(10, 4.4, _footer(ok), ncols=2)
+        for ax, col, label in ((axes[0, 0], "tps", "time per step (s)"),
+                               (axes[0, 1], "mem", "peak memory of a step (bytes)")):  # fmt: skip
+            for i, (_, r) in enumerate(g.iterrows()):
+                style = ch.default_style(i)
+                ax.plot(r[col], r["rel"], style.marker, color=style.colour, ms=7,
+                        label=f"{r['label']} ({r['task']})")  # fmt: skip
+            for _task, t in g.groupby("task"):
+                front = pareto(t[col].to_numpy(), t["rel"].to_numpy())
+                pts = t.iloc[front].sort_values(col)
+                ax.step(pts[col], pts["rel"], where="post", color="0.3", lw=1, ls="--")
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("final loss / 'nothing' baseline")
+            ax.axhline(1.0, color="0.6", lw=0.8)
+        axes[0, 1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        caption = (
+            "Final scored MSE over the last 20% of online steps, relative to predicting the "
+            "mean (1 = nothing learned), against the cost of a step; mean over seeds; dashed: "
+            "the Pareto front (no setting is both cheaper and better)."
+        )
+        return fig, caption, _learning_table(ok)
+
+    def truncation(self):
+        df = self.kind("learning")
+        df = df[~df["diverged"].astype(bool)]
+        tb = df[df["label"].str.startswith("tbptt k=")]
+        if tb.empty:
+            raise Skip("no truncated-BPTT learning rows")
+        task = tb["task"].iloc[0]
+        tb, df = tb[tb["task"] == task], df[df["task"] == task]
+        fig, axes = ch.new_figure(6.5, 4.2, _footer(df))
+        ax = axes[0, 0]
+        ax.plot(tb["k2"], tb["final_loss"], "o", color="C0", alpha=0.5, label="tbptt, each seed")
+        mean = tb.groupby("k2")["final_loss"].mean()
+        ax.plot(mean.index, mean.values, "-", color="C0", label="tbptt, mean")
+        for name, color in (("rtrl", "C3"), ("bptt-chunk 16", "C2")):
+            v = df.loc[df["label"] == name, "final_loss"]
+            if len(v):
+                ax.axhline(v.mean(), color=color, ls=":", label=f"{name} (mean)")
+        for bname, value in df["baselines"].iloc[0].items():
+            ax.axhline(value, color="0.5", lw=0.8, ls="--")
+            ax.text(ax.get_xlim()[0], value, f" {bname}", fontsize=7, va="bottom", color="0.4")
+        lags = df["lags"].iloc[0]
+        for lag in lags:
+            ax.axvline(lag, color="0.8", lw=0.8)
+        ax.set_xlabel("truncation length k (k2)")
+        ax.set_ylabel("final scored MSE")
+        ax.legend(fontsize=7)
+        caption = (
+            f"{task}, lags {lags} (grey verticals): final loss against k; dashed: the task's "
+            "baselines. Truncation below a lag cannot see that dependency through W_hh."
+        )
+        return fig, caption, ""
+
+    def fidelity(self):
+        df = self.kind("fidelity")
+        fig, axes = ch.new_figure(6.5, 4.2, _footer(df))
+        ax = axes[0, 0]
+        for i, (label, g) in enumerate(df.groupby("label", sort=False)):
+            m = g.groupby("rho")["cosine"].mean()
+            style = ch.default_style(i)
+            ax.plot(m.index, m.values, "-" + style.marker, color=style.colour, label=label)
+        ax.set_xlabel("spectral radius of W_hh")
+        ax.set_ylabel("cosine to the exact gradient")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        caption = (
+            "Cosine of each algorithm's gradient to BPTT's on the same weights and window "
+            "(mean over n and lags); the table has the relative error, norm ratio and, for "
+            "the stochastic rules, the bias (mean over seeds) apart from the spread."
+        )
+        learning = self._df[self._df["kind"] == "learning"]
+        return fig, caption, fidelity_table(df, learning)
+
+    def vanishing(self):
+        df = self.kind("vanishing")
+        fig, axes = ch.new_figure(6.5, 4.2, _footer(df))
+        ax = axes[0, 0]
+        lines = ["| cell | rho | fitted rate per step | rho x mean tanh' |", "|---|---|---|---|"]
+        for i, (_, r) in enumerate(df.sort_values("rho").iterrows()):
+            curve = np.asarray(r["curve"], float)
+            ax.semilogy(np.arange(len(curve)), curve, color=f"C{i}", label=f"rho = {r['rho']:g}")
+            lines.append(f"| {r['cell']} | {r['rho']:g} | {fmt.cell(r['fitted_rate'])} | "
+                         f"{fmt.cell(r['predicted_rate'])} |")  # fmt: skip
+        ax.set_xlabel("lag T - t")
+        ax.set_ylabel("norm(dL_T / dh_t)")
+        ax.legend(fontsize=7)
+        caption = (
+            "Norm of the gradient of the last step's loss with respect to earlier states, "
+            "Elman cell, W_hh rescaled to each spectral radius; the table compares the fitted "
+            "per-step rate with the linearised prediction (spectral radius x mean tanh')."
+        )
+        return fig, caption, "\n".join(lines)
+
+
+def pareto(cost: np.ndarray, loss: np.ndarray) -> list[int]:
+    """Indices of the points no other point beats in both cost and loss."""
+    out = []
+    for i in range(len(cost)):
+        dominated = any(
+            cost[j] <= cost[i] and loss[j] <= loss[i] and (cost[j] < cost[i] or loss[j] < loss[i])
+            for j in range(len(cost))
+        )
+        if not dominated:
+            out.append(i)
+    return out
+
+
+def _learning_table(df: pd.DataFrame) -> str:
+    lines = [
+        "| task | setting | seeds | final MSE (mean) | baselines | cosine | time/step | peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, label), g in df.groupby(["task", "label"], sort=False):
+        base = ", ".join(f"{k} {v:.4g}" for k, v in g["baselines"].iloc[0].items())
+        lines.append(
+            f"| {task} | {label} | {g['seed'].nunique()} | {g['final_loss'].mean():.4f} | "
+            f"{base} | {fmt.cell(g['cosine'].mean())} | "
+            f"{fmt.seconds(g['time_per_step_s'].mean())} | {fmt.cell(g['peak_bytes'].mean())} B |"
+        )
+    return "\n".join(lines)
+
+
+def fidelity_table(df: pd.DataFrame, learning: pd.DataFrame) -> str:
+    lines = [
+        "| algorithm | n | rho | lags | cosine | rel. error | norm ratio | bias cosine | "
+        "bias rel. error | spread |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in df.sort_values(["label", "n", "rho"]).iterrows():
+        lines.append(
+            f"| {r['label']} | {r['n']} | {r['rho']:g} | {r['lags']} | {fmt.cell(r['cosine'])} | "
+            f"{fmt.cell(r['rel_err'])} | {fmt.cell(r['norm_ratio'])} | "
+            f"{fmt.cell(r['bias_cosine'])} | {fmt.cell(r['bias_rel_err'])} | "
+            f"{fmt.cell(r['spread'])} |"
+        )
+    lines += ["", "Cosine at the trained weights, beside sketched-rtrl's Table 3 (theirs: "
+              "n = 64, 20k online steps, 5 seeds) where the task matches:", "",
+              "| task | algorithm | ours (mean over seeds) | theirs (sketched-rtrl) |",
+              "|---|---|---|---|"]  # fmt: skip
+    if not learning.empty:
+        for (task, label), g in learning.groupby(["task", "label"], sort=False):
+            theirs = PUBLISHED.get(task, {}).get(label)
+            lines.append(
+                f"| {task} | {label} | {fmt.cell(g['cosine'].mean())} | "
+                f"{'—' if theirs is None else f'{theirs:.2f} (theirs)'} |"
+            )
+    return "\n".join(lines)
+
+
+def _footer(df: pd.DataFrame) -> str:
+    machines = ", ".join(sorted({str(m) for m in df.get("machine", [])}))
+    return f"bpttbench quality: {len(df)} rows; machine {machines}"

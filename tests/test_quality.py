@@ -1,0 +1,255 @@
+"""``bpttbench quality``: fidelity, vanishing gradients, online learning, the store, the command.
+
+Tiny budgets throughout: the preset's figures are measured by the command, not here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import bpttbench
+import numpy as np
+import pytest
+from bpttbench.bench import BenchError, cli, store
+from bpttbench.bench.quality import fidelity as fid
+from bpttbench.bench.quality import learning, runner, vanishing
+from bpttbench.bench.quality.settings import (
+    Setting,
+    bptt_chunk,
+    delayed_add,
+    network,
+    online,
+    spectral_radius,
+    tbptt,
+)
+
+TASK = delayed_add(2, 4)
+TINY = learning.Training(steps=40, B=2, n=6, lr=1e-2, rho=0.5)
+
+
+@pytest.fixture
+def window():
+    data = TASK.make(20, 1, 0)
+    return network(6, 1, 1, 0, rho=0.9), data.xs, data.ys
+
+
+@pytest.mark.parametrize(
+    "setting", [online("rtrl", 1), online("snap2", 1), tbptt(40, 1), bptt_chunk(20)], ids=str
+)
+def test_fidelity_of_exact_algorithms_is_one(window, setting):
+    p, xs, ys = window
+    f = fid.fidelity(setting, p, xs, ys)
+    assert abs(f["cosine"] - 1.0) < 1e-12
+    assert f["rel_err"] < 1e-12
+    assert abs(f["norm_ratio"] - 1.0) < 1e-12
+
+
+def test_a_planted_sign_error_in_an_approximation_is_detected(window, monkeypatch):
+    p, xs, ys = window
+    honest = fid.fidelity(online("snap1", 1), p, xs, ys)
+    real = bpttbench.snap1
+
+    def flipped(params, xs, ys):  # the recurrent gradient's sign flipped (readout exact)
+        loss, g = real(params, xs, ys)
+        return loss, g._replace(W_ih=-g.W_ih, W_hh=-g.W_hh, b_h=-g.b_h)
+
+    monkeypatch.setattr(bpttbench, "snap1", flipped)
+    planted = fid.fidelity(online("snap1", 1), p, xs, ys)
+    assert honest["cosine"] > 0.5
+    assert planted["cosine"] < 0.0
+    assert planted["rel_err"] > 1.0 > honest["rel_err"]
+
+
+def test_stochastic_bias_is_apart_from_spread(window):
+    p, xs, ys = window
+    f = fid.fidelity(online("uoro", 1), p, xs, ys, seeds=16)
+    assert f["seeds"] == 16 and f["spread"] > 0
+    assert f["bias_rel_err"] < f["rel_err"]  # averaging seeds removes variance, not bias
+
+
+def test_truncation_shorter_than_the_window_is_not_exact(window):
+    p, xs, ys = window
+    f = fid.fidelity(tbptt(2, 1), p, xs, ys)
+    assert f["rel_err"] > 1e-6
+
+
+def test_spectral_radius_is_rescaled():
+    assert spectral_radius(network(8, 1, 1, 3, rho=1.25).W_hh) == pytest.approx(1.25)
+
+
+def test_vanishing_rate_follows_the_spectral_radius():
+    data = TASK.make(40, 4, 0)
+    small = vanishing.measure(0.5, 16, 40, data, 0)
+    large = vanishing.measure(1.5, 16, 40, data, 0)
+    assert small["fitted_rate"] < 1.0 and small["predicted_rate"] < large["predicted_rate"]
+    assert small["fitted_rate"] < large["fitted_rate"]
+    assert len(small["curve"]) == 40 and small["curve"][-1] < small["curve"][0]
+
+
+def test_learning_run_reports_its_measurements():
+    r = learning.train(tbptt(4, 2), TASK, TINY, seed=0)
+    assert not r["diverged"] and r["steps_run"] == 40
+    assert np.isfinite(r["final_loss"]) and r["time_per_step_s"] > 0 and r["peak_bytes"] > 0
+    assert r["baselines"]["nothing"] == 0.078125 and r["threshold"] == pytest.approx(0.046875)
+    assert -1.0 <= r["cosine"] <= 1.0
+
+
+def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    huge = learning.Training(steps=40, B=2, n=6, optimizer="sgd", lr=1e12, clip=None, rho=0.5)
+    jobs = [
+        runner.Job("learning", TASK, online("rflo", 1), 0, huge),
+        runner.Job("learning", TASK, online("snap1", 1), 0, TINY),
+    ]
+    rows = runner.run_quality(jobs, tmp_path / "q.sqlite")
+    by = {r["label"]: r for r in rows}
+    assert by["rflo"]["diverged"] and by["rflo"]["final_loss"] is None and by["rflo"]["reason"]
+    assert not by["snap1"]["diverged"] and by["snap1"]["final_loss"] is not None
+
+
+def _jobs():
+    return [runner.Job("learning", TASK, tbptt(2, 1), seed, TINY) for seed in (0, 1)] + [
+        runner.Job("fidelity", TASK, online("uoro", 1), 0, TINY, window=12, fid_seeds=2)
+    ]
+
+
+def test_resume_skips_finished_rows(tmp_path):
+    db = tmp_path / "q.sqlite"
+    ran: list[str] = []
+
+    def counting(job):
+        ran.append(job.kind)
+        if len(ran) == 2:
+            raise KeyboardInterrupt  # killed during the second job
+        return runner.run_job(job)
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_quality(_jobs(), db, runner=counting)
+    assert len(runner.load_rows(db)) == 1
+    ran.clear()
+    rows = runner.run_quality(_jobs(), db, runner=lambda j: ran.append(j.kind) or runner.run_job(j))
+    assert len(ran) == 2 and len(rows) == 3
+    ran.clear()
+    runner.run_quality(_jobs(), db, runner=lambda j: ran.append(j.kind) or runner.run_job(j))
+    assert ran == [] and len(runner.load_rows(db)) == 3
+    runs = store.load_runs(db)
+    assert set(runs["preset"]) == {"quality:custom"} and runs["machine"].notna().all()
+
+
+def _fake(job):
+    return {"final_loss": 0.5, "cosine": 1.0, "time_per_step_s": 1e-6, "baselines": {"x": 1}}
+
+
+def test_quality_refuses_a_store_a_live_sweep_is_writing(tmp_path):
+    db = tmp_path / "q.sqlite"
+    holder = store.connect(db)
+    store.acquire_lease(holder)  # this process stands in for a live sweep
+    try:
+        ran: list[str] = []
+        with pytest.raises(BenchError, match="being written by another sweep"):
+            runner.run_quality(_jobs(), db, runner=lambda j: ran.append(j.kind) or _fake(j))
+        assert ran == [] and runner.load_rows(db) == []
+    finally:
+        store.release_lease(holder)
+        holder.close()
+    assert len(runner.run_quality(_jobs(), db, runner=_fake)) == 3  # the lease was given back
+
+
+def test_text_in_a_numeric_quality_column_is_refused_on_reading(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "q.sqlite"
+    runner.run_quality(_jobs(), db, runner=_fake)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE quality SET final_loss = 'low'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(BenchError, match=r"quality\.final_loss"):
+        runner.load_rows(db)
+
+
+def test_quality_json_has_the_published_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "preset_jobs", lambda name: _jobs())
+    db = tmp_path / "q.sqlite"
+    assert cli.main(["quality", "--json", "--db", str(db)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3
+    need = {"task", "lags", "algorithm", "cell", "setting", "final_loss", "baselines", "cosine",
+            "rel_err", "time_per_step_s", "peak_bytes", "diverged"}  # fmt: skip
+    for r in rows:
+        assert need <= set(r)
+    learn = [r for r in rows if r["kind"] == "learning"]
+    assert learn[0]["lags"] == [2, 4] and learn[0]["setting"]["k1"] == 1
+    assert learn[0]["setting"]["k2"] == 2 and learn[0]["cell"] == "elman"
+    assert learn[0]["k1"] == 1 and isinstance(learn[0]["k1"], int)
+    assert isinstance(learn[0]["diverged"], bool) and learn[0]["baselines"]["nothing"] > 0
+
+
+def test_quality_refuses_an_unknown_task(tmp_path, capsys):
+    assert cli.main(["quality", "--task", "nope", "--db", str(tmp_path / "q.sqlite")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_the_quick_preset_holds_the_acceptance_data():
+    jobs = runner.preset_jobs("quick")
+    learn = [j for j in jobs if j.kind == "learning"]
+    labels = {j.setting.name for j in learn}
+    want = {"tbptt k=2", "tbptt k=6", "tbptt k=12", "rtrl", "bptt-chunk 16"}
+    assert want | {"uoro", "kf_rtrl", "r_kf", "snap1", "snap2", "rflo"} <= labels
+    assert {j.seed for j in learn} >= {0, 1}
+    assert all(j.task.lags() == (5, 9) and j.training.n == 32 for j in learn)
+    assert all(j.training.optimizer == "adam" for j in learn)
+    assert isinstance(learn[0].setting, Setting)
+
+
+# --- the report's Quality section ---------------------------------------------------------
+
+
+def test_report_quality_section_with_rows(tmp_path):
+    from bpttbench.bench import report
+
+    db = tmp_path / "q.sqlite"
+    jobs = [runner.Job("learning", TASK, s, 0, TINY) for s in (tbptt(2, 1), tbptt(6, 1))]
+    jobs += [runner.Job("learning", TASK, online("rtrl", 1), 0, TINY)]
+    jobs += [runner.Job("fidelity", TASK, online("snap1", 1), 0, TINY, window=12)]
+    jobs += [runner.Job("vanishing", TASK, Setting("bptt"), 0, TINY, window=12)]
+    runner.run_quality(jobs, db)
+    rep = report.make_report(db, [], tmp_path / "out")
+    quality = {c.name: c for c in rep.charts if c.section == "Quality"}
+    assert set(quality) == set(runner_names()) and all(not c.skipped for c in quality.values())
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Quality" in md and "theirs (sketched-rtrl)" in md and "fitted rate" in md
+    assert (tmp_path / "out" / "charts" / "quality_frontier.png").exists()
+
+
+def test_report_quality_section_without_rows(tmp_path):
+    from bpttbench.bench import report
+
+    rep = report.make_report(tmp_path / "none.sqlite", [], tmp_path / "out")
+    quality = [c for c in rep.charts if c.section == "Quality"]
+    assert len(quality) == 4 and all("no quality rows" in c.skipped for c in quality)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Quality" not in md and "no quality rows" in md
+
+
+def runner_names():
+    from bpttbench.bench import quality_report
+
+    return quality_report.NAMES
+
+
+def test_run_adds_a_quality_pass_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    from bpttbench.bench import sweep
+
+    tiny = {
+        "settings": {"min_time": 0.001, "round_time": 0.0005, "min_rounds": 2, "visits": 1},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}],
+    }
+    monkeypatch.setattr(sweep, "preset_grid", lambda name, registry: tiny)
+    monkeypatch.setattr(runner, "preset_jobs", lambda name: _jobs())
+    db = tmp_path / "r.sqlite"
+    argv = ["run", "--db", str(db), "--no-report", "--quiet"]
+    assert cli.main([*argv, "--no-quality"]) == 0
+    assert "quality pass" not in capsys.readouterr().out and runner.load_rows(db) == []
+    assert cli.main(argv) == 0
+    assert "quality pass: 3 rows" in capsys.readouterr().out
+    assert len(runner.load_rows(db)) == 3
