@@ -49,6 +49,14 @@ CostModel = Callable[[Size], list[Term]]
 MemoryModel = Callable[[Size, int], list[Term]]
 
 
+def monomial(size: Size, coef: float, **powers: int) -> Term:
+    """``Term(coef * prod(size[v] ** k))`` with those powers: a term that is exactly a monomial."""
+    value = coef
+    for var, k in powers.items():
+        value *= size[var] ** k
+    return Term(value, dict(powers))
+
+
 def total(terms: list[Term]) -> float:
     """The exact count: the sum of all terms."""
     return float(sum(t.value for t in terms))

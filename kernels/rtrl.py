@@ -48,6 +48,7 @@ import numpy as np
 
 from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
+from ._slabs import blocks_per_slab
 from ._validate import check_result
 from .costs import Term
 
@@ -174,15 +175,9 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
 
 
 def _blocks_per_gemm(n: int, r: int) -> int:
-    """Influence blocks updated by one GEMM: the largest divisor K of n with K r <= SLAB_COLS.
-
-    One block (n x r) makes a GEMM too thin for BLAS to reach its peak; all n
-    blocks at once would need a scratch as large as J itself. A slab of about
-    SLAB_COLS columns is wide enough for the GEMM and small enough to stay in
-    cache for the fused pass, and its scratch is a small fraction of J.
-    """
-    fits = [K for K in range(1, n + 1) if n % K == 0 and K * r <= SLAB_COLS]
-    return max(fits, default=1)
+    """Influence blocks updated by one GEMM: the largest divisor K of n with K r <= SLAB_COLS
+    (kernels/_slabs.py says why a slab)."""
+    return blocks_per_slab(n, r, SLAB_COLS)
 
 
 # Columns of the slab one GEMM updates (see _blocks_per_gemm).

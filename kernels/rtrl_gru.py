@@ -73,7 +73,8 @@ import math
 import numpy as np
 
 from ._jit import jit
-from .costs import Term
+from ._slabs import blocks_per_slab
+from .costs import Term, monomial
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step.
 _R, _Z, _U, _G, _BETA, _AN, _AR, _AZ, _C = range(9)
@@ -179,10 +180,7 @@ def blocks_per_gemm(n: int, m: int, slab_cols: int | None = None) -> int:
     scratch as large as J; a slab of about ``slab_cols`` columns is wide enough
     for the GEMM and small enough to stay in cache for the fused pass.
     """
-    cols = SLAB_COLS if slab_cols is None else slab_cols
-    r = n + m + 2
-    fits = [K for K in range(1, 3 * n + 1) if (3 * n) % K == 0 and K * r <= cols]
-    return max(fits, default=1)
+    return blocks_per_slab(3 * n, n + m + 2, SLAB_COLS if slab_cols is None else slab_cols)
 
 
 def slab_count(n: int, m: int, slab_cols: int | None = None) -> int:
@@ -246,14 +244,6 @@ def rtrl_gru(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, sl
     )  # fmt: skip
 
 
-def _monomial(size, coef: int, **powers: int) -> Term:
-    """Term(coef * prod(size[v] ** k)) with its powers: every term is exactly a monomial."""
-    value = coef
-    for var, k in powers.items():
-        value *= size[var] ** k
-    return Term(value, dict(powers))
-
-
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``rtrl_gru`` call, as monomials in T, B, n, m, p.
 
@@ -273,7 +263,7 @@ def flops(size) -> list[Term]:
     TB = {"T": 1, "B": 1}
 
     def t(coef, **powers):
-        return _monomial(size, coef, **TB, **powers)
+        return monomial(size, coef, **TB, **powers)
 
     return [
         t(6, n=4), t(6, n=3, m=1), t(12, n=3),  # GEMMs, 6 n^3 r

@@ -79,7 +79,8 @@ import math
 import numpy as np
 
 from ._jit import jit
-from .costs import Term
+from ._slabs import blocks_per_slab
+from .costs import Term, monomial
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step: the gates,
 # tanh(c_t), q, q f, c_t = W_out^T e_t, and the gate derivatives of c and of h in
@@ -197,10 +198,7 @@ def blocks_per_gemm(n: int, m: int, slab_cols: int | None = None) -> int:
 
     r = n + m + 2 columns per block; see ``rtrl_gru.blocks_per_gemm``.
     """
-    cols = SLAB_COLS if slab_cols is None else slab_cols
-    r = n + m + 2
-    fits = [K for K in range(1, 4 * n + 1) if (4 * n) % K == 0 and K * r <= cols]
-    return max(fits, default=1)
+    return blocks_per_slab(4 * n, n + m + 2, SLAB_COLS if slab_cols is None else slab_cols)
 
 
 def slab_count(n: int, m: int, slab_cols: int | None = None) -> int:
@@ -265,14 +263,6 @@ def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, s
     )  # fmt: skip
 
 
-def _monomial(size, coef: int, **powers: int) -> Term:
-    """Term(coef * prod(size[v] ** k)) with its powers: every term is exactly a monomial."""
-    value = coef
-    for var, k in powers.items():
-        value *= size[var] ** k
-    return Term(value, dict(powers))
-
-
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``rtrl_lstm`` call, as monomials in T, B, n, m, p.
 
@@ -293,7 +283,7 @@ def flops(size) -> list[Term]:
     TB = {"T": 1, "B": 1}
 
     def t(coef, **powers):
-        return _monomial(size, coef, **TB, **powers)
+        return monomial(size, coef, **TB, **powers)
 
     return [
         t(16, n=4), t(16, n=3, m=1), t(32, n=3),  # GEMMs, 16 n^3 r
