@@ -175,7 +175,7 @@ def name_machines(client, machine_of_host: dict[str, str] | None) -> None:
     """Make each worker report the machine ``machine_of_host[its host]`` (None: its own)."""
 
     def rename(mapping, dask_worker):
-        from bpttbench.bench import cluster as worker_side
+        from bpttbench.bench.cluster import worker as worker_side
 
         worker_side._META = None
         if mapping is not None:
