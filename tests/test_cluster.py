@@ -379,3 +379,47 @@ def test_bad_cluster_options_exit_2(tmp_path, capsys):
         with cluster.connect(scheduler="tcp://127.0.0.1:9", timeout="1s"):
             pass
     assert not db.exists()
+
+
+# --- the acceptance check: do two stores' exponents agree? ----------------------------
+
+
+def _fit(slope, low, high, verdict, metric="time", fixed=None):
+    return fit.FitResult(
+        algorithm="bptt",
+        axis="T",
+        metric=metric,
+        slope=slope,
+        ci_low=low,
+        ci_high=high,
+        theory=1.0,
+        verdict=verdict,
+        window=[0, 5],
+        local_slopes=[],
+        n_points=5,
+        source="test",
+        fixed=fixed or {"n": 4},
+    )
+
+
+def test_exponents_agree_only_with_the_same_verdict_and_slopes_in_both_intervals():
+    from bpttbench.bench.cluster import agree
+
+    def one(a, b):
+        (pair,) = agree.pair_fits([a], [b])
+        return pair.agree
+
+    assert one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.02, 0.98, 1.06, "PASS"))
+    # An exact exponent (flops) has an interval of no width; rounding must not split them.
+    assert one(_fit(1.0 + 1e-13, 1.0, 1.0, "PASS"), _fit(1.0, 1.0, 1.0, "PASS"))
+    assert not one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.02, 0.9, 1.2, "INCONCLUSIVE"))
+    assert not one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.07, 0.99, 1.1, "PASS"))  # 1.07 > 1.05
+    assert not one(_fit(1.0, 0.99, 1.01, "PASS"), _fit(1.03, 0.9, 1.2, "PASS"))  # 1.03 > 1.01
+    # Fits are matched by sweep: another metric or fixed size is another fit, missing here.
+    pairs = agree.pair_fits(
+        [_fit(1.0, 0.9, 1.1, "PASS")], [_fit(1.0, 0.9, 1.1, "PASS", fixed={"n": 8})]
+    )
+    assert len(pairs) == 2 and not any(p.agree for p in pairs)
+    assert "no fit in the second store" in agree.format_pairs(pairs, ("local", "cluster"))
+    with pytest.raises(BenchError, match="several machines"):
+        agree.pair_fits([_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.9, 1.1, "PASS")], [])

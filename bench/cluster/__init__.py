@@ -17,6 +17,8 @@ The modules, by what each owns:
 - :mod:`.writes`: the client's store writes, one transaction per visit, the
   run row of each machine fingerprint.
 - :mod:`.cli`: ``--scheduler ADDRESS | --local-cluster N`` on ``bpttbench sweep``.
+- :mod:`.agree`: whether two stores' fitted exponents agree (the acceptance
+  check of ``reports/cluster/run.sh``: a local run against a cluster run).
 
 Before the first visit, each machine measures its GEMM/GEMV peaks
 (:func:`machine_peaks`) on one of its workers, a job like a visit, while the
