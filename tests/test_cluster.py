@@ -22,7 +22,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from bpttbench.bench import BenchError, cli, cluster, fit, store, sweep
+from bpttbench.bench import BenchError, cli, cluster, fit, slices, store, sweep
+from bpttbench.bench.view import View
 
 FAST = {"min_time": 0.01, "round_time": 1e-3, "min_rounds": 2}
 TINY = {
@@ -201,6 +202,14 @@ def test_cells_are_stored_under_the_machine_of_the_worker_that_measured_them(tmp
         assert sorted(runs.machine) == ["node-a", "node-b"]  # one run row per machine
         fits = fit.fit_table(store.load_cells(db), registry())
         assert {r.machine for r in fits} <= {"node-a", "node-b"}
+        # The report charts one machine and says which machine measured what.
+        data = slices.load_store(db, View.of(registry()))
+        (note,) = [n for n in data.notes if n.startswith("Measured on 2 machines")]
+        parts = {p.split(" (")[0]: p for p in note.removesuffix(".").split(": ", 1)[1].split("; ")}
+        assert set(parts) == {"node-a", "node-b"}
+        for m, part in parts.items():
+            charted = ", charted" if m == data.config["machine"] else ""
+            assert part.endswith(f"): {len(on[m])} cells of bptt{charted}")
 
         # A rerun through the same cluster measures nothing, whichever worker has a cell.
         assert sweep_on(client, plan, db).resumed == 8
