@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -321,6 +322,71 @@ def _visits_or_none(db) -> list:
         return []
 
 
+# --- quality runs ---------------------------------------------------------------------
+
+
+def quality_jobs():
+    from bpttbench.bench.quality import learning, runner
+    from bpttbench.bench.quality.settings import Setting, delayed_add, online, tbptt
+
+    task, tiny = delayed_add(2, 4), learning.Training(steps=40, B=2, n=6, lr=1e-2, rho=0.5)
+    return [
+        *(runner.Job("learning", task, tbptt(2, 1), seed, tiny) for seed in (0, 1)),
+        runner.Job("fidelity", task, online("uoro", 1), 0, tiny, window=12, fid_seeds=2),
+        runner.Job("vanishing", task, Setting("bptt"), 0, tiny, window=12),
+    ]
+
+
+def test_quality_jobs_on_a_cluster_store_the_rows_of_a_local_run(tmp_path, client):
+    from bpttbench.bench.quality import learning, runner
+    from bpttbench.bench.quality.settings import Setting, delayed_add
+
+    jobs = quality_jobs()
+    local = {r[runner.KEY]: r for r in runner.run_quality(jobs, tmp_path / "local.sqlite")}
+    db = tmp_path / "cluster.sqlite"
+    bad = runner.Job(
+        "learning", delayed_add(2, 4), Setting("bptt"), 0, learning.Training(optimizer="nope")
+    )
+    failed: list = []
+    rows = cluster.run_cluster_quality([*jobs, bad], db, client, failed=failed)
+    assert [(j, r.split(":")[0]) for j, r in failed] == [(bad, "KeyError")]  # not stored
+    got = {r[runner.KEY]: r for r in rows}
+    assert set(got) == set(local)  # one machine: the very same keys, one row each
+    for key, want in local.items():
+        assert got[key]["machine"] == want["machine"]
+        for col in ("final_loss", "cosine", "rel_err", "norm_ratio", "curve"):
+            if want.get(col) is not None:
+                assert got[key][col] == pytest.approx(want[col], rel=1e-9), (key, col)
+    runs = store.load_runs(db)
+    assert list(runs.preset) == ["quality:custom"] and runs.cpu.notna().all()
+
+    # A rerun runs only what is missing (the failed job), whichever worker ran the rest.
+    said: list[str] = []
+    again = cluster.run_cluster_quality([*jobs, bad], db, client, say=said.append)
+    assert said[0].startswith("quality: 4 of 5 rows already stored") and len(again) == 4
+    try:  # two machines: each row under the machine of the worker that ran it
+        name_machines(client, {HOSTS[0]: "node-a", HOSTS[1]: "node-b"})
+        two = tmp_path / "two.sqlite"
+        by_machine = Counter(r["machine"] for r in cluster.run_cluster_quality(jobs, two, client))
+        assert set(by_machine) == {"node-a", "node-b"} and sum(by_machine.values()) == 4
+        assert sorted(store.load_runs(two).machine) == ["node-a", "node-b"]  # a run row each
+    finally:
+        name_machines(client, None)
+
+
+def test_the_quality_command_runs_on_a_scheduler(tmp_path, client, capsys, monkeypatch):
+    from bpttbench.bench.quality import runner
+
+    monkeypatch.setattr(runner, "preset_jobs", lambda name: quality_jobs())
+    db = tmp_path / "q.sqlite"
+    argv = ["quality", "--db", str(db), "--scheduler", client.scheduler.address]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "quality: 4 rows in" in out and "tbptt" in out
+    assert "2 worker(s)" in err and err.count(" s on ") == 4  # each job ran on a worker
+    assert len(runner.load_rows(db)) == 4
+
+
 # --- fits never mix machines ---------------------------------------------------------
 
 
@@ -359,13 +425,14 @@ def test_cells_from_two_machines_are_fitted_apart():
 # --- the command line ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", [["sweep", "--algorithms", "bptt", "--axes", "T"], ["quality"]])
 @pytest.mark.parametrize("option", [["--local-cluster", "2"], ["--scheduler", "tcp://x:8786"]])
 def test_without_the_extra_the_options_print_the_install_hint(
-    tmp_path, capsys, monkeypatch, option
+    tmp_path, capsys, monkeypatch, option, command
 ):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     db = tmp_path / "r.sqlite"
-    argv = ["sweep", "--algorithms", "bptt", "--axes", "T", "--db", str(db), *option]
+    argv = [*command, "--db", str(db), *option]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and cluster.INSTALL_HINT in err[0]

@@ -16,7 +16,10 @@ The modules, by what each owns:
   handing out visits, and what to do with each outcome.
 - :mod:`.writes`: the client's store writes, one transaction per visit, the
   run row of each machine fingerprint.
-- :mod:`.cli`: ``--scheduler ADDRESS | --local-cluster N`` on ``bpttbench sweep``.
+- :mod:`.quality`: ``bpttbench quality`` on the workers, one job per worker at a
+  time, rows keyed by the machine that ran them.
+- :mod:`.cli`: ``--scheduler ADDRESS | --local-cluster N`` on ``bpttbench sweep``
+  and ``bpttbench quality``.
 - :mod:`.agree`: whether two stores' fitted exponents agree (the acceptance
   check of ``reports/cluster/run.sh``: a local run against a cluster run).
 
@@ -56,10 +59,11 @@ A client killed mid-sweep loses only the visits in flight; rerunning the same
 command resumes.
 """
 
-from .cli import add_arguments, sweep_command, wanted
+from .cli import add_arguments, quality_command, sweep_command, wanted
 from .connect import INSTALL_HINT, RESOURCE, connect, require_distributed
 from .faults import Outcome, one_line
 from .pool import STRANDED_AFTER, Job, OneAtATime, host_of
+from .quality import run_cluster_quality, run_quality_job
 from .sweep import ClusterSummary, probe, run_cluster_sweep
 from .worker import FINGERPRINT_KEYS, VisitTask, fingerprint, machine_peaks, run_visit
 
@@ -80,8 +84,11 @@ __all__ = [
     "machine_peaks",
     "one_line",
     "probe",
+    "quality_command",
     "require_distributed",
+    "run_cluster_quality",
     "run_cluster_sweep",
+    "run_quality_job",
     "run_visit",
     "sweep_command",
     "wanted",

@@ -1,9 +1,10 @@
-"""The command-line glue: ``--scheduler ADDRESS | --local-cluster N`` on ``bpttbench sweep``.
+"""The command-line glue: ``--scheduler ADDRESS | --local-cluster N`` on
+``bpttbench sweep`` and ``bpttbench quality``.
 
 Owns the options (:func:`add_arguments`), whether a command asked for a cluster
-(:func:`wanted`) and the sweep command on one (:func:`sweep_command`): the
-install hint when the extra is missing, the store checked before a cluster
-starts, the sweep, and its one-line summary.
+(:func:`wanted`) and the commands on one (:func:`sweep_command`,
+:func:`quality_command`): the install hint when the extra is missing, the store
+checked before a cluster starts, the run, and its summary.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from bpttbench.bench import BenchError
 
 from .connect import RESOURCE, connect, require_distributed
+from .quality import run_cluster_quality
 from .sweep import ClusterSummary, run_cluster_sweep
 
 
@@ -68,3 +70,32 @@ def sweep_command(args, plan, max_memory, argv) -> ClusterSummary:
         f"in {summary.seconds:.0f} s -> {args.db}"
     )
     return summary
+
+
+def quality_command(args, argv) -> int:
+    """``bpttbench quality`` with ``--scheduler`` or ``--local-cluster``: the jobs on the
+    workers, then the table a local run prints; exit 1 when a job failed."""
+    import sys
+
+    from bpttbench.bench import store
+    from bpttbench.bench.quality import runner
+
+    require_distributed()
+    if args.local_cluster is not None and args.local_cluster < 1:
+        raise BenchError(f"--local-cluster must be >= 1, got {args.local_cluster}")
+    store.connect(args.db).close()  # a bad store: refused before a cluster
+    failed: list = []
+    with connect(args.scheduler, args.local_cluster) as client:
+
+        def run_pass(db, preset, task, quiet, argv):
+            jobs = runner.select(runner.preset_jobs(preset), task)
+            say = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+            return run_cluster_quality(jobs, db, client, preset, argv, say, failed)
+
+        status = runner.command(args, argv, run_pass=run_pass)
+    if failed:
+        print(f"{len(failed)} job(s) failed, left for a rerun:", file=sys.stderr)
+        for job, reason in failed:
+            print(f"  {job.kind} {job.setting.name} seed {job.seed}: {reason}", file=sys.stderr)
+        return 1
+    return status
