@@ -499,3 +499,22 @@ def test_exponents_agree_only_with_the_same_verdict_and_slopes_in_both_intervals
     assert "no fit in the second store" in agree.format_pairs(pairs, ("local", "cluster"))
     with pytest.raises(BenchError, match="several machines"):
         agree.pair_fits([_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.9, 1.1, "PASS")], [])
+
+
+def test_quality_times_from_several_machines_are_never_averaged():
+    from bpttbench.bench import fmt, quality_report
+
+    def row(machine, seed, tps):
+        return {
+            "task": "delayed_add", "label": "tbptt(2)", "seed": seed, "machine": machine,
+            "final_loss": 0.5, "baselines": {"nothing": 1.0}, "cosine": 0.9,
+            "time_per_step_s": tps, "peak_bytes": 1000,
+        }  # fmt: skip
+
+    df = pd.DataFrame([row("node-a", 0, 1e-3), row("node-a", 1, 3e-3), row("node-b", 2, 1.0)])
+    kept, note = quality_report.one_machine_times(df)
+    assert "measured on node-a only" in note and "1 rows run on node-b" in note
+    line = quality_report._learning_table(kept).splitlines()[-1]
+    assert f"| {fmt.seconds(2e-3)} |" in line and "| 3 | 0.5000 |" in line  # all 3 seeds' loss
+    one = df[df.machine == "node-a"]
+    assert quality_report.one_machine_times(one) == (one, "")  # one machine: as it was
