@@ -265,6 +265,49 @@ def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
 
 
+def _visit_or_die(task):
+    """A visit that kills its worker process at T = 16 (as the OOM killer would)."""
+    from bpttbench.bench.cluster import worker
+
+    if dict(task.size).get("T") == 16:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return worker._real_run_visit(task)
+
+
+def test_a_cell_whose_workers_keep_dying_is_stored_as_an_error(tmp_path, client):
+    """Past the scheduler's allowed failures (0 here) the cell is an error row with the reason;
+    the sweep goes on with the others."""
+
+    def patch(dask_worker=None, undo=False):
+        from bpttbench.bench.cluster import worker
+
+        if undo:
+            worker.run_visit = getattr(worker, "_real_run_visit", worker.run_visit)
+        else:
+            worker._real_run_visit = worker.run_visit
+            worker.run_visit = _visit_or_die
+
+    def allowed(n, dask_scheduler):
+        old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
+        return old
+
+    plan = plan_of({**TINY, "sweep": TINY["sweep"][:1]})
+    db = tmp_path / "r.sqlite"
+    old = client.run_on_scheduler(allowed, 0)
+    try:
+        client.run(patch)
+        summary = sweep_on(client, plan, db)
+    finally:
+        client.run_on_scheduler(allowed, old)
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed one
+        client.run(patch, undo=True)
+    assert (summary.measured, summary.errors) == (3, 1)
+    cells = store.load_cells(db).set_index("size")
+    assert cells.loc[16, "status"] == "error"
+    assert cells.loc[16, "reason"].startswith("KilledWorker: the workers running it died 1 times")
+    assert (cells.drop(index=16)["status"] == "ok").all()
+
+
 def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path, client):
     grid = tmp_path / "g.toml"
     grid.write_text(
