@@ -368,14 +368,19 @@ def cmd_fit(args, argv) -> int:
 
 
 def _quality_arguments(p: argparse.ArgumentParser) -> None:
+    from bpttbench.bench import cluster
     from bpttbench.bench.quality import runner
 
     runner.add_arguments(p)
+    cluster.add_arguments(p)  # --scheduler ADDRESS | --local-cluster N
 
 
 def cmd_quality(args, argv) -> int:
+    from bpttbench.bench import cluster
     from bpttbench.bench.quality import runner
 
+    if cluster.wanted(args):  # on Dask workers (the extra 'cluster')
+        return cluster.quality_command(args, argv)
     return runner.command(args, argv)
 
 

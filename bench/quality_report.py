@@ -83,6 +83,7 @@ class _Rows:
         if ok.empty:
             raise Skip("every learning run diverged")
         ok["rel"] = [r["final_loss"] / r["baselines"]["nothing"] for _, r in ok.iterrows()]
+        ok, times_note = one_machine_times(ok)
         g = ok.groupby(["task", "label"], sort=False).agg(
             rel=("rel", "mean"), tps=("time_per_step_s", "mean"), mem=("peak_bytes", "mean"),
             seeds=("seed", "nunique"),
@@ -95,6 +96,7 @@ class _Rows:
                 ax.plot(r[col], r["rel"], style.marker, color=style.colour, ms=7,
                         label=f"{r['label']} ({r['task']})")  # fmt: skip
             for _task, t in g.groupby("task"):
+                t = t[np.isfinite(t[col].to_numpy(dtype=float))]  # no time off its machine
                 front = pareto(t[col].to_numpy(), t["rel"].to_numpy())
                 pts = t.iloc[front].sort_values(col)
                 ax.step(pts[col], pts["rel"], where="post", color="0.3", lw=1, ls="--")
@@ -106,7 +108,7 @@ class _Rows:
         caption = (
             "Final scored MSE over the last 20% of online steps, relative to predicting the "
             "mean (1 = nothing learned), against the cost of a step; mean over seeds; dashed: "
-            "the Pareto front (no setting is both cheaper and better)."
+            "the Pareto front (no setting is both cheaper and better)." + times_note
         )
         return fig, caption, _learning_table(ok)
 
@@ -193,6 +195,28 @@ def pareto(cost: np.ndarray, loss: np.ndarray) -> list[int]:
         if not dominated:
             out.append(i)
     return out
+
+
+def one_machine_times(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``df`` with the times per step of one machine only, and a sentence saying so.
+
+    Rows run on several machines (a quality run on a cluster) agree in their losses
+    and cosines but not in their times: times are kept from the machine with the most
+    rows (by name on a tie) and blanked on the others, never averaged across them.
+    """
+    if "machine" not in df.columns or df["machine"].astype(str).nunique() <= 1:
+        return df, ""
+    counts = df["machine"].astype(str).value_counts()
+    keep = min(counts.index, key=lambda m: (-counts[m], m))
+    out = df.copy()
+    others = out["machine"].astype(str) != keep
+    out.loc[others, "time_per_step_s"] = np.nan
+    names = ", ".join(sorted(counts.index.drop(keep)))
+    note = (
+        f" Rows from {counts.size} machines: times per step are those measured on {keep} "
+        f"only; the {int(others.sum())} rows run on {names} count for loss and memory."
+    )
+    return out, note
 
 
 def _learning_table(df: pd.DataFrame) -> str:

@@ -3,9 +3,11 @@
 The charts compare like with like: of the store's measured cells they use one
 configuration (machine, thread counts and dtype), the one with the most
 successful cells; cells of other configurations are counted in the report's
-notes, not mixed in. The exponent fits of that slice are either handed in
-(``bpttbench run`` fits once and passes them on) or made here, once; a chart
-draws exactly the sweep its fit used (:func:`pick_sweep`).
+notes, not mixed in, and where several machines measured the store's cells
+(a sweep through a cluster), the notes say which machine measured what. The
+exponent fits of that slice are either handed in (``bpttbench run`` fits once
+and passes them on) or made here, once; a chart draws exactly the sweep its
+fit used (:func:`pick_sweep`).
 """
 
 from __future__ import annotations
@@ -79,8 +81,27 @@ def load_store(
             f"thread counts or dtype) are in the store but not charted, so that every chart "
             f"compares like with like."
         )
+    if "machine" in ok.columns and ok["machine"].nunique() > 1:
+        data.notes.append(machines_note(ok, runs, config.get("machine")))
     _attach_fits(data, view, fits)
     return data
+
+
+def machines_note(ok: pd.DataFrame, runs: pd.DataFrame, charted) -> str:
+    """Which machines measured what (a store filled through a cluster holds several):
+    per machine its CPU, its measured cells and their algorithms; the charted one named."""
+    cpu_of = {}
+    if "machine" in runs.columns and "cpu" in runs.columns:
+        for m, cpu in zip(runs["machine"], runs["cpu"], strict=True):
+            if isinstance(cpu, str) and cpu:
+                cpu_of.setdefault(str(m), cpu)
+    parts = []
+    for m, g in sorted(ok.groupby(ok["machine"].astype(str)), key=lambda kv: -len(kv[1])):
+        cpu = f" ({cpu_of[m]})" if m in cpu_of else ""
+        algs = ", ".join(sorted(g["algorithm"].astype(str).unique()))
+        mark = ", charted" if charted is not None and m == str(charted) else ""
+        parts.append(f"{m}{cpu}: {len(g)} cells of {algs}{mark}")
+    return f"Measured on {len(parts)} machines, each fitted on its own: " + "; ".join(parts) + "."
 
 
 def _attach_fits(data: StoreData, view: View, fits: Sequence[FitResult] | None) -> None:

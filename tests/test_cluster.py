@@ -18,11 +18,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from bpttbench.bench import BenchError, cli, cluster, fit, store, sweep
+from bpttbench.bench import BenchError, cli, cluster, fit, slices, store, sweep
+from bpttbench.bench.view import View
 
 FAST = {"min_time": 0.01, "round_time": 1e-3, "min_rounds": 2}
 TINY = {
@@ -175,7 +177,7 @@ def name_machines(client, machine_of_host: dict[str, str] | None) -> None:
     """Make each worker report the machine ``machine_of_host[its host]`` (None: its own)."""
 
     def rename(mapping, dask_worker):
-        from bpttbench.bench import cluster as worker_side
+        from bpttbench.bench.cluster import worker as worker_side
 
         worker_side._META = None
         if mapping is not None:
@@ -201,6 +203,14 @@ def test_cells_are_stored_under_the_machine_of_the_worker_that_measured_them(tmp
         assert sorted(runs.machine) == ["node-a", "node-b"]  # one run row per machine
         fits = fit.fit_table(store.load_cells(db), registry())
         assert {r.machine for r in fits} <= {"node-a", "node-b"}
+        # The report charts one machine and says which machine measured what.
+        data = slices.load_store(db, View.of(registry()))
+        (note,) = [n for n in data.notes if n.startswith("Measured on 2 machines")]
+        parts = {p.split(" (")[0]: p for p in note.removesuffix(".").split(": ", 1)[1].split("; ")}
+        assert set(parts) == {"node-a", "node-b"}
+        for m, part in parts.items():
+            charted = ", charted" if m == data.config["machine"] else ""
+            assert part.endswith(f"): {len(on[m])} cells of bptt{charted}")
 
         # A rerun through the same cluster measures nothing, whichever worker has a cell.
         assert sweep_on(client, plan, db).resumed == 8
@@ -253,6 +263,49 @@ def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
     killed_size = int(task.split("-")[2].removeprefix("T"))  # visit-bptt-T16-v1-...
     assert killed_size in set(store.load_cells(db)["size"])
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def _visit_or_die(task):
+    """A visit that kills its worker process at T = 16 (as the OOM killer would)."""
+    from bpttbench.bench.cluster import worker
+
+    if dict(task.size).get("T") == 16:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return worker._real_run_visit(task)
+
+
+def test_a_cell_whose_workers_keep_dying_is_stored_as_an_error(tmp_path, client):
+    """Past the scheduler's allowed failures (0 here) the cell is an error row with the reason;
+    the sweep goes on with the others."""
+
+    def patch(dask_worker=None, undo=False):
+        from bpttbench.bench.cluster import worker
+
+        if undo:
+            worker.run_visit = getattr(worker, "_real_run_visit", worker.run_visit)
+        else:
+            worker._real_run_visit = worker.run_visit
+            worker.run_visit = _visit_or_die
+
+    def allowed(n, dask_scheduler):
+        old, dask_scheduler.allowed_failures = dask_scheduler.allowed_failures, n
+        return old
+
+    plan = plan_of({**TINY, "sweep": TINY["sweep"][:1]})
+    db = tmp_path / "r.sqlite"
+    old = client.run_on_scheduler(allowed, 0)
+    try:
+        client.run(patch)
+        summary = sweep_on(client, plan, db)
+    finally:
+        client.run_on_scheduler(allowed, old)
+        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed one
+        client.run(patch, undo=True)
+    assert (summary.measured, summary.errors) == (3, 1)
+    cells = store.load_cells(db).set_index("size")
+    assert cells.loc[16, "status"] == "error"
+    assert cells.loc[16, "reason"].startswith("KilledWorker: the workers running it died 1 times")
+    assert (cells.drop(index=16)["status"] == "ok").all()
 
 
 def test_a_client_killed_mid_sweep_loses_nothing_and_the_rerun_resumes(tmp_path, client):
@@ -312,6 +365,71 @@ def _visits_or_none(db) -> list:
         return []
 
 
+# --- quality runs ---------------------------------------------------------------------
+
+
+def quality_jobs():
+    from bpttbench.bench.quality import learning, runner
+    from bpttbench.bench.quality.settings import Setting, delayed_add, online, tbptt
+
+    task, tiny = delayed_add(2, 4), learning.Training(steps=40, B=2, n=6, lr=1e-2, rho=0.5)
+    return [
+        *(runner.Job("learning", task, tbptt(2, 1), seed, tiny) for seed in (0, 1)),
+        runner.Job("fidelity", task, online("uoro", 1), 0, tiny, window=12, fid_seeds=2),
+        runner.Job("vanishing", task, Setting("bptt"), 0, tiny, window=12),
+    ]
+
+
+def test_quality_jobs_on_a_cluster_store_the_rows_of_a_local_run(tmp_path, client):
+    from bpttbench.bench.quality import learning, runner
+    from bpttbench.bench.quality.settings import Setting, delayed_add
+
+    jobs = quality_jobs()
+    local = {r[runner.KEY]: r for r in runner.run_quality(jobs, tmp_path / "local.sqlite")}
+    db = tmp_path / "cluster.sqlite"
+    bad = runner.Job(
+        "learning", delayed_add(2, 4), Setting("bptt"), 0, learning.Training(optimizer="nope")
+    )
+    failed: list = []
+    rows = cluster.run_cluster_quality([*jobs, bad], db, client, failed=failed)
+    assert [(j, r.split(":")[0]) for j, r in failed] == [(bad, "KeyError")]  # not stored
+    got = {r[runner.KEY]: r for r in rows}
+    assert set(got) == set(local)  # one machine: the very same keys, one row each
+    for key, want in local.items():
+        assert got[key]["machine"] == want["machine"]
+        for col in ("final_loss", "cosine", "rel_err", "norm_ratio", "curve"):
+            if want.get(col) is not None:
+                assert got[key][col] == pytest.approx(want[col], rel=1e-9), (key, col)
+    runs = store.load_runs(db)
+    assert list(runs.preset) == ["quality:custom"] and runs.cpu.notna().all()
+
+    # A rerun runs only what is missing (the failed job), whichever worker ran the rest.
+    said: list[str] = []
+    again = cluster.run_cluster_quality([*jobs, bad], db, client, say=said.append)
+    assert said[0].startswith("quality: 4 of 5 rows already stored") and len(again) == 4
+    try:  # two machines: each row under the machine of the worker that ran it
+        name_machines(client, {HOSTS[0]: "node-a", HOSTS[1]: "node-b"})
+        two = tmp_path / "two.sqlite"
+        by_machine = Counter(r["machine"] for r in cluster.run_cluster_quality(jobs, two, client))
+        assert set(by_machine) == {"node-a", "node-b"} and sum(by_machine.values()) == 4
+        assert sorted(store.load_runs(two).machine) == ["node-a", "node-b"]  # a run row each
+    finally:
+        name_machines(client, None)
+
+
+def test_the_quality_command_runs_on_a_scheduler(tmp_path, client, capsys, monkeypatch):
+    from bpttbench.bench.quality import runner
+
+    monkeypatch.setattr(runner, "preset_jobs", lambda name: quality_jobs())
+    db = tmp_path / "q.sqlite"
+    argv = ["quality", "--db", str(db), "--scheduler", client.scheduler.address]
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "quality: 4 rows in" in out and "tbptt" in out
+    assert "2 worker(s)" in err and err.count(" s on ") == 4  # each job ran on a worker
+    assert len(runner.load_rows(db)) == 4
+
+
 # --- fits never mix machines ---------------------------------------------------------
 
 
@@ -350,13 +468,14 @@ def test_cells_from_two_machines_are_fitted_apart():
 # --- the command line ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", [["sweep", "--algorithms", "bptt", "--axes", "T"], ["quality"]])
 @pytest.mark.parametrize("option", [["--local-cluster", "2"], ["--scheduler", "tcp://x:8786"]])
 def test_without_the_extra_the_options_print_the_install_hint(
-    tmp_path, capsys, monkeypatch, option
+    tmp_path, capsys, monkeypatch, option, command
 ):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
     db = tmp_path / "r.sqlite"
-    argv = ["sweep", "--algorithms", "bptt", "--axes", "T", "--db", str(db), *option]
+    argv = [*command, "--db", str(db), *option]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and cluster.INSTALL_HINT in err[0]
@@ -379,3 +498,66 @@ def test_bad_cluster_options_exit_2(tmp_path, capsys):
         with cluster.connect(scheduler="tcp://127.0.0.1:9", timeout="1s"):
             pass
     assert not db.exists()
+
+
+# --- the acceptance check: do two stores' exponents agree? ----------------------------
+
+
+def _fit(slope, low, high, verdict, metric="time", fixed=None):
+    return fit.FitResult(
+        algorithm="bptt",
+        axis="T",
+        metric=metric,
+        slope=slope,
+        ci_low=low,
+        ci_high=high,
+        theory=1.0,
+        verdict=verdict,
+        window=[0, 5],
+        local_slopes=[],
+        n_points=5,
+        source="test",
+        fixed=fixed or {"n": 4},
+    )
+
+
+def test_exponents_agree_only_with_the_same_verdict_and_slopes_in_both_intervals():
+    from bpttbench.bench.cluster import agree
+
+    def one(a, b):
+        (pair,) = agree.pair_fits([a], [b])
+        return pair.agree
+
+    assert one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.02, 0.98, 1.06, "PASS"))
+    # An exact exponent (flops) has an interval of no width; rounding must not split them.
+    assert one(_fit(1.0 + 1e-13, 1.0, 1.0, "PASS"), _fit(1.0, 1.0, 1.0, "PASS"))
+    assert not one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.02, 0.9, 1.2, "INCONCLUSIVE"))
+    assert not one(_fit(1.0, 0.95, 1.05, "PASS"), _fit(1.07, 0.99, 1.1, "PASS"))  # 1.07 > 1.05
+    assert not one(_fit(1.0, 0.99, 1.01, "PASS"), _fit(1.03, 0.9, 1.2, "PASS"))  # 1.03 > 1.01
+    # Fits are matched by sweep: another metric or fixed size is another fit, missing here.
+    pairs = agree.pair_fits(
+        [_fit(1.0, 0.9, 1.1, "PASS")], [_fit(1.0, 0.9, 1.1, "PASS", fixed={"n": 8})]
+    )
+    assert len(pairs) == 2 and not any(p.agree for p in pairs)
+    assert "no fit in the second store" in agree.format_pairs(pairs, ("local", "cluster"))
+    with pytest.raises(BenchError, match="several machines"):
+        agree.pair_fits([_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.9, 1.1, "PASS")], [])
+
+
+def test_quality_times_from_several_machines_are_never_averaged():
+    from bpttbench.bench import fmt, quality_report
+
+    def row(machine, seed, tps):
+        return {
+            "task": "delayed_add", "label": "tbptt(2)", "seed": seed, "machine": machine,
+            "final_loss": 0.5, "baselines": {"nothing": 1.0}, "cosine": 0.9,
+            "time_per_step_s": tps, "peak_bytes": 1000,
+        }  # fmt: skip
+
+    df = pd.DataFrame([row("node-a", 0, 1e-3), row("node-a", 1, 3e-3), row("node-b", 2, 1.0)])
+    kept, note = quality_report.one_machine_times(df)
+    assert "measured on node-a only" in note and "1 rows run on node-b" in note
+    line = quality_report._learning_table(kept).splitlines()[-1]
+    assert f"| {fmt.seconds(2e-3)} |" in line and "| 3 | 0.5000 |" in line  # all 3 seeds' loss
+    one = df[df.machine == "node-a"]
+    assert quality_report.one_machine_times(one) == (one, "")  # one machine: as it was

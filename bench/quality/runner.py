@@ -281,9 +281,10 @@ def quality_pass(db, preset="quick", task=None, quiet=False, argv=None) -> list[
     return run_quality(jobs, db, preset, argv, say)
 
 
-def command(args: argparse.Namespace, argv=None) -> int:
+def command(args: argparse.Namespace, argv=None, run_pass: Callable = quality_pass) -> int:
+    """Run the pass (``run_pass``: here, or on a cluster's workers), print the rows."""
     t0 = time.perf_counter()
-    rows = quality_pass(args.db, args.preset, args.task, args.quiet or args.json, argv)
+    rows = run_pass(args.db, args.preset, args.task, args.quiet or args.json, argv)
     if args.json:
         print(json.dumps([public(r) for r in rows], indent=2, default=str))
     else:
