@@ -38,6 +38,7 @@ import flop_count
 import naive_cells
 import pytest
 from bpttbench._sweeps import CHUNK_ROWS, chunk_steps
+from bpttbench.costs import Term, leading_share, share_of_power
 from bpttbench.rtrl import SLAB_COLS, _blocks_per_gemm
 from helpers import (
     EXACT_RTOL,
@@ -182,6 +183,21 @@ def test_memory_terms_are_proportional_to_the_item_size(name):
     size = BASE_SIZE[spec.family]
     wide, narrow = spec.memory(size, 8), spec.memory(size, 4)
     assert [t.value for t in wide] == [2 * t.value for t in narrow]
+
+
+def test_a_skipped_step_counts_with_its_sign_in_the_shares():
+    """(T - 1) B n^2 is T B n^2 less B n^2: the T^1 terms carry all of T B n^2, the
+    constant terms what is left, and the shares are of the exact total."""
+    B, n, T = 2, 3, 5
+    terms = [
+        Term(2 * T * B * n * n, {"T": 1, "B": 1, "n": 2}),
+        Term(-2 * B * n * n, {"B": 1, "n": 2}),
+        Term(3 * B * n, {"B": 1, "n": 1}),
+    ]
+    whole = 2 * (T - 1) * B * n * n + 3 * B * n
+    assert leading_share(terms, ("T",)) == (1, pytest.approx(2 * T * B * n * n / whole))
+    assert share_of_power(terms, ("T",), 0) == pytest.approx((3 * B * n - 2 * B * n * n) / whole)
+    assert leading_share(terms, ("n",)) == (2, pytest.approx(2 * (T - 1) * B * n * n / whole))
 
 
 # --- terms with a ceiling or a divisor: their exact formula at ragged sizes -------------
