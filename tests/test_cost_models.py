@@ -93,7 +93,7 @@ DIVISOR_TERMS = {("rtrl", "memory", 6)}
 def scaling_cases():
     cases = []
     for name, spec in bpttbench.ALGORITHMS.items():
-        cells = (None, "gru", "lstm") if name in ("bptt", "tbptt") else (None,)
+        cells = (None, "gru", "lstm") if name in ("bptt", "tbptt", "rtrl") else (None,)
         for cell in cells:
             base = {**BASE_SIZE[spec.family], **({"cell": cell} if cell else {})}
             for model in ("flops", "memory"):
