@@ -284,8 +284,11 @@ def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
 
 
 # --- costs -------------------------------------------------------------------------------
-# Powers are in the pseudo-variables ``steps`` and ``err_steps``, which each algorithm
-# maps to its own schedule (kernels/bptt.py, kernels/tbptt.py).
+# Powers are in the pseudo-variables ``steps``, ``err_steps`` and ``sweeps`` (work done
+# once per backward sweep), which each algorithm maps to its own schedule
+# (kernels/bptt.py: one sweep of T steps; kernels/tbptt.py: T / k1 sweeps of k2 steps).
+# Every term is a monomial (kernels/costs.py); an operation the sweep skips at the
+# window's first step is the per-step term less a negative per-sweep one.
 
 
 def _module(cell: Cell):
@@ -315,19 +318,24 @@ def backward_flops(
     err_chunks = -(-err_steps // chunk)
     per_step = {"steps": 1, "B": 1}
     per_err = {"err_steps": 1, "B": 1}
+    # Below the window's first step nothing is propagated: no W_hh^T d, no carry.
+    skipped = {"sweeps": 1, "B": 1}
     terms = [
         # readout: three GEMMs (yhat, g_W_out, W_out^T e) and +b -y, e^2, sum, g_b_out
-        Term(err_steps * B * (6 * p * n + 5 * p), {**per_err, "n": 1, "p": 1}),
+        Term(err_steps * B * 6 * p * n, {**per_err, "n": 1, "p": 1}),
+        Term(err_steps * B * 5 * p, {**per_err, "p": 1}),
         Term(err_chunks * p * n, {**per_err, "n": 1, "p": 1}),  # g_W_out += chunk
-        Term(1),  # loss * 0.5
+        Term(1, {"sweeps": 1}),  # loss * 0.5
         *_module(cell).backward_flops(cell, steps, B, n),  # the cell's pointwise step
-        Term(2 * (steps - 1) * B * Gn * n, {**per_step, "n": 2}),  # W_hh^T d
+        Term(2 * steps * B * Gn * n, {**per_step, "n": 2}),  # W_hh^T d
+        Term(-2 * B * Gn * n, {**skipped, "n": 2}),  # ... not at the first step
         Term(2 * steps * B * Gn * n + chunks * Gn * n, {**per_step, "n": 2}),  # g_weight_hh
         Term(2 * steps * B * Gn * m + chunks * Gn * m, {**per_step, "n": 1, "m": 1}),  # g_W_ih
         Term(steps * B * Gn, {**per_step, "n": 1}),  # g_bias_ih
     ]
     if cell.id in (LEAKY, GRU):
-        terms.append(Term((steps - 1) * B * n, {**per_step, "n": 1}))  # delta += carry
+        terms.append(Term(steps * B * n, {**per_step, "n": 1}))  # delta += carry
+        terms.append(Term(-B * n, {**skipped, "n": 1}))  # ... not at the first step
     if cell.id == GRU:
         terms.append(Term(steps * B * Gn, {**per_step, "n": 1}))  # g_bias_hh
     return terms
@@ -338,15 +346,36 @@ def state_bytes(cell: Cell, B: int, n: int, itemsize: int) -> int:
     return (1 + cell.stored) * B * n * itemsize
 
 
-def chunk_bytes(cell: Cell, B: int, n: int, m: int, p: int, C: int, itemsize: int) -> list[Term]:
-    """Bytes of the buffers that do not grow with the sequence (see make_buffers)."""
+def chunk_powers(B: int, limit: int, limit_powers: dict[str, float]) -> dict[str, float]:
+    """The powers of ``chunk_steps(B, limit)``: those of ``limit`` while the window
+    bounds the chunk, B^-1 while CHUNK_ROWS does (exact where B divides it), none at
+    one step a chunk (B > CHUNK_ROWS)."""
+    rows = CHUNK_ROWS // B
+    if rows < 1:
+        return {}
+    if limit <= rows:
+        return dict(limit_powers)
+    return {"B": -1}
+
+
+def chunk_bytes(
+    cell: Cell, B: int, n: int, m: int, p: int, C: int, powers: dict[str, float], itemsize: int
+) -> list[Term]:
+    """Bytes of the buffers that do not grow with the sequence (see make_buffers).
+
+    ``powers`` are those of the chunk C (:func:`chunk_powers`): the C B rows of
+    chunk scratch are constant in B while CHUNK_ROWS sets the chunk.
+    """
     Gn = cell.gates * n
     gated = cell.id in (GRU, LSTM)
-    chunk = C * B * (Gn * (2 if cell.id == GRU else 1) + (n if gated else 0) + p)  # D, DX, DH, E
+    rows_powers = {v: e for v, e in {**powers, "B": powers.get("B", 0) + 1}.items() if e != 0}
+    per_row = Gn * (2 if cell.id == GRU else 1) + (n if gated else 0)  # D, DX, DH
     rows = B * (Gn if gated else 0) + B * n  # R, delta
     rows += B * n * ((cell.id == LSTM) + (cell.id in (LEAKY, GRU)))  # delta_c, carry
     return [
-        Term((chunk + rows) * itemsize, {"B": 1, "n": 1}),
+        Term(C * B * per_row * itemsize, {**rows_powers, "n": 1}),
+        Term(C * B * p * itemsize, {**rows_powers, "p": 1}),  # E
+        Term(rows * itemsize, {"B": 1, "n": 1}),
         *_matrix_bytes(Gn, n, m, p, itemsize),  # GEMM scratch tmp_hh, tmp_ih, tmp_pn
     ]
 

@@ -147,16 +147,26 @@ def backprop(params, x, y):
 
 
 def flops(size) -> list[Term]:
-    """Exact FLOPs of one ``backprop`` call on ``sizes = [width] * (depth + 1)``."""
+    """Exact FLOPs of one ``backprop`` call on ``sizes = [width] * (depth + 1)``.
+
+    The first layer passes no error down (no D_0) and the last applies no tanh:
+    those are the depth^1 terms less a negative depth^0 one, so that every term
+    is a monomial in depth, width and B.
+    """
     L, w, B = size["depth"], size["width"], size["B"]
     per = {"depth": 1, "B": 1}
     return [
         Term(L * 2 * B * w * w, {**per, "width": 2}),  # forward GEMMs
-        Term(L * B * w + (L - 1) * B * w, {**per, "width": 1}),  # bias, tanh
-        Term(3 * B * w + 1, {"B": 1, "width": 1}),  # e = yhat - y, e^2, sum, * 0.5
+        Term(2 * L * B * w, {**per, "width": 1}),  # bias, tanh
+        Term(-B * w, {"B": 1, "width": 1}),  # ... no tanh at the output
+        Term(3 * B * w, {"B": 1, "width": 1}),  # e = yhat - y, e^2, sum
+        Term(1),  # loss * 0.5
         Term(L * 2 * B * w * w, {**per, "width": 2}),  # dL/dW GEMMs
         Term(L * B * w, {**per, "width": 1}),  # dL/db
-        Term((L - 1) * (2 * B * w * w + 3 * B * w), {**per, "width": 2}),  # D_l
+        Term(L * 2 * B * w * w, {**per, "width": 2}),  # D_l = W_l^T D_{l+1}
+        Term(L * 3 * B * w, {**per, "width": 1}),  # ... times 1 - A_l^2
+        Term(-2 * B * w * w, {"B": 1, "width": 2}),  # ... none for the input layer
+        Term(-3 * B * w, {"B": 1, "width": 1}),
     ]
 
 

@@ -31,6 +31,7 @@ from ._sweeps import (
     backward_flops,
     backward_sweep,
     chunk_bytes,
+    chunk_powers,
     chunk_steps,
     forward_flops,
     forward_sweep,
@@ -98,7 +99,11 @@ def flops(size) -> list[Term]:
     cell = _cell(size)
     sweeps = forward_flops(cell, T, B, n, m)
     sweeps += backward_flops(cell, T, T, B, n, m, p, chunk_steps(B, T))
-    return [t.substitute("steps", {"T": 1}).substitute("err_steps", {"T": 1}) for t in sweeps]
+    # One sweep of T steps, every step an error step.
+    return [
+        t.substitute("steps", {"T": 1}).substitute("err_steps", {"T": 1}).substitute("sweeps", {})
+        for t in sweeps
+    ]
 
 
 def memory(size, itemsize: int) -> list[Term]:
@@ -109,6 +114,6 @@ def memory(size, itemsize: int) -> list[Term]:
     return [
         Term(T * per_state, {"T": 1, "B": 1, "n": 1}),  # h_1 .. h_T and the cell's values
         Term(per_state, {"B": 1, "n": 1}),  # h_0 (c_0)
-        *chunk_bytes(cell, B, n, m, p, chunk_steps(B, T), itemsize),
+        *chunk_bytes(cell, B, n, m, p, chunk_steps(B, T), chunk_powers(B, T, {"T": 1}), itemsize),
         *gradient_bytes(cell, n, m, p, itemsize),
     ]

@@ -8,6 +8,13 @@ Summing the values gives the exact count; the powers let the harness ask, along
 any axis, which terms lead and how much of the total they make up (the fit
 window of THEORY.md, "leading term >= 90% of the total").
 
+Every term is a monomial: doubling a size variable multiplies it by 2 to its
+power (tests/test_cost_models.py), exactly where the sizes divide evenly (chunk
+counts carry a ceiling, RTRL's slab width a divisor). Work a kernel skips, such as the recurrent
+product at a window's first step, is a negative term: ``(T - 1) B n^2`` is
+``T B n^2`` less ``B n^2``. Each negative term is outweighed by a positive one
+whose powers are at least its own in every variable; the total is positive.
+
 FLOP convention: one add, multiply, subtract or ``tanh`` is one FLOP; a fused
 multiply-add is two. Counts follow the kernels as written, including the steps
 they skip (for example the recurrent product at a window's first step).
@@ -66,15 +73,18 @@ def leading_share(terms: list[Term], axis_vars: tuple[str, ...]) -> tuple[float,
     """Leading power along an axis and the share of the total its terms make up.
 
     Returns ``(power, share)`` where ``power`` is the highest power of the axis
-    among the terms with a non-zero value and ``share`` is the fraction of the
-    total carried by the terms of that power.
+    among the terms with a positive value and ``share`` is the fraction of the
+    total carried by the terms of that power. A negative term (the work a kernel
+    skips, e.g. the recurrent product below a window's first step) counts in the
+    total and in the share of its own power, never as the leading power.
     """
-    live = [t for t in terms if t.value > 0]
-    if not live:
+    whole = sum(t.value for t in terms)
+    positive = [t for t in terms if t.value > 0]
+    if not positive or whole <= 0:
         return 0.0, 0.0
-    top = max(t.power(axis_vars) for t in live)
-    lead = sum(t.value for t in live if t.power(axis_vars) == top)
-    return top, lead / sum(t.value for t in live)
+    top = max(t.power(axis_vars) for t in positive)
+    lead = sum(t.value for t in terms if t.value != 0 and t.power(axis_vars) == top)
+    return top, lead / whole
 
 
 def share_of_power(terms: list[Term], axis_vars: tuple[str, ...], power: float) -> float:
@@ -83,12 +93,12 @@ def share_of_power(terms: list[Term], axis_vars: tuple[str, ...], power: float) 
     The fit window of an exponent theta is where the theta-power terms make up
     >= 90% of the model; this also covers exponents that hold only in a regime
     (BPTT's memory grows like n while the T n B states outweigh the n^2 weights).
+    Negative terms count with their sign, in the total and in their power's share.
     """
-    live = [t for t in terms if t.value > 0]
-    whole = sum(t.value for t in live)
-    if whole == 0:
+    whole = sum(t.value for t in terms)
+    if whole <= 0:
         return 0.0
-    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / whole
+    return sum(t.value for t in terms if abs(t.power(axis_vars) - power) < 1e-9) / whole
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
 from ._slabs import blocks_per_slab
 from ._validate import check_result
-from .costs import Term
+from .costs import Term, monomial
 
 
 class Buffers(NamedTuple):
@@ -275,36 +275,50 @@ def _gated(size):
 
 
 def flops(size) -> list[Term]:
-    """Exact FLOPs of one ``rtrl`` call."""
+    """Exact FLOPs of one ``rtrl`` call, as monomials in T, B, n, m, p.
+
+    Per step and sequence, with r = n + m + 1:
+
+    - influence update: n block GEMMs, 2 n^2 r each: 2 n^3 r
+    - + z (r per block) and the fused pass (scale, accumulate the gradient, 3 n r):
+      3 n^2 r + n r
+    - forward: W_ih x, W_hh h (2 n m + 2 n^2), two adds and tanh (3 n)
+    - 1 - h^2: 2 n
+    - readout, g_W_out, g_b_out and c_t: 6 p n + 4 p
+    and 1 for the final 0.5 * loss.
+    """
     if (gated := _gated(size)) is not None:
         return gated.flops(size)
-    T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    r = n + m + 1
     TB = {"T": 1, "B": 1}
+
+    def t(coef, **powers):
+        return monomial(size, coef, **TB, **powers)
+
     return [
-        # Influence update per step and sequence: n block GEMMs (2 n^2 r each),
-        # + z (r), and the fused pass: scale, and accumulate the gradient (3 n r).
-        Term(T * B * 2 * n**3 * n, {**TB, "n": 4}),
-        Term(T * B * 2 * n**3 * (m + 1), {**TB, "n": 3, "m": 1}),
-        Term(T * B * (3 * n * n * r + n * r), {**TB, "n": 3}),
-        Term(T * B * (2 * n * m + 2 * n * n + 3 * n), {**TB, "n": 2}),  # forward
-        Term(T * B * 2 * n, {**TB, "n": 1}),  # 1 - h^2
-        Term(T * B * (6 * p * n + 4 * p), {**TB, "n": 1, "p": 1}),  # readout, g_W_out, c_t
+        t(2, n=4), t(2, n=3, m=1), t(2, n=3),  # GEMMs, 2 n^3 r
+        t(3, n=3), t(3, n=2, m=1), t(3, n=2),  # fused pass, 3 n^2 r
+        t(1, n=2), t(1, n=1, m=1), t(1, n=1),  # + z, n r
+        t(2, n=1, m=1), t(2, n=2), t(3, n=1),  # forward
+        t(2, n=1),  # 1 - h^2
+        t(6, n=1, p=1), t(4, p=1),  # readout, g_W_out, c_t
         Term(1),  # loss * 0.5
-    ]
+    ]  # fmt: skip
 
 
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``rtrl`` call: the influence matrix and little else."""
     if (gated := _gated(size)) is not None:
         return gated.memory(size, itemsize)
-    B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
+    n, m = size["n"], size["m"]
     r = n + m + 1
+
+    def b(coef, **powers):
+        return monomial(size, coef * itemsize, **powers)
+
     return [
-        Term(B * n * n * n * itemsize, {"B": 1, "n": 3}),  # J, W_hh part
-        Term(B * n * n * (m + 1) * itemsize, {"B": 1, "n": 2}),  # J, W_ih and b_h part
-        Term(2 * n * r * itemsize, {"n": 2}),  # G and its copy returned as grads
+        b(1, B=1, n=3), b(1, B=1, n=2, m=1), b(1, B=1, n=2),  # J: B n^2 r
+        b(2, n=2), b(2, n=1, m=1), b(2, n=1),  # G and its copy returned as grads: 2 n r
         Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),  # scratch slab
-        Term((3 * B * n + r + 2 * n + p) * itemsize, {"B": 1, "n": 1}),  # states and vectors
-        Term((p * n + p) * itemsize, {"n": 1}),  # readout gradients
-    ]
+        b(3, B=1, n=1), b(3, n=1), b(1, m=1), b(1), b(1, p=1),  # states and vectors
+        b(1, n=1, p=1), b(1, p=1),  # readout gradients
+    ]  # fmt: skip

@@ -279,15 +279,20 @@ def flops(size) -> list[Term]:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``rtrl_gru`` call at the default slab width: the influence
     matrix and little else (array objects, a few KB, not counted)."""
-    B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
+    n, m = size["n"], size["m"]
     r = n + m + 2
+
+    def b(coef, **powers):
+        return monomial(size, coef * itemsize, **powers)
+
     return [
-        Term(B * n * 3 * n * n * itemsize, {"B": 1, "n": 3}),  # J, weight_hh part
-        Term(B * n * 3 * n * (m + 2) * itemsize, {"B": 1, "n": 2}),  # J, the rest
-        # G; the four arrays returned are copied out of it once J and the scratch are freed.
-        Term(3 * n * r * itemsize, {"n": 2}),
+        b(3, B=1, n=3), b(3, B=1, n=2, m=1), b(6, B=1, n=2),  # J: B n 3 n r
+        # G, 3 n r; the four arrays returned are copied out of it once J and the
+        # scratch are freed.
+        b(3, n=2), b(3, n=1, m=1), b(6, n=1),
         Term(n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),  # scratch slab
-        Term(n * n * itemsize, {"n": 2}),  # A_t
-        Term((2 * B * n + 2 * B * 3 * n + 9 * n + r + p) * itemsize, {"B": 1, "n": 1}),
-        Term((p * n + p) * itemsize, {"n": 1}),  # readout gradients
-    ]
+        b(1, n=2),  # A_t
+        # vectors: 2 B n + 2 B 3 n + 9 n + r + p
+        b(8, B=1, n=1), b(10, n=1), b(1, m=1), b(2), b(1, p=1),
+        b(1, n=1, p=1), b(1, p=1),  # readout gradients
+    ]  # fmt: skip

@@ -299,15 +299,20 @@ def flops(size) -> list[Term]:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one ``rtrl_lstm`` call at the default slab width: the influence
     matrix and little else (array objects, a few KB, not counted)."""
-    B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
+    n, m = size["n"], size["m"]
     r = n + m + 2
+
+    def b(coef, **powers):
+        return monomial(size, coef * itemsize, **powers)
+
     return [
-        Term(B * 2 * n * 4 * n * n * itemsize, {"B": 1, "n": 3}),  # J, weight_hh part
-        Term(B * 2 * n * 4 * n * (m + 2) * itemsize, {"B": 1, "n": 2}),  # J, the rest
-        # G; the four arrays returned are copied out of it once J and the scratch are freed.
-        Term(4 * n * r * itemsize, {"n": 2}),
+        b(8, B=1, n=3), b(8, B=1, n=2, m=1), b(16, B=1, n=2),  # J: B 2 n 4 n r
+        # G, 4 n r; the four arrays returned are copied out of it once J and the
+        # scratch are freed.
+        b(4, n=2), b(4, n=1, m=1), b(8, n=1),
         Term(2 * n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),  # scratch slab
-        Term(2 * n * n * itemsize, {"n": 2}),  # left half of A_t
-        Term((4 * B * n + 2 * B * 4 * n + N_WORK * n + r + p) * itemsize, {"B": 1, "n": 1}),
-        Term((p * n + p) * itemsize, {"n": 1}),  # readout gradients
-    ]
+        b(2, n=2),  # left half of A_t
+        # vectors: 4 B n + 2 B 4 n + N_WORK n + r + p
+        b(12, B=1, n=1), b(N_WORK + 1, n=1), b(1, m=1), b(2), b(1, p=1),
+        b(1, n=1, p=1), b(1, p=1),  # readout gradients
+    ]  # fmt: skip

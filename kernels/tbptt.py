@@ -31,6 +31,7 @@ from ._sweeps import (
     backward_flops,
     backward_sweep,
     chunk_bytes,
+    chunk_powers,
     chunk_steps,
     forward_flops,
     forward_sweep,
@@ -150,6 +151,7 @@ def flops(size) -> list[Term]:
         for term in backward_flops(cell, length, err, B, n, m, p, C):
             # T / k1 updates, each through a window of k2 steps; every error once.
             term = term.substitute("steps", {"T": 1, "k1": -1, "k2": 1}, times=count)
+            term = term.substitute("sweeps", {"T": 1, "k1": -1})  # once per update
             terms.append(term.substitute("err_steps", {"T": 1}))
     terms.append(Term(sum(counts.values()), {"T": 1, "k1": -1}))  # loss += window's loss
     return terms
@@ -160,10 +162,13 @@ def memory(size, itemsize: int) -> list[Term]:
     T, B, n, m, p, k2 = (size[k] for k in ("T", "B", "n", "m", "p", "k2"))
     cell = _cell(size)
     window = min(k2, T)
+    # A window longer than the sequence holds the sequence: then it grows with T.
+    powers = {"k2": 1} if k2 <= T else {"T": 1}
     per_state = state_bytes(cell, B, n, itemsize)
+    C = chunk_steps(B, window)
     return [
-        Term(window * per_state, {"k2": 1, "B": 1, "n": 1}),  # h_{t-k2+1} .. h_t, cell values
+        Term(window * per_state, {**powers, "B": 1, "n": 1}),  # h_{t-k2+1} .. h_t, cell values
         Term(per_state, {"B": 1, "n": 1}),  # h_{t-k2} (c_{t-k2})
-        *chunk_bytes(cell, B, n, m, p, chunk_steps(B, window), itemsize),
+        *chunk_bytes(cell, B, n, m, p, C, chunk_powers(B, window, powers), itemsize),
         *gradient_bytes(cell, n, m, p, itemsize),
     ]

@@ -57,9 +57,22 @@ def terms_of(spec, metric, size):
 
 
 def share_of_power(terms, axis_vars, power):
-    live = [t for t in terms if t.value > 0]
-    total = sum(t.value for t in live)
-    return sum(t.value for t in live if abs(t.power(axis_vars) - power) < 1e-9) / total
+    total = sum(t.value for t in terms)  # negative terms count with their sign
+    return sum(t.value for t in terms if abs(t.power(axis_vars) - power) < 1e-9) / total
+
+
+def assert_negative_terms_are_outweighed(terms):
+    """A negative term is work a kernel skips: it must be less than a positive term
+    whose powers are at least its own in every variable (it takes from that term)."""
+    for neg in (t for t in terms if t.value < 0):
+        covers = [
+            t
+            for t in terms
+            if t.value >= -neg.value
+            and all(t.powers.get(v, 0) >= e for v, e in neg.powers.items())
+            and all(e >= neg.powers.get(v, 0) for v, e in t.powers.items())
+        ]
+        assert covers, f"negative term {neg} is outweighed by no positive term of its powers"
 
 
 def scaled(size, variables, factor):
@@ -90,8 +103,8 @@ def test_costs_are_positive(name):
         assert spec.flop_count(size) > 0
         for itemsize in (4, 8):
             assert spec.memory_bytes(size, itemsize) > 0
-        assert all(t.value >= 0 for t in spec.flops(size))
-        assert all(t.value >= 0 for t in spec.memory(size, ITEMSIZE))
+        assert_negative_terms_are_outweighed(spec.flops(size))
+        assert_negative_terms_are_outweighed(spec.memory(size, ITEMSIZE))
 
 
 @pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
@@ -132,7 +145,11 @@ def test_declared_exponent_matches_the_cost_terms(name, axis, metric, cell):
     else:
         # A regime exponent: below the leading power, and leading somewhere.
         assert declared < power, f"{name} {axis} {metric}: declared {declared} > leading {power}"
-        others = {k for k, v in base.items() if isinstance(v, int)} - set(axis_vars) - {"k1", "k2"}
+        # The regime is one of long sequences and large batches: the input and output
+        # sizes stay at the base (scaled with B, the C B p readout-error scratch grows
+        # like B p, a term without n, faster than the B n states).
+        fixed = {"k1", "k2", "m", "p"}
+        others = {k for k, v in base.items() if isinstance(v, int)} - set(axis_vars) - fixed
         best = max(
             share_of_power(terms_of(spec, model, scaled(base, others, s)), axis_vars, declared)
             for s in REGIME_SCALES
@@ -213,7 +230,7 @@ def test_make_problem_builds_the_cell_of_the_size(name, cell):
     for factor in (1, 16):
         size = {**SMALL_RNN, "cell": cell, "T": 6 * factor, "n": 4 * factor}
         assert spec.flop_count(size) > 0 and spec.memory_bytes(size, 8) > 0
-        assert all(t.value >= 0 for t in (*spec.flops(size), *spec.memory(size, 8)))
+        assert_negative_terms_are_outweighed([*spec.flops(size), *spec.memory(size, 8)])
 
 
 def test_a_gated_step_costs_more_than_an_elman_step():
