@@ -339,6 +339,9 @@ def test_gated_vanishing_rows_and_the_linearised_rate(cell):
     assert small["fitted_rate"] < large["fitted_rate"]
     assert small["predicted_rate"] == pytest.approx(small["carry"] + 0.5 * small["gain"])
     assert 0.0 < small["carry"] < 1.0 and small["gain"] > 0.0
+    # The mean-field rate tracks the fitted one at these sizes (within 0.08 measured).
+    for r in (small, large):
+        assert r["predicted_rate"] == pytest.approx(r["fitted_rate"], abs=0.1)
 
 
 @pytest.mark.parametrize("cell", GATED)
