@@ -447,3 +447,17 @@ def test_uoro_runs_with_its_own_adam_step():
         assert lrs == {1e-3}
         assert {j.training.lr for j in learn if j.setting.algorithm == "rtrl"
                 and j.training.optimizer == "adam"} == {3e-3}  # fmt: skip
+
+
+def test_summary_table_keeps_cells_and_lag_pairs_apart():
+    def row(cell, lags, loss):
+        return {"kind": "learning", "task": "delayed_add", "lags": lags, "cell": cell,
+                "label": "tbptt k=6", "optimizer": "adam", "final_loss": loss, "cosine": 1.0,
+                "time_per_step_s": 1e-4, "diverged": False}  # fmt: skip
+
+    text = runner.summary_table(
+        [row("elman", [5, 9], 0.01), row("gru", [5, 9], 0.03), row("elman", [3, 12], 0.02)]
+    )
+    lines = text.splitlines()[1:]
+    assert len(lines) == 3 and any("gru tbptt k=6" in x and "0.0300" in x for x in lines)
+    assert any("3,12" in x and "0.0200" in x for x in lines)
