@@ -27,6 +27,7 @@ from bpttbench.bench import charts as ch
 from bpttbench.bench.markdown import Chart
 from bpttbench.bench.quality.runner import load_rows
 from bpttbench.bench.view import Skip
+from matplotlib.lines import Line2D
 
 SECTION = "Quality"
 NAMES = ("quality_frontier", "quality_truncation", "quality_fidelity", "quality_vanishing")
@@ -72,9 +73,16 @@ class _Rows:
                 self._df = pd.DataFrame()
         if self._df.empty:
             raise Skip(EMPTY)
-        df = self._df[self._df["kind"] == kind]
+        df = self._df[self._df["kind"] == kind].copy()
         if df.empty:
             raise Skip(f"the store has no {kind} rows in its quality table")
+        # A gated cell's rows are named by it: "gru tbptt k=6" beside Elman's "tbptt k=6".
+        cell = df["cell"].fillna("elman") if "cell" in df else pd.Series("elman", df.index)
+        df["cell"] = cell
+        df["label"] = [
+            lab if c == "elman" else f"{c} {lab}" for c, lab in zip(cell, df["label"], strict=True)
+        ]
+        df["lagstr"] = [",".join(map(str, v)) for v in df["lags"]]
         return df
 
     def frontier(self):
@@ -88,13 +96,19 @@ class _Rows:
             rel=("rel", "mean"), tps=("time_per_step_s", "mean"), mem=("peak_bytes", "mean"),
             seeds=("seed", "nunique"),
         ).reset_index()  # fmt: skip
-        fig, axes = ch.new_figure(10, 4.4, _footer(ok), ncols=2)
+        # One colour per setting, one marker per task: the legends stay as long as the
+        # settings list (a full run has ~25), not settings x tasks.
+        labels = list(dict.fromkeys(g["label"]))
+        tasks = list(dict.fromkeys(g["task"]))
+        height = max(4.4, 0.13 * (len(labels) + len(tasks)) + 1.0)
+        fig, axes = ch.new_figure(11, height, _footer(ok), ncols=2)
+        markers = "osD^v<>Px*"
         for ax, col, label in ((axes[0, 0], "tps", "time per step (s)"),
                                (axes[0, 1], "mem", "peak memory of a step (bytes)")):  # fmt: skip
-            for i, (_, r) in enumerate(g.iterrows()):
-                style = ch.default_style(i)
-                ax.plot(r[col], r["rel"], style.marker, color=style.colour, ms=7,
-                        label=f"{r['label']} ({r['task']})")  # fmt: skip
+            for _, r in g.iterrows():
+                colour = ch.default_style(labels.index(r["label"])).colour
+                marker = markers[tasks.index(r["task"]) % len(markers)]
+                ax.plot(r[col], r["rel"], marker, color=colour, ms=6)
             for _task, t in g.groupby("task"):
                 t = t[np.isfinite(t[col].to_numpy(dtype=float))]  # no time off its machine
                 front = pareto(t[col].to_numpy(), t["rel"].to_numpy())
@@ -104,7 +118,15 @@ class _Rows:
             ax.set_xlabel(label)
             ax.set_ylabel("final loss / 'nothing' baseline")
             ax.axhline(1.0, color="0.6", lw=0.8)
-        axes[0, 1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        handles = [
+            Line2D([], [], color=ch.default_style(i).colour, marker="o", ls="", label=lab)
+            for i, lab in enumerate(labels)
+        ] + [
+            Line2D([], [], color="0.3", marker=markers[i % len(markers)], ls="", label=t)
+            for i, t in enumerate(tasks)
+        ]
+        axes[0, 1].legend(handles=handles, fontsize=6, loc="center left",
+                          bbox_to_anchor=(1.0, 0.5))  # fmt: skip
         caption = (
             "Final scored MSE over the last 20% of online steps, relative to predicting the "
             "mean (1 = nothing learned), against the cost of a step; mean over seeds; dashed: "
@@ -115,34 +137,43 @@ class _Rows:
     def truncation(self):
         df = self.kind("learning")
         df = df[~df["diverged"].astype(bool)]
-        tb = df[df["label"].str.startswith("tbptt k=")]
+        tb = df[df["algorithm"].eq("tbptt") & df["label"].str.contains("tbptt k=")]
         if tb.empty:
             raise Skip("no truncated-BPTT learning rows")
         task = tb["task"].iloc[0]
         tb, df = tb[tb["task"] == task], df[df["task"] == task]
         fig, axes = ch.new_figure(6.5, 4.2, _footer(df))
         ax = axes[0, 0]
-        ax.plot(tb["k2"], tb["final_loss"], "o", color="C0", alpha=0.5, label="tbptt, each seed")
-        mean = tb.groupby("k2")["final_loss"].mean()
-        ax.plot(mean.index, mean.values, "-", color="C0", label="tbptt, mean")
-        for name, color in (("rtrl", "C3"), ("bptt-chunk 16", "C2")):
-            v = df.loc[df["label"] == name, "final_loss"]
-            if len(v):
-                ax.axhline(v.mean(), color=color, ls=":", label=f"{name} (mean)")
+        # One line per (lags, cell, optimizer): the acceptance lags and any other pair.
+        groups = tb.groupby(["lagstr", "cell", "optimizer"], sort=False)
+        for i, ((lagstr, cell, opt), g) in enumerate(groups):
+            colour = f"C{i}"
+            name = f"lags {lagstr}, {cell}, {opt}"
+            ax.plot(g["k2"], g["final_loss"], "o", color=colour, alpha=0.35, ms=4)
+            mean = g.groupby("k2")["final_loss"].mean()
+            ax.plot(mean.index, mean.values, "-", color=colour, label=f"tbptt, {name} (mean)")
+            same = df[(df["lagstr"] == lagstr) & (df["cell"] == cell) & (df["optimizer"] == opt)]
+            for exact, ls in (("rtrl", ":"), ("bptt-chunk 16", "-.")):
+                v = same.loc[same["algorithm"].eq(exact) | same["label"].str.endswith(exact),
+                             "final_loss"]  # fmt: skip
+                if len(v):
+                    ax.axhline(v.mean(), color=colour, ls=ls, lw=0.9, label=f"{exact}, {name}")
+            for lag in g["lags"].iloc[0]:
+                ax.axvline(lag, color=colour, lw=0.6, alpha=0.4)
         for bname, value in df["baselines"].iloc[0].items():
             ax.axhline(value, color="0.5", lw=0.8, ls="--")
             ax.text(ax.get_xlim()[0], value, f" {bname}", fontsize=7, va="bottom", color="0.4")
-        lags = df["lags"].iloc[0]
-        for lag in lags:
-            ax.axvline(lag, color="0.8", lw=0.8)
         ax.set_xlabel("truncation length k (k2)")
         ax.set_ylabel("final scored MSE")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         caption = (
-            f"{task}, lags {lags} (grey verticals): final loss against k; dashed: the task's "
-            "baselines. Truncation below a lag cannot see that dependency through W_hh."
+            f"{task}: final loss against k, mean over seeds (dots: each seed); faint verticals: "
+            "the lags t1, t2 of each line; dashed: the task's baselines. A window of k steps "
+            "sees lags below k: below t1 nothing is learned; between t1 and t2 the second lag "
+            "is learned only as far as the memory built for the first one carries it "
+            "(THEORY.md, 'Truncation and the lag')."
         )
-        return fig, caption, ""
+        return fig, caption, _truncation_table(tb)
 
     def fidelity(self):
         df = self.kind("fidelity")
@@ -165,21 +196,33 @@ class _Rows:
 
     def vanishing(self):
         df = self.kind("vanishing")
-        fig, axes = ch.new_figure(6.5, 4.2, _footer(df))
-        ax = axes[0, 0]
-        lines = ["| cell | rho | fitted rate per step | rho x mean tanh' |", "|---|---|---|---|"]
-        for i, (_, r) in enumerate(df.sort_values("rho").iterrows()):
-            curve = np.asarray(r["curve"], float)
-            ax.semilogy(np.arange(len(curve)), curve, color=f"C{i}", label=f"rho = {r['rho']:g}")
-            lines.append(f"| {r['cell']} | {r['rho']:g} | {fmt.cell(r['fitted_rate'])} | "
-                         f"{fmt.cell(r['predicted_rate'])} |")  # fmt: skip
-        ax.set_xlabel("lag T - t")
-        ax.set_ylabel("norm(dL_T / dh_t)")
-        ax.legend(fontsize=7)
+        cellnames = [c for c in ("elman", "gru", "lstm") if c in set(df["cell"])]
+        fig, axes = ch.new_figure(4.0 * len(cellnames), 4.0, _footer(df), ncols=len(cellnames))
+        lines = [
+            "| cell | rho | fitted rate per step | linearised: carry + gain x rho |",
+            "|---|---|---|---|",
+        ]
+        for j, cell in enumerate(cellnames):
+            ax = axes[0, j]
+            for i, (_, r) in enumerate(df[df["cell"] == cell].sort_values("rho").iterrows()):
+                curve = np.asarray(r["curve"], float)
+                ax.semilogy(
+                    np.arange(len(curve)), curve, color=f"C{i}", label=f"rho = {r['rho']:g}"
+                )
+                lines.append(
+                    f"| {cell} | {r['rho']:g} | {fmt.cell(r['fitted_rate'])} | "
+                    f"{fmt.cell(r['predicted_rate'])} |"
+                )
+            ax.set_title(cell, fontsize=9)
+            ax.set_xlabel("lag T - t")
+            ax.set_ylabel("norm(dL_T / ds_t)" if j == 0 else "")
+            ax.legend(fontsize=6)
         caption = (
-            "Norm of the gradient of the last step's loss with respect to earlier states, "
-            "Elman cell, W_hh rescaled to each spectral radius; the table compares the fitted "
-            "per-step rate with the linearised prediction (spectral radius x mean tanh')."
+            "Norm of the gradient of the last step's loss with respect to earlier states (the "
+            "LSTM's state is the pair (h, c)), per cell, the recurrent weights rescaled to each "
+            "spectral radius (Elman: W_hh; GRU, LSTM: each gate's block of weight_hh); the table "
+            "compares the fitted per-step rate with the linearised prediction carry + gain x rho "
+            "(Elman: rho x mean tanh'; GRU: carry mean z; LSTM: carry mean f)."
         )
         return fig, caption, "\n".join(lines)
 
@@ -258,6 +301,16 @@ def fidelity_table(df: pd.DataFrame, learning: pd.DataFrame) -> str:
                 f"| {task} | {label} | {fmt.cell(g['cosine'].mean())} | "
                 f"{'—' if theirs is None else f'{theirs:.2f} (theirs)'} |"
             )
+    return "\n".join(lines)
+
+
+def _truncation_table(tb: pd.DataFrame) -> str:
+    lines = ["| lags | cell | optimizer | k | seeds | final MSE (mean) | min | max |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (lagstr, cell, opt, k), g in tb.groupby(["lagstr", "cell", "optimizer", "k2"]):
+        v = g["final_loss"]
+        lines.append(f"| {lagstr} | {cell} | {opt} | {int(k)} | {len(v)} | {v.mean():.4f} | "
+                     f"{v.min():.4f} | {v.max():.4f} |")  # fmt: skip
     return "\n".join(lines)
 
 

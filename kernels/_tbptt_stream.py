@@ -11,10 +11,13 @@ were injected by the update that ended the previous chunk), so the streamed
 gradients sum to the one-shot ``tbptt`` of the whole sequence (to summation
 order).
 
+The Elman cell, plain or leaky (``params.alpha``), or a gated cell: the
+stream then hands ``advance`` the checked GRUParams or LSTMParams, the cell
+comes from their type, and X carries the LSTM's c with its h.
+
 Memory: the window of k2 + 1 states and L inputs, Theta(k2 (n + m) B), as in
 the one-shot kernel; the chunk itself (with the L carried inputs prepended) is
-input-sized. The Elman cell, plain or leaky (``params.alpha``); the stream
-layer (``stream.py``) runs no gated cell yet.
+input-sized.
 """
 
 from __future__ import annotations
@@ -92,8 +95,11 @@ def advance(state: TBPTTState, arrays, alpha, xs, ys):
             f"stream('tbptt') takes chunks of a multiple of k1 = {k1} steps, got {Tc}: a "
             f"chunk must end on an update so that no error is left pending across chunks"
         )
-    _, w, dt = elman.check(arrays)  # the kernels' layout (a plain tuple carries no leak)
-    cell = elman.cell(alpha)  # so the cell is the stream's: plain, or leaky for alpha < 1
+    if isinstance(arrays, (cells.GRUParams, cells.LSTMParams)):
+        cell, w, dt = cells.identify(arrays)
+    else:
+        _, w, dt = elman.check(arrays)  # the kernels' layout (a plain tuple carries no leak)
+        cell = elman.cell(alpha)  # so the cell is the stream's: plain, or leaky for alpha < 1
     B, m = xs.shape[1], xs.shape[2]
     p, n = w.W_out.shape
     if state.buf is None:

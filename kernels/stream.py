@@ -31,8 +31,13 @@ window reaches back into (``_tbptt_stream.py``); the chunks' gradients sum to
 the one-shot ``tbptt``. With k1 = k2 = the chunk length it is "BPTT over the
 chunk": exact within each chunk, the state carried, no gradient across chunks.
 
-Every stream runs the Elman cell, plain or leaky (``params.alpha``); the gated
-cells (``GRUParams``, ``LSTMParams``) are refused with NotImplementedError.
+Every stream runs the Elman cell, plain or leaky (``params.alpha``). Truncated
+BPTT also runs the gated cells (``GRUParams``, ``LSTMParams``): its schedule is
+the cells' shared sweep (kernels/_sweeps.py), so carrying the window's states
+and what the cell stored beside them (the LSTM's c) is all a gated stream
+needs. The online rules refuse the gated cells with NotImplementedError: their
+kernels are the Elman cell's (the gated RTRL kernels start from h_0 = 0 and
+carry no state out).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Names, not modules: the package re-exports each function under its module's name.
-from . import _online, _tbptt_stream
+from . import _online, _tbptt_stream, cells
 from ._validate import check_rnn_params, check_sequence, check_size
 from .cells import GRUParams, LSTMParams
 from .kf_rtrl import advance as kf_rtrl_advance
@@ -68,12 +73,27 @@ def _rtrl_advance(state, arrays, alpha, xs, ys):
     return rtrl_advance(state, arrays, xs, ys, alpha)
 
 
+def _is_gated(params) -> bool:
+    return isinstance(params, (GRUParams, LSTMParams))
+
+
 def _refuse_gated(name, params):
-    if isinstance(params, (GRUParams, LSTMParams)):
+    if _is_gated(params) and not RULES[name].gated:
+        gated = ", ".join(sorted(k for k, r in RULES.items() if r.gated))
         raise NotImplementedError(
             f"stream({name!r}) runs the Elman cell only (RNNParams, with or without the "
-            f"leak alpha); got {type(params).__name__}: the gated cells have no stream yet"
+            f"leak alpha); got {type(params).__name__}: of the streams only {gated} runs "
+            f"the gated cells"
         )
+
+
+def _checked(params):
+    """(arrays, dtype, alpha): the Elman cell's five arrays, or a gated cell's checked params."""
+    if _is_gated(params):
+        _, w, dtype = cells.identify(params)
+        return type(params)(*w), dtype, 1.0
+    arrays, dtype = check_rnn_params(params)
+    return arrays, dtype, _online.leak(params)
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,7 @@ class _Rule:
     advance: Callable  # advance(state, arrays, alpha, xs, ys) -> (loss, grads)
     options: tuple[str, ...] = ()
     leaky: bool = True  # runs the leaky cell (0 < alpha <= 1), not only alpha = 1
+    gated: bool = False  # runs GRUParams and LSTMParams too (then advance gets the params)
 
 
 RULES: dict[str, _Rule] = {
@@ -94,7 +115,7 @@ RULES: dict[str, _Rule] = {
     "snap1": _Rule(snap1_start, snap1_advance),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
-    "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2")),
+    "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2"), gated=True),
 }
 
 _FIELDS = ("W_ih", "W_hh", "b_h", "W_out", "b_out")
@@ -124,8 +145,7 @@ class Stream:
         self.B = check_size("B", B)
         self.options = dict(options)
         _refuse_gated(name, params)
-        arrays, self._dtype = check_rnn_params(params)
-        self._alpha = _online.leak(params)
+        arrays, self._dtype, self._alpha = _checked(params)
         if not rule.leaky and self._alpha != 1.0:
             raise NotImplementedError(
                 f"the {name} kernel has no leak yet: stream({name!r}) needs params.alpha = 1, "
@@ -144,15 +164,20 @@ class Stream:
     @params.setter
     def params(self, new):
         _refuse_gated(self.name, new)
-        arrays, dtype = check_rnn_params(new)
+        if type(new) is not type(self._params) and (_is_gated(new) or _is_gated(self._params)):
+            raise TypeError(
+                f"params are {type(new).__name__} but the stream runs "
+                f"{type(self._params).__name__}: a stream keeps its cell"
+            )
+        arrays, dtype, alpha = _checked(new)
         if dtype != self._dtype:
             raise TypeError(f"params have dtype {dtype} but the stream's are {self._dtype}")
-        for name, old, a in zip(_FIELDS, self._arrays, arrays, strict=True):
+        fields = arrays._fields if _is_gated(new) else _FIELDS
+        for name, old, a in zip(fields, self._arrays, arrays, strict=True):
             if a.shape != old.shape:
                 raise ValueError(
                     f"params.{name} has shape {a.shape} but the stream's has {old.shape}"
                 )
-        alpha = _online.leak(new)
         if alpha != self._alpha:
             raise ValueError(f"params.alpha is {alpha} but the stream's is {self._alpha}")
         check_weights = getattr(self.state, "check_weights", None)  # SnAp-2's fixed pattern
@@ -163,10 +188,10 @@ class Stream:
     def step(self, xs, ys):
         """Run the chunk ``xs`` (T_c, B, m), ``ys`` (T_c, B, p) from the carried state.
 
-        Returns the chunk's loss and its gradient (estimate), an RNNParams;
+        Returns the chunk's loss and its gradient (estimate), in the parameters' type;
         the state afterwards is the one at the chunk's last step.
         """
-        W_ih, W_out = self._arrays[0], self._arrays[3]
+        W_ih, W_out = self._arrays[0], self._arrays[-2]
         xs, ys = check_sequence(xs, ys, W_ih.shape[1], W_out.shape[0], self._dtype)
         if xs.shape[1] != self.B:
             raise ValueError(
@@ -185,7 +210,7 @@ def stream(name, params, B=1, **options) -> Stream:
     name : str
         ``"rtrl"``, ``"uoro"``, ``"kf_rtrl"``, ``"r_kf"``, ``"snap1"``, ``"snap2"``,
         ``"rflo"`` or ``"tbptt"``.
-    params : RNNParams
+    params : RNNParams (GRUParams, LSTMParams for ``"tbptt"``)
         The first weights (with ``alpha``, the leak, when present).
     B : int
         Sequences in the batch; every chunk must hold this many.

@@ -64,7 +64,7 @@ def stream_in_chunks(name, params, xs, ys, lengths, **opts):
     for length in lengths:
         loss, g = s.step(xs[t : t + length], ys[t : t + length])
         total_loss += loss
-        total = g if total is None else bpttbench.RNNParams(*map(np.add, total, g))
+        total = g if total is None else type(g)(*map(np.add, total, g))
         t += length
     assert s.steps == xs.shape[0]
     return total_loss, total
@@ -307,8 +307,30 @@ def test_leaky_tbptt_stream_in_chunks_equals_the_one_shot_tbptt(problem, k, leng
     assert_grads_close(g, want, rtol=CHUNKED_RTOL)
 
 
-@pytest.mark.parametrize("name", ["tbptt", "rtrl"])
-def test_streams_refuse_the_gated_cells(name):
+@pytest.mark.parametrize("name", ["rtrl", "uoro"])
+def test_online_streams_refuse_the_gated_cells(name):
     gru = bpttbench.init_gru(3, 4, 2)
-    with pytest.raises(NotImplementedError, match="Elman cell only"):
-        bpttbench.stream(name, gru, B=2, **({"k1": 2} if name == "tbptt" else {}))
+    with pytest.raises(NotImplementedError, match=r"Elman cell only.*tbptt"):
+        bpttbench.stream(name, gru, B=2, **options(name))
+
+
+@pytest.mark.parametrize("init", [bpttbench.init_gru, bpttbench.init_lstm], ids=["gru", "lstm"])
+@pytest.mark.parametrize(("k", "lengths"), [((2, 5), [2, 4, 6]), ((3, 3), [6, 3, 3])], ids=str)
+def test_gated_tbptt_stream_in_chunks_equals_the_one_shot_tbptt(rng, init, k, lengths):
+    # The carried window must hold the LSTM's c beside h (the cell's stored values).
+    p = init(3, 4, 2, seed=1)
+    xs, ys = helpers.sequence(rng, T, 2, 3, 2)
+    k1, k2 = k
+    loss, g = stream_in_chunks("tbptt", p, xs, ys, lengths, k1=k1, k2=k2)
+    want_loss, want = bpttbench.tbptt(p, xs, ys, k1, k2)
+    assert type(g) is type(p)
+    assert_loss_close(loss, want_loss, rtol=CHUNKED_RTOL)
+    assert_grads_close(g, want, rtol=CHUNKED_RTOL)
+
+
+def test_a_gated_stream_keeps_its_cell(rng):
+    s = bpttbench.stream("tbptt", bpttbench.init_gru(3, 4, 2), B=2, k1=2)
+    with pytest.raises(TypeError, match="stream runs GRUParams"):
+        s.params = bpttbench.init_lstm(3, 4, 2)
+    with pytest.raises(ValueError, match="weight_ih has shape"):
+        s.params = bpttbench.init_gru(3, 5, 2)

@@ -3,8 +3,11 @@
 The exact gradient g* is BPTT over the same window from the same start state
 (h_0 = 0), with the weights held fixed; the algorithm's g is its one-shot call
 on that window (truncated BPTT with its k1, k2; an online rule over every step
-of it). Measures over the recurrent parameters (W_ih, W_hh, b_h: the readout's
-gradient is exact for every rule), THEORY.md "Gradient quality measures":
+of it). Measures over the recurrent parameters (Elman: W_ih, W_hh, b_h; GRU and
+LSTM: weight_ih, weight_hh, bias_ih, bias_hh; the readout's gradient is exact
+for every rule), THEORY.md "Gradient quality measures". The gated cells run
+truncated BPTT and exact RTRL (kernels/rtrl_gru.py, rtrl_lstm.py); the
+online approximations are the Elman cell's only:
 
     cosine      <g, g*> / (|g| |g*|)
     rel_err     |g - g*| / |g*|
@@ -23,11 +26,12 @@ import numpy as np
 
 from .settings import STOCHASTIC, Setting
 
-RECURRENT = ("W_ih", "W_hh", "b_h")
+READOUT = ("W_out", "b_out")
 
 
 def flat(grads) -> np.ndarray:
-    return np.concatenate([np.ravel(getattr(grads, f)) for f in RECURRENT])
+    """The recurrent parameters' gradient as one vector (every field but the readout's)."""
+    return np.concatenate([np.ravel(getattr(grads, f)) for f in grads._fields if f not in READOUT])
 
 
 def measures(g: np.ndarray, g_star: np.ndarray) -> dict:

@@ -4,8 +4,14 @@ One run trains one network on one task stream with one setting: chunks of
 ``setting.update`` steps go to ``bpttbench.stream``, the optimizer updates the
 weights after each, and the state is carried (no reset). The predictions the
 loss is scored on are those the network made online, with the weights of the
-moment: a NumPy forward pass of the Elman cell beside the stream (the streams
-return only the chunk's summed loss, not which steps were scored).
+moment: a NumPy forward pass of the cell beside the stream (``cells.run``; the
+streams return only the chunk's summed loss, not which steps were scored).
+
+The cell is Elman, GRU or LSTM (``Training.cell``). The gated cells train
+through the truncated-BPTT stream only (``tbptt k=`` and ``bptt-chunk``
+settings, which carry the window's states, the LSTM's c with h): the online
+rules' streams, exact RTRL's included, run the Elman cell only, and a gated
+run of one of them is refused with a ValueError before it starts.
 
 - final loss: the scored MSE per output over the last 20% of steps;
 - steps to threshold: the first step at which the moving average of the
@@ -30,6 +36,7 @@ import bpttbench
 import numpy as np
 from bpttbench import optim
 
+from . import cells
 from .fidelity import compare_one
 from .settings import Setting, TaskSpec, network, threshold
 
@@ -48,18 +55,10 @@ class Training:
     lr: float = 3e-3
     clip: float | None = 1.0
     rho: float | None = None  # spectral radius of the initial W_hh (None: init_rnn's)
+    cell: str = "elman"  # or "gru", "lstm" (truncated BPTT only: see the module's docstring)
 
     def make_optimizer(self):
         return optim.OPTIMIZERS[self.optimizer](lr=self.lr, clip=self.clip)
-
-
-def _forward(params, h, xs):
-    """yhat for the chunk xs (T_c, B, m) from state h (B, n); h is advanced in place."""
-    out = np.empty((xs.shape[0], xs.shape[1], params.W_out.shape[0]))
-    for t in range(xs.shape[0]):
-        h[:] = np.tanh(xs[t] @ params.W_ih.T + h @ params.W_hh.T + params.b_h)
-        out[t] = h @ params.W_out.T + params.b_out
-    return out
 
 
 def _finite(grads) -> bool:
@@ -86,17 +85,22 @@ def train(setting: Setting, task: TaskSpec, training: Training, seed: int) -> di
     T = (data.xs.shape[0] // U) * U  # the episode tasks cut T to whole episodes
     xs, ys, scored = data.xs[:T], data.ys[:T], data.scored[:T]
     m, p = xs.shape[2], ys.shape[2]
-    params = network(training.n, m, p, seed, training.rho)
+    if training.cell != "elman" and setting.algorithm != "tbptt":
+        raise ValueError(
+            f"{setting.name} trains the Elman cell only; the {training.cell} cell trains "
+            f"through the truncated-BPTT stream (tbptt k=, bptt-chunk settings)"
+        )
+    params = network(training.n, m, p, seed, training.rho, cell=training.cell)
     opt = training.make_optimizer()
     s = bpttbench.stream(setting.algorithm, params, B=training.B, **setting.stream_options(seed))
-    h = np.zeros((training.B, training.n))
+    h = cells.zero_state(params, training.B)
     err = np.full(T, np.nan)  # scored MSE per step (NaN where not scored)
     diverged, reason, spent, t = False, None, 0.0, 0
     with np.errstate(over="raise", invalid="raise", divide="raise"):
         for t in range(0, T, U):
             try:
                 with np.errstate(over="ignore", invalid="ignore"):
-                    yhat = _forward(s.params, h, xs[t : t + U])
+                    yhat, h, _ = cells.run(s.params, h, xs[t : t + U])
                 sq = np.mean((yhat - ys[t : t + U]) ** 2, axis=(1, 2))
                 err[t : t + U] = np.where(scored[t : t + U], sq, np.nan)
                 t0 = time.perf_counter()

@@ -75,13 +75,34 @@ def spectral_radius(W: np.ndarray) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(W))))
 
 
-def network(n: int, m: int, p: int, seed: int, rho: float | None = None, dtype=np.float64):
-    """``init_rnn`` weights, W_hh rescaled to spectral radius ``rho`` when given."""
-    params = bpttbench.init_rnn(m, n, p, seed=seed, dtype=dtype)
+CELLS = ("elman", "gru", "lstm")
+
+
+def network(
+    n: int, m: int, p: int, seed: int, rho: float | None = None, dtype=np.float64, cell="elman"
+):
+    """The cell's ``init_*`` weights, the recurrent matrix rescaled to spectral radius ``rho``.
+
+    Elman: W_hh. GRU and LSTM: each gate's n x n block of ``weight_hh``
+    (r|z|n, i|f|g|o) rescaled to spectral radius ``rho`` on its own, so that
+    the candidate block (W_hn, W_hg), the one the linearised rate of
+    ``cells.linearised`` multiplies, has it, and no gate is left at
+    PyTorch's default scale. ``rho`` None keeps the init's weights.
+    """
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}: cells are {', '.join(CELLS)}")
+    init = {"elman": bpttbench.init_rnn, "gru": bpttbench.init_gru, "lstm": bpttbench.init_lstm}
+    params = init[cell](m, n, p, seed=seed, dtype=dtype)
     if rho is None:
         return params
-    W = params.W_hh
-    return params._replace(W_hh=(W * (rho / spectral_radius(W))).astype(W.dtype))
+    if cell == "elman":
+        W = params.W_hh
+        return params._replace(W_hh=(W * (rho / spectral_radius(W))).astype(W.dtype))
+    W = params.weight_hh.copy()
+    for b in range(W.shape[0] // n):
+        block = W[b * n : (b + 1) * n]
+        block *= rho / spectral_radius(block)
+    return params._replace(weight_hh=W)
 
 
 @dataclass(frozen=True)

@@ -1,49 +1,62 @@
-"""Vanishing and exploding gradients: norm(dL_T/dh_t) against the lag T - t.
+"""Vanishing and exploding gradients: norm(dL_T/ds_t) against the lag T - t, per cell.
 
-For the Elman cell (THEORY.md, "Gradient quality measures"), from the
-loss at the last step only: dL_T/dh_T = W_out^T e_T, then
+From the loss at the last step only: the error at the last state is
+dL_T/dh_T = W_out^T e_T, and each step back applies the cell's state
+vector-Jacobian product (``cells.back``; for the Elman cell
+dL_T/dh_{t-1} = W_hh^T (D_t * dL_T/dh_t), D_t = 1 - h_t^2), a NumPy
+computation from the cells' equations (checked against torch autograd in the
+tests). The state is h, and for the LSTM the pair (h, c): its norm is that of
+the pair (the error at c is the partial holding h fixed, the path the forget
+gate carries), so the constant-error carousel shows.
 
-    dL_T/dh_{t-1} = W_hh^T (D_t * dL_T/dh_t),    D_t = 1 - h_t^2
-
-a NumPy computation from the cell's equations (no torch). The fitted rate is
-exp of the least-squares slope of log norm against the lag (per step, averaged
-over the batch); the linearised prediction is the spectral radius of W_hh
-times the mean tanh' (mean D over the trajectory). The prediction is a
-first-order sketch: the norm of a product of Jacobians follows the top
-Lyapunov exponent, which the spectral radius times the mean slope bounds only
-loosely (non-normal W_hh, D varying from step to step).
+"Spectral radius" is that of W_hh for the Elman cell and of each gate's
+n x n block of weight_hh for the gated cells (``settings.network``). The
+fitted rate is exp of the least-squares slope of log norm against the lag (per
+step, averaged over the batch); the linearised prediction is the mean-field
+rate carry + gain x rho of ``cells.linearised`` (Elman: rho x mean tanh'; GRU:
+mean z + rho x mean (1 - z)(1 - g^2) r; LSTM: mean f + rho x mean o tanh'(c) i
+(1 - g^2)). It is a first-order sketch: the norm of a product of Jacobians
+follows the top Lyapunov exponent, which it bounds only loosely (non-normal
+weights, gates varying from step to step, the gates' own derivatives dropped).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import cells
 from .settings import network
 
 
 def elman_states(params, xs) -> np.ndarray:
     """h_1 .. h_T for xs (T, B, m) from h_0 = 0: (T, B, n)."""
-    T, B, _ = xs.shape
-    h = np.zeros((B, params.W_hh.shape[0]))
-    out = np.empty((T, B, h.shape[1]))
-    for t in range(T):
-        h = np.tanh(xs[t] @ params.W_ih.T + h @ params.W_hh.T + params.b_h)
-        out[t] = h
-    return out
+    _, _, stored = cells.run(params, cells.zero_state(params, xs.shape[1]), xs)
+    return np.stack([s["h"] for s in stored])
 
 
-def gradient_norms(params, xs, ys) -> tuple[np.ndarray, float]:
-    """(norm(dL_T/dh_{T-lag}) for lag = 0 .. T-1 averaged over the batch, mean tanh')."""
-    H = elman_states(params, xs)
-    T = H.shape[0]
-    e = H[-1] @ params.W_out.T + params.b_out - ys[-1]
-    g = e @ params.W_out  # (B, n): dL_T/dh_T
-    norms = np.empty(T)
-    for lag in range(T):
-        norms[lag] = float(np.mean(np.linalg.norm(g, axis=1)))
-        D = 1.0 - H[T - 1 - lag] ** 2
-        g = (D * g) @ params.W_hh
-    return norms, float(np.mean(1.0 - H**2))
+def state_errors(params, xs, ys) -> tuple[list, list, list]:
+    """dL_T/dh_t and dL_T/dc_t (LSTM; None otherwise) for t = T .. 1, each (B, n), and the
+    stored values of the forward pass."""
+    yhat, _, stored = cells.run(params, cells.zero_state(params, xs.shape[1]), xs)
+    dh, dc = (yhat[-1] - ys[-1]) @ params.W_out, None
+    if cells.cell_of(params) == "lstm":
+        dc = np.zeros_like(dh)
+    dhs, dcs = [], []
+    for s in reversed(stored):
+        dhs.append(dh)
+        dcs.append(dc)
+        dh, dc = cells.back(params, s, dh, dc)
+    return dhs, dcs, stored
+
+
+def gradient_norms(params, xs, ys) -> tuple[np.ndarray, list[dict]]:
+    """(norm of dL_T/ds_{T-lag} for lag = 0 .. T-1 averaged over the batch, the stored values)."""
+    dhs, dcs, stored = state_errors(params, xs, ys)
+    norms = np.empty(len(dhs))
+    for lag, (dh, dc) in enumerate(zip(dhs, dcs, strict=True)):
+        sq = np.sum(dh**2, axis=1) + (0.0 if dc is None else np.sum(dc**2, axis=1))
+        norms[lag] = float(np.mean(np.sqrt(sq)))
+    return norms, stored
 
 
 def fitted_rate(norms: np.ndarray, skip: int = 2) -> float:
@@ -56,14 +69,17 @@ def fitted_rate(norms: np.ndarray, skip: int = 2) -> float:
     return float(np.exp(slope))
 
 
-def measure(rho: float, n: int, T: int, task_data, seed: int) -> dict:
+def measure(rho: float, n: int, T: int, task_data, seed: int, cell: str = "elman") -> dict:
     """One vanishing/exploding row: the curve, the fitted and predicted per-step rates."""
     xs, ys = task_data.xs[:T], task_data.ys[:T]
-    params = network(n, xs.shape[2], ys.shape[2], seed, rho)
-    norms, mean_slope = gradient_norms(params, xs, ys)
+    params = network(n, xs.shape[2], ys.shape[2], seed, rho, cell=cell)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms, stored = gradient_norms(params, xs, ys)
+    carry, gain, predicted = cells.linearised(params, stored, rho)
     return {
         "curve": [float(v) for v in norms],
         "fitted_rate": fitted_rate(norms),
-        "predicted_rate": rho * mean_slope,
-        "mean_tanh_prime": mean_slope,
+        "predicted_rate": predicted,
+        "carry": carry,
+        "gain": gain,
     }
