@@ -64,7 +64,7 @@ def client():
         distributed.SpecCluster(workers=workers, scheduler=scheduler, silence_logs=40) as spec,
         distributed.Client(spec) as c,
     ):
-        c.wait_for_workers(2, timeout=60)
+        c.wait_for_workers(2, timeout=180)
         yield c
 
 
@@ -262,7 +262,7 @@ def test_a_worker_killed_mid_cell_loses_only_that_cell(tmp_path, client):
     assert {s for s, *_ in rows.values()} == {"ok"}
     killed_size = int(task.split("-")[2].removeprefix("T"))  # visit-bptt-T16-v1-...
     assert killed_size in set(store.load_cells(db)["size"])
-    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    client.wait_for_workers(2, timeout=180)  # the nanny restarted it
 
 
 def _visit_or_die(task):
@@ -299,7 +299,7 @@ def test_a_cell_whose_workers_keep_dying_is_stored_as_an_error(tmp_path, client)
         summary = sweep_on(client, plan, db)
     finally:
         client.run_on_scheduler(allowed, old)
-        client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed one
+        client.wait_for_workers(2, timeout=180)  # the nanny restarted the killed one
         client.run(patch, undo=True)
     assert (summary.measured, summary.errors) == (3, 1)
     cells = store.load_cells(db).set_index("size")
