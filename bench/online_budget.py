@@ -173,9 +173,14 @@ def chart(ctx: Context):
             what = "time per step" if metric == "time" else "memory"
             bound = fmt.seconds(limit) if metric == "time" else fmt.nbytes(limit)
             panels.append(
-                ch.Panel(view.axis_label(AXIS), metric, series, f"{what} (budget {bound})")
+                ch.Panel(view.axis_label(AXIS), metric, series, f"{what} (dotted: budget {bound})")
             )
     fig = ch.panels_chart(panels, TITLE, store.footer)
+    for ax, panel in zip(fig.axes, panels, strict=False):  # the budgets, dotted
+        limit = TIME_BUDGET if panel.metric == "time" else MEMORY_BUDGET
+        ax.axhline(limit, color="0.4", linestyle=":", linewidth=1.0)
+        if panel.metric == "time":
+            ax.set_ylabel("time per step of one sequence (s)")
     caption = (
         f"Exact RTRL and truncated BPTT next to the online rules; {DEFINITION}. The table "
         f"gives the state size n up to which each stays within {fmt.seconds(TIME_BUDGET)} "
