@@ -549,8 +549,10 @@ for _cell in ("gru", "lstm"):
             _by_preset[_preset] = _by_preset.get(_preset, ()) + _sweeps
 
 
-# The algorithms that take every cell; the online rules run the (leaky) Elman cell only.
-CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl")
+# The algorithms that take every cell; of the online rules SnAp-1 takes the gated cells
+# too (Menick et al. 2021 define it for them; kernels/snap1_gated.py, O(n^2) per step
+# with G = 3 or 4 gates' constant), the others run the (leaky) Elman cell only.
+CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl", "snap1")
 
 
 def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSpec]:

@@ -254,10 +254,10 @@ def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
 
     registry = with_cells(bpttbench.ALGORITHMS)
     assert CELLS == ("elman", "gru", "lstm")
-    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl"}
+    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl", "snap1"}
     for name, spec in registry.items():
         before = bpttbench.ALGORITHMS[name]
-        if name not in CELL_ALGORITHMS:  # the online rules run the Elman cell only
+        if name not in CELL_ALGORITHMS:  # the online rules but SnAp-1 run the Elman cell only
             assert spec is before
             continue
         assert spec.sizes == {**before.sizes, "cell": "elman"}
