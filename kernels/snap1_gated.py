@@ -287,3 +287,35 @@ def memory(size, itemsize: int) -> list[Term]:
         Term(p * w, {"p": 1}),  # g_b_out
         Term(2 * B * n * w, {"B": 1, "n": 1}),  # h (and the LSTM's c)
     ]
+
+
+# --- streams: the state carried from one chunk to the next ------------------------------
+
+
+class GatedState:
+    """What gated SnAp-1 carries across chunks: h (and the LSTM's c) and the kept traces."""
+
+    def __init__(self, cell: str, B: int, n: int, m: int, dtype):
+        G = 3 if cell == "gru" else 4
+        self.cell = cell
+        self.h = np.zeros((B, n), dtype)
+        self.c = np.zeros((B, n), dtype)
+        self.traces = [np.zeros((B, G * n, n + m + 2), dtype) for _ in range(1 if G == 3 else 2)]
+
+
+def start(cell: str, weights, B: int) -> GatedState:
+    """The state at t = 0 of ``B`` sequences: h_0 = c_0 = 0 and empty traces."""
+    n, m = weights.weight_hh.shape[1], weights.weight_ih.shape[1]
+    return GatedState(cell, B, n, m, weights.weight_hh.dtype)
+
+
+def advance(state: GatedState, weights, xs, ys):
+    """Run the checked chunk ``xs``, ``ys`` from ``state`` (updated in place); (loss, grads)."""
+    n, m = weights.weight_hh.shape[1], weights.weight_ih.shape[1]
+    G = np.zeros((weights.weight_hh.shape[0], n + m + 2), weights.weight_hh.dtype)
+    g_out = (np.zeros_like(weights.W_out), np.zeros_like(weights.b_out))
+    if state.cell == "gru":
+        loss = _gru(xs, ys, *weights, state.h, state.traces[0], G, *g_out)
+    else:
+        loss = _lstm(xs, ys, *weights, state.h, state.c, *state.traces, G, *g_out)
+    return float(loss), _split(G, n, m, *g_out)

@@ -31,8 +31,10 @@ window reaches back into (``_tbptt_stream.py``); the chunks' gradients sum to
 the one-shot ``tbptt``. With k1 = k2 = the chunk length it is "BPTT over the
 chunk": exact within each chunk, the state carried, no gradient across chunks.
 
-Every stream runs the Elman cell, plain or leaky (``params.alpha``); the gated
-cells (``GRUParams``, ``LSTMParams``) are refused with NotImplementedError.
+Every stream runs the Elman cell, plain or leaky (``params.alpha``); of the gated
+cells (``GRUParams``, ``LSTMParams``) only SnAp-1 streams (``snap1_gated.py``:
+h, the LSTM's c and the kept traces carried), the others refuse them with
+NotImplementedError.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Names, not modules: the package re-exports each function under its module's name.
-from . import _online, _tbptt_stream
+from . import _online, _tbptt_stream, cells, snap1_gated
 from ._validate import check_rnn_params, check_sequence, check_size
 from .cells import GRUParams, LSTMParams
 from .kf_rtrl import advance as kf_rtrl_advance
@@ -68,8 +70,11 @@ def _rtrl_advance(state, arrays, alpha, xs, ys):
     return rtrl_advance(state, arrays, xs, ys, alpha)
 
 
+GATED = ("snap1",)  # the rules whose streams take the gated cells
+
+
 def _refuse_gated(name, params):
-    if isinstance(params, (GRUParams, LSTMParams)):
+    if isinstance(params, (GRUParams, LSTMParams)) and name not in GATED:
         raise NotImplementedError(
             f"stream({name!r}) runs the Elman cell only (RNNParams, with or without the "
             f"leak alpha); got {type(params).__name__}: the gated cells have no stream yet"
@@ -124,6 +129,13 @@ class Stream:
         self.B = check_size("B", B)
         self.options = dict(options)
         _refuse_gated(name, params)
+        self._cell = None
+        if isinstance(params, (GRUParams, LSTMParams)):
+            self._cell, weights, self._dtype = cells.identify(params)
+            self._params, self._arrays, self._rule = params, weights, rule
+            self.state = snap1_gated.start(self._cell.name, weights, self.B)
+            self.steps = 0
+            return
         arrays, self._dtype = check_rnn_params(params)
         self._alpha = _online.leak(params)
         if not rule.leaky and self._alpha != 1.0:
@@ -144,6 +156,9 @@ class Stream:
     @params.setter
     def params(self, new):
         _refuse_gated(self.name, new)
+        if self._cell is not None or isinstance(new, (GRUParams, LSTMParams)):
+            self._set_gated(new)
+            return
         arrays, dtype = check_rnn_params(new)
         if dtype != self._dtype:
             raise TypeError(f"params have dtype {dtype} but the stream's are {self._dtype}")
@@ -160,18 +175,37 @@ class Stream:
             check_weights(arrays[1])
         self._params, self._arrays = new, arrays
 
+    def _set_gated(self, new):
+        have, got = type(self._params).__name__, type(new).__name__
+        if got != have:
+            raise TypeError(f"params are {got} but the stream's are {have}")
+        _cell, weights, dtype = cells.identify(new)
+        if dtype != self._dtype:
+            raise TypeError(f"params have dtype {dtype} but the stream's are {self._dtype}")
+        for name, old, a in zip(weights._fields, self._arrays, weights, strict=True):
+            if a.shape != old.shape:
+                raise ValueError(
+                    f"params.{name} has shape {a.shape} but the stream's has {old.shape}"
+                )
+        self._params, self._arrays = new, weights
+
     def step(self, xs, ys):
         """Run the chunk ``xs`` (T_c, B, m), ``ys`` (T_c, B, p) from the carried state.
 
         Returns the chunk's loss and its gradient (estimate), an RNNParams;
         the state afterwards is the one at the chunk's last step.
         """
-        W_ih, W_out = self._arrays[0], self._arrays[3]
+        W_ih = self._arrays[0]
+        W_out = self._arrays.W_out if self._cell is not None else self._arrays[3]
         xs, ys = check_sequence(xs, ys, W_ih.shape[1], W_out.shape[0], self._dtype)
         if xs.shape[1] != self.B:
             raise ValueError(
                 f"xs holds a batch of {xs.shape[1]} but the stream carries B = {self.B} sequences"
             )
+        if self._cell is not None:
+            loss, grads = snap1_gated.advance(self.state, self._arrays, xs, ys)
+            self.steps += xs.shape[0]
+            return loss, cells.as_params(cells.Weights(*grads), self._cell)
         loss, grads = self._rule.advance(self.state, self._arrays, self._alpha, xs, ys)
         self.steps += xs.shape[0]
         return loss, grads

@@ -114,3 +114,29 @@ def test_gated_memory_is_flat_in_T_and_within_5_percent_of_the_model(cell):
         tracemalloc.stop()
         assert peaks[-1] == pytest.approx(spec.memory_bytes(size, 8), rel=0.05)
     assert peaks[1] == pytest.approx(peaks[0], rel=0.01)  # nothing kept per step
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_gated_stream_in_chunks_equals_the_one_shot_call(kind):
+    params, xs, ys = problem(kind)
+    s = bpttbench.stream("snap1", params, B=B)
+    parts = [s.step(xs[a:b], ys[a:b]) for a, b in ((0, 2), (2, 3), (3, T))]
+    assert s.steps == T and all(type(g) is type(params) for _, g in parts)
+    loss = sum(part[0] for part in parts)
+    grads = [sum(fields) for fields in zip(*(list(g) for _, g in parts), strict=True)]
+    assert_close((loss, grads), (bpttbench.snap1(params, xs, ys)[0],
+                                 list(bpttbench.snap1(params, xs, ys)[1])), 1e-12)  # fmt: skip
+
+
+def test_gated_stream_refuses_other_weights_and_batches():
+    params, xs, ys = problem("gru")
+    s = bpttbench.stream("snap1", params, B=B)
+    with pytest.raises(ValueError, match="weight_ih"):
+        s.params = init_gru(M, N + 1, P)
+    with pytest.raises(TypeError, match="LSTMParams"):
+        s.params = init_lstm(M, N, P)
+    with pytest.raises(ValueError, match="batch"):
+        s.step(xs[:, :1], ys[:, :1])
+    s.params = init_gru(M, N, P, seed=9)  # same shapes: taken
+    with pytest.raises(NotImplementedError, match="Elman cell only"):
+        bpttbench.stream("uoro", params, B=B)
