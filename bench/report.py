@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, quality_report, report_gpu
+from bpttbench.bench import DEFAULT_DB, online_budget, quality_report, report_gpu
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
     BenchFile,
@@ -64,7 +64,7 @@ SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
     r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
-    r"|other_axes|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
+    r"|other_axes|online_budget|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
 )
 SECTIONS = {
     "time": "Time",
@@ -73,6 +73,7 @@ SECTIONS = {
     "cost": "Cost side by side",
     "eff": "Efficiency",
     "other": "Other axes",
+    "online": "Online algorithms",
     "peers": "Peers",
     "json": "pytest-benchmark",
 }
@@ -119,6 +120,8 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         title = other_axes_title(ctx)
         chart = Chart("other_axes", title[0].upper() + title[1:], SECTIONS["other"])
         plan.append((chart, lambda: chart_other_axes(ctx)))
+    chart = Chart(online_budget.NAME, online_budget.TITLE, SECTIONS["online"])
+    plan.append((chart, lambda: online_budget.chart(ctx)))
     if ctx.store is not None:
         chart = Chart("peers", "Peer implementations", SECTIONS["peers"])
         plan.append((chart, lambda: chart_peers(ctx, db_path)))

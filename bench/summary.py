@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
+from bpttbench.bench import online_budget
 from bpttbench.bench.benchjson import BenchFile
 from bpttbench.bench.fit import verdict_counts
 from bpttbench.bench.pairs import pair_summary
@@ -44,6 +45,7 @@ def build_summary(ctx: Context, bench_files: Sequence[BenchFile], db_path) -> di
         }
         out["slopes"] = _slopes(fits)
         out["efficiency"] = _efficiency(ctx)
+        out["online_budget"] = online_budget.summary(ctx)
         out["pairs"] = {}
         for a, b in ctx.view.pairs():
             try:

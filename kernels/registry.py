@@ -356,19 +356,30 @@ def check_spec(spec: AlgorithmSpec) -> None:
 # Per step, UORO, SnAp-1 and RFLO touch n r numbers (r = n + m + 1) and multiply by W_hh
 # once or twice: n^2; KF-RTRL and R-KF multiply W_hh by an n x n (n x r) factor: n^3;
 # SnAp-2 is RTRL on the one-hop pattern: density^2 n^4. None keeps anything per step, so
-# memory is flat in T: n^2 (density n^3 for SnAp-2). What decides the sizes (measured as
-# the presets above):
+# memory is flat in T: n^2 (density n^3 for SnAp-2). What decides the sizes (measured,
+# one thread, float64; the FLOP model's 90% window is necessary, not sufficient: its
+# lower-order terms are memory-bound passes that run several times slower per FLOP
+# than the GEMM of the leading term, so the time's leading share lags the FLOPs'):
 # - the n^2 rules run at a few us per step at n = 64 (memory-bound passes over n r
 #   numbers), so T = 16 keeps their smallest quick cell near 0.2 ms and the largest
 #   (n = 1024) near 20 ms; their memory model leads with n^2 only from n ~ 300 (the
 #   per-block buffers hold 16 to 32 steps of vectors), so their sweeps reach n = 1024;
-# - KF-RTRL and R-KF are one n^3 GEMM per step: n = 384 costs ~10 ms a step;
-# - SnAp-2's n^4 terms carry 90% of its FLOPs only once each unit keeps ~40 others
-#   (the pass over the kept entries costs 9 q r against the product's 2 q^2 r), so at
-#   the default density of 25% its sweep starts at n = 160 and stays short (1.3 GFLOP a
-#   step at n = 320); the quick preset gives it a 2x span and one step per call.
-# The store keeps T, n, B, m, p only, so a sweep must leave density at its default.
-# The full preset adds T and B sweeps of 8 points each: about 160 cells for the six.
+# - KF-RTRL and R-KF are one n^3 GEMM per step, but up to n ~ 256 the call's n^2
+#   passes (K's update, c^T K, the gradient's outer product) still take a third of the
+#   time: local slopes measured 1.4-2.0 from n = 64 to 128, 2.7 from 256 to 384, and
+#   2.83-2.96 from 384 to 1536 (T = 2: 4.5 ms a call at n = 384, 0.25 s at 1536). The
+#   sweeps start at n = 512 (quick) and 384 (full), where the GEMM carries ~90%;
+# - SnAp-2's product 2 s^2 r per row and step (s = q + 1 kept units, q = density n)
+#   is a small GEMM whose fused pass (9 s r) and gather (s^2) are memory-bound, so its
+#   time leads with n^4 only once s is large: at 25% density local slopes measured
+#   3.4-3.7 up to n = 480; at 50% density 3.3 (n = 128 to 192), 3.55, 3.76 and 4.0
+#   (n = 320 to 384, 0.23 s a call at T = 1). The n sweeps run at 50% density from
+#   n = 256. Along density (at a fixed n) the product grows like density^2, the pass
+#   like density: measured 1.6-1.8 at n = 256 from 12% to 100%, so the density sweeps
+#   run at n = 320 (quick) and 384 (full), where the pass's share (~ 1 / (density n))
+#   is smaller, and stop at 90%: at 100% every unit is kept and the kernel skips the
+#   gather of W_hh[S_k, S_k] (RTRL's product), a change of code path within the sweep.
+# The full preset adds T and B sweeps of 8 points each: about 170 cells for the six.
 
 _TO18 = "Tallec & Ollivier 2018, sec. 3 and Algorithm 1; Marschall, Cho & Savin 2020, Table 1"
 _MMS18 = "Mujika, Meier & Steger 2018, sec. 4 and Table 1; Marschall, Cho & Savin 2020, Table 1"
@@ -427,13 +438,49 @@ def _cubic(name, title, func, flops, memory, source):
     """An n^3-per-step rule (KF-RTRL, R-KF): the same sweeps and cases."""
     return _online(
         name, title, func, flops, memory, source, 3, 2,
-        quick=(_geo("n", 64, 384, 5, multiple=8, T=4, B=1),),
+        quick=(_geo("n", 512, 1536, 5, multiple=16, T=2, B=1),),
         full=(
             _geo("T", 64, 8192, 8, n=64, B=1),
-            _geo("n", 64, 1024, 10, multiple=8, T=4, B=1),
+            _geo("n", 384, 2048, 9, multiple=16, T=2, B=1),
             _geo("B", 1, 64, 8, T=4, n=64),
         ),
         cases=(_cases("n", [64, 256], T=200, B=1),),
+    )  # fmt: skip
+
+
+def _snap2_spec():
+    """SnAp-2: the n^4 rule of a sparse W_hh, with density (percent) as an axis of its own."""
+    spec = _online(
+        "snap2",
+        "SnAp-2",
+        snap2,
+        snap2_flops,
+        snap2_memory,
+        _MEN21_2,
+        4,
+        3,
+        make_problem=_sparse_rnn_problem,
+        sizes=SPARSE_RNN_SIZES,
+        quick=(
+            _geo("n", 256, 448, 5, multiple=16, T=1, B=1, density=50),
+            _geo("density", 25, 90, 5, T=1, B=1, n=320),
+        ),
+        full=(
+            _geo("T", 16, 2048, 8, n=64, B=1),
+            _geo("n", 256, 640, 9, multiple=16, T=1, B=1, density=50),
+            _geo("density", 12, 90, 9, T=1, B=1, n=384),
+            _geo("B", 1, 64, 8, T=1, n=96),
+        ),
+        cases=(
+            _cases("n", [64, 256], T=8, B=1),
+            _cases("n", [64, 128], T=8, B=1, density=100),  # dense: RTRL's work
+        ),
+    )
+    return replace(
+        spec,
+        axis_vars={**RNN_AXES, "density": ("density",)},
+        exponents={**spec.exponents, **_exponents(_MEN21_2, density=(2, 1))},
+        axis_labels={"density": "density of W_hh (% non-zeros)"},
     )  # fmt: skip
 
 
@@ -442,20 +489,7 @@ ALGORITHMS.update(
     kf_rtrl=_cubic("kf_rtrl", "KF-RTRL", kf_rtrl, kf_rtrl_flops, kf_rtrl_memory, _MMS18),
     r_kf=_cubic("r_kf", "R-KF", r_kf, r_kf_flops, r_kf_memory, _MCS20),
     snap1=_quadratic("snap1", "SnAp-1", snap1, snap1_flops, snap1_memory, _MEN21),
-    snap2=_online(
-        "snap2", "SnAp-2", snap2, snap2_flops, snap2_memory, _MEN21_2, 4, 3,
-        make_problem=_sparse_rnn_problem, sizes=SPARSE_RNN_SIZES,
-        quick=(_geo("n", 160, 320, 5, multiple=8, T=1, B=1),),
-        full=(
-            _geo("T", 16, 2048, 8, n=64, B=1),
-            _geo("n", 160, 640, 9, multiple=8, T=1, B=1),
-            _geo("B", 1, 64, 8, T=1, n=96),
-        ),
-        cases=(
-            _cases("n", [64, 256], T=8, B=1),
-            _cases("n", [64, 128], T=8, B=1, density=100),  # dense: RTRL's work
-        ),
-    ),
+    snap2=_snap2_spec(),
     rflo=_quadratic("rflo", "RFLO", rflo, rflo_flops, rflo_memory, _MUR19),
 )  # fmt: skip
 
@@ -515,8 +549,10 @@ for _cell in ("gru", "lstm"):
             _by_preset[_preset] = _by_preset.get(_preset, ()) + _sweeps
 
 
-# The algorithms that take every cell; the online rules run the (leaky) Elman cell only.
-CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl")
+# The algorithms that take every cell; of the online rules SnAp-1 takes the gated cells
+# too (Menick et al. 2021 define it for them; kernels/snap1_gated.py, O(n^2) per step
+# with G = 3 or 4 gates' constant), the others run the (leaky) Elman cell only.
+CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl", "snap1")
 
 
 def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSpec]:

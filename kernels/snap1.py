@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _online
+from . import _online, cells, snap1_gated
 from ._jit import jit
 from ._online import cell_step, fill_z
 from ._validate import check_rnn_problem
+from .cells import GRUParams, LSTMParams
 from .costs import Term
 
 
@@ -206,8 +207,10 @@ def snap1(params, xs, ys):
 
     Parameters
     ----------
-    params : RNNParams
-        Its ``alpha`` attribute, when present, is the leak (0 < alpha <= 1; 1 by default).
+    params : RNNParams, GRUParams or LSTMParams
+        An RNNParams' ``alpha`` attribute, when present, is the leak (0 < alpha <= 1;
+        1 by default). The gated cells run ``snap1_gated`` (SnAp-1 as Menick et al.
+        define it for them: each parameter row's influence on its own unit's state).
     xs : array (T, B, m) or (T, m)
     ys : array (T, B, p) or (T, p)
 
@@ -215,20 +218,28 @@ def snap1(params, xs, ys):
     -------
     loss : float
         1/2 sum_t sum_b ||yhat_t,b - y_t,b||^2
-    grads : RNNParams
+    grads : the parameters' type
         The sum over steps of SnAp-1's estimate (readout gradients exact); the
-        exact gradient when W_hh is diagonal.
+        exact gradient when W_hh (every gate's block of weight_hh) is diagonal.
     """
+    if isinstance(params, GRUParams | LSTMParams):
+        cell, w, xs, ys = cells.check_problem(params, xs, ys)
+        loss, grads = snap1_gated.KERNELS[cell.name](*w, xs, ys)
+        return loss, cells.as_params(cells.Weights(*grads), cell)
     arrays, xs, ys = check_rnn_problem(params, xs, ys)
     alpha = _online.leak(params)
     return advance(start(arrays, xs.shape[1]), arrays, alpha, xs, ys)
 
 
 def flops(size) -> list[Term]:
-    """Exact FLOPs of one ``snap1`` call."""
+    """Exact FLOPs of one ``snap1`` call (a gated cell's where size["cell"] names one)."""
+    if size.get("cell", "elman") != "elman":
+        return snap1_gated.flops(size)
     return trace_flops(*(size[k] for k in ("T", "B", "n", "m", "p")))
 
 
 def memory(size, itemsize: int) -> list[Term]:
-    """Working bytes of one ``snap1`` call."""
+    """Working bytes of one ``snap1`` call (a gated cell's where size["cell"] names one)."""
+    if size.get("cell", "elman") != "elman":
+        return snap1_gated.memory(size, itemsize)
     return trace_bytes(*(size[k] for k in ("T", "B", "n", "m", "p")), itemsize)

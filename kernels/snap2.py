@@ -202,7 +202,7 @@ def snap2(params, xs, ys):
 # --- costs ---------------------------------------------------------------------------
 # The models count a W_hh with the same number of non-zeros in every column, as the
 # registry's problems draw it (sparse_W_hh): density percent of the n - 1 other units.
-# A size without "density" (the store of a sweep keeps only T, n, B, m, p) means this.
+# A size without "density" means this.
 DEFAULT_DENSITY = 25
 
 
@@ -229,8 +229,11 @@ def _kept(size):
     return n, hops(n, size.get("density", DEFAULT_DENSITY))
 
 
-# The terms count q, the out-neighbours of a unit, as growing like n (they do at a
-# fixed density, up to rounding); density is a fixed size of the sweeps, not an axis.
+# The terms count q, the out-neighbours of a unit, as density * n (up to rounding):
+# power 1 in n and 1 in density, so the same terms serve the n axis (at a fixed
+# density) and the density axis (at a fixed n). The work grows with the number of
+# non-zeros of the mask I + [W_hh != 0] per column, s = q + 1: density^2 n^4 time
+# and density n^3 memory (THEORY.md, "Online approximations").
 
 
 def flops(size) -> list[Term]:
@@ -243,8 +246,8 @@ def flops(size) -> list[Term]:
     # n (2 q^2 + 9 q + 9) r in all.
     return [
         *_online.cell_flops(T, B, n, m, p),
-        *_online.times_r(T * B * n * 2 * q * q, {**TB, "n": 3}, n, m),
-        *_online.times_r(T * B * n * 9 * q, {**TB, "n": 2}, n, m),
+        *_online.times_r(T * B * n * 2 * q * q, {**TB, "n": 3, "density": 2}, n, m),
+        *_online.times_r(T * B * n * 9 * q, {**TB, "n": 2, "density": 1}, n, m),
         *_online.times_r(T * B * n * 9, {**TB, "n": 1}, n, m),
         Term(1),  # 1 - alpha
     ]
@@ -259,14 +262,14 @@ def memory(size, itemsize: int) -> list[Term]:
     n, q = _kept(size)
     gathered = q + 1 < n  # W_hh[S_k, S_k] is gathered into a block unless S_k is every unit
     return [
-        *_online.times_r(B * n * q * itemsize, {"B": 1, "n": 2}, n, m),  # J, the q hops
+        *_online.times_r(B * n * q * itemsize, {"B": 1, "n": 2, "density": 1}, n, m),  # J, hops
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # J, unit k itself
-        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1}, n, m),  # W_hh[S_k, S_k] J
+        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1, "density": 1}, n, m),  # W_hh J
         *_online.times_r(B * itemsize, {"B": 1}, n, m),
-        Term(q * q * itemsize * gathered, {"n": 2}),  # W_hh[S_k, S_k]
-        Term(2 * q * itemsize * gathered, {"n": 1}),
+        Term(q * q * itemsize * gathered, {"n": 2, "density": 2}),  # W_hh[S_k, S_k]
+        Term(2 * q * itemsize * gathered, {"n": 1, "density": 1}),
         Term(itemsize * gathered),
-        Term(n * q * itemsize, {"n": 2}),  # the pattern: idx (n (q + 1)) and ptr (n + 1)
+        Term(n * q * itemsize, {"n": 2, "density": 1}),  # pattern: idx (n (q + 1)), ptr (n + 1)
         Term(2 * n * itemsize, {"n": 1}),
         Term(itemsize),
         *_online.gradient_bytes(n, m, itemsize),

@@ -35,9 +35,10 @@ Every stream runs the Elman cell, plain or leaky (``params.alpha``). Truncated
 BPTT also runs the gated cells (``GRUParams``, ``LSTMParams``): its schedule is
 the cells' shared sweep (kernels/_sweeps.py), so carrying the window's states
 and what the cell stored beside them (the LSTM's c) is all a gated stream
-needs. The online rules refuse the gated cells with NotImplementedError: their
-kernels are the Elman cell's (the gated RTRL kernels start from h_0 = 0 and
-carry no state out).
+needs. SnAp-1 runs them too (``snap1_gated.py`` carries h, the LSTM's c and the
+kept traces). The other online rules refuse the gated cells with
+NotImplementedError: their kernels are the Elman cell's (the gated RTRL kernels
+start from h_0 = 0 and carry no state out).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Names, not modules: the package re-exports each function under its module's name.
-from . import _online, _tbptt_stream, cells
+from . import _online, _tbptt_stream, cells, snap1_gated
 from ._validate import check_rnn_params, check_sequence, check_size
 from .cells import GRUParams, LSTMParams
 from .kf_rtrl import advance as kf_rtrl_advance
@@ -71,6 +72,21 @@ def _tbptt_start(arrays, B, k1=None, k2=None):
 
 def _rtrl_advance(state, arrays, alpha, xs, ys):
     return rtrl_advance(state, arrays, xs, ys, alpha)
+
+
+def _snap1_start(arrays, B):
+    if _is_gated(arrays):
+        cell, weights, _ = cells.identify(arrays)
+        return snap1_gated.start(cell.name, weights, B)
+    return snap1_start(arrays, B)
+
+
+def _snap1_advance(state, arrays, alpha, xs, ys):
+    if _is_gated(arrays):
+        cell, weights, _ = cells.identify(arrays)
+        loss, grads = snap1_gated.advance(state, weights, xs, ys)
+        return loss, cells.as_params(cells.Weights(*grads), cell)
+    return snap1_advance(state, arrays, alpha, xs, ys)
 
 
 def _is_gated(params) -> bool:
@@ -112,7 +128,7 @@ RULES: dict[str, _Rule] = {
     "uoro": _Rule(uoro_start, uoro_advance, ("seed",)),
     "kf_rtrl": _Rule(kf_rtrl_start, kf_rtrl_advance, ("seed",)),
     "r_kf": _Rule(r_kf_start, r_kf_advance, ("seed",)),
-    "snap1": _Rule(snap1_start, snap1_advance),
+    "snap1": _Rule(_snap1_start, _snap1_advance, gated=True),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
     "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2"), gated=True),
@@ -210,7 +226,7 @@ def stream(name, params, B=1, **options) -> Stream:
     name : str
         ``"rtrl"``, ``"uoro"``, ``"kf_rtrl"``, ``"r_kf"``, ``"snap1"``, ``"snap2"``,
         ``"rflo"`` or ``"tbptt"``.
-    params : RNNParams (GRUParams, LSTMParams for ``"tbptt"``)
+    params : RNNParams (GRUParams, LSTMParams for ``"tbptt"`` and ``"snap1"``)
         The first weights (with ``alpha``, the leak, when present).
     B : int
         Sequences in the batch; every chunk must hold this many.

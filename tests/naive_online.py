@@ -399,3 +399,98 @@ def r_kf(p, xs, ys, alpha=1.0, seed=0):
 
 DETERMINISTIC = {"snap1": snap1, "snap2": snap2, "rflo": rflo}
 STOCHASTIC = {"uoro": uoro, "kf_rtrl": kf_rtrl, "r_kf": r_kf}
+
+
+# --- SnAp-1 on the gated cells (Menick et al. 2021, sec. 3) ---------------------------
+# SnAp-1 is RTRL whose influence matrix J_t = d state_t / d theta keeps only the entries
+# that one step of the cell makes non-zero, J_t = keep * (A_t J_{t-1} + M_t), and drops
+# the rest. A parameter of row k of weight_ih, weight_hh, bias_ih or bias_hh (any gate)
+# enters the pre-activation of unit k mod n only, so one step moves that unit's state
+# only: keep[j, theta] = [unit of state entry j == unit of theta's row], the state being
+# h (GRU) or (h, c) (LSTM). A_t = d state_t / d state_{t-1} and M_t = d state_t / d theta
+# (at a fixed state_{t-1}) are taken here by central differences of one step of the
+# cell, so this reference shares no derivative with the kernel.
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def gated_step(kind: str, theta: list, state: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One step of the GRU or LSTM (PyTorch's gate order) for one sequence; state -> state."""
+    weight_ih, weight_hh, bias_ih, bias_hh = theta
+    n = weight_hh.shape[1]
+    h = state[:n]
+    if kind == "gru":
+        gi, gh = weight_ih @ x + bias_ih, weight_hh @ h + bias_hh
+        r = _sigmoid(gi[:n] + gh[:n])
+        z = _sigmoid(gi[n : 2 * n] + gh[n : 2 * n])
+        g = np.tanh(gi[2 * n :] + r * gh[2 * n :])
+        return (1.0 - z) * g + z * h
+    c = state[n:]
+    a = weight_ih @ x + bias_ih + weight_hh @ h + bias_hh
+    i, f, o = _sigmoid(a[:n]), _sigmoid(a[n : 2 * n]), _sigmoid(a[3 * n :])
+    c_new = f * c + i * np.tanh(a[2 * n : 3 * n])
+    return np.concatenate([o * np.tanh(c_new), c_new])
+
+
+def _flat(theta):
+    return np.concatenate([a.ravel() for a in theta])
+
+
+def _unflat(vec, like):
+    out, at = [], 0
+    for a in like:
+        out.append(vec[at : at + a.size].reshape(a.shape))
+        at += a.size
+    return out
+
+
+def gated_snap1(kind: str, params, xs, ys, masked: bool = True, eps: float = 1e-6):
+    """(loss, [g_weight_ih, g_weight_hh, g_bias_ih, g_bias_hh, g_W_out, g_b_out]) of SnAp-1.
+
+    ``params`` has the fields weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out;
+    ``masked=False`` keeps every entry: exact RTRL (a check of this reference).
+    """
+    theta = [np.asarray(getattr(params, k), np.float64)
+             for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]  # fmt: skip
+    W_out, b_out = (np.asarray(a, np.float64) for a in (params.W_out, params.b_out))
+    xs, ys = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    T, B, _ = xs.shape
+    n = theta[1].shape[1]
+    ns = n if kind == "gru" else 2 * n
+    flat = _flat(theta)
+    unit_theta = np.concatenate([np.repeat(np.arange(a.shape[0]) % n, a.size // a.shape[0])
+                                 for a in theta])  # fmt: skip
+    keep = (np.arange(ns)[:, None] % n) == unit_theta[None, :]
+    if not masked:
+        keep[:] = True
+    grad = np.zeros_like(flat)
+    g_W_out, g_b_out = np.zeros_like(W_out), np.zeros_like(b_out)
+    loss = 0.0
+    for b in range(B):
+        state, J = np.zeros(ns), np.zeros((ns, flat.size))
+        for t in range(T):
+            x = xs[t, b]
+            A = np.empty((ns, ns))
+            for j in range(ns):
+                d = np.zeros(ns)
+                d[j] = eps
+                A[:, j] = (gated_step(kind, theta, state + d, x)
+                           - gated_step(kind, theta, state - d, x)) / (2 * eps)  # fmt: skip
+            M = np.empty((ns, flat.size))
+            for q in range(flat.size):
+                d = np.zeros(flat.size)
+                d[q] = eps
+                up = gated_step(kind, _unflat(flat + d, theta), state, x)
+                down = gated_step(kind, _unflat(flat - d, theta), state, x)
+                M[:, q] = (up - down) / (2 * eps)
+            J = np.where(keep, A @ J + M, 0.0)
+            state = gated_step(kind, theta, state, x)
+            h = state[:n]
+            e = W_out @ h + b_out - ys[t, b]
+            loss += 0.5 * float(e @ e)
+            g_W_out += np.outer(e, h)
+            g_b_out += e
+            grad += (W_out.T @ e) @ J[:n]
+    return loss, [*_unflat(grad, theta), g_W_out, g_b_out]

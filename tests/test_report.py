@@ -287,6 +287,7 @@ STORE_CHARTS = [
     "memory_boundary_rtrl_vs_bptt",
     "efficiency",
     "other_axes",
+    "online_budget",
     "peers",
     "peers_gpu",
 ]
@@ -700,3 +701,40 @@ def test_the_report_draws_the_fits_it_is_given_and_fits_once(built, tmp_path, mo
     monkeypatch.setattr(slices, "fit_table", lambda *a, **k: calls.append(1) or fit_table(*a, **k))
     make_report(built["db"], [], tmp_path / "own")
     assert calls == [1]
+
+
+def test_online_budget_table_reads_the_measured_sweeps(built):
+    from bpttbench.bench.fit import fit_table
+    from bpttbench.bench.online_budget import TIME_BUDGET
+    from bpttbench.bench.store import load_cells
+
+    md = (built["out"] / "report.md").read_text()
+    assert "## Online algorithms" in md and "charts/online_budget.png" in md
+    summary = json.loads((built["out"] / "summary.json").read_text())["online_budget"]
+    assert summary["time_per_step_s"] == TIME_BUDGET and summary["memory_bytes"] == 2**30
+    algs = summary["algorithms"]
+    assert set(algs) == {"tbptt", "rtrl"}  # memory flat in T; BPTT and backprop are not
+    # RTRL's time per step (median / (T B), T = 32) crosses 1 ms between the measured
+    # n = 32 and 48 (n = 64 was skipped). Its n sweep has no fit window (m = p = 8 keep
+    # the n^4 terms under 90%), so the local slope between the two carries n from 32.
+    cells = load_cells(built["db"])
+    ok = cells[(cells["status"] == "ok") & (cells["algorithm"] == "rtrl") & (cells["axis"] == "n")]
+    at32, at48 = (float(ok.loc[ok["n"] == v, "median_s"].iloc[0]) / 32 for v in (32, 48))
+    fit = next(f for f in fit_table(cells) if f.algorithm == "rtrl" and f.axis == "n"
+               and f.metric == "time")  # fmt: skip
+    assert math.isnan(fit.slope) and algs["rtrl"]["time"]["slope"] is None  # JSON: null
+    slope = math.log(at48 / at32) / math.log(48 / 32)
+    rtrl = algs["rtrl"]["time"]
+    assert rtrl["bound"] == "interpolated" and rtrl["measured"] == [4, 48]
+    assert rtrl["n"] == pytest.approx(32 * (TIME_BUDGET / at32) ** (1 / slope), rel=1e-5)
+    assert 32 < rtrl["n"] < 48
+    # RTRL's memory stays far below 1 GiB: at least the largest n, not extrapolated
+    assert algs["rtrl"]["memory"]["bound"] == "at_least" and algs["rtrl"]["memory"]["n"] == 48
+    # truncated BPTT at T = 64: 1 ms per step between n = 512 and 1024
+    assert algs["tbptt"]["time"]["bound"] == "interpolated"
+    assert 512 < algs["tbptt"]["time"]["n"] < 1024
+    lines = md.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| algorithm | time per step"))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[head + 2 : head + 4]]
+    row = next(r for r in rows if r[0] == "RTRL")
+    assert row[2] == f"{rtrl['n']:.0f}" and row[4].startswith(">= 48")

@@ -9,9 +9,10 @@ streams return only the chunk's summed loss, not which steps were scored).
 
 The cell is Elman, GRU or LSTM (``Training.cell``). The gated cells train
 through the truncated-BPTT stream only (``tbptt k=`` and ``bptt-chunk``
-settings, which carry the window's states, the LSTM's c with h): the online
-rules' streams, exact RTRL's included, run the Elman cell only, and a gated
-run of one of them is refused with a ValueError before it starts.
+settings, which carry the window's states, the LSTM's c with h). Of the
+online rules' streams only SnAp-1's takes a gated cell, and the presets do not
+train it yet; a gated run of any setting but truncated BPTT is refused with a
+ValueError before it starts.
 
 - final loss: the scored MSE per output over the last 20% of steps;
 - steps to threshold: the first step at which the moving average of the
