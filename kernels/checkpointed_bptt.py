@@ -12,16 +12,17 @@ What the executor holds (numbers, B the batch, n the state size):
 
 - the slots: ``slots`` states, n B numbers each, 2 n B for the LSTM (its state
   is the pair (h, c)); the leaky Elman cell and the GRU keep h only;
-- the current state, and a window of C + 1 states in which an ADVANCE of up to
-  C steps runs as one chunked forward sweep (the input projection as one GEMM,
-  as BPTT's forward sweep does);
+- the current state and the step after it (two states, with the cell's
+  values): an ADVANCE projects the inputs of up to C steps as one GEMM, as
+  BPTT's forward sweep does, then steps through the two rows; the step
+  evaluated inside a reverse step (the "turn") uses them too, since after a
+  REVERSE the schedule always restores before it advances or stores;
 - the reverse chunk: h_s of the last C reversed steps and their pre-activation
   and readout errors, so that the weight gradients are GEMMs over C steps
-  (``dW_hh += D^T H``, ``dW_ih += DX^T X``, ``dW_out += E^T H``) exactly as in
-  BPTT's backward sweep, not an outer product per step. This keeps the memory
-  flat in T (C = ``chunk_steps(B, T)`` <= 128 / B steps, a constant) and the
-  gradient FLOPs at BLAS speed;
-- a two-state buffer for the step evaluated inside a reverse step (the "turn").
+  (``dW_hh += D^T H``, ``dW_ih += DX^T X``, ``dW_out += E^T H``) as in
+  BPTT's backward sweep, not an outer product per step. Buffering costs
+  C (G + 1) n B numbers, a constant (C = ``chunk(B, T)`` <= 64 / B steps), so
+  the memory stays flat in T, and the gradient FLOPs run at BLAS speed.
 
 So nothing grows with T but the inputs xs, ys and the schedule itself,
 12 (3T - 2) bytes (36 bytes a step, against BPTT's 8 n B or more). The schedule
@@ -67,9 +68,9 @@ from ._jit import jit
 from ._sweeps import (
     Buffers,
     _backward_step,
+    _forward_step,
     backward_flops,
     chunk_bytes,
-    chunk_steps,
     forward_flops,
     forward_sweep,
     gradient_bytes,
@@ -89,6 +90,18 @@ from .checkpoint_schedule import (
     revolve_schedule,
 )
 from .costs import Term
+
+# Rows (steps x batch) of the chunk GEMMs: half of BPTT's (_sweeps.CHUNK_ROWS). The chunk
+# buffers are the constant part of the memory, which here is what the slots save against:
+# at T = 1000, n = 64, B = 8, 128 rows would put the peak with 32 slots at 11.7% of
+# BPTT's instead of about 8%; 64-row GEMMs still run the weight gradients near the
+# BLAS rate.
+CHUNK_ROWS = 64
+
+
+def chunk(B: int, T: int) -> int:
+    """Steps per chunk for batch size ``B``, at most T."""
+    return max(1, min(T, CHUNK_ROWS // B))
 
 
 @lru_cache(maxsize=16)
@@ -116,23 +129,40 @@ def evaluations(cell_id: int, T: int, slots: int) -> int:
 
 @jit
 def _advance(cell, alpha, xs, w, fb, a, b):
-    """Steps a .. b-1 from the current state fb.H[0] (fb.X[0]) in chunks of C steps;
-    the state after is moved back to row 0 (only h, and the LSTM's c, are read later)."""
-    C = fb.D.shape[0]
-    s = a
-    while s < b:
-        L = min(C, b - s)
-        forward_sweep(cell, alpha, xs, w, fb, s, s, s + L)
-        fb.H[0] = fb.H[L]
-        if cell == LSTM:
-            fb.X[0] = fb.X[L]
-        s += L
+    """Steps a .. b-1 from the current state fb.H[0] (and fb.X[0]), which they overwrite.
+
+    The input projections x W_ih^T of up to C steps are one GEMM (into fb.D), as in
+    BPTT's forward sweep; the states go through two rows, the new one copied back to
+    row 0 after each step (n B numbers, against the step's 2 G n^2 B FLOPs), so an
+    advance holds two states, not C + 1.
+    """
+    B = xs.shape[1]
+    m = xs.shape[2]
+    H = fb.H
+    X = fb.X
+    A = fb.D
+    W_hh = w.weight_hh
+    Gn = W_hh.shape[0]
+    n = H.shape[2]
+    C = A.shape[0]
+    for c0 in range(a, b, C):
+        c = min(C, b - c0)
+        np.dot(xs[c0 : c0 + c].reshape(c * B, m), w.weight_ih.T, A[:c].reshape(c * B, Gn))
+        for j in range(c):
+            if cell == ELMAN:
+                np.dot(H[0], W_hh.T, H[1])
+                elman.forward_step(A[j], w.bias_ih, H[1])
+            else:
+                _forward_step(cell, alpha, A, j, fb.R, W_hh, w.bias_ih, w.bias_hh, H, X, 0)
+            H[0] = H[1]
+            if cell == LSTM:  # the state is (h, c); the gates are not read again
+                X[0, :, :n] = X[1, :, :n]
     return b - a
 
 
 @jit
-def _checkpointed(cell, alpha, xs, ys, w, schedule, SH, SC, fb, tb, rb, g, count):
-    w, fb, tb, rb, g = Weights(*w), Buffers(*fb), Buffers(*tb), Buffers(*rb), Weights(*g)
+def _checkpointed(cell, alpha, xs, ys, w, schedule, SH, SC, fb, rb, g, count):
+    w, fb, rb, g = Weights(*w), Buffers(*fb), Buffers(*rb), Weights(*g)
     T, B, m = xs.shape
     n = fb.H.shape[2]
     p = w.W_out.shape[0]
@@ -183,23 +213,21 @@ def _checkpointed(cell, alpha, xs, ys, w, schedule, SH, SC, fb, tb, rb, g, count
         else:  # REVERSE step s = i from h_s in slot k or the current state
             s = i
             j = s - c0
-            # h_s (and c_s) into the turn buffer's row 0 and the chunk's row j.
-            if k == CURRENT:
-                tb.H[0] = fb.H[0]
+            # h_s (and c_s) into the current state and the chunk's row j. A slot's state
+            # may overwrite the current one: after a REVERSE the schedule always
+            # RESTOREs before it advances or stores (tests/test_checkpointed_bptt.py).
+            if k != CURRENT:
+                fb.H[0] = SH[k]
                 if cell == LSTM:
-                    tb.X[0, :, :n] = fb.X[0, :, :n]
-            else:
-                tb.H[0] = SH[k]
-                if cell == LSTM:
-                    tb.X[0, :, :n] = SC[k]
-            Hc[j] = tb.H[0]
+                    fb.X[0, :, :n] = SC[k]
+            Hc[j] = fb.H[0]
             if cell != ELMAN or s == T - 1:
                 # The turn: step s again, for h_{s+1} (first reverse step) and the
                 # values the backward step reads (every cell but the plain Elman one).
-                forward_sweep(cell, alpha, xs, w, tb, s, s, s + 1)
+                forward_sweep(cell, alpha, xs, w, fb, s, s, s + 1)
                 evals += 1
                 if s == T - 1:
-                    Hc[j + 1] = tb.H[1]
+                    Hc[j + 1] = fb.H[1]
             # else h_{s+1} is Hc[j + 1], put there by the previous reverse step.
             # Readout error e_s = W_out h_{s+1} + b_out - y_s and its error at h_{s+1}.
             e = E[j]
@@ -215,7 +243,7 @@ def _checkpointed(cell, alpha, xs, ys, w, schedule, SH, SC, fb, tb, rb, g, count
             if cell == ELMAN:  # DH is D: d holds the readout error
                 elman.backward_step(d, delta, Hc[j + 1])
             else:
-                _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, tb.H, tb.X, 0)
+                _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, fb.H, fb.X, 0)
             if s > 0:  # the error at h_s: W_hh^T d, plus what bypasses W_hh
                 np.dot(d, W_hh, delta)
                 if cell == LEAKY or cell == GRU:
@@ -262,18 +290,17 @@ def _run(params, xs, ys, slots):
     p, n = w.W_out.shape
     dt = w.W_out.dtype
     schedule, used = plan(T, slots)
-    C = chunk_steps(B, T)
+    C = chunk(B, T)
     # The reverse chunk keeps h_s only (its X is never allocated beyond 0 rows).
     rb = make_buffers(cell, C + 1, B, n, m, p, C, dt, stored_rows=0)
-    fb = _advance_buffers(cell, rb, C, B, n, dt)  # advances: the current state is row 0
-    tb = fb._replace(H=np.empty((2, B, n), dt), X=np.empty((2, B, cell.stored * n), dt))
+    fb = _advance_buffers(cell, rb, C, B, n, dt)  # the current state is row 0
     SH = np.empty((used, B, n), dt)
     SC = np.empty((used if cell.id == LSTM else 0, B, n), dt)
     g = zero_grads(w)
     count = np.zeros(1, np.int64)
     loss, finite = _checkpointed(
-        cell.id, cell.alpha, xs, ys, tuple(w), schedule, SH, SC, tuple(fb), tuple(tb),
-        tuple(rb), tuple(g), count,
+        cell.id, cell.alpha, xs, ys, tuple(w), schedule, SH, SC, tuple(fb), tuple(rb),
+        tuple(g), count,
     )  # fmt: skip
     grads = cells.as_params(g, cell)
     if not (finite and math.isfinite(loss)):
@@ -282,15 +309,15 @@ def _run(params, xs, ys, slots):
 
 
 def _advance_buffers(cell, rb: Buffers, C, B, n, dt) -> Buffers:
-    """What ``forward_sweep`` reads and writes: C + 1 states H and the cell's values X,
-    the input projections (in D) and the gated cells' recurrent product R (shared with
-    the reverse chunk's, which only the forward step uses). The rest is left empty."""
+    """The current state and the step after it (H, and the cell's values X: two rows),
+    the input projections of C steps (in D) and the gated cells' recurrent product R
+    (the reverse chunk's, which only a forward step uses); the rest is left empty."""
     A = np.empty((C, B, cell.gates * n), dt)
     e3 = np.empty((0, 0, 0), dt)
     e2 = np.empty((0, 0), dt)
     return Buffers(
-        H=np.empty((C + 1, B, n), dt),
-        X=np.empty((C + 1, B, cell.stored * n), dt),
+        H=np.empty((2, B, n), dt),
+        X=np.empty((2, B, cell.stored * n), dt),
         D=A, DX=A, DH=A, E=e3, R=rb.R, delta=e2, delta_c=e2, carry=e2,
         tmp_hh=e2, tmp_ih=e2, tmp_pn=e2,
     )  # fmt: skip
@@ -348,7 +375,7 @@ def flops(size) -> list[Term]:
     T, B, n, m, p, c, cell = _sizes(size)
     evals = evaluations(cell.id, T, c)
     sweeps = forward_flops(cell, evals, B, n, m)
-    sweeps += backward_flops(cell, T, T, B, n, m, p, chunk_steps(B, T))
+    sweeps += backward_flops(cell, T, T, B, n, m, p, chunk(B, T))
     return [t.substitute("steps", {"T": 1}).substitute("err_steps", {"T": 1}) for t in sweeps]
 
 
@@ -360,17 +387,15 @@ def slots_used(T: int, c: int) -> int:
 def memory(size, itemsize: int) -> list[Term]:
     """Working bytes of one call: the slots, the constant buffers, the gradients."""
     T, B, n, m, p, c, cell = _sizes(size)
-    C = chunk_steps(B, T)
+    C = chunk(B, T)
     lstm = cell.id == LSTM
     state = n * B * itemsize  # one h (or c)
     per_row = (1 + cell.stored) * state  # h and the cell's values, as BPTT stores a step
     return [
         Term(slots_used(T, c) * state * (2 if lstm else 1), {"c": 1, "B": 1, "n": 1}),
-        Term((C + 1) * per_row, {"B": 1, "n": 1}),  # the advance window
-        Term(2 * per_row, {"B": 1, "n": 1}),  # the turn's two states
+        Term(2 * per_row, {"B": 1, "n": 1}),  # the current state and the next
         Term((C + 1) * state, {"B": 1, "n": 1}),  # the reverse chunk's h_s
         *chunk_bytes(cell, B, n, m, p, C, itemsize),  # reverse chunk errors, GEMM scratch
-        Term(C * cell.gates * n * B * itemsize, {"B": 1, "n": 1}),  # the advance's W_ih x
+        Term(C * cell.gates * n * B * itemsize, {"B": 1, "n": 1}),  # C steps' W_ih x
         *gradient_bytes(cell, n, m, p, itemsize),
-        Term(8),  # the evaluation counter
-    ]
+    ]  # (and the kernel's 8-byte evaluation counter, left in the fixed overhead)

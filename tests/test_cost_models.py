@@ -33,6 +33,8 @@ equals an operation count of the kernel's own sequence of operations.
 
 from __future__ import annotations
 
+import importlib
+
 import bpttbench
 import flop_count
 import naive_cells
@@ -50,10 +52,13 @@ from helpers import (
 
 ITEMSIZE = 8
 
+# The chunk of checkpointed BPTT (``bpttbench.checkpointed_bptt`` is the function).
+checkpoint_chunk = importlib.import_module("bpttbench.checkpointed_bptt").chunk
+
 # Powers of two: B divides CHUNK_ROWS, T is a multiple of the chunk and of k, and a
 # window (k = 64 steps) spans two chunks of 32 (four of 16 with B doubled).
 BASE_SIZE = {
-    "rnn": {"T": 256, "B": 4, "n": 16, "m": 4, "p": 2, "k1": 64, "k2": 64},
+    "rnn": {"T": 256, "B": 4, "n": 16, "m": 4, "p": 2, "k1": 64, "k2": 64, "c": 8},
     "mlp": {"depth": 4, "width": 16, "B": 4},
 }
 # The size variables doubled one at a time; "k" doubles k1 and k2 together.
@@ -115,6 +120,22 @@ MISMATCHES = {
     ("backprop", "flops", 2): "3 B w + 1: the final loss * 0.5 has no B or w",
     ("backprop", "flops", 5): "(L - 1)(2 B w^2 + 3 B w): L - 1 is not L^1, 3 B w is not w^2",
 }
+_EVALUATIONS = (
+    "(F + turns) forward steps, F = r T - C(c + r, c + 1) revolve's advances: piecewise "
+    "linear in T with slope r (the repetition number, which grows with T) and falling "
+    "with c; declared T^1, c^0"
+)
+_CKPT_CHUNK = "(C + 1) B n, C B = 64 rows: constant in B plus B n (declared B^1)"
+MISMATCHES.update({
+    ("checkpointed_bptt", "flops", 0): _EVALUATIONS,
+    ("checkpointed_bptt", "flops", 1): _EVALUATIONS,
+    ("checkpointed_bptt", "flops", 2): _EVALUATIONS,
+    ("checkpointed_bptt", "flops", 3): _READOUT,
+    ("checkpointed_bptt", "flops", 7): MISMATCHES[("bptt", "flops", 7)],
+    ("checkpointed_bptt", "memory", 2): _CKPT_CHUNK,
+    ("checkpointed_bptt", "memory", 3): _CHUNK_SCRATCH,
+    ("checkpointed_bptt", "memory", 7): "C B G n input projections, C B = 64: constant in B",
+})  # fmt: skip
 # Terms with a divisor, left out of the power check; their exact formula is tested below.
 DIVISOR_TERMS = {("rtrl", "memory", 3)}
 
@@ -275,6 +296,28 @@ def test_bptt_flop_model_equals_the_counted_operations(rng, size):
     chunk = chunk_steps(size["B"], size["T"])
     check_replica(
         "bptt", size, bpttbench.bptt(params, xs, ys), flop_count.bptt(params, xs, ys, chunk)
+    )
+
+
+CHECKPOINTED_SIZES = [
+    {"T": 7, "B": 2, **RNN_SMALL, "c": 2},  # one chunk
+    {"T": 40, "B": 5, **RNN_SMALL, "c": 3},  # chunks of 12: four, the last ragged
+    {"T": 70, "B": 3, "n": 5, "m": 2, "p": 3, "c": 1},  # one slot: T (T - 1) / 2 advances
+    {"T": 30, "B": 1, **RNN_SMALL, "c": 30},  # plain BPTT, no recomputation
+    {"T": 1, "B": 2, **RNN_SMALL, "c": 1},  # the turn only
+]
+
+
+@pytest.mark.parametrize("size", CHECKPOINTED_SIZES, ids=ids)
+def test_checkpointed_bptt_flop_model_equals_the_counted_operations(rng, size):
+    params, xs, ys = rnn_problem(rng, size)
+    T, c = size["T"], size["c"]
+    schedule = bpttbench.checkpoint_schedule.revolve_schedule(T, c)
+    check_replica(
+        "checkpointed_bptt",
+        size,
+        bpttbench.checkpointed_bptt(params, xs, ys, c),
+        flop_count.checkpointed_bptt(params, xs, ys, schedule, checkpoint_chunk(size["B"], T)),
     )
 
 
