@@ -336,7 +336,7 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     presets={
         "quick": (
             _geo("c", 4, 512, 8, T=1000, n=64, B=8),
-            _geo("T", 256, 4096, 6, n=64, B=8, c=16),
+            _PAIR_T,  # c = 8: 5 T forward steps at T = 2048, cells of 1 to 20 ms
         ),
         "full": (
             _geo("c", 2, 1000, 14, T=1000, n=64, B=8),
@@ -344,13 +344,14 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
             _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, c=4),
             _geo("c", 32, 2048, 9, T=2048, n=64, B=64),
             _geo("B", 8, 512, 9, T=64, n=256, c=8),
+            _PAIR_T,
         ),
     },
     bench_cases=(
         _cases("c", [4, 32, 1000], T=1000, n=64, B=8),
         _cases("T", [64, 256, 1024], n=64, B=8, c=16),
     ),
-    # Its c sweep shares (T, n, B) with nothing else yet; BPTT is what it trades against.
+    # BPTT is what it trades against: _PAIR_T measures both at the same (T, n, B).
     pairs=("bptt",),
     chart_axes=("c", "T"),
     axis_labels={"c": "checkpoint slots c (stored states)"},

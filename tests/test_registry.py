@@ -28,6 +28,9 @@ BASE_SIZE = {
 }
 # Along axis k the window must stay below T, so that axis starts from a long sequence.
 BASE_FOR_AXIS = {"k": {"T": 1 << 16}}
+# Along c (checkpoint slots) the sequence must stay longer than the slots, and the slot
+# count starts small (the other axes use the kernel's default, ceil(sqrt(T))).
+BASE_FOR_AXIS["c"] = {"T": 1 << 14, "c": 4}
 GROWTH = [1 << j for j in range(11)]  # the axis variables scaled by 1 .. 1024
 REGIME_SCALES = [1, 16, 256]  # the other variables scaled, to look for a regime
 
@@ -49,7 +52,8 @@ GATED = ("gru", "lstm")
 
 
 def cell_entries():
-    return [(n, a, m, c) for n, a, m in entries() if n in ("bptt", "tbptt") for c in GATED]
+    gated = ("bptt", "tbptt", "checkpointed_bptt")
+    return [(n, a, m, c) for n, a, m in entries() if n in gated for c in GATED]
 
 
 def terms_of(spec, metric, size):
@@ -203,7 +207,7 @@ PARAMS_OF = {"elman": bpttbench.RNNParams, "gru": bpttbench.GRUParams, "lstm": b
 
 
 @pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
-@pytest.mark.parametrize("name", ["bptt", "tbptt"])
+@pytest.mark.parametrize("name", ["bptt", "tbptt", "checkpointed_bptt"])
 def test_make_problem_builds_the_cell_of_the_size(name, cell):
     spec = bpttbench.ALGORITHMS[name]
     problem = spec.make_problem({**SMALL_RNN, "cell": cell}, np.float64, 0)
@@ -249,7 +253,7 @@ def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
 
     registry = with_cells(bpttbench.ALGORITHMS)
     assert CELLS == ("elman", "gru", "lstm")
-    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl"}
+    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl", "checkpointed_bptt"}
     for name, spec in registry.items():
         before = bpttbench.ALGORITHMS[name]
         if name not in CELL_ALGORITHMS:  # the online rules run the Elman cell only
