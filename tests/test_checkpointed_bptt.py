@@ -203,3 +203,17 @@ def test_everything_bptt_rejects_is_rejected_with_its_message(rng):
         with pytest.raises(type(expected.value)) as got:
             bpttbench.checkpointed_bptt(*args, slots=2)
         assert str(got.value) == str(expected.value), what
+
+
+def test_after_a_reverse_the_schedule_restores_before_it_advances_or_stores():
+    """What lets the kernel evaluate a reverse step's turn in the current state's rows."""
+    for T in range(1, 151):
+        for slots in (1, 2, 3, 4, 6, 10, T):
+            reversed_since_restore = False
+            for op, _, _ in cs.revolve_schedule(T, slots).tolist():
+                if op == cs.REVERSE:
+                    reversed_since_restore = True
+                elif op == cs.RESTORE:
+                    reversed_since_restore = False
+                else:
+                    assert not reversed_since_restore, (T, slots, op)
