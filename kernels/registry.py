@@ -354,7 +354,7 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     # BPTT is what it trades against: _PAIR_T measures both at the same (T, n, B).
     pairs=("bptt",),
     chart_axes=("c", "T"),
-    axis_labels={"c": "checkpoint slots c (stored states)"},
+    axis_labels={"c": "checkpoint slots c"},
 )
 
 
