@@ -6,6 +6,7 @@
     l = bb.init_lstm(n_in, n_hidden, n_out, seed=0)  # torch.nn.LSTM's layout, gates i|f|g|o
     loss, grads = bb.bptt(p, xs, ys)             # any cell; xs (T, B, m), ys (T, B, p)
     loss, grads = bb.tbptt(g, xs, ys, k1, k2=None)   # Williams & Peng BPTT(k2; k1)
+    loss, grads = bb.checkpointed_bptt(l, xs, ys, slots=None)  # exact, <= slots states
     loss, grads = bb.rtrl(p, xs, ys)             # the Elman cell, leaky or not
     loss, grads = bb.uoro(p, xs, ys, seed=0)     # also kf_rtrl, r_kf (seeded), snap1, snap2, rflo
     s = bb.stream("uoro", p, B=1, seed=0)        # online, chunk by chunk:
@@ -29,6 +30,7 @@ from . import checkpoint_schedule, optim, tasks
 from .backprop import backprop
 from .bptt import bptt
 from .cells import GRUParams, LSTMParams, init_gru, init_lstm
+from .checkpointed_bptt import checkpoint_forward_steps, checkpointed_bptt
 from .costs import AlgorithmSpec, Exponent, Term
 from .kf_rtrl import kf_rtrl
 from .model import MLPParams, RNNParams, init_mlp, init_rnn
@@ -54,7 +56,9 @@ __all__ = [
     "Term",
     "backprop",
     "bptt",
+    "checkpoint_forward_steps",
     "checkpoint_schedule",
+    "checkpointed_bptt",
     "init_gru",
     "init_lstm",
     "init_mlp",

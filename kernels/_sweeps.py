@@ -90,15 +90,21 @@ class Buffers(NamedTuple):
 _UNUSED = {np.dtype(t): np.empty((0, 0), t) for t in (np.float32, np.float64)}
 
 
-def make_buffers(cell: Cell, states: int, B: int, n: int, m: int, p: int, C: int, dtype) -> Buffers:
-    """Buffers for ``states`` stored states and chunks of ``C`` steps (see chunk_bytes)."""
+def make_buffers(
+    cell: Cell, states: int, B: int, n: int, m: int, p: int, C: int, dtype, stored_rows=None
+) -> Buffers:
+    """Buffers for ``states`` stored states and chunks of ``C`` steps (see chunk_bytes).
+
+    ``stored_rows`` (default ``states``) rows of the cell's stored values X: checkpointed
+    BPTT's reverse chunk keeps h only (kernels/checkpointed_bptt.py).
+    """
     Gn = cell.gates * n
     gated = cell.id in (GRU, LSTM)
     unused = _UNUSED[np.dtype(dtype)]
     D = np.empty((C, B, Gn), dtype)
     return Buffers(
         H=np.empty((states, B, n), dtype),
-        X=np.empty((states, B, cell.stored * n), dtype),
+        X=np.empty((states if stored_rows is None else stored_rows, B, cell.stored * n), dtype),
         D=D,
         DX=np.empty((C, B, Gn), dtype) if cell.id == GRU else D,
         DH=np.empty((C, B, n), dtype) if gated else D,
@@ -346,11 +352,13 @@ def state_bytes(cell: Cell, B: int, n: int, itemsize: int) -> int:
     return (1 + cell.stored) * B * n * itemsize
 
 
-def chunk_powers(B: int, limit: int, limit_powers: dict[str, float]) -> dict[str, float]:
+def chunk_powers(
+    B: int, limit: int, limit_powers: dict[str, float], chunk_rows: int = CHUNK_ROWS
+) -> dict[str, float]:
     """The powers of ``chunk_steps(B, limit)``: those of ``limit`` while the window
-    bounds the chunk, B^-1 while CHUNK_ROWS does (exact where B divides it), none at
-    one step a chunk (B > CHUNK_ROWS)."""
-    rows = CHUNK_ROWS // B
+    bounds the chunk, B^-1 while ``chunk_rows`` does (exact where B divides it), none
+    at one step a chunk (B > chunk_rows)."""
+    rows = chunk_rows // B
     if rows < 1:
         return {}
     if limit <= rows:

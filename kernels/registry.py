@@ -37,6 +37,10 @@ from .bptt import bptt
 from .bptt import flops as bptt_flops
 from .bptt import memory as bptt_memory
 from .cells import CELL_NAMES, INIT
+from .checkpointed_bptt import checkpointed_bptt
+from .checkpointed_bptt import flops as checkpointed_flops
+from .checkpointed_bptt import memory as checkpointed_memory
+from .checkpointed_bptt import plan as checkpoint_plan
 from .costs import AlgorithmSpec, Exponent, Sweep
 from .kf_rtrl import flops as kf_rtrl_flops
 from .kf_rtrl import kf_rtrl
@@ -137,6 +141,15 @@ def _rnn_data(size, dtype, seed):
 
 def _tbptt_problem(size, dtype, seed):
     return (*_rnn_data(size, dtype, seed), int(size["k1"]), int(size["k2"]))
+
+
+def _checkpointed_problem(size, dtype, seed):
+    """BPTT's problem and the slot count ``c`` (absent: the kernel's default ceil(sqrt(T)));
+    the schedule is built here, once per (T, c), like an FFT plan (checkpointed_bptt.plan)."""
+    slots = int(size["c"]) if "c" in size else None
+    if slots is not None:
+        checkpoint_plan(int(size["T"]), slots)
+    return (*_rnn_data(size, dtype, seed), slots)
 
 
 def _mlp_problem(size, dtype, seed):
@@ -283,6 +296,66 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         chart_axes=(),
     ),
 }
+
+
+# --- checkpointed BPTT: the slot count c as a size -------------------------------------
+# The exact gradient holding at most c states (kernels/checkpointed_bptt.py). Theory
+# (kernels/checkpoint_schedule.py, THEORY.md "Checkpointed BPTT"): memory c n B (2 c n B
+# for the LSTM) plus constant buffers, flat in T and linear in c; time (F + turns)
+# forward steps plus one backward sweep, F = r T - C(c + r, c + 1) forward advances with
+# r the repetition number. At fixed c, F is piecewise linear in T with slope r, and r
+# grows like (c! T)^(1/c): the declared exponent in T is 1 (the cost model's power; a
+# fit over a decade of T reads above it by the slowly growing r, up to 1 + 1/c). At fixed
+# T there is no power law in c: F falls from T (T - 1) / 2 (c = 1) to T - 1 (c >= T - 1)
+# like T ln T / ln c, a local exponent -1 / ln c that tends to 0, the value declared.
+# Sizes: the c sweep sits at T = 1000, n = 64, B = 8, the issue's trade-off point (BPTT
+# takes ~5 ms a call there; c = 4 makes ~8 T forward steps, c >= 32 about 2.4 T), so
+# the quick preset's c sweep, 8 cells of 5 to 40 ms a call, stays a few seconds. Memory
+# along c leads (90% of the model) only where c outweighs the constant buffers, about
+# 3 (C + 1) + 10 states with C = 128 / B steps per chunk: c >~ 600 at B = 8, c >~ 150
+# at B = 64, so the full preset adds a c sweep at B = 64.
+_CKPT = (
+    "Griewank 1992; Griewank & Walther 2000 (revolve); Gruslys et al. 2016 (BPTT-HSM): "
+    "forward steps r T - C(c + r, c + 1), memory c n B"
+)
+CHECKPOINT_AXES = {**{k: v for k, v in RNN_AXES.items() if k != "k"}, "c": ("c",)}
+CHECKPOINT_SIZES = {**RNN_SIZES, "c": 8}
+
+ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
+    name="checkpointed_bptt",
+    title="Checkpointed BPTT",
+    family="rnn",
+    func=checkpointed_bptt,
+    make_problem=_checkpointed_problem,
+    flops=checkpointed_flops,
+    memory=checkpointed_memory,
+    # memory vs n is 1 while the c n B states and buffers dominate P ~ n^2
+    exponents=_exponents(_CKPT, T=(1, 0), n=(2, 1), B=(1, 1), c=(0, 1)),
+    axis_vars=CHECKPOINT_AXES,
+    sizes=CHECKPOINT_SIZES,
+    presets={
+        "quick": (
+            _geo("c", 4, 512, 8, T=1000, n=64, B=8),
+            _PAIR_T,  # c = 8: 5 T forward steps at T = 2048, cells of 1 to 20 ms
+        ),
+        "full": (
+            _geo("c", 2, 1000, 14, T=1000, n=64, B=8),
+            _geo("T", 128, 16384, 11, n=64, B=16, c=16),
+            _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, c=4),
+            _geo("c", 32, 2048, 9, T=2048, n=64, B=64),
+            _geo("B", 8, 512, 9, T=64, n=256, c=8),
+            _PAIR_T,
+        ),
+    },
+    bench_cases=(
+        _cases("c", [4, 32, 1000], T=1000, n=64, B=8),
+        _cases("T", [64, 256, 1024], n=64, B=8, c=16),
+    ),
+    # BPTT is what it trades against: _PAIR_T measures both at the same (T, n, B).
+    pairs=("bptt",),
+    chart_axes=("c", "T"),
+    axis_labels={"c": "checkpoint slots c"},
+)
 
 
 class PluginWarning(UserWarning):
@@ -530,6 +603,12 @@ def _cell_sweeps(cell):
                 _geo("B", 8, 512, 9, T=64, n=256, cell=cell),
             ),
         },
+        "checkpointed_bptt": {
+            "full": (
+                _geo("c", 2, 1000, 9, T=1000, n=64, B=8, cell=cell),
+                _geo("T", 128, 8192, 7, n=64, B=16, c=16, cell=cell),
+            ),
+        },
         "tbptt": {
             "full": (
                 _geo("T", 128, 16384, 9, n=64, B=16, k1=16, k2=16, cell=cell),
@@ -552,7 +631,7 @@ for _cell in ("gru", "lstm"):
 # The algorithms that take every cell; of the online rules SnAp-1 takes the gated cells
 # too (Menick et al. 2021 define it for them; kernels/snap1_gated.py, O(n^2) per step
 # with G = 3 or 4 gates' constant), the others run the (leaky) Elman cell only.
-CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl", "snap1")
+CELL_ALGORITHMS = ("bptt", "tbptt", "rtrl", "checkpointed_bptt", "snap1")
 
 
 def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSpec]:

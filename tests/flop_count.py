@@ -384,3 +384,66 @@ def tbptt_gated(kind, params, xs, ys, k1, k2, chunk):
         loss = fc.add(loss, window_loss)
         t = t_next
     return _gated_result(kind, P, g, loss, fc)
+
+
+def checkpointed_bptt(params, xs, ys, schedule, chunk):
+    """(loss, gradient, FLOPs) of checkpointed_bptt on the plain Elman cell.
+
+    Runs the schedule's rows as the kernel does: ADVANCE evaluates steps (the input
+    projection of a chunk of steps is one GEMM in the kernel; taken a step at a time
+    here, which counts the same FLOPs), STORE and RESTORE copy, REVERSE evaluates step
+    T - 1 once (the turn) and otherwise finds h_{s+1} in the reverse chunk, computes
+    the readout error a step at a time, and does the weight-gradient GEMMs once per
+    chunk of steps, cut from the top as in BPTT.
+    """
+    W_ih, W_hh, b_h, W_out, b_out = _rnn_arrays(params)
+    T, B, m = xs.shape
+    n, p = W_hh.shape[0], W_out.shape[0]
+    fc = Counter()
+    g = _zero_grads(W_ih, W_hh, b_h, W_out, b_out)
+
+    def step(s, h):
+        a = fc.dot(xs[s], W_ih.T)
+        return fc.tanh(fc.add(fc.add(fc.dot(h, W_hh.T), a), b_h))
+
+    slots = {}
+    cur = np.zeros((B, n))
+    H = np.zeros((chunk + 1, B, n))  # row j: h_{c0 + j}
+    D = np.zeros((chunk, B, n))
+    E = np.zeros((chunk, B, p))
+    delta = np.zeros((B, n))
+    loss = 0.0
+    c1 = T
+    c0 = max(0, c1 - chunk)
+    for op, i, k in np.asarray(schedule).tolist():
+        if op == 0:  # ADVANCE
+            for s in range(i, k):
+                cur = step(s, cur)
+        elif op == 1:  # STORE
+            slots[k] = cur.copy()
+        elif op == 2:  # RESTORE
+            cur = slots[k].copy()
+        else:  # REVERSE
+            s, j = i, i - c0
+            H[j] = cur if k == -1 else slots[k]
+            if s == T - 1:
+                H[j + 1] = step(s, H[j])
+            e = fc.sub(fc.add(fc.dot(H[j + 1], W_out.T), b_out), ys[s])
+            E[j] = e
+            loss = fc.accumulate(loss, fc.mul(e, e))
+            g["b_out"] = fc.accumulate(g["b_out"], e, axis=0)
+            dh = fc.dot(e, W_out)
+            D[j] = fc.mul(fc.add(dh, delta), fc.sub(1.0, fc.mul(H[j + 1], H[j + 1])))
+            if s > 0:
+                delta = fc.dot(D[j], W_hh)
+            if j == 0:
+                c = c1 - c0
+                D_c = D[:c].reshape(c * B, n)
+                g["W_hh"] = fc.add(g["W_hh"], fc.dot(D_c.T, H[:c].reshape(c * B, n)))
+                g["W_ih"] = fc.add(g["W_ih"], fc.dot(D_c.T, xs[c0:c1].reshape(c * B, m)))
+                g["b_h"] = fc.accumulate(g["b_h"], D_c, axis=0)
+                E_c = E[:c].reshape(c * B, p)
+                g["W_out"] = fc.add(g["W_out"], fc.dot(E_c.T, H[1 : c + 1].reshape(c * B, n)))
+                c1, c0 = c0, max(0, c0 - chunk)
+                H[c1 - c0] = H[0]
+    return float(fc.mul(0.5, loss)), _as_params(g), fc.flops

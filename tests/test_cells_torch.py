@@ -165,3 +165,21 @@ def test_leaky_elman_equals_torch_autograd_of_the_leaky_model(rng, algorithm, al
     assert g.alpha == alpha
     assert_loss_close(loss, ref_loss, TORCH_RTOL, f"leaky {algorithm} loss vs torch")
     assert_grads_close(g, ref, TORCH_RTOL, f"leaky {algorithm} (alpha={alpha}) vs torch autograd")
+
+
+@pytest.mark.parametrize("cell", ["elman", "leaky", "gru", "lstm"])
+def test_checkpointed_bptt_equals_torch_autograd(rng, cell):
+    """Checkpointed BPTT with 3 slots over T = 100 (about 3 T forward steps, chunks of 21
+    steps at B = 3, a ragged last one) against autograd of the plain forward pass."""
+    if cell in GATED:
+        params, xs, ys = gated_problem(rng, cell)
+        ref_loss, ref = torch_gated_gradient(cell, params, xs, ys)
+    else:
+        alpha = 0.3 if cell == "leaky" else 1.0
+        arrays = naive_cells.draw_params(naive_cells.leaky(alpha), rng, M, N, P)
+        params = bpttbench.RNNParams(*arrays, alpha=alpha)
+        xs, ys = rng.normal(size=(T_LONG, B, M)), rng.normal(size=(T_LONG, B, P))
+        ref_loss, ref = torch_leaky_gradient(params, xs, ys, alpha)
+    loss, g = bpttbench.checkpointed_bptt(params, xs, ys, 3)
+    assert_loss_close(loss, ref_loss, TORCH_RTOL, f"{cell} checkpointed loss vs torch")
+    assert_grads_close(g, ref, TORCH_RTOL, f"{cell} checkpointed_bptt (3 slots) vs torch autograd")

@@ -30,6 +30,9 @@ BASE_SIZE = {
 # SnAp-2's density (a percentage) grows from 1% in a wide W_hh, so that it keeps units.
 BASE_FOR_AXIS = {"k": {"T": 1 << 16}, "density": {"density": 1, "n": 1 << 12}}
 CEILING = {"density": 100}  # a variable that cannot grow past this
+# Along c (checkpoint slots) the sequence must stay longer than the slots, and the slot
+# count starts small (the other axes use the kernel's default, ceil(sqrt(T))).
+BASE_FOR_AXIS["c"] = {"T": 1 << 14, "c": 4}
 GROWTH = [1 << j for j in range(11)]  # the axis variables scaled by 1 .. 1024
 REGIME_SCALES = [1, 16, 256]  # the other variables scaled, to look for a regime
 
@@ -51,7 +54,8 @@ GATED = ("gru", "lstm")
 
 
 def cell_entries():
-    return [(n, a, m, c) for n, a, m in entries() if n in ("bptt", "tbptt") for c in GATED]
+    gated = ("bptt", "tbptt", "checkpointed_bptt")
+    return [(n, a, m, c) for n, a, m in entries() if n in gated for c in GATED]
 
 
 def terms_of(spec, metric, size):
@@ -225,7 +229,7 @@ PARAMS_OF = {"elman": bpttbench.RNNParams, "gru": bpttbench.GRUParams, "lstm": b
 
 
 @pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
-@pytest.mark.parametrize("name", ["bptt", "tbptt"])
+@pytest.mark.parametrize("name", ["bptt", "tbptt", "checkpointed_bptt"])
 def test_make_problem_builds_the_cell_of_the_size(name, cell):
     spec = bpttbench.ALGORITHMS[name]
     problem = spec.make_problem({**SMALL_RNN, "cell": cell}, np.float64, 0)
@@ -271,7 +275,7 @@ def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
 
     registry = with_cells(bpttbench.ALGORITHMS)
     assert CELLS == ("elman", "gru", "lstm")
-    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl", "snap1"}
+    assert set(CELL_ALGORITHMS) == {"bptt", "tbptt", "rtrl", "checkpointed_bptt", "snap1"}
     for name, spec in registry.items():
         before = bpttbench.ALGORITHMS[name]
         if name not in CELL_ALGORITHMS:  # the online rules but SnAp-1 run the Elman cell only

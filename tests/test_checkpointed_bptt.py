@@ -1,0 +1,219 @@
+"""Checkpointed BPTT (kernels/checkpointed_bptt.py) on every cell.
+
+- The gradient and loss equal ``bpttbench.bptt``'s (1e-12 relative) for many
+  (T, slots, B): one slot, slots >= T, T = 1, the binomial breakpoints, T
+  that is not a multiple of the chunk (ragged reverse chunks), advances longer
+  than a chunk, the default slots; and central finite differences of its own
+  loss on a small case per cell. PyTorch autograd: tests/test_cells_torch.py.
+- The cell forward evaluations the compiled kernel really makes (its counter)
+  equal the schedule's advances plus the per-cell turns, and the schedule's
+  advances equal ``checkpoint_forward_steps``, the closed form and the
+  recurrence.
+- The slots the kernel allocates are the ones the memory model counts.
+- Bad input: slots < 1, non-integer slots, and everything BPTT rejects.
+Memory (tracemalloc): tests/test_memory.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import bpttbench
+import naive
+import numpy as np
+import pytest
+from bpttbench import checkpoint_schedule as cs
+from helpers import FD_RTOL, FD_STEP, assert_grads_close, assert_loss_close, rnn_arrays, sequence
+
+# The module (``bpttbench.checkpointed_bptt`` is the function, as bptt is).
+ck = importlib.import_module("bpttbench.checkpointed_bptt")
+
+# Both sides run the same cell steps and the same chunked readout and gradient GEMMs;
+# only the order of some sums differs (the readout per step rather than per chunk):
+# measured <= 2e-15 relative on these problems. The issue asks for 1e-12.
+CHECKPOINT_RTOL = 1e-12
+
+CELLS = ["elman", "leaky", "gru", "lstm"]
+M, N, P = 3, 4, 2
+
+
+def make_params(rng, cell, m=M, n=N, p=P):
+    if cell in ("elman", "leaky"):
+        return bpttbench.RNNParams(*rnn_arrays(rng, m, n, p), alpha=0.4 if cell == "leaky" else 1)
+    G = {"gru": 3, "lstm": 4}[cell]
+    shapes = [(G * n, m), (G * n, n), (G * n,), (G * n,), (p, n), (p,)]
+    params_type = bpttbench.GRUParams if cell == "gru" else bpttbench.LSTMParams
+    return params_type(*(rng.normal(0.0, 0.6, s) for s in shapes))
+
+
+# (T, B, slots): slots = 1; slots >= T (plain BPTT) and = T - 1; T = 1 and 2; T at and
+# around the breakpoints beta(c, r) (beta(2, 3) = 10, beta(3, 2) = 10, beta(3, 3) = 20);
+# B = 5 gives chunks of 25 steps, so T = 60 has a ragged last reverse chunk and T = 90
+# with 3 slots advances more than a chunk at once; B = 64 gives chunks of 2 steps.
+CASES = [
+    (1, 1, 1), (1, 3, 5), (2, 1, 1), (2, 2, 2), (3, 2, 1), (5, 1, 2), (9, 2, 3), (10, 2, 2),
+    (11, 3, 3), (20, 1, 3), (21, 2, 3), (13, 4, 1), (16, 3, 15), (16, 2, 16), (16, 2, 40),
+    (60, 5, 4), (90, 5, 3), (37, 64, 5), (50, 2, None), (31, 1, 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("T", "B", "slots"), CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize("cell", CELLS)
+def test_checkpointed_bptt_equals_bptt(rng, cell, T, B, slots):
+    params = make_params(rng, cell)
+    xs, ys = sequence(rng, T, B, M, P)
+    loss, g = bpttbench.checkpointed_bptt(params, xs, ys, slots)
+    ref_loss, ref = bpttbench.bptt(params, xs, ys)
+    assert type(g) is type(params)
+    assert getattr(g, "alpha", 1.0) == getattr(params, "alpha", 1.0)
+    assert_loss_close(loss, ref_loss, CHECKPOINT_RTOL, f"{cell} T={T} slots={slots}")
+    assert_grads_close(g, ref, CHECKPOINT_RTOL, f"{cell} T={T} B={B} slots={slots} vs bptt")
+
+
+def test_2d_sequence_and_float32(rng):
+    params = make_params(rng, "gru")
+    xs, ys = sequence(rng, 12, 1, M, P)
+    _, g = bpttbench.checkpointed_bptt(params, xs[:, 0], ys[:, 0], 2)
+    _, ref = bpttbench.bptt(params, xs, ys)
+    assert_grads_close(g, ref, CHECKPOINT_RTOL, "(T, m) input")
+    p32 = type(params)(*(a.astype(np.float32) for a in params))
+    _, g32 = bpttbench.checkpointed_bptt(p32, xs.astype(np.float32), ys.astype(np.float32), 2)
+    assert g32.weight_hh.dtype == np.float32
+    assert_grads_close(g32, ref, 1e-4, "float32")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_checkpointed_bptt_matches_finite_differences(rng, cell):
+    params = make_params(rng, cell, m=2, n=3, p=2)
+    xs, ys = sequence(rng, 6, 2, 2, 2)
+    alpha = getattr(params, "alpha", None)
+
+    def loss(theta):
+        rebuilt = type(params)(*theta, alpha=alpha) if alpha else type(params)(*theta)
+        return bpttbench.checkpointed_bptt(rebuilt, xs, ys, 2)[0]
+
+    _, g = bpttbench.checkpointed_bptt(params, xs, ys, 2)
+    assert_grads_close(g, naive.finite_difference(loss, params, FD_STEP), FD_RTOL, f"{cell} FD")
+
+
+# --- what the kernel evaluates ------------------------------------------------------------
+
+CELL_IDS = {"elman": 0, "leaky": 1, "gru": 2, "lstm": 3}
+# Steps evaluated inside the reverse steps (module docstring): the plain Elman cell
+# only the first (h_T); every other cell each one, for the values its backward step reads.
+TURNS = {"elman": lambda T: 1, "leaky": lambda T: T, "gru": lambda T: T, "lstm": lambda T: T}
+
+
+@pytest.mark.parametrize(("T", "slots"), [(1, 1), (2, 1), (10, 3), (45, 4), (90, 3), (64, 64)])
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, slots):
+    params = make_params(rng, cell)
+    xs, ys = sequence(rng, T, 5, M, P)
+    *_, evaluations = ck._run(params, xs, ys, slots)
+    advances = cs.count_forward_steps(cs.revolve_schedule(T, slots))
+    assert evaluations == advances + TURNS[cell](T)
+    assert evaluations == ck.evaluations(CELL_IDS[cell], T, slots)
+    if slots >= T:  # plain BPTT: the Elman cell evaluates each step once
+        assert evaluations == (T if cell == "elman" else 2 * T - 1)
+
+
+def test_checkpoint_forward_steps_known_values():
+    assert bpttbench.checkpoint_forward_steps(1000, 32) == 2405
+    assert bpttbench.checkpoint_forward_steps(1000, 10) == 3636
+    for T in (1, 2, 7, 100):
+        for slots in (T, T + 1, 10 * T):
+            assert bpttbench.checkpoint_forward_steps(T, slots) == T - 1
+    assert bpttbench.checkpoint_forward_steps(10, 1) == 45
+
+
+def test_checkpoint_forward_steps_is_the_schedules_count():
+    for T in range(1, 201):
+        for slots in range(1, 11):
+            f = bpttbench.checkpoint_forward_steps(T, slots)
+            assert f == cs.forward_steps_dp(T, slots), (T, slots)
+            if T % 7 == 0 or T < 30:  # the schedules themselves: a sample
+                assert f == cs.forward_steps(T, slots), (T, slots)
+
+
+def test_slots_model_is_what_the_schedule_writes():
+    for T in range(1, 120):
+        for slots in (1, 2, 3, 5, 11, T - 1, T, T + 3):
+            if slots >= 1:
+                used = cs.max_slots_used(cs.revolve_schedule(T, slots))
+                assert used == ck.slots_used(T, slots), (T, slots)
+
+
+def test_default_slots_is_ceil_sqrt_T(rng):
+    for T in (1, 2, 4, 5, 99, 100, 101, 1000):
+        assert ck.default_slots(T) == math.ceil(math.sqrt(T))
+    params = make_params(rng, "elman")
+    xs, ys = sequence(rng, 30, 2, M, P)
+    assert ck._run(params, xs, ys, None)[2] == ck.evaluations(0, 30, 6)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slots", [0, -3])
+def test_slots_below_one_are_refused(rng, slots):
+    params = make_params(rng, "lstm")
+    xs, ys = sequence(rng, 5, 1, M, P)
+    with pytest.raises(ValueError, match="slots must be >= 1"):
+        bpttbench.checkpointed_bptt(params, xs, ys, slots)
+
+
+@pytest.mark.parametrize("slots", [2.0, 2.5, True, "3", np.float64(3)])
+def test_non_integer_slots_are_refused(rng, slots):
+    params = make_params(rng, "elman")
+    xs, ys = sequence(rng, 5, 1, M, P)
+    with pytest.raises(TypeError, match="slots must be a positive int"):
+        bpttbench.checkpointed_bptt(params, xs, ys, slots)
+
+
+def test_numpy_integer_slots_are_taken(rng):
+    params = make_params(rng, "elman")
+    xs, ys = sequence(rng, 5, 1, M, P)
+    a = bpttbench.checkpointed_bptt(params, xs, ys, np.int64(2))
+    b = bpttbench.checkpointed_bptt(params, xs, ys, 2)
+    assert a[0] == b[0]
+
+
+def _bad_inputs(rng):
+    params = make_params(rng, "gru")
+    xs, ys = sequence(rng, 5, 2, M, P)
+    lstm = make_params(rng, "lstm")
+    return {
+        "xs 4-d": (params, xs[None], ys),
+        "xs wrong m": (params, xs[..., :2], ys),
+        "ys wrong T": (params, xs, ys[:3]),
+        "T = 0": (params, xs[:0], ys[:0]),
+        "nan in xs": (params, np.where(xs > 1, np.nan, xs), ys),
+        "int xs": (params, xs.astype(int), ys),
+        "gru layout given as lstm": (bpttbench.LSTMParams(*params), xs, ys),
+        "lstm bias shape": (lstm._replace(bias_hh=lstm.bias_hh[:-1]), xs, ys),
+        "not params": ((1, 2, 3), xs, ys),
+    }
+
+
+def test_everything_bptt_rejects_is_rejected_with_its_message(rng):
+    for what, args in _bad_inputs(rng).items():
+        with pytest.raises(Exception) as expected:
+            bpttbench.bptt(*args)
+        with pytest.raises(type(expected.value)) as got:
+            bpttbench.checkpointed_bptt(*args, slots=2)
+        assert str(got.value) == str(expected.value), what
+
+
+def test_after_a_reverse_the_schedule_restores_before_it_advances_or_stores():
+    """What lets the kernel evaluate a reverse step's turn in the current state's rows."""
+    for T in range(1, 151):
+        for slots in (1, 2, 3, 4, 6, 10, T):
+            reversed_since_restore = False
+            for op, _, _ in cs.revolve_schedule(T, slots).tolist():
+                if op == cs.REVERSE:
+                    reversed_since_restore = True
+                elif op == cs.RESTORE:
+                    reversed_since_restore = False
+                else:
+                    assert not reversed_since_restore, (T, slots, op)
