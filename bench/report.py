@@ -57,6 +57,7 @@ from bpttbench.bench.sections import (
 )
 from bpttbench.bench.slices import StoreData, load_store
 from bpttbench.bench.summary import build_summary, write_summary
+from bpttbench.bench.tradeoff import chart_tradeoff
 from bpttbench.bench.view import Context, NoSource, Skip, View
 
 CHART_DIR = "charts"
@@ -64,7 +65,7 @@ SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
     r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
-    r"|other_axes|online_budget|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
+    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
 )
 SECTIONS = {
     "time": "Time",
@@ -114,6 +115,8 @@ def _store_plan(ctx: Context, db_path) -> Plan:
                 lambda a=a, b=b: chart_boundary(ctx, a, b),
             ),
         ]  # fmt: skip
+    chart = Chart("tradeoff", "Time against memory at equal sizes", SECTIONS["cost"])
+    plan.append((chart, lambda: chart_tradeoff(ctx)))
     title = "Achieved GFLOP/s against the matrix-multiply peak"
     plan.append((Chart("efficiency", title, SECTIONS["eff"]), lambda: chart_efficiency(ctx)))
     if ctx.store is not None and other_axes(ctx):

@@ -24,6 +24,7 @@ from bpttbench.bench.fit import verdict_counts
 from bpttbench.bench.pairs import pair_summary
 from bpttbench.bench.sections import peer_groups, peer_rows
 from bpttbench.bench.slices import median_positive, size_dict
+from bpttbench.bench.tradeoff import tradeoff_summary
 from bpttbench.bench.view import Context, Skip
 
 ABOUT = (
@@ -52,6 +53,10 @@ def build_summary(ctx: Context, bench_files: Sequence[BenchFile], db_path) -> di
                 out["pairs"][f"{a}_vs_{b}"] = pair_summary(ctx, a, b)
             except Skip:
                 continue
+        try:
+            out["tradeoff"] = tradeoff_summary(ctx)
+        except Skip:
+            pass
         try:
             out["peers"] = _peers(db_path)
         except Skip:

@@ -658,3 +658,12 @@ def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSp
         }
         out[name] = replace(spec, sizes={**spec.sizes, **CELL_SIZE}, presets=presets)
     return out
+
+
+# --- the trade-off sweeps -----------------------------------------------------------------
+# BPTT, truncated BPTT, RTRL and checkpointed BPTT measured at one (T, n, B) for the
+# report's time-memory chart (kernels/tradeoff.py). Last, after every built-in entry:
+# it adds to the presets of the algorithms registered by then.
+from .tradeoff import with_tradeoff  # noqa: E402
+
+ALGORITHMS.update(with_tradeoff(ALGORITHMS))
