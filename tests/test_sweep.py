@@ -305,8 +305,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["sweep", "--preset", "full", "--dump-grid", "--db", str(db)]) == 0
     grid_file.write_text(capsys.readouterr().out)
     assert cli.main(["sweep", "--grid", str(grid_file), "--dry-run", "--db", str(db)]) == 0
-    # 186 + the RTRL/BPTT pair sweep (2 x 6) + the six online rules' 158
-    assert "356 cells" in capsys.readouterr().out
+    # 186 + the RTRL/BPTT pair sweep (2 x 6) + the six online rules' 158 + the gated
+    # cells' 152 (GRU and LSTM: BPTT 23, truncated BPTT 24, RTRL 29 each)
+    assert "508 cells" in capsys.readouterr().out
     assert not db.exists()
 
 
