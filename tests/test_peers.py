@@ -176,16 +176,26 @@ def test_an_agreeing_peer_is_timed_in_rounds_alternating_with_the_kernel(monkeyp
 
 def test_default_grid_is_issue_5s():
     cells = peers.plan(["pytorch", "jax"])
-    got = {(c.tool, c.algorithm, c.T, c.B, c.k): [] for c in cells}
+    got = {(c.tool, c.cell, c.algorithm, c.T, c.B, c.k): [] for c in cells}
     for c in cells:
-        got[(c.tool, c.algorithm, c.T, c.B, c.k)].append(c.n)
+        got[(c.tool, c.cell, c.algorithm, c.T, c.B, c.k)].append(c.n)
+    gated = {  # issue 10's: nn.GRU and nn.LSTM (JAX runs the Elman cell only)
+        ("pytorch", cell, *key): ns
+        for cell in ("gru", "lstm")
+        for key, ns in {
+            ("bptt", 1000, 1, None): [64, 256],
+            ("bptt", 100, 32, None): [64, 256, 512],
+            ("tbptt", 1000, 1, 32): [64, 256],
+        }.items()
+    }
     assert got == {
-        ("pytorch", "bptt", 1000, 1, None): [16, 64, 256],
-        ("jax", "bptt", 1000, 1, None): [16, 64, 256],
-        ("pytorch", "bptt", 100, 32, None): [64, 128, 256, 512],
-        ("jax", "bptt", 100, 32, None): [64, 128, 256, 512],
-        ("pytorch", "tbptt", 1000, 1, 32): [16, 64, 256],
-        ("jax", "rtrl", 50, 1, None): [16, 32, 64],
+        ("pytorch", "elman", "bptt", 1000, 1, None): [16, 64, 256],
+        ("jax", "elman", "bptt", 1000, 1, None): [16, 64, 256],
+        ("pytorch", "elman", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("jax", "elman", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("pytorch", "elman", "tbptt", 1000, 1, 32): [16, 64, 256],
+        ("jax", "elman", "rtrl", 50, 1, None): [16, 32, 64],
+        **gated,
     }
 
 
