@@ -201,6 +201,9 @@ def test_default_grid_is_issue_5s():
 
 def test_grid_overrides_replace_every_group_without_duplicates():
     cells = peers.plan(["pytorch"], ["bptt", "tbptt"], T=[20], n=[4, 8], B=[1], k=5)
+    # the default grid's gated groups give the same sizes once per gated cell
+    assert sorted(c.cell for c in cells) == ["elman"] * 4 + ["gru"] * 4 + ["lstm"] * 4
+    cells = [c for c in cells if c.cell == "elman"]
     assert [(c.algorithm, c.T, c.n, c.B, c.k) for c in cells] == [
         ("bptt", 20, 4, 1, None),
         ("bptt", 20, 8, 1, None),
@@ -244,6 +247,7 @@ def test_with_one_peer_it_runs_that_one_and_stores_rows(monkeypatch, tmp_path, c
     args = _parse(
         "--db", str(db), "--T", "6", "--n", "3", "--B", "2", "--k", "4", "--m", "2", "--p", "2",
         "--algorithms", "bptt", "tbptt", "rtrl", "--min-time", "0", "--min-rounds", "1",
+        "--cells", "elman",
     )  # fmt: skip
     assert peers.command(args) == 0
     out = capsys.readouterr().out
