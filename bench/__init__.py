@@ -18,7 +18,8 @@ styles all come from the specs there. Modules:
 - the report: ``report`` (plan and build), ``view`` (the registry as the report
   reads it), ``slices`` (the store's slice and its fits), ``benchjson``
   (pytest-benchmark JSON), ``sections`` (the store's charts), ``pairs`` (two
-  algorithms side by side), ``markdown`` (report.md), ``summary``
+  algorithms side by side), ``cells_compare`` (the gated cells against the
+  Elman cell at equal sizes), ``markdown`` (report.md), ``summary``
   (summary.json), ``fmt`` (numbers, seconds and bytes as text), ``charts`` and
   ``charts_compare`` (the figures).
 """

@@ -51,6 +51,26 @@ def size_columns(registry: Mapping) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for spec in registry.values() for v in spec.sizes))
 
 
+def text_sizes(registry: Mapping) -> tuple[str, ...]:
+    """The categorical size variables (a text default, such as ``cell``), in registry order.
+
+    A sweep holds each at one value and never moves it, so the fits treat every
+    value as a sweep of its own (the GRU's BPTT is fitted apart from the Elman's).
+    """
+    return tuple(
+        dict.fromkeys(
+            v for spec in registry.values() for v, d in spec.sizes.items() if isinstance(d, str)
+        )
+    )
+
+
+def size_value(value) -> int | str:
+    """A stored size as the kernels take it: an int, or the text of a categorical size."""
+    if isinstance(value, str):
+        return value
+    return int(value)
+
+
 @dataclass
 class FitResult:
     """One fitted exponent, and the cells it was fitted on.
@@ -76,13 +96,25 @@ class FitResult:
     delta: float = 0.0
     intercept: float = float("nan")
     dtype: str = "float64"
-    fixed: dict[str, int] = field(default_factory=dict)
+    fixed: dict[str, int | str] = field(default_factory=dict)  # text: a categorical size
     sizes: list[int] = field(default_factory=list)  # every measured size of the sweep
     note: str = ""
     machine: str | None = None
     numba_threads: int | None = None
     blas_threads: int | None = None
-    cells: list[dict[str, int]] = field(default_factory=list)  # the fitted cells' sizes
+    cells: list[dict[str, int | str]] = field(default_factory=list)  # the fitted cells' sizes
+
+    @property
+    def cell(self) -> str | None:
+        """The recurrent cell the sweep held (``"gru"``), None where it had no cell size."""
+        cell = self.fixed.get("cell")
+        return None if cell is None else str(cell)
+
+    @property
+    def label(self) -> str:
+        """The algorithm's name, with a gated cell's in brackets: ``bptt[gru]``."""
+        cell = self.cell
+        return self.algorithm if cell in (None, "elman") else f"{self.algorithm}[{cell}]"
 
     @property
     def measured(self) -> bool:
@@ -223,7 +255,9 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     dtype = str(sweep["dtype"].iloc[0])
     itemsize = np.dtype(dtype).itemsize
     size_cols = [v for v in spec.sizes if v in sweep.columns]
-    sizes = [{v: int(r[v]) for v in size_cols if pd.notna(r[v])} for _, r in sweep.iterrows()]
+    sizes = [
+        {v: size_value(r[v]) for v in size_cols if pd.notna(r[v])} for _, r in sweep.iterrows()
+    ]
     moved = set(spec.axis_vars[axis])
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
     xs = [int(s) for s in sweep["size"]]
@@ -323,6 +357,8 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
     results: list[FitResult] = []
     order = {name: i for i, name in enumerate(registry)}
     by = ["algorithm", "axis", "dtype", *(["machine"] if "machine" in df.columns else [])]
+    # One fit per value of a categorical size (each cell): never one sweep across cells.
+    by += [c for c in text_sizes(registry) if c in df.columns]
     for (name, axis, *_), part in sorted(
         df.groupby(by, sort=False, dropna=False),
         key=lambda kv: (order.get(kv[0][0], len(order)), *(str(k) for k in kv[0][1:])),
@@ -383,8 +419,7 @@ def _table_line(r: FitResult, machine: bool = False) -> str:
     win = f"{min(r.window)}..{max(r.window)} ({r.n_points} pts)" if r.window else "(empty)"
     th = f"{r.theory:g}+-{r.delta:g}"
     line = (
-        f"{r.algorithm:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} "
-        f"{r.verdict:12s} {win}"
+        f"{r.label:10s} {r.axis:6s} {r.metric:7s} {slope} {ci:>17s} {th:>10s} {r.verdict:12s} {win}"
     )
     line += f"  [{r.machine}]" if machine else ""
     return f"{line}  # {r.note}" if r.note else line

@@ -70,7 +70,7 @@ def intro(ctx: Context, bench_files: Sequence[BenchFile], charts: Sequence[Chart
 
 def findings(ctx: Context) -> list[str]:
     """Sentences on what the data shows, from the fits and the models."""
-    fits = list(ctx.store.fits.values())
+    fits = ctx.store.all_fits()
     out = []
     if fits:
         m, c = verdict_counts(fits), verdict_counts(fits, measured=False)

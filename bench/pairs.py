@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from bpttbench.bench import charts_compare as cc
 from bpttbench.bench import fmt
-from bpttbench.bench.fit import ols_slope
+from bpttbench.bench.fit import ols_slope, size_value, text_sizes
 from bpttbench.bench.view import Context, Skip, View
 
 
@@ -66,7 +66,7 @@ class Pair:
         for v in out:
             col = self.column(v)
             if col in row and pd.notna(row[col]):
-                out[v] = int(row[col])
+                out[v] = size_value(row[col])
         return out
 
     def memory(self, size: Mapping) -> tuple[float, float]:
@@ -95,11 +95,15 @@ def load_pair(ctx: Context, a: str, b: str) -> Pair:
     axes = pair_axes(view, a, b)
     spec_a, spec_b = view.registry[a], view.registry[b]
     ok = store.ok
+    if "cell" in ok.columns:  # the pairs compare the Elman cell; the gated cells: cells_compare
+        ok = ok[ok["cell"].isna() | (ok["cell"].astype(str) == "elman")].drop(columns="cell")
     cells = {x: ok[ok["algorithm"] == x] for x in (a, b)}
     empty = [x for x in (a, b) if cells[x].empty]
     if empty:
         raise Skip(f"no measured cells of {', '.join(empty)} in the store")
-    shared = [v for v in view.sizes if v in spec_a.sizes and v in spec_b.sizes]
+    # A categorical size (the cell) is held at its default above: not a size to pair on.
+    text = set(text_sizes(view.registry))
+    shared = [v for v in view.sizes if v in spec_a.sizes and v in spec_b.sizes and v not in text]
     latest = {
         x: c.sort_values("created").drop_duplicates(shared, keep="last") for x, c in cells.items()
     }
@@ -119,15 +123,17 @@ def _fixed(pair: Pair, view: View) -> dict[str, int]:
     moved = {*pair.var(pair.axes[0]), *pair.var(pair.axes[1])}
     spec_a, spec_b = pair.specs
     out = {}
+    text = set(text_sizes(view.registry))
     for v in view.sizes:
-        if v in moved or (v not in spec_a.sizes and v not in spec_b.sizes):
+        if v in moved or v in text or (v not in spec_a.sizes and v not in spec_b.sizes):
             continue
         if len(pair.common):
             values = pair.common.get(pair.column(v), pd.Series(dtype=float))
         else:
             values = pd.concat([c[v] for c in pair.cells.values() if v in c.columns])
         values = values.dropna()
-        out[v] = int(values.mode().iloc[0]) if len(values) else spec_a.sizes.get(v, spec_b.sizes[v])
+        default = spec_a.sizes.get(v, spec_b.sizes.get(v))
+        out[v] = size_value(values.mode().iloc[0]) if len(values) else default
     return out
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, online_budget, quality_report, report_gpu
+from bpttbench.bench import DEFAULT_DB, cells_compare, online_budget, quality_report, report_gpu
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
     BenchFile,
@@ -65,13 +65,14 @@ SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
     r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
-    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
+    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+|cells)\.(png|svg)$"
 )
 SECTIONS = {
     "time": "Time",
     "memory": "Memory",
     "fit": "Exponents",
     "cost": "Cost side by side",
+    "cells": "Cells",
     "eff": "Efficiency",
     "other": "Other axes",
     "online": "Online algorithms",
@@ -117,6 +118,9 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         ]  # fmt: skip
     chart = Chart("tradeoff", "Time against memory at equal sizes", SECTIONS["cost"])
     plan.append((chart, lambda: chart_tradeoff(ctx)))
+    if ctx.store is not None and cells_compare.has_gated(ctx.store.ok):
+        chart = Chart(cells_compare.NAME, cells_compare.TITLE, SECTIONS["cells"])
+        plan.append((chart, lambda: cells_compare.chart_cells(ctx)))
     title = "Achieved GFLOP/s against the matrix-multiply peak"
     plan.append((Chart("efficiency", title, SECTIONS["eff"]), lambda: chart_efficiency(ctx)))
     if ctx.store is not None and other_axes(ctx):

@@ -31,6 +31,7 @@ from bpttbench.bench.slices import (
     size_dict,
 )
 from bpttbench.bench.view import Context, Skip, View
+from bpttbench.costs import Style
 
 TIME_REF = "dashed: theory slope through\nthe fit window"
 MEMORY_REF = "dashed: analytic model\n(registry memory model)"
@@ -314,6 +315,15 @@ def exponent_tables(fits: Sequence, view: View) -> str:
 
 # --- efficiency -----------------------------------------------------------------------
 
+# A gated cell's line: its algorithm's colour, a marker and dashes of its own.
+_CELL_LINES = {"gru": ("D", "--"), "lstm": ("s", ":")}
+
+
+def cell_style(style: Style, cell: str) -> Style:
+    """The style of an algorithm's line for a gated ``cell``: same colour, other marks."""
+    marker, line = _CELL_LINES.get(cell, ("^", "-."))
+    return Style(style.colour, marker, line)
+
 
 def chart_efficiency(ctx: Context):
     """Achieved GFLOP/s along every axis, against the run's GEMM and GEMV rates."""
@@ -333,6 +343,19 @@ def chart_efficiency(ctx: Context):
             top = sw.loc[sw["gflops"].idxmax()]
             if top["gflops"] > best.get(alg, (0, None))[0]:
                 best[alg] = (float(top["gflops"]), top)
+        for (alg, cell, ax_, metric), fit in store.cell_fits.items():  # the gated cells' sweeps
+            if ax_ != axis or metric != "time":
+                continue
+            sw = pick_sweep(ok, view, alg, axis, fit)
+            if sw["size"].nunique() < 2 or not sw["cell"].astype(str).eq(cell).all():
+                continue
+            x, y = sw["size"].to_numpy(float), sw["gflops"].to_numpy(float)
+            style = cell_style(view.style(alg), cell)
+            title = f"{view.title(alg)} ({cell.upper()})"
+            panel.series.append(ch.Series(f"{alg}[{cell}]", title, x, y, style))
+            top = sw.loc[sw["gflops"].idxmax()]
+            if top["gflops"] > best.get(title, (0, None))[0]:
+                best[title] = (float(top["gflops"]), top)
         if panel.series:
             panels.append(panel)
     if not panels:
@@ -341,8 +364,8 @@ def chart_efficiency(ctx: Context):
     gemv = median_positive(store.runs.get("gemv_gflops"))
     fig = ch.efficiency_chart(panels, gemm, gemv, store.footer)
     bests = "; ".join(
-        f"{view.title(a)} {g:.3g} GFLOP/s at {view.sizes_text(size_dict(r, view))}"
-        + (f" ({g / gemm:.0%} of GEMM)" if gemm else "")
+        f"{view.title(a) if a in view.registry else a} {g:.3g} GFLOP/s at "
+        f"{view.sizes_text(size_dict(r, view))}" + (f" ({g / gemm:.0%} of GEMM)" if gemm else "")
         for a, (g, r) in best.items()
     )
     caption = (

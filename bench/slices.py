@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 from bpttbench.bench import BenchError, fmt, store
-from bpttbench.bench.fit import FitResult, fit_table, sweep_rows
+from bpttbench.bench.fit import FitResult, fit_table, size_value, sweep_rows
 from bpttbench.bench.view import Skip, View
 
 CONFIG_COLUMNS = ("machine", "numba_threads", "blas_threads", "dtype")
@@ -31,10 +31,15 @@ class StoreData:
     cells: pd.DataFrame  # every status, one configuration
     runs: pd.DataFrame  # the runs those cells came from
     config: dict  # machine, numba_threads, blas_threads, dtype
-    fits: dict  # (algorithm, axis, metric) -> FitResult
+    fits: dict  # (algorithm, axis, metric) -> FitResult, of the Elman cell where there is a cell
     footer: str
     notes: list[str] = field(default_factory=list)  # for "About the data"
     all_cells: pd.DataFrame | None = None
+    cell_fits: dict = field(default_factory=dict)  # (algorithm, cell, axis, metric): gated cells
+
+    def all_fits(self) -> list[FitResult]:
+        """Every fit of the slice, the gated cells' after the others."""
+        return [*self.fits.values(), *self.cell_fits.values()]
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -119,7 +124,12 @@ def _attach_fits(data: StoreData, view: View, fits: Sequence[FitResult] | None) 
                 f"{len(fits) - len(mine)} exponent fit(s) of other configurations are not shown."
             )
         fits = mine
-    data.fits = {(f.algorithm, f.axis, f.metric): f for f in fits}
+    # The charts and tables keyed by algorithm show the Elman cell (the default);
+    # the gated cells' fits go to the cell comparison (sections_cells).
+    data.fits = {(f.algorithm, f.axis, f.metric): f for f in fits if f.label == f.algorithm}
+    data.cell_fits = {
+        (f.algorithm, f.cell, f.axis, f.metric): f for f in fits if f.label != f.algorithm
+    }
 
 
 def _in_config(f: FitResult, config: Mapping) -> bool:
@@ -184,7 +194,7 @@ def pick_sweep(ok: pd.DataFrame, view: View, alg: str, axis: str, fit=None) -> p
     return chosen.sort_values(["size", "created"]).drop_duplicates("size", keep="last")
 
 
-def fixed_sizes(sweep: pd.DataFrame, moved: Iterable[str], view: View) -> dict[str, int]:
+def fixed_sizes(sweep: pd.DataFrame, moved: Iterable[str], view: View) -> dict[str, int | str]:
     """Size variables held fixed in a sweep (those with one value)."""
     out = {}
     for v in view.sizes:
@@ -192,13 +202,13 @@ def fixed_sizes(sweep: pd.DataFrame, moved: Iterable[str], view: View) -> dict[s
             continue
         vals = sweep[v].dropna().unique()
         if len(vals) == 1:
-            out[v] = int(vals[0])
+            out[v] = size_value(vals[0])
     return out
 
 
-def size_dict(row: Mapping, view: View) -> dict[str, int]:
-    """The sizes of one cell (a row of the cells frame)."""
-    return {v: int(row[v]) for v in view.sizes if v in row and pd.notna(row[v])}
+def size_dict(row: Mapping, view: View) -> dict[str, int | str]:
+    """The sizes of one cell (a row of the cells frame); a categorical size stays text."""
+    return {v: size_value(row[v]) for v in view.sizes if v in row and pd.notna(row[v])}
 
 
 def median_positive(col) -> float | None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
-from bpttbench.bench import online_budget
+from bpttbench.bench import cells_compare, online_budget
 from bpttbench.bench.benchjson import BenchFile
 from bpttbench.bench.fit import verdict_counts
 from bpttbench.bench.pairs import pair_summary
@@ -38,7 +38,7 @@ def build_summary(ctx: Context, bench_files: Sequence[BenchFile], db_path) -> di
     out: dict = {"about": ABOUT, "store": Path(db_path).name}
     store = ctx.store
     if store is not None:
-        fits = list(store.fits.values())
+        fits = store.all_fits()
         out["run"] = _run(ctx)
         out["exponents"] = {
             "measured": verdict_counts(fits),
@@ -47,6 +47,8 @@ def build_summary(ctx: Context, bench_files: Sequence[BenchFile], db_path) -> di
         out["slopes"] = _slopes(fits)
         out["efficiency"] = _efficiency(ctx)
         out["online_budget"] = online_budget.summary(ctx)
+        if cells_compare.has_gated(store.ok):
+            out["cells"] = cells_compare.cells_summary(ctx)
         out["pairs"] = {}
         for a, b in ctx.view.pairs():
             try:
@@ -95,7 +97,7 @@ def _run(ctx: Context) -> dict:
 def _slopes(fits) -> dict:
     out: dict = {}
     for f in fits:
-        out.setdefault(f.algorithm, {}).setdefault(f.axis, {})[f.metric] = {
+        out.setdefault(f.label, {}).setdefault(f.axis, {})[f.metric] = {
             "slope": f.slope,
             "ci_low": f.ci_low,
             "ci_high": f.ci_high,
@@ -115,10 +117,14 @@ def _efficiency(ctx: Context) -> dict:
     if not gemm or ok.empty:
         return out
     out["algorithms"] = {}
-    for alg in view.order(ok["algorithm"]):
-        c = ok[ok["algorithm"] == alg]
+    # A gated cell's range apart from the Elman cell's: keyed "bptt[gru]" like the slopes.
+    cell = ok["cell"].astype(str) if "cell" in ok.columns else pd.Series("", index=ok.index)
+    gated = cell.isin(cells_compare.GATED)
+    label = ok["algorithm"].where(~gated, ok["algorithm"] + "[" + cell + "]")
+    for name in view.order(label):
+        c = ok[label == name]
         lo, hi = c.loc[c["gflops"].idxmin()], c.loc[c["gflops"].idxmax()]
-        out["algorithms"][alg] = {
+        out["algorithms"][name] = {
             "min": lo["gflops"] / gemm,
             "max": hi["gflops"] / gemm,
             "min_at": size_dict(lo, view),

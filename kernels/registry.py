@@ -571,49 +571,70 @@ ALGORITHMS.update(
 # BPTT, truncated BPTT and RTRL take the cell as a size variable ``cell``: "elman" (the
 # default), "gru" or "lstm" (kernels/cells/); the online rules run the Elman cell only.
 # ``make_problem`` builds that cell's parameters and the FLOP and memory models branch
-# on it (kernels/bptt.py, tbptt.py; rtrl refuses the gated cells until it dispatches
-# to kernels/rtrl_gru.py and rtrl_lstm.py). The declared exponents hold for
+# on it (kernels/bptt.py, tbptt.py; rtrl dispatches to kernels/rtrl_gru.py and
+# rtrl_lstm.py). The declared exponents hold for
 # every cell: a gated step does G = 3 (GRU) or 4 (LSTM) times the Elman step's GEMM
 # work and stores (1 + K) n B numbers (K = 4, 5) instead of n B, constants that change
 # no power of T, n, B or k, so gated BPTT time is ~ T n^2 B and its memory ~ T n B + P
 # (THEORY.md, "Costs"; tests/test_registry.py checks the powers per cell).
 #
-# The gated sweeps below sit where the Elman ones do (the same reasons, see "presets"
-# above), shorter: a gated call costs 3 to 4 times the Elman one (measured: bptt at
-# n = 64, B = 16, T = 2048 takes 36 ms for Elman, 115 ms for the GRU, 173 ms for the
-# LSTM; at n = 1024, T = 2, B = 64: 16, 55 and 69 ms). The quick preset gets the two
-# main axes of gated BPTT, 6 points each: 24 cells of 0.35 to 3.2 s, about 25 s in all
-# by the harness's own cell-time model (bench.sweep.predicted_cell_seconds) on the
-# measured calls; the full preset every axis of BPTT and truncated BPTT, 9 points each.
+# The gated sweeps take their sizes from the Elman sweeps of the same preset (every
+# point, or every other), with the same fixed sizes, so that the report compares the
+# cells at equal (T, n, B) (bench/cells_compare.py), and they sit where the Elman
+# ones do for the same reasons (see "presets" above), shorter: a gated BPTT call costs
+# 3 to 4 times the Elman one (measured: bptt at n = 64, B = 16, T = 2048 takes 36 ms
+# for Elman, 115 ms for the GRU, 173 ms for the LSTM; at n = 1024, T = 2, B = 64: 16,
+# 55 and 69 ms), a gated RTRL call 3 (GRU) and 8 (LSTM) times the FLOPs. The RTRL n
+# sweeps start at n = 48, where the n^4 terms carry 90% of every cell's FLOPs and n^3
+# 90% of its memory, and stop at 136 (quick, 0.6 s an LSTM call by the FLOP model at
+# the Elman kernel's rate) and 192 (full). The quick preset gets BPTT's T and n and
+# RTRL's n and T (the pair sweep), 6 points each: 48 cells; the full preset every axis
+# of BPTT, truncated BPTT and RTRL, 7 to 9 points each.
 
 CELLS = CELL_NAMES
 CELL_SIZE = {"cell": "elman"}
 
 
 def _cell_sweeps(cell):
+    pair_t = replace(_PAIR_T, fixed={**_PAIR_T.fixed, "cell": cell})
+    full_n = (384, 512, 704, 928, 1248, 1696, 2272, 3040)  # every other of the Elman's
     return {
         "bptt": {
             "quick": (
-                _geo("T", 256, 2048, 6, n=64, B=16, cell=cell),
-                _geo("n", 384, 2048, 6, multiple=32, T=2, B=64, cell=cell),
+                _geo("T", 256, 1448, 6, n=64, B=16, cell=cell),
+                _cases("n", (448, 544, 672, 800, 992, 1216), T=2, B=64, cell=cell),
             ),
             "full": (
-                _geo("T", 128, 16384, 9, n=64, B=16, cell=cell),
-                _geo("n", 384, 2560, 9, multiple=32, T=4, B=64, cell=cell),
-                _geo("B", 8, 512, 9, T=64, n=256, cell=cell),
+                _geo("T", 128, 16384, 8, n=64, B=16, cell=cell),
+                _cases("n", full_n, T=4, B=64, cell=cell),
+                _geo("B", 8, 512, 7, T=64, n=256, cell=cell),
             ),
         },
         "checkpointed_bptt": {
             "full": (
-                _geo("c", 2, 1000, 9, T=1000, n=64, B=8, cell=cell),
-                _geo("T", 128, 8192, 7, n=64, B=16, c=16, cell=cell),
+                _cases("c", (2, 5, 14, 35, 92, 238, 620, 1000), T=1000, n=64, B=8, cell=cell),
+                _cases(
+                    "T", (128, 208, 338, 549, 891, 1448, 2353, 3822), n=64, B=16, c=16, cell=cell
+                ),
             ),
         },
         "tbptt": {
             "full": (
-                _geo("T", 128, 16384, 9, n=64, B=16, k1=16, k2=16, cell=cell),
-                _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, k1=8, k2=8, cell=cell),
-                _geo("k", 64, 4096, 9, T=4096, n=16, B=64, cell=cell),
+                _geo("T", 128, 16384, 8, n=64, B=16, k1=16, k2=16, cell=cell),
+                _cases("n", full_n, T=16, B=64, k1=8, k2=8, cell=cell),
+                _geo("k", 64, 8192, 8, T=8192, n=16, B=64, cell=cell),
+            ),
+        },
+        "rtrl": {
+            "quick": (
+                _cases("n", (48, 56, 64, 80, 104, 136), T=2, B=2, cell=cell),
+                pair_t,
+            ),
+            "full": (
+                _cases("T", (16, 39, 95, 232, 565, 1378, 3360), n=32, B=1, cell=cell),
+                _cases("n", (48, 56, 64, 80, 96, 112, 136, 160, 192), T=2, B=2, cell=cell),
+                _cases("B", (1, 2, 4, 8, 16, 32, 64), T=4, n=64, cell=cell),
+                pair_t,
             ),
         },
     }
@@ -639,13 +660,10 @@ def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSp
 
     ``cell`` joins the sizes of :data:`CELL_ALGORITHMS` (default ``"elman"``, a
     categorical size) and the gated sweeps of :data:`CELL_SWEEPS` join their
-    presets; make_problem and the cost models already read ``size["cell"]``.
-    :data:`ALGORITHMS` is not built with it yet: the sweep grid and the store
-    take a text size, but ``bench.fit`` (``fit_sweep``) and the report
-    (``sections.fixed_sizes``) still read every size column as an int. Once
-    they take one, ``ALGORITHMS.update(with_cells(ALGORITHMS))`` at the end of
-    this module wires the cells in (and the dry-run cell counts of
-    tests/test_sweep.py and the size-column order of tests/test_fit.py move).
+    presets; make_problem and the cost models read ``size["cell"]``. The fits
+    (``bench.fit``) fit each cell's sweeps apart, and the report compares the
+    cells (``bench.cells_compare``). :data:`ALGORITHMS` is built with it (the
+    last line of this module).
     """
     out = {}
     for name, spec in algorithms.items():
@@ -653,12 +671,15 @@ def with_cells(algorithms: Mapping[str, AlgorithmSpec]) -> dict[str, AlgorithmSp
             out[name] = spec
             continue
         extra = CELL_SWEEPS.get(name, {})
-        presets = {
-            p: (*spec.presets.get(p, ()), *extra.get(p, ())) for p in {*spec.presets, *extra}
-        }
+        presets = {}
+        for p in {*spec.presets, *extra}:  # idempotent: a sweep already there is not added
+            have = spec.presets.get(p, ())
+            presets[p] = (*have, *(s for s in extra.get(p, ()) if s not in have))
         out[name] = replace(spec, sizes={**spec.sizes, **CELL_SIZE}, presets=presets)
     return out
 
+
+ALGORITHMS.update(with_cells(ALGORITHMS))
 
 # --- the trade-off sweeps -----------------------------------------------------------------
 # BPTT, truncated BPTT, RTRL and checkpointed BPTT measured at one (T, n, B) for the

@@ -212,7 +212,7 @@ def test_size_columns_are_the_union_of_the_specs_sizes_in_registry_order():
 
     assert fit.size_columns(REG) == ("T", "n", "B", "m", "p", "depth", "width")
     assert fit.size_columns(bpttbench.ALGORITHMS) == (
-        "T", "n", "B", "m", "p", "k1", "k2", "depth", "width", "c", "density",
+        "T", "n", "B", "m", "p", "cell", "k1", "k2", "depth", "width", "c", "density",
     )  # fmt: skip
 
 

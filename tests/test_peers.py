@@ -176,21 +176,34 @@ def test_an_agreeing_peer_is_timed_in_rounds_alternating_with_the_kernel(monkeyp
 
 def test_default_grid_is_issue_5s():
     cells = peers.plan(["pytorch", "jax"])
-    got = {(c.tool, c.algorithm, c.T, c.B, c.k): [] for c in cells}
+    got = {(c.tool, c.cell, c.algorithm, c.T, c.B, c.k): [] for c in cells}
     for c in cells:
-        got[(c.tool, c.algorithm, c.T, c.B, c.k)].append(c.n)
+        got[(c.tool, c.cell, c.algorithm, c.T, c.B, c.k)].append(c.n)
+    gated = {  # issue 10's: nn.GRU and nn.LSTM (JAX runs the Elman cell only)
+        ("pytorch", cell, *key): ns
+        for cell in ("gru", "lstm")
+        for key, ns in {
+            ("bptt", 1000, 1, None): [64, 256],
+            ("bptt", 100, 32, None): [64, 256, 512],
+            ("tbptt", 1000, 1, 32): [64, 256],
+        }.items()
+    }
     assert got == {
-        ("pytorch", "bptt", 1000, 1, None): [16, 64, 256],
-        ("jax", "bptt", 1000, 1, None): [16, 64, 256],
-        ("pytorch", "bptt", 100, 32, None): [64, 128, 256, 512],
-        ("jax", "bptt", 100, 32, None): [64, 128, 256, 512],
-        ("pytorch", "tbptt", 1000, 1, 32): [16, 64, 256],
-        ("jax", "rtrl", 50, 1, None): [16, 32, 64],
+        ("pytorch", "elman", "bptt", 1000, 1, None): [16, 64, 256],
+        ("jax", "elman", "bptt", 1000, 1, None): [16, 64, 256],
+        ("pytorch", "elman", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("jax", "elman", "bptt", 100, 32, None): [64, 128, 256, 512],
+        ("pytorch", "elman", "tbptt", 1000, 1, 32): [16, 64, 256],
+        ("jax", "elman", "rtrl", 50, 1, None): [16, 32, 64],
+        **gated,
     }
 
 
 def test_grid_overrides_replace_every_group_without_duplicates():
     cells = peers.plan(["pytorch"], ["bptt", "tbptt"], T=[20], n=[4, 8], B=[1], k=5)
+    # the default grid's gated groups give the same sizes once per gated cell
+    assert sorted(c.cell for c in cells) == ["elman"] * 4 + ["gru"] * 4 + ["lstm"] * 4
+    cells = [c for c in cells if c.cell == "elman"]
     assert [(c.algorithm, c.T, c.n, c.B, c.k) for c in cells] == [
         ("bptt", 20, 4, 1, None),
         ("bptt", 20, 8, 1, None),
@@ -234,6 +247,7 @@ def test_with_one_peer_it_runs_that_one_and_stores_rows(monkeypatch, tmp_path, c
     args = _parse(
         "--db", str(db), "--T", "6", "--n", "3", "--B", "2", "--k", "4", "--m", "2", "--p", "2",
         "--algorithms", "bptt", "tbptt", "rtrl", "--min-time", "0", "--min-rounds", "1",
+        "--cells", "elman",
     )  # fmt: skip
     assert peers.command(args) == 0
     out = capsys.readouterr().out

@@ -107,7 +107,10 @@ def test_gpu_grid_is_issue_14s():
 
 
 def test_dtypes_are_passes_over_the_grid_in_order():
-    cells = peers.plan(["pytorch"], ["bptt"], T=[5], n=[3, 4], B=[1], dtypes=["float32", "float64"])
+    cells = peers.plan(
+        ["pytorch"], ["bptt"], T=[5], n=[3, 4], B=[1], dtypes=["float32", "float64"],
+        cells=["elman"],
+    )  # fmt: skip
     assert [(c.dtype, c.n) for c in cells] == [
         ("float32", 3), ("float32", 4), ("float64", 3), ("float64", 4),
     ]  # fmt: skip
@@ -293,7 +296,7 @@ def test_command_runs_both_dtypes_and_records_device_and_versions(monkeypatch, t
     db = tmp_path / "r.sqlite"
     args = _parse(
         "--db", str(db), "--T", "6", "--n", "3", "--B", "2", "--m", "2", "--p", "2",
-        "--algorithms", "bptt", "--dtype", "float64", "float32",
+        "--algorithms", "bptt", "--dtype", "float64", "float32", "--cells", "elman",
         "--min-time", "0", "--min-rounds", "1",
     )  # fmt: skip
     assert peers.command(args) == 0

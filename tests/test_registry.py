@@ -289,11 +289,42 @@ def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
     assert {(s.axis, s.fixed["cell"]) for s in quick} == {
         (a, c) for a in ("T", "n") for c in ("gru", "lstm")
     }
+    assert registry == bpttbench.ALGORITHMS  # wired in, and adding the cells again adds nothing
     for name, presets in CELL_SWEEPS.items():
         spec = registry[name]
         for sweep in (s for sweeps in presets.values() for s in sweeps):
             assert sweep.fixed["cell"] in CELLS and sweep.axis in spec.axis_vars
             assert set(sweep.fixed) <= set(spec.sizes)
             assert (sweep.axis, "time") in spec.exponents
-            points = sweep.geometric[2]
+            points = sweep.geometric[2] if sweep.geometric else len(sweep.values)
             assert points >= 6  # a fit needs >= 4; >= 8 for a verdict in the full preset
+
+
+def test_every_gated_sweep_measures_sizes_an_elman_sweep_of_its_preset_measures():
+    """The report compares the cells at equal sizes (bench.cells_compare): every gated
+    cell's sweep point must be a point of an Elman sweep of the same preset."""
+    from bpttbench.bench.grid import preset_grid
+
+    for preset in ("quick", "full"):
+        grid = preset_grid(preset, bpttbench.ALGORITHMS)
+        points: dict = {}
+        for sw in grid["sweep"]:
+            spec = bpttbench.ALGORITHMS[sw["algorithm"]]
+            if "cell" not in spec.sizes:
+                continue
+            fixed = {**spec.sizes, **sw.get("fixed", {})}
+            sizes = sw.get("values") or grid_values(sw)
+            for v in sizes:
+                size = {**fixed, **{var: v for var in spec.axis_vars[sw["axis"]]}}
+                cell = size.pop("cell")
+                points.setdefault((sw["algorithm"], cell), set()).add(tuple(sorted(size.items())))
+        for (name, cell), pts in points.items():
+            if cell != "elman":
+                missing = pts - points[(name, "elman")]
+                assert not missing, (preset, name, cell, sorted(missing)[:3])
+
+
+def grid_values(sw):
+    from bpttbench.bench.grid import geometric
+
+    return geometric(*sw["geometric"], sw.get("multiple", 1))

@@ -119,11 +119,18 @@ class Cell:
 
 # Issue 5's targets. BPTT at B = 32 runs T = 100 (not 1000) to keep the grid to
 # minutes: the per-step cost does not depend on T, so the ratio does not either.
+# Then issue 10's: the gated cells' BPTT against nn.GRU / nn.LSTM + autograd at
+# B = 1, T = 1000 (n = 64 and 256) and B = 32, T = 100 (n = 64 to 512), and the
+# detach idiom for truncation; each side's call takes 0.01 to 0.3 s, so a cell
+# (gradient check, calibration, 5 rounds of at least 1 s) costs a few seconds.
 DEFAULT_GRID = (
     Group("bptt", T=1000, B=1, ns=(16, 64, 256)),
     Group("bptt", T=100, B=32, ns=(64, 128, 256, 512)),
     Group("tbptt", T=1000, B=1, ns=(16, 64, 256), k=32),
     Group("rtrl", T=50, B=1, ns=(16, 32, 64)),
+    Group("bptt", T=1000, B=1, ns=(64, 256), cells=("gru", "lstm")),
+    Group("bptt", T=100, B=32, ns=(64, 256, 512), cells=("gru", "lstm")),
+    Group("tbptt", T=1000, B=1, ns=(64, 256), k=32, cells=("gru", "lstm")),
 )
 QUICK_GRID = (
     Group("bptt", T=200, B=1, ns=(16, 64)),
