@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, quality_report, report_gpu
+from bpttbench.bench import DEFAULT_DB, quality_report, report_gpu, report_parallel
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
     BenchFile,
@@ -63,7 +63,7 @@ CHART_DIR = "charts"
 SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
-    r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
+    r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency|parallel"
     r"|other_axes|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+)\.(png|svg)$"
 )
 SECTIONS = {
@@ -115,6 +115,10 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         ]  # fmt: skip
     title = "Achieved GFLOP/s against the matrix-multiply peak"
     plan.append((Chart("efficiency", title, SECTIONS["eff"]), lambda: chart_efficiency(ctx)))
+    chart = Chart(
+        report_parallel.NAME, report_parallel.TITLE, SECTIONS["eff"]
+    )  # or its empty state
+    plan.append((chart, lambda: report_parallel.chart(ctx, db_path)))
     if ctx.store is not None and other_axes(ctx):
         title = other_axes_title(ctx)
         chart = Chart("other_axes", title[0].upper() + title[1:], SECTIONS["other"])
