@@ -48,6 +48,7 @@ from numba import prange
 
 from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
+from ._math import tanh
 from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab
 from ._validate import check_result
@@ -145,13 +146,13 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
         if leaky:
             for b in range(B):
                 for i in range(n):
-                    u = math.tanh(h[b, i] + a[b, i] + b_h[i])
+                    u = tanh(h[b, i] + a[b, i] + b_h[i])
                     a[b, i] = u
                     h[b, i] = beta * h_prev[b, i] + alpha * u
         else:
             for b in range(B):
                 for i in range(n):
-                    h[b, i] = math.tanh(h[b, i] + a[b, i] + b_h[i])
+                    h[b, i] = tanh(h[b, i] + a[b, i] + b_h[i])
         for b in range(B):
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for q in range(p):
