@@ -33,6 +33,15 @@ the LSTM's (h, c), P = G n (n + m + 2)) is other kernels, at the array level
 (kernels/rtrl_gru.py, kernels/rtrl_lstm.py); until ``rtrl`` dispatches to them,
 it refuses GRUParams and LSTMParams.
 
+Threads: a step's slab updates are independent of one another (slab g writes
+J[:, g] and the gradient rows of its own blocks), so they run in parallel over
+Numba's threads, each thread taking a fixed run of slabs for every sequence of
+the batch, with a scratch slab of its own (kernels/_parallel.py: BLAS is then
+held to one thread, so that the two levels do not oversubscribe the cores).
+Each gradient row still sums over the batch in order: the result is the same,
+bit for bit, at every thread count. The forward step and the readout, n^2 work,
+stay serial.
+
 Costs: time Theta(n^4 B) per step, Theta(T n^4 B) per sequence; memory
 Theta(n^3 B), independent of T (Williams & Zipser 1989, "A learning algorithm
 for continually running fully recurrent neural networks"; Menick et al. 2021,
@@ -320,12 +329,15 @@ def memory(size, itemsize: int) -> list[Term]:
         return gated.memory(size, itemsize)
     B, n, m, p = (size[k] for k in ("B", "n", "m", "p"))
     r = n + m + 1
+    K = _blocks_per_gemm(n, r)
     return [
         Term(B * n * n * n * itemsize, {"B": 1, "n": 3}),  # J, W_hh part
         Term(B * n * n * (m + 1) * itemsize, {"B": 1, "n": 2}),  # J, W_ih and b_h part
         Term(2 * n * r * itemsize, {"n": 2}),  # G and its copy returned as grads
-        # One scratch slab per parallel part (the model counts one thread's).
-        Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),
+        # The scratch slab: one per parallel part, counted here for one thread (each
+        # further thread adds a slab, n K r numbers; the model must not depend on
+        # the thread count of the process that reads it, a report's say).
+        Term(n * K * r * itemsize, {"n": 2}),
         Term((5 * B * n + B * r + p) * itemsize, {"B": 1, "n": 1}),  # states and vectors
         Term((p * n + p) * itemsize, {"n": 1}),  # readout gradients
     ]

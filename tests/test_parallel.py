@@ -86,3 +86,26 @@ def test_one_blas_thread_inside_a_parallel_kernel():
         assert blas() == before
         with _parallel.one_blas_thread(1):  # one part: BLAS keeps its threads
             assert blas() == before
+
+
+def test_gru_rtrl_same_bits_on_one_and_two_threads(threads):
+    """The GRU's exact RTRL (kernels/rtrl_gru.py): 21 blocks in 7 slabs, 3 and 4 per thread."""
+    from bpttbench.rtrl_gru import rtrl_gru, slab_count
+
+    n, m = 7, 5
+    assert slab_count(n, m, 64) == 7
+    rng = np.random.default_rng(7)
+    shapes = [(3 * n, m), (3 * n, n), (3 * n,), (3 * n,), (P, n), (P,)]
+    arrays = [rng.normal(0.0, 0.6, s) for s in shapes]
+    xs, ys = sequence(rng, T, B, m, P)
+    threads(1)
+    loss1, g1 = rtrl_gru(*arrays, xs, ys, slab_cols=64)
+    threads(2)
+    loss2, g2 = rtrl_gru(*arrays, xs, ys, slab_cols=64)
+    assert loss1 == loss2
+    for i, (a, b) in enumerate(zip(g1, g2, strict=True)):
+        assert np.array_equal(a, b), f"gradient {i}: differs between 1 and 2 threads"
+    cell = naive_cells.GRU
+    lb, gb = naive_cells.bptt(cell, cell.params_type(*arrays), xs, ys)
+    assert_loss_close(loss2, lb, EXACT_RTOL, "GRU rtrl at 2 threads vs the NumPy reference")
+    assert_grads_close(cell.params_type(*g2), gb, EXACT_RTOL, "GRU rtrl at 2 threads vs NumPy")
