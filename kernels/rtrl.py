@@ -191,11 +191,17 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
         # write, and each gradient row still sums over b in order: the result
         # is the same, bit for bit, for every thread count. Part t takes a
         # contiguous run of slabs and its own scratch slab.
-        for t in prange(n_parts):
-            sc = scratch[t]
-            for g in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
+            sc = scratch[0]
+            for g in range(n_groups):
                 for b in range(B):
                     _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
+        else:
+            for t in prange(n_parts):
+                sc = scratch[t]
+                for g in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    for b in range(B):
+                        _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
         h_prev[:] = h
     return 0.5 * loss
 

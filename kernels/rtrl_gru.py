@@ -187,10 +187,15 @@ def _rtrl_gru(
             zv[b, n + m + 1] = 1.0
         # The n^4 work in parallel over slabs, as in kernels/rtrl.py: a slab's
         # blocks and gradient rows are its own, so the parts never share a write.
-        for t in prange(n_parts):
-            for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
+            for grp in range(n_groups):
                 for b in range(B):
-                    _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
+                    _slab_step(A[b], J[b, grp], G[grp], scratch[0], v[b], zv[b], grp, n, K, r)
+        else:
+            for t in prange(n_parts):
+                for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    for b in range(B):
+                        _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
         h_prev[:] = h
     return 0.5 * loss
 
