@@ -109,7 +109,7 @@ MISMATCHES = {
     ("rtrl", "flops", 5): "T B (6 p n + 4 p): the 4 p has no n",
     ("rtrl", "memory", 1): "B n^2 (m + 1): declared m^0, holds m",
     ("rtrl", "memory", 2): "2 n r, r = n + m + 1: declared n^2, holds n m and n",
-    ("rtrl", "memory", 4): "3 B n + r + 2 n + p: declared B^1 n^1, holds n, m and p without B",
+    ("rtrl", "memory", 4): "5 B n + B r + p: declared B^1 n^1, holds m and p",
     ("rtrl", "memory", 5): "p n + p: declared n^1 only, but the readout gradients grow with p",
     ("backprop", "flops", 1): "L B w + (L - 1) B w (bias adds, tanh): 2L - 1 is not L^1",
     ("backprop", "flops", 2): "3 B w + 1: the final loss * 0.5 has no B or w",
