@@ -11,6 +11,7 @@ Ctrl-C exits with status 130 and a line that says what was kept.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import sys
@@ -63,11 +64,12 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=int,
-        default=1,
-        metavar="N",
-        help="Numba and BLAS threads (default: 1; single-threaded timings are "
-        "not disturbed by other programs, and descheduled rounds are retimed)",
+        default=None,
+        metavar="N[,N...]",
+        help="Numba and BLAS threads (default: the grid's, else 1; single-threaded timings "
+        "are not disturbed by other programs, and descheduled rounds are retimed); a list "
+        "like 1,2 is a threads axis: the plan is swept once per count, each run with its "
+        "own GEMM peak at that count, for the report's parallel speed-up",
     )
     p.add_argument(
         "--max-memory",
@@ -282,7 +284,7 @@ def _plan(args, registry, preset: str | None):
         points,
         fixed,
     )
-    return grid.apply_settings(
+    plan = grid.apply_settings(
         plan,
         {
             "dtype": args.dtype,
@@ -292,15 +294,19 @@ def _plan(args, registry, preset: str | None):
         },
         "command line",
     )
+    if getattr(args, "threads", None) is not None:  # over the grid's [settings] threads
+        plan = dataclasses.replace(plan, threads=grid.parse_threads(args.threads, "--threads"))
+    return plan
 
 
-def _budget(args) -> float | None:
+def _budget(args, plan) -> float | None:
     from bpttbench.bench import cluster
     from bpttbench.bench.budget import parse_bytes
     from bpttbench.bench.measure import available_cpus, check_threads
 
     if not cluster.wanted(args):  # on a cluster, each worker's CPUs are checked
-        check_threads(args.threads, available_cpus())
+        for threads in plan.threads:
+            check_threads(threads, available_cpus())
     return parse_bytes(args.max_memory) if args.max_memory is not None else None
 
 
@@ -309,7 +315,7 @@ def _do_sweep(args, argv, preset):
 
     registry = _registry()
     plan = _plan(args, registry, preset)
-    max_memory = _budget(args)
+    max_memory = _budget(args, plan)
     if getattr(args, "dump_grid", False):
         print(grid.to_toml(plan, registry), end="")
         return None
@@ -318,21 +324,27 @@ def _do_sweep(args, argv, preset):
         return None
     if cluster.wanted(args):  # on Dask workers (the extra 'cluster')
         return cluster.sweep_command(args, plan, max_memory, argv)
-    summary = sweep.run_sweep(
-        plan,
-        args.db,
-        registry,
-        threads=args.threads,
-        max_memory=max_memory,
-        remeasure=getattr(args, "remeasure", False),
-        progress=not args.quiet,
-        argv=argv,
-    )
-    print(
-        f"run {summary.run_id}: {summary.measured} cells measured, {summary.resumed} already "
-        f"stored, {summary.skipped} skipped, {summary.errors} failed "
-        f"in {summary.seconds:.0f} s -> {args.db}"
-    )
+    summaries = []
+    for threads in plan.threads:  # the threads axis: one run per count, each with its peak
+        summary = sweep.run_sweep(
+            plan,
+            args.db,
+            registry,
+            threads=threads,
+            max_memory=max_memory,
+            remeasure=getattr(args, "remeasure", False),
+            progress=not args.quiet,
+            argv=argv,
+        )
+        on = f" on {threads} thread(s)" if len(plan.threads) > 1 else ""
+        print(
+            f"run {summary.run_id}{on}: {summary.measured} cells measured, {summary.resumed} "
+            f"already stored, {summary.skipped} skipped, {summary.errors} failed "
+            f"in {summary.seconds:.0f} s -> {args.db}"
+        )
+        summaries.append(summary)
+    # The last run's summary, with the failures of every run (the exit status reads them).
+    summary.errors = sum(s.errors for s in summaries)
     return summary
 
 

@@ -58,7 +58,7 @@ MAX_SEED = 2**63 - 1
 DTYPES = ("float64", "float32")
 SETTING_KEYS = {
     "dtype", "min_time", "round_time", "min_rounds", "max_rounds", "max_cell_seconds", "seed",
-    "visits",
+    "visits", "threads",
 }  # fmt: skip
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a categorical size: safe inside a cell key
 
@@ -123,6 +123,9 @@ class Plan:
     seed: int = 0
     max_cell_seconds: float = 60.0
     visits: int = 1
+    # The threads axis: the plan is swept once per count, each a run of its own
+    # (its own GEMM peak at that count), keyed nt=/bt= in the store.
+    threads: tuple[int, ...] = (1,)
 
     def cells(self, registry: Mapping, shuffle: int = 0) -> list[Cell]:
         """Every cell of the plan, shuffled with the plan's seed (and ``shuffle``, per pass)."""
@@ -183,6 +186,22 @@ def check_value(spec, var: str, x: object, what: str) -> int | str:
             )
         return x
     return check_size(x, what)
+
+
+MAX_THREADS = 1024
+
+
+def parse_threads(x: object, what: str) -> tuple[int, ...]:
+    """Thread counts: one count, a list of them, or text like ``"1,2,4"``; sorted, distinct."""
+    if isinstance(x, str):
+        parts = [v.strip() for v in x.split(",")]
+        if not all(v.isdigit() for v in parts):
+            raise BenchError(f"{what} must be a thread count or counts like 1,2,4, got {x!r}")
+        x = [int(v) for v in parts]
+    values = x if isinstance(x, list | tuple) else [x]
+    if not values:
+        raise BenchError(f"{what} must name at least one thread count")
+    return tuple(sorted({_count(v, what, MAX_THREADS) for v in values}))
 
 
 def _count(x: object, what: str, top: int) -> int:
@@ -336,6 +355,8 @@ def apply_settings(plan: Plan, settings: Mapping, source: str) -> Plan:
             plan = replace(plan, visits=_count(val, what, MAX_VISITS))
         elif key == "max_cell_seconds":
             plan = replace(plan, max_cell_seconds=_seconds(val, what))
+        elif key == "threads":
+            plan = replace(plan, threads=parse_threads(val, what))
         elif key in ("min_time", "round_time"):
             timing = replace(timing, **{key: _seconds(val, what)})
     if timing.max_rounds < timing.min_rounds:
@@ -478,7 +499,7 @@ def describe(plan: Plan, registry: Mapping) -> str:
         f"plan {plan.name}: dtype {plan.dtype}, seed {plan.seed}, "
         f"min_time {plan.timing.min_time} s, round_time {plan.timing.round_time} s, "
         f"min_rounds {plan.timing.min_rounds}, visits {plan.visits}, "
-        f"max_cell_seconds {plan.max_cell_seconds}"
+        f"max_cell_seconds {plan.max_cell_seconds}, threads {list(plan.threads)}"
     ]
     for s in plan.sweeps:
         fixed = _fixed_shown(s, registry)
@@ -486,7 +507,14 @@ def describe(plan: Plan, registry: Mapping) -> str:
             f"  {s.algorithm:9s} {s.axis:6s} {list(s.values)}  fixed "
             + " ".join(f"{k}={v}" for k, v in fixed.items())
         )
-    lines.append(f"  {sum(len(s.values) for s in plan.sweeps)} cells")
+    cells = sum(len(s.values) for s in plan.sweeps)
+    if len(plan.threads) == 1:
+        lines.append(f"  {cells} cells")
+    else:
+        lines.append(
+            f"  {cells * len(plan.threads)} cells ({cells} at each of {len(plan.threads)} "
+            "thread counts, one run per count)"
+        )
     return "\n".join(lines)
 
 
@@ -504,6 +532,7 @@ def to_toml(plan: Plan, registry: Mapping) -> str:
         f"max_rounds = {t.max_rounds}",
         f"visits = {plan.visits}",
         f"max_cell_seconds = {plan.max_cell_seconds!r}",
+        f"threads = [{', '.join(str(v) for v in plan.threads)}]",
     ]
     for s in plan.sweeps:
         fixed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in _fixed_shown(s, registry).items())

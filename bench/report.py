@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpttbench
-from bpttbench.bench import DEFAULT_DB, cells_compare, online_budget, quality_report, report_gpu
+from bpttbench.bench import (
+    DEFAULT_DB,
+    cells_compare,
+    online_budget,
+    quality_report,
+    report_gpu,
+    report_parallel,
+)
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
     BenchFile,
@@ -64,8 +71,9 @@ CHART_DIR = "charts"
 SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
-    r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency"
-    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare|quality_\w+|cells)\.(png|svg)$"
+    r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency|parallel"
+    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare"
+    r"|quality_\w+|cells)\.(png|svg)$"
 )
 SECTIONS = {
     "time": "Time",
@@ -123,6 +131,10 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         plan.append((chart, lambda: cells_compare.chart_cells(ctx)))
     title = "Achieved GFLOP/s against the matrix-multiply peak"
     plan.append((Chart("efficiency", title, SECTIONS["eff"]), lambda: chart_efficiency(ctx)))
+    chart = Chart(
+        report_parallel.NAME, report_parallel.TITLE, SECTIONS["eff"]
+    )  # or its empty state
+    plan.append((chart, lambda: report_parallel.chart(ctx, db_path)))
     if ctx.store is not None and other_axes(ctx):
         title = other_axes_title(ctx)
         chart = Chart("other_axes", title[0].upper() + title[1:], SECTIONS["other"])

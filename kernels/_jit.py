@@ -76,16 +76,21 @@ class _OutOfTreeCache(caching.FunctionCache):
     _impl_class = _OutOfTreeImpl
 
 
-def jit(func=None, *, inline=False):
+def jit(func=None, *, inline=False, parallel=False):
     """Compile ``func`` in nopython mode with the project's options, cached on disk.
 
     ``@jit(inline=True)`` marks a small function that other kernels call once per
     step (a cell's pointwise step): Numba inlines its body into the caller, so
     the call costs no argument passing or reference counting of array views.
+
+    ``@jit(parallel=True)`` compiles its ``prange`` loops to run on Numba's
+    threads (kernels/_parallel.py says how the kernels share them with BLAS).
     """
     if func is None:
-        return lambda f: jit(f, inline=inline)
-    options = {**JIT_OPTIONS, "inline": "always"} if inline else JIT_OPTIONS
+        return lambda f: jit(f, inline=inline, parallel=parallel)
+    options = {**JIT_OPTIONS, "inline": "always"} if inline else dict(JIT_OPTIONS)
+    if parallel:
+        options["parallel"] = True
     kernel = njit(**options)(func)
     if isinstance(kernel, Dispatcher):  # not under NUMBA_DISABLE_JIT
         try:

@@ -33,6 +33,15 @@ the LSTM's (h, c), P = G n (n + m + 2)) is other kernels, at the array level
 (kernels/rtrl_gru.py, kernels/rtrl_lstm.py); until ``rtrl`` dispatches to them,
 it refuses GRUParams and LSTMParams.
 
+Threads: a step's slab updates are independent of one another (slab g writes
+J[:, g] and the gradient rows of its own blocks), so they run in parallel over
+Numba's threads, each thread taking a fixed run of slabs for every sequence of
+the batch, with a scratch slab of its own (kernels/_parallel.py: BLAS is then
+held to one thread, so that the two levels do not oversubscribe the cores).
+Each gradient row still sums over the batch in order: the result is the same,
+bit for bit, at every thread count. The forward step and the readout, n^2 work,
+stay serial.
+
 Costs: time Theta(n^4 B) per step, Theta(T n^4 B) per sequence; memory
 Theta(n^3 B), independent of T (Williams & Zipser 1989, "A learning algorithm
 for continually running fully recurrent neural networks"; Menick et al. 2021,
@@ -41,13 +50,15 @@ for continually running fully recurrent neural networks"; Menick et al. 2021,
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
+from numba import prange
 
 from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
+from ._math import tanh
+from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab
 from ._validate import check_result
 from .costs import Term, monomial
@@ -57,13 +68,13 @@ class Buffers(NamedTuple):
     """What the RTRL kernel writes besides the gradients."""
 
     J: np.ndarray  # (B, n / K, n, K, r) the influence matrix, as slabs of K blocks
-    scratch: np.ndarray  # (n, K, r) one slab: W_hh @ J[b, g]
+    scratch: np.ndarray  # (parts, n, K, r) one slab per parallel part: W_hh @ J[b, g]
     h_prev: np.ndarray  # (B, n)
     h: np.ndarray  # (B, n)
     a: np.ndarray  # (B, n) W_hh h_{t-1}, then (leaky cell) u_t = tanh(a_t)
-    z: np.ndarray  # (r,) z_t = (h_{t-1}, x_t, 1)
-    c: np.ndarray  # (n,) c_t = W_out^T e_t
-    d: np.ndarray  # (n,) alpha (1 - u_t^2)
+    z: np.ndarray  # (B, r) z_t = (h_{t-1}, x_t, 1)
+    c: np.ndarray  # (B, n) c_t = W_out^T e_t
+    d: np.ndarray  # (B, n) alpha (1 - u_t^2)
     e: np.ndarray  # (p,) readout error
 
 
@@ -73,7 +84,40 @@ class Grads(NamedTuple):
     b_out: np.ndarray  # (p,)
 
 
-@jit
+@jit(inline=True)
+def _slab_step(leaky, beta, W_hh, Jg, scratch, z, d, c, G, g, n, K, r):
+    """One slab of one sequence: Jg <- alpha D (W_hh Jg + M_t) + (1 - alpha) Jg, G += c^T Jg."""
+    # K blocks at once: W_hh (n x n) times an (n x K r) slab, the n^4 work.
+    np.dot(W_hh, Jg.reshape(n, K * r), scratch.reshape(n, K * r))
+    for kk in range(K):
+        k = g * K + kk
+        for col in range(r):
+            scratch[k, kk, col] += z[col]  # + M_t: row k of block k
+    # Fused pass while the slab is in cache: scale by tanh' (plus the
+    # leak's share of the old slab), store, and accumulate c_t^T J[k].
+    if leaky:
+        for i in range(n):
+            d_i = d[i]
+            c_i = c[i]
+            for kk in range(K):
+                g_row = G[g * K + kk]
+                for col in range(r):
+                    v = d_i * scratch[i, kk, col] + beta * Jg[i, kk, col]
+                    Jg[i, kk, col] = v
+                    g_row[col] += c_i * v
+    else:
+        for i in range(n):
+            d_i = d[i]
+            c_i = c[i]
+            for kk in range(K):
+                g_row = G[g * K + kk]
+                for col in range(r):
+                    v = d_i * scratch[i, kk, col]
+                    Jg[i, kk, col] = v
+                    g_row[col] += c_i * v
+
+
+@jit(parallel=True)
 def _rtrl(alpha, xs, ys, w, buf, grads):
     # Plain tuples across the Python boundary, named again here (see kernels/_sweeps.py).
     w, buf, grads = cells.Weights(*w), Buffers(*buf), Grads(*grads)
@@ -98,6 +142,7 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
     n = W_hh.shape[0]
     p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
+    n_parts = scratch.shape[0]
     leaky = alpha != 1.0
     beta = 1.0 - alpha
     loss = 0.0
@@ -110,13 +155,13 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
         if leaky:
             for b in range(B):
                 for i in range(n):
-                    u = math.tanh(h[b, i] + a[b, i] + b_h[i])
+                    u = tanh(h[b, i] + a[b, i] + b_h[i])
                     a[b, i] = u
                     h[b, i] = beta * h_prev[b, i] + alpha * u
         else:
             for b in range(B):
                 for i in range(n):
-                    h[b, i] = math.tanh(h[b, i] + a[b, i] + b_h[i])
+                    h[b, i] = tanh(h[b, i] + a[b, i] + b_h[i])
         for b in range(B):
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for q in range(p):
@@ -126,50 +171,37 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
                 e[q] = yhat - ys[s, b, q]
                 loss += e[q] * e[q]
                 g_b_out[q] += e[q]
-            c[:] = 0.0
+            c[b] = 0.0
             for q in range(p):
                 for j in range(n):
                     g_W_out[q, j] += e[q] * h[b, j]
-                    c[j] += e[q] * W_out[q, j]
+                    c[b, j] += e[q] * W_out[q, j]
             # z_t = (h_{t-1}, x_t, 1): the non-zero row of each block of M_t.
-            z[:n] = h_prev[b]
-            z[n : n + m] = xs[s, b]
-            z[n + m] = 1.0
+            z[b, :n] = h_prev[b]
+            z[b, n : n + m] = xs[s, b]
+            z[b, n + m] = 1.0
             if leaky:
                 for i in range(n):
-                    d[i] = alpha * (1.0 - a[b, i] * a[b, i])  # alpha tanh'(a_t)
+                    d[b, i] = alpha * (1.0 - a[b, i] * a[b, i])  # alpha tanh'(a_t)
             else:
                 for i in range(n):
-                    d[i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
+                    d[b, i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
+        # The n^4 work, in parallel over slabs: slab g writes J[:, g] and the
+        # gradient rows of its own K blocks only, so the parts never share a
+        # write, and each gradient row still sums over b in order: the result
+        # is the same, bit for bit, for every thread count. Part t takes a
+        # contiguous run of slabs and its own scratch slab.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
+            sc = scratch[0]
             for g in range(n_groups):
-                # K blocks at once: W_hh (n x n) times an (n x K r) slab, the n^4 work.
-                np.dot(W_hh, J[b, g].reshape(n, K * r), scratch.reshape(n, K * r))
-                for kk in range(K):
-                    k = g * K + kk
-                    for col in range(r):
-                        scratch[k, kk, col] += z[col]  # + M_t: row k of block k
-                # Fused pass while the slab is in cache: scale by tanh' (plus the
-                # leak's share of the old slab), store, and accumulate c_t^T J[k].
-                if leaky:
-                    for i in range(n):
-                        d_i = d[i]
-                        c_i = c[i]
-                        for kk in range(K):
-                            g_row = G[g * K + kk]
-                            for col in range(r):
-                                v = d_i * scratch[i, kk, col] + beta * J[b, g, i, kk, col]
-                                J[b, g, i, kk, col] = v
-                                g_row[col] += c_i * v
-                else:
-                    for i in range(n):
-                        d_i = d[i]
-                        c_i = c[i]
-                        for kk in range(K):
-                            g_row = G[g * K + kk]
-                            for col in range(r):
-                                v = d_i * scratch[i, kk, col]
-                                J[b, g, i, kk, col] = v
-                                g_row[col] += c_i * v
+                for b in range(B):
+                    _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
+        else:
+            for t in prange(n_parts):
+                sc = scratch[t]
+                for g in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    for b in range(B):
+                        _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
         h_prev[:] = h
     return 0.5 * loss
 
@@ -237,14 +269,17 @@ def advance(state, arrays, xs, ys, alpha=1.0):
     r = n + m + 1
     dt = W_hh.dtype
     K = J.shape[3]
+    parts = parallel_parts(J.shape[1])
     w = cells.Weights(W_ih, W_hh, b_h, np.empty(0, dt), W_out, b_out)
     buf = Buffers(
-        J=J, scratch=np.empty((n, K, r), dt), h_prev=h_prev,
+        J=J, scratch=np.empty((parts, n, K, r), dt), h_prev=h_prev,
         h=np.empty((B, n), dt), a=np.empty((B, n), dt),
-        z=np.empty(r, dt), c=np.empty(n, dt), d=np.empty(n, dt), e=np.empty(p, dt),
+        z=np.empty((B, r), dt), c=np.empty((B, n), dt), d=np.empty((B, n), dt),
+        e=np.empty(p, dt),
     )  # fmt: skip
     grads = Grads(np.zeros((n, r), dt), np.zeros_like(W_out), np.zeros_like(b_out))
-    loss = _rtrl(alpha, xs, ys, tuple(w), tuple(buf), tuple(grads))
+    with one_blas_thread(parts):
+        loss = _rtrl(alpha, xs, ys, tuple(w), tuple(buf), tuple(grads))
     G = grads.G
     g = cells.RNNParams(
         W_ih=G[:, n : n + m].copy(), W_hh=G[:, :n].copy(), b_h=G[:, n + m].copy(),
@@ -318,7 +353,11 @@ def memory(size, itemsize: int) -> list[Term]:
     return [
         b(1, B=1, n=3), b(1, B=1, n=2, m=1), b(1, B=1, n=2),  # J: B n^2 r
         b(2, n=2), b(2, n=1, m=1), b(2, n=1),  # G and its copy returned as grads: 2 n r
-        Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),  # scratch slab
-        b(3, B=1, n=1), b(3, n=1), b(1, m=1), b(1), b(1, p=1),  # states and vectors
+        # The scratch slab: one per parallel part, counted here for one thread (each
+        # further thread adds a slab, n K r numbers; the model must not depend on
+        # the thread count of the process that reads it, a report's say).
+        Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),
+        # states and vectors, kept per sequence: 5 B n + B r + p
+        b(6, B=1, n=1), b(1, B=1, m=1), b(1, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

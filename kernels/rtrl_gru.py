@@ -55,9 +55,17 @@ M_t is never materialised. K blocks are stored side by side as an (n x K r)
 slab; each slab update is one GEMM A_t @ slab into a scratch slab, then the
 non-zero rows of M_t are added to the scratch, then one fused pass, while the
 slab is in cache, writes it back and accumulates the gradient rows
-c_t^T J[k]. The scratch is one slab, so the memory is the influence matrix
-itself (n P numbers per sequence) plus a fraction. A_t (n x n) is formed once
-per step and sequence, O(n^2), against the O(n^2 P) of the slab products.
+c_t^T J[k]. The scratch is one slab per thread, so the memory is the
+influence matrix itself (n P numbers per sequence) plus a fraction. A_t (n x n)
+is formed once per step and sequence, O(n^2), against the O(n^2 P) of the slab
+products.
+
+Threads: as in kernels/rtrl.py, a step's slab updates run in parallel over
+Numba's threads, each a fixed run of slabs for every sequence, with its own
+scratch slab and BLAS held to one thread; every gradient row sums over the
+batch in order, so the result is the same bit for bit at every thread count.
+A_t, the gate derivatives and z_t are therefore kept for every sequence of the
+batch (B n^2 numbers, against the influence matrix's 3 B n^3).
 
 Costs per step and sequence: the GEMMs make 2 n^2 P = 6 n^4 + O(n^3 m) FLOPs
 (THEORY.md, "Gated cells": about 3 n^4 multiply-adds), the rest O(n^2 r);
@@ -68,11 +76,12 @@ flip is free), tanh counts 1.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+from numba import prange
 
 from ._jit import jit
+from ._math import sigmoid, tanh
+from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab
 from .costs import Term, monomial
 
@@ -80,7 +89,41 @@ from .costs import Term, monomial
 _R, _Z, _U, _G, _BETA, _AN, _AR, _AZ, _C = range(9)
 
 
-@jit
+@jit(inline=True)
+def _slab_step(A, Jg, Gg, scratch, vb, zv, grp, n, K, r):
+    """One slab of one sequence: Jg <- A_t Jg + M_t, and Gg += c_t^T Jg."""
+    Kr = K * r
+    an, beta, ar, az, c = vb[_AN], vb[_BETA], vb[_AR], vb[_AZ], vb[_C]
+    Js = Jg.reshape(n, Kr)
+    Gs = Gg.reshape(Kr)
+    S = scratch.reshape(n, Kr)
+    # K blocks at once: A_t (n x n) times an (n x K r) slab, the n^4 work.
+    np.dot(A, Js, S)
+    # + M_t: the one non-zero row of each block (gate row k feeds unit k mod n).
+    for kk in range(K):
+        k = grp * K + kk
+        gate, i = k // n, k % n
+        if gate == 2:  # n gate: r gates the recurrent row and b_hn
+            for col in range(n):
+                scratch[i, kk, col] += an[i] * zv[col]
+            for col in range(n, r - 1):  # x_t and b_in
+                scratch[i, kk, col] += beta[i] * zv[col]
+            scratch[i, kk, r - 1] += an[i] * zv[r - 1]
+        else:
+            coef = ar[i] if gate == 0 else az[i]
+            for col in range(r):
+                scratch[i, kk, col] += coef * zv[col]
+    # Fused pass while the slab is in cache: store it, and accumulate
+    # the gradient rows c_t^T J[k].
+    for i in range(n):
+        c_i = c[i]
+        for col in range(Kr):
+            val = S[i, col]
+            Js[i, col] = val
+            Gs[col] += c_i * val
+
+
+@jit(parallel=True)
 def _rtrl_gru(
     xs, ys, W_ih, W_hh, b_ih, b_hh, W_out, b_out, J, G, scratch, A, h_prev, h, gi, gh, v, zv, e,
     grads,
@@ -89,12 +132,9 @@ def _rtrl_gru(
     n = W_hh.shape[1]
     p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
-    Kr = K * r
+    n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
-    rg, zg, ug, gg = v[_R], v[_Z], v[_U], v[_G]
-    beta, an, ar, az, c = v[_BETA], v[_AN], v[_AR], v[_AZ], v[_C]
     W_hr, W_hz, W_hn = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n :]
-    S = scratch.reshape(n, Kr)
     loss = 0.0
     h_prev[:] = 0.0
     J[:] = 0.0
@@ -103,13 +143,16 @@ def _rtrl_gru(
         np.dot(xs[s], W_ih.T, gi)
         np.dot(h_prev, W_hh.T, gh)
         for b in range(B):
+            vb = v[b]
+            rg, zg, ug, gg = vb[_R], vb[_Z], vb[_U], vb[_G]
+            beta, an, ar, az, c = vb[_BETA], vb[_AN], vb[_AR], vb[_AZ], vb[_C]
             for i in range(n):
                 a_r = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
                 a_z = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
-                rg[i] = 1.0 / (1.0 + math.exp(-a_r))
-                zg[i] = 1.0 / (1.0 + math.exp(-a_z))
+                rg[i] = sigmoid(a_r)
+                zg[i] = sigmoid(a_z)
                 ug[i] = gh[b, 2 * n + i] + b_hh[2 * n + i]
-                gg[i] = math.tanh(gi[b, 2 * n + i] + b_ih[2 * n + i] + rg[i] * ug[i])
+                gg[i] = tanh(gi[b, 2 * n + i] + b_ih[2 * n + i] + rg[i] * ug[i])
                 h[b, i] = (1.0 - zg[i]) * gg[i] + zg[i] * h_prev[b, i]
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for q in range(p):
@@ -132,42 +175,27 @@ def _rtrl_gru(
                 ar[i] = beta[i] * ug[i] * rg[i] * (1.0 - rg[i])
                 az[i] = (h_prev[b, i] - gg[i]) * zg[i] * omz
             # A_t = diag(z) + diag(alpha_r) W_hr + diag(alpha_z) W_hz + diag(alpha_n) W_hn.
+            Ab = A[b]
             for i in range(n):
                 for j in range(n):
-                    A[i, j] = ar[i] * W_hr[i, j] + az[i] * W_hz[i, j] + an[i] * W_hn[i, j]
-                A[i, i] += zg[i]
+                    Ab[i, j] = ar[i] * W_hr[i, j] + az[i] * W_hz[i, j] + an[i] * W_hn[i, j]
+                Ab[i, i] += zg[i]
             # z_t = (h_{t-1}, x_t, 1, 1).
-            zv[:n] = h_prev[b]
-            zv[n : n + m] = xs[s, b]
-            zv[n + m] = 1.0
-            zv[n + m + 1] = 1.0
+            zv[b, :n] = h_prev[b]
+            zv[b, n : n + m] = xs[s, b]
+            zv[b, n + m] = 1.0
+            zv[b, n + m + 1] = 1.0
+        # The n^4 work in parallel over slabs, as in kernels/rtrl.py: a slab's
+        # blocks and gradient rows are its own, so the parts never share a write.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
             for grp in range(n_groups):
-                Js = J[b, grp].reshape(n, Kr)
-                Gs = G[grp].reshape(Kr)
-                # K blocks at once: A_t (n x n) times an (n x K r) slab, the n^4 work.
-                np.dot(A, Js, S)
-                # + M_t: the one non-zero row of each block (gate row k feeds unit k mod n).
-                for kk in range(K):
-                    k = grp * K + kk
-                    gate, i = k // n, k % n
-                    if gate == 2:  # n gate: r gates the recurrent row and b_hn
-                        for col in range(n):
-                            scratch[i, kk, col] += an[i] * zv[col]
-                        for col in range(n, n + m + 1):
-                            scratch[i, kk, col] += beta[i] * zv[col]
-                        scratch[i, kk, n + m + 1] += an[i] * zv[n + m + 1]
-                    else:
-                        coef = ar[i] if gate == 0 else az[i]
-                        for col in range(r):
-                            scratch[i, kk, col] += coef * zv[col]
-                # Fused pass while the slab is in cache: store it, and accumulate
-                # the gradient rows c_t^T J[k].
-                for i in range(n):
-                    c_i = c[i]
-                    for col in range(Kr):
-                        val = S[i, col]
-                        Js[i, col] = val
-                        Gs[col] += c_i * val
+                for b in range(B):
+                    _slab_step(A[b], J[b, grp], G[grp], scratch[0], v[b], zv[b], grp, n, K, r)
+        else:
+            for t in prange(n_parts):
+                for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    for b in range(B):
+                        _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
         h_prev[:] = h
     return 0.5 * loss
 
@@ -230,12 +258,15 @@ def rtrl_gru(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, sl
     J = np.empty((B, n3 // K, n, K, r), dt)
     G = np.zeros((n3 // K, K, r), dt)  # gradient of (weight_hh | weight_ih | bias_ih | bias_hh)
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
-    loss = _rtrl_gru(
-        xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
-        np.empty((n, K, r), dt), np.empty((n, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
-        np.empty((B, n3), dt), np.empty((B, n3), dt), np.empty((9, n), dt), np.empty(r, dt),
-        np.empty(p, dt), grads,
-    )  # fmt: skip
+    # Per sequence: A_t, the gate derivatives and z_t; per parallel part: a scratch slab.
+    parts = parallel_parts(n3 // K)
+    with one_blas_thread(parts):
+        loss = _rtrl_gru(
+            xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
+            np.empty((parts, n, K, r), dt), np.empty((B, n, n), dt), np.empty((B, n), dt),
+            np.empty((B, n), dt), np.empty((B, n3), dt), np.empty((B, n3), dt),
+            np.empty((B, 9, n), dt), np.empty((B, r), dt), np.empty(p, dt), grads,
+        )  # fmt: skip
     del J  # freed before the gradient arrays are copied out of G: they add nothing to the peak
     G = G.reshape(n3, r)
     return float(loss), (
@@ -290,9 +321,10 @@ def memory(size, itemsize: int) -> list[Term]:
         # G, 3 n r; the four arrays returned are copied out of it once J and the
         # scratch are freed.
         b(3, n=2), b(3, n=1, m=1), b(6, n=1),
-        Term(n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),  # scratch slab
-        b(1, n=2),  # A_t
-        # vectors: 2 B n + 2 B 3 n + 9 n + r + p
-        b(8, B=1, n=1), b(10, n=1), b(1, m=1), b(2), b(1, p=1),
+        # The scratch slab, for one thread (see kernels/rtrl.py's memory).
+        Term(n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),
+        b(1, B=1, n=2),  # A_t of each sequence
+        # vectors, kept per sequence: 2 B n + 2 B 3 n + 9 B n + B r + p
+        b(18, B=1, n=1), b(1, B=1, m=1), b(2, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

@@ -74,11 +74,10 @@ tanh counts 1.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._jit import jit
+from ._math import sigmoid, tanh
 from ._slabs import blocks_per_slab
 from .costs import Term, monomial
 
@@ -121,12 +120,12 @@ def _rtrl_lstm(
                 a_f = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
                 a_g = gi[b, 2 * n + i] + b_ih[2 * n + i] + gh[b, 2 * n + i] + b_hh[2 * n + i]
                 a_o = gi[b, 3 * n + i] + b_ih[3 * n + i] + gh[b, 3 * n + i] + b_hh[3 * n + i]
-                ig[i] = 1.0 / (1.0 + math.exp(-a_i))
-                fg[i] = 1.0 / (1.0 + math.exp(-a_f))
-                gg[i] = math.tanh(a_g)
-                og[i] = 1.0 / (1.0 + math.exp(-a_o))
+                ig[i] = sigmoid(a_i)
+                fg[i] = sigmoid(a_f)
+                gg[i] = tanh(a_g)
+                og[i] = sigmoid(a_o)
                 c_new[b, i] = fg[i] * c_prev[b, i] + ig[i] * gg[i]
-                tc[i] = math.tanh(c_new[b, i])
+                tc[i] = tanh(c_new[b, i])
                 h[b, i] = og[i] * tc[i]
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for k in range(p):

@@ -7,6 +7,11 @@ The cell layer, the leak (alpha = 1 is the plain cell) and the NamedTuple
 kernel arguments must reproduce them bit for bit: a reordered sum or an extra
 ``+ 0.0 * x`` shows here even when every tolerance test passes.
 
+Re-recorded once, when the kernels' tanh became the vectorised one of
+kernels/_math.py (within a few ulp of the C library's, tests/test_fast_math.py):
+that moved the last bits of every result, and nothing else (the gradients by
+under 1e-15 relative, measured against the libm kernels on these problems).
+
 The bits are those of the BLAS they were recorded with (OpenBLAS through
 SciPy's wheel, x86-64). A BLAS that orders the sums of a product differently
 gives other bits on its own; record the digests again from the pre-cell
@@ -38,20 +43,20 @@ CASES = {
 }
 
 DIGESTS = {
-    "bptt-T7-B2-n4-float64": "c96b3fa3b9c8ad58168724dd09667377",
-    "tbptt-3-5-T7-float64": "def5164573b9bee60ed94104fe0b7f71",
-    "rtrl-T7-B2-n4-float64": "a6604a62a9a25ae475b139f1212fb51f",
-    "bptt-T150-B3-n5-float64": "189d5edd58cf4c1a10e2c872972e7aaf",
-    "tbptt-50-60-T150-float64": "78f9828317aeced50c60dc16598e49b1",
-    "tbptt-4-4-T150-float64": "cb0bc997a1f27dfe859949b488845d26",
-    "rtrl-T20-B2-n5-float64": "86f55e9c6a73bdf8375c640c8154f029",
-    "bptt-T7-B2-n4-float32": "48ba7414cf671765a789582bedb2ea26",
-    "tbptt-3-5-T7-float32": "13f4076b44d81974b3edb04fdd9c7a98",
-    "rtrl-T7-B2-n4-float32": "785c131144d90211d14b58b35474df19",
-    "bptt-T150-B3-n5-float32": "5734c126b943220c907a506342771dac",
-    "tbptt-50-60-T150-float32": "97d46953093bc16a2fa8d68edd23d024",
-    "tbptt-4-4-T150-float32": "01a6d21fb6cc3ee0b195e3b6822b69f5",
-    "rtrl-T20-B2-n5-float32": "1e238eac5e38d729eb9a8fc96d3539f1",
+    "bptt-T7-B2-n4-float64": "c934f4a2311da1c8e8aafbbbe0e74c84",
+    "tbptt-3-5-T7-float64": "d5cf382b2492ecb0dc37160fd22ab8f3",
+    "rtrl-T7-B2-n4-float64": "354980d87cfb0b7c20333593b5939483",
+    "bptt-T150-B3-n5-float64": "86d3f71053d102d965395bc89294f8fb",
+    "tbptt-50-60-T150-float64": "59a8a13f9087ba228aa7b87fe178f10f",
+    "tbptt-4-4-T150-float64": "d07128020299b67f9ac2554c1836225e",
+    "rtrl-T20-B2-n5-float64": "28785a8a33252ba67c951a1873d10997",
+    "bptt-T7-B2-n4-float32": "3421a7fb2aa0984eee66556a7a78aa8c",
+    "tbptt-3-5-T7-float32": "8f7d4b8ae527e227b4a44ff492572ed7",
+    "rtrl-T7-B2-n4-float32": "441a3193c31319aa29b6b6326759fb9b",
+    "bptt-T150-B3-n5-float32": "cf5d7c403a8431cb94baa64f8ebedd53",
+    "tbptt-50-60-T150-float32": "6fe503127ba09d23a1dbe1b4a07a2ac8",
+    "tbptt-4-4-T150-float32": "844a68128a82b970c98fc9b99c7c66f3",
+    "rtrl-T20-B2-n5-float32": "5cd0f1fd005037157496c951ae701554",
 }
 
 

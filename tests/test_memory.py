@@ -221,7 +221,14 @@ def test_analytic_memory_model_matches_the_measured_peak(case):
     spec = bpttbench.ALGORITHMS[name]
     size = MODEL_SIZES[case]
     problem = spec.make_problem(size, np.float64, 0)
-    measured = peak_bytes(lambda: spec.func(*problem))
+    # On one Numba thread, as a sweep measures: RTRL's model counts one thread's
+    # scratch slab, and each further thread adds one (kernels/rtrl.py, "Threads").
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        measured = peak_bytes(lambda: spec.func(*problem))
+    finally:
+        numba.set_num_threads(before)
     model = spec.memory_bytes(size, 8)
     assert abs(measured - model) <= MEMORY_MODEL_RTOL * model + MEMORY_OVERHEAD_BYTES, (
         f"{name} {size}: measured {measured} B, model {model:.0f} B"

@@ -286,6 +286,7 @@ STORE_CHARTS = [
     "cost_grid_rtrl_vs_bptt",
     "memory_boundary_rtrl_vs_bptt",
     "efficiency",
+    "parallel",
     "other_axes",
     "online_budget",
     "peers",

@@ -242,6 +242,17 @@ needs_jit = pytest.mark.skipif(
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_peak_memory_is_flat_in_T_and_matches_the_model(rng, cell, dtype):
+    # On one Numba thread, as a sweep measures: the model counts one thread's scratch
+    # slab, and each further thread adds one (kernels/rtrl_gru.py, "Threads").
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _check_peak_memory(rng, cell, dtype)
+    finally:
+        numba.set_num_threads(before)
+
+
+def _check_peak_memory(rng, cell, dtype):
     params, _, _ = make_problem(rng, cell, {**MEMORY_SIZE, "T": 1}, dtype)
     peaks = {}
     for T in (T_SHORT, T_LONG):

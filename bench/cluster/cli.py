@@ -51,12 +51,17 @@ def sweep_command(args, plan, max_memory, argv) -> ClusterSummary:
     if args.local_cluster is not None and args.local_cluster < 1:
         raise BenchError(f"--local-cluster must be >= 1, got {args.local_cluster}")
     store.connect(args.db, bpttbench.ALGORITHMS).close()  # a bad store: refused before a cluster
+    if len(plan.threads) > 1:
+        raise BenchError(
+            f"threads {list(plan.threads)}: a cluster sweep runs one thread count; "
+            "run it once per count (--threads N)"
+        )
     with connect(args.scheduler, args.local_cluster) as client:
         summary = run_cluster_sweep(
             plan,
             args.db,
             client,
-            threads=args.threads,
+            threads=plan.threads[0],
             max_memory=max_memory,
             remeasure=getattr(args, "remeasure", False),
             progress=not args.quiet,

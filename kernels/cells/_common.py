@@ -24,12 +24,9 @@ plain cell (alpha = 1) keeps the original code path, bit for bit.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
-
-from .._jit import jit
 
 # Cell ids: compile-time constants inside the kernels.
 ELMAN = 0  # h' = tanh(a)
@@ -62,9 +59,3 @@ class Cell(NamedTuple):
     gates: int
     stored: int
     alpha: float
-
-
-@jit
-def sigmoid(x):
-    """The logistic function 1 / (1 + e^-x); e^-x overflows to inf for x < -709, giving 0."""
-    return 1.0 / (1.0 + math.exp(-x))

@@ -38,12 +38,12 @@ alpha diag(phi'(a_t)) W_hh. Hence (kernels/rtrl.py)
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .._jit import jit
+from .._math import tanh
 from .._validate import check_alpha, check_dtype, check_rnn_params, check_size
 from ..costs import Term
 from ._common import ELMAN, LEAKY, Cell, Weights
@@ -177,7 +177,7 @@ def forward_step(a, b_h, h_new):
     B, n = h_new.shape
     for b in range(B):
         for k in range(n):
-            h_new[b, k] = math.tanh(h_new[b, k] + a[b, k] + b_h[k])
+            h_new[b, k] = tanh(h_new[b, k] + a[b, k] + b_h[k])
 
 
 @jit
@@ -188,7 +188,7 @@ def forward_step_leaky(a, b_h, h_prev, h_new, u_new, alpha):
     beta = 1.0 - alpha
     for b in range(B):
         for k in range(n):
-            u = math.tanh(h_new[b, k] + a[b, k] + b_h[k])
+            u = tanh(h_new[b, k] + a[b, k] + b_h[k])
             u_new[b, k] = u
             h_new[b, k] = beta * h_prev[b, k] + alpha * u
 

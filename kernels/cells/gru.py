@@ -48,14 +48,14 @@ P = 3n (n + m + 2); exact RTRL costs ~ 3 n^4 per step (THEORY.md).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .._jit import jit
+from .._math import sigmoid, tanh
 from ..costs import Term
-from ._common import GRU, Cell, Weights, sigmoid
+from ._common import GRU, Cell, Weights
 from ._gated import check_gated, init_gated
 
 NAME = "gru"
@@ -112,7 +112,7 @@ def forward_step(a, r, b_ih, b_hh, h_prev, h_new, x_new):
             r_g = sigmoid(a[b, k] + b_ih[k] + r[b, k] + b_hh[k])
             z_g = sigmoid(a[b, n + k] + b_ih[n + k] + r[b, n + k] + b_hh[n + k])
             hn = r[b, 2 * n + k] + b_hh[2 * n + k]
-            g = math.tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r_g * hn)
+            g = tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r_g * hn)
             h_new[b, k] = g + z_g * (h_prev[b, k] - g)
             x_new[b, k] = r_g
             x_new[b, n + k] = z_g

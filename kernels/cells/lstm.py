@@ -45,14 +45,14 @@ per step (THEORY.md).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .._jit import jit
+from .._math import sigmoid, tanh
 from ..costs import Term
-from ._common import LSTM, Cell, Weights, sigmoid
+from ._common import LSTM, Cell, Weights
 from ._gated import check_gated, init_gated
 
 NAME = "lstm"
@@ -110,10 +110,10 @@ def forward_step(a, r, b_ih, b_hh, x_prev, h_new, x_new):
         for k in range(n):
             i_g = sigmoid(a[b, k] + b_ih[k] + r[b, k] + b_hh[k])
             f_g = sigmoid(a[b, n + k] + b_ih[n + k] + r[b, n + k] + b_hh[n + k])
-            g = math.tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r[b, 2 * n + k] + b_hh[2 * n + k])
+            g = tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r[b, 2 * n + k] + b_hh[2 * n + k])
             o_g = sigmoid(a[b, 3 * n + k] + b_ih[3 * n + k] + r[b, 3 * n + k] + b_hh[3 * n + k])
             c = f_g * x_prev[b, k] + i_g * g
-            h_new[b, k] = o_g * math.tanh(c)
+            h_new[b, k] = o_g * tanh(c)
             x_new[b, k] = c
             x_new[b, n + k] = i_g
             x_new[b, 2 * n + k] = f_g
@@ -134,7 +134,7 @@ def backward_step(dh, delta, delta_c, x_prev, x_new, d):
             f_g = x_new[b, 2 * n + k]
             g = x_new[b, 3 * n + k]
             o_g = x_new[b, 4 * n + k]
-            tc = math.tanh(c)
+            tc = tanh(c)  # the forward step's tanh(c'), recomputed bit for bit
             dc = e * o_g * (1.0 - tc * tc) + delta_c[b, k]
             delta_c[b, k] = dc * f_g
             d[b, k] = dc * g * i_g * (1.0 - i_g)
