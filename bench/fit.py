@@ -235,13 +235,28 @@ def _sweeps(cells: pd.DataFrame, spec, axis: str) -> list[pd.DataFrame]:
     return [g for _, g in grouped]
 
 
+def _rank(sweep: pd.DataFrame):
+    """A sweep's claim to be reported: the most sizes, then the most recent."""
+    return (sweep["size"].nunique(), str(sweep["created"].max()) if "created" in sweep else "")
+
+
 def _pick(sweeps: list[pd.DataFrame]) -> pd.DataFrame:
     """The sweep to report: the most sizes, then the most recent."""
+    return max(sweeps, key=_rank)
 
-    def rank(g: pd.DataFrame):
-        return (g["size"].nunique(), str(g["created"].max()) if "created" in g else "")
 
-    return max(sweeps, key=rank)
+def _best_fit(spec, axis: str, metric: str, sweeps: list[pd.DataFrame]) -> FitResult | None:
+    """The fit of the sweep with the most sizes in its window, then by :func:`_rank`.
+
+    Sweeps of one axis may sit where different terms lead (checkpointed BPTT's slots
+    lead its memory only where c n B outweighs the buffers): each metric is fitted
+    where its model's leading term carries the most points.
+    """
+    fits = [(fit_sweep(spec, axis, metric, s), s) for s in sweeps]
+    fits = [(r, s) for r, s in fits if r is not None]
+    if not fits:
+        return None
+    return max(fits, key=lambda rs: (rs[0].n_points, _rank(rs[1])))[0]
 
 
 def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | None:
@@ -345,7 +360,8 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
     ``cells_df`` is :func:`bpttbench.bench.store.load_cells`' frame; only ``status == 'ok'``
     cells are used. Each machine and each dtype is fitted on its own; where one
     algorithm and axis has several sweeps there (other fixed sizes or thread
-    counts), the one with the most sizes is fitted, the most recent on a tie.
+    counts), each metric is fitted on the sweep with the most sizes in its fit
+    window, then the most sizes, then the most recent.
     """
     if registry is None:
         registry = bpttbench.ALGORITHMS
@@ -366,9 +382,9 @@ def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[F
         spec = registry.get(name)
         if spec is None or axis not in spec.axis_vars:
             continue
-        sweep = _pick(_sweeps(part, spec, axis))
+        sweeps = _sweeps(part, spec, axis)
         for metric in METRICS:
-            res = fit_sweep(spec, axis, metric, sweep)
+            res = _best_fit(spec, axis, metric, sweeps)
             if res is not None:
                 results.append(res)
     return results

@@ -113,13 +113,21 @@ def test_costs_are_positive(name):
         assert_negative_terms_are_outweighed(spec.memory(size, ITEMSIZE))
 
 
+# Axes along which time follows no power law, so none is declared: checkpointed BPTT's
+# forward steps fall with the slots c like T ln T / ln c (kernels/registry.py).
+NO_TIME_POWER_LAW = {("checkpointed_bptt", "c")}
+
+
 @pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
 def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
     spec = bpttbench.ALGORITHMS[name]
     axes = {axis for axis, _ in spec.exponents}
     assert axes <= set(spec.axis_vars)
     for axis in axes:
-        assert (axis, "time") in spec.exponents
+        if (name, axis) in NO_TIME_POWER_LAW:
+            assert (axis, "time") not in spec.exponents
+        else:
+            assert (axis, "time") in spec.exponents
         assert (axis, "memory") in spec.exponents
     for (axis, metric), exponent in spec.exponents.items():
         assert metric in METRICS
@@ -295,7 +303,7 @@ def test_with_cells_adds_the_cell_size_and_the_gated_sweeps():
         for sweep in (s for sweeps in presets.values() for s in sweeps):
             assert sweep.fixed["cell"] in CELLS and sweep.axis in spec.axis_vars
             assert set(sweep.fixed) <= set(spec.sizes)
-            assert (sweep.axis, "time") in spec.exponents
+            assert (sweep.axis, "memory") in spec.exponents  # something to fit
             points = sweep.geometric[2] if sweep.geometric else len(sweep.values)
             assert points >= 6  # a fit needs >= 4; >= 8 for a verdict in the full preset
 
