@@ -47,7 +47,35 @@ def _rtrl_vs_bptt(s) -> str:
     pair = s["pairs"]["rtrl_vs_bptt"]
     if pair["common_cells"] == 0:
         return "The reference run measured no (T, n, B) for both algorithms"
-    return f"The reference run measured {pair['common_cells']} sizes for both algorithms"
+    return (
+        f"The reference run measured {pair['common_cells']} sizes for both algorithms: RTRL "
+        f"used less memory at {pair['a_lower']} of them, and {pair['agree']} of "
+        f"{pair['compared']} fall on the side of the line that the models predict"
+    )
+
+
+def _cells(s, alg: str) -> str:
+    """The gated cells' measured time ratio to the Elman cell's, beside the FLOP model's."""
+    r = s["cells"]["ratios"][alg]
+    return (
+        "GRU {g[time_ratio][median]:.2g}{X} the Elman cell's time where the FLOP model "
+        "predicts {g[flop_ratio][median]:.2g}{X}, LSTM {l[time_ratio][median]:.2g}{X} "
+        "against {l[flop_ratio][median]:.2g}{X}"
+    ).format(**SIGNS, g=r["gru"], l=r["lstm"])
+
+
+def _slots(s, c: int) -> str:
+    g = s["tradeoff"]["gruslys"]["slots"][f"c={c}"]
+    return (
+        f"c = {c} slots keep {_pct(1 - g['memory_saved'])}% of BPTT's peak memory for "
+        f"{_pct(g['time_paid'])}% more time ({_pct(g['extra_forward'])}% more forward steps)"
+    )
+
+
+def _budget(s, alg: str) -> str:
+    t = s["online_budget"]["algorithms"][alg]["time"]
+    word = {"interpolated": "n = ", "at_least": "n \u2265 ", "below": "n < "}[t["bound"]]
+    return f"{alg} {word}{t['n']:,.0f}"
 
 
 # Each renders one phrase of the README from summary.json (``s``).
@@ -93,8 +121,8 @@ FIGURES = [
     ),
     lambda s: (
         f"Against PyTorch {s['peers']['tools']['pytorch']['release']} (CPU, "
-        f"{_threads(max(s['peers']['threads']))}, {s['run']['dtype']}, gradients equal to "
-        f"{s['peers']['max_rel_err']:.0e})"
+        f"{_threads(max(s['peers']['threads']))}, {s['run']['dtype']} unless said, gradients "
+        f"equal to {s['peers']['max_rel_err']:.0e} or better, float32 included)"
     ),
     lambda s: (
         "BPTT at T = 1000, B = 1 is {r[n=16]:.3g}{X} faster at n = 16, {r[n=64]:.3g}{X} at "
@@ -104,9 +132,35 @@ FIGURES = [
         "at T = 100, B = 32, {g[min]:.2g}{TO}{g[max]:.2g}{X} faster for "
         "n = {g[n_min]}{TO}{g[n_max]}"
     ).format(**SIGNS, g=s["peers"]["groups"]["pytorch"]["bptt"]["T=100,B=32"]),
-    lambda s: "BPTT is at par at B = 32 ({g[min]:.2g}{TO}{g[max]:.2g}{X})".format(
-        **SIGNS, g=s["peers"]["groups"]["jax"]["bptt"]["T=100,B=32"]
+    lambda s: (
+        "BPTT at T = 100, B = 32 takes {g[min]:.2g}{TO}{g[max]:.2g}{X} bpttbench's time "
+        "for n = {g[n_min]}{TO}{g[n_max]}"
+    ).format(**SIGNS, g=s["peers"]["groups"]["jax"]["bptt"]["T=100,B=32"]),
+    lambda s: (
+        "GRU and LSTM BPTT at T = 1000, B = 1 (`nn.GRU`, `nn.LSTM`): {g:.3g}{X} and "
+        "{l:.3g}{X} faster at n = 64"
+    ).format(
+        **SIGNS,
+        g=s["peers"]["groups"]["pytorch"]["bptt"]["T=1000,B=1,cell=gru"]["ratios"]["n=64"],
+        l=s["peers"]["groups"]["pytorch"]["bptt"]["T=1000,B=1,cell=lstm"]["ratios"]["n=64"],
     ),
+    lambda s: "BPTT: " + _cells(s, "bptt"),
+    lambda s: "RTRL: " + _cells(s, "rtrl"),
+    lambda s: _slots(s, 35),
+    lambda s: "Gruslys et al. report {m}% saved for {t}% more time at T = {r[T]}".format(
+        r=s["tradeoff"]["gruslys"]["reported"],
+        m=_pct(s["tradeoff"]["gruslys"]["reported"]["memory_saved"]),
+        t=_pct(s["tradeoff"]["gruslys"]["reported"]["time_paid"]),
+    ),
+    lambda s: "costs at most {t:g} ms per step of one sequence".format(
+        t=s["online_budget"]["time_per_step_s"] * 1e3
+    ),
+    lambda s: _slots(s, 3),
+    lambda s: "{u}, {s1}, {rf}, {kf}, {rk}".format(
+        u=_budget(s, "uoro"), s1=_budget(s, "snap1"), rf=_budget(s, "rflo"),
+        kf=_budget(s, "kf_rtrl"), rk=_budget(s, "r_kf"),
+    ),  # fmt: skip
+    lambda s: "exact RTRL {r}".format(r=_budget(s, "rtrl").split(" ", 1)[1]),
 ]
 
 

@@ -1,0 +1,12 @@
+#!/bin/sh
+# The reference run, as it was made: one store, on a quiet machine, each step a
+# resumable sweep (run the script again to resume). Then the report.
+set -e
+DB=reports/reference/reference.sqlite
+bpttbench sweep --preset full --min-time 1.5 --algorithms bptt tbptt rtrl checkpointed_bptt --db "$DB"
+bpttbench sweep --preset full --min-time 1.5 --algorithms uoro kf_rtrl r_kf snap1 snap2 rflo --db "$DB"
+bpttbench quality --preset full --db "$DB"
+bpttbench peers --db "$DB" --dtype float64 float32
+bpttbench sweep --preset full --min-time 1.5 --algorithms backprop --db "$DB"
+bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
+    --out reports/reference
