@@ -157,9 +157,12 @@ FIGURES = [
     ),
     lambda s: _slots(s, 3),
     lambda s: "{u}, {s1}, {rf}, {kf}, {rk}".format(
-        u=_budget(s, "uoro"), s1=_budget(s, "snap1"), rf=_budget(s, "rflo"),
-        kf=_budget(s, "kf_rtrl"), rk=_budget(s, "r_kf"),
-    ),  # fmt: skip
+        u=_budget(s, "uoro"),
+        s1=_budget(s, "snap1"),
+        rf=_budget(s, "rflo"),
+        kf=_budget(s, "kf_rtrl"),
+        rk=_budget(s, "r_kf"),
+    ),
     lambda s: "exact RTRL {r}".format(r=_budget(s, "rtrl").split(" ", 1)[1]),
 ]
 
