@@ -82,10 +82,9 @@ def _snap1_start(arrays, B):
 
 
 def _snap1_advance(state, arrays, alpha, xs, ys):
-    if _is_gated(arrays):
-        cell, weights, _ = cells.identify(arrays)
-        loss, grads = snap1_gated.advance(state, weights, xs, ys)
-        return loss, cells.as_params(cells.Weights(*grads), cell)
+    if _is_gated(arrays):  # checked when the stream took them (_checked)
+        loss, grads = snap1_gated.advance(state, cells.Weights(*arrays), xs, ys)
+        return loss, cells.as_params(cells.Weights(*grads), cells.cell_named(state.cell))
     return snap1_advance(state, arrays, alpha, xs, ys)
 
 
