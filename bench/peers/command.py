@@ -124,6 +124,21 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(out)
 
 
+def _openblas_kernels() -> str | None:
+    """The kernels of the OpenBLAS libraries loaded (``"Haswell"``, ``"SkylakeX"``), if any.
+
+    The peers row records them: the same CPU runs GEMMs 1.5x faster with OpenBLAS's
+    AVX-512 kernels than with its Haswell ones (AMD EPYC, float64, one thread)."""
+    from threadpoolctl import threadpool_info
+
+    found = [
+        str(i["architecture"])
+        for i in threadpool_info()
+        if i.get("internal_api") == "openblas" and i.get("architecture")
+    ]
+    return ",".join(dict.fromkeys(found)) or None
+
+
 def _loadavg() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -235,6 +250,7 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             tool_threads[tool] = threads if pin.cpus is not None else cpus
     pin.again()  # the threads the imports and set_threads started
     cpu_set = pin.cpus or affinity.current()
+    openblas = _openblas_kernels()
     run_cpus = threads if pin.cpus is not None else cpus
     min_time, min_rounds = GRID_TIMING[grid]
     min_time = args.min_time if args.min_time is not None else min_time
@@ -251,6 +267,12 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
         f"peers on {devices}, bpttbench on the CPU; "
         + (f"pinned to CPU {pin.cpus}" if pin.cpus is not None else "not pinned")
     )
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        print(
+            f"note: OPENBLAS_CORETYPE={forced} is set: bpttbench's GEMMs run OpenBLAS's "
+            f"{openblas} kernels, not the ones OpenBLAS would pick for this CPU"
+        )
     tols = " / ".join(f"{TOLERANCES[d]:g} ({d})" for d in dtypes)
     print(f"check: gradients must agree with bpttbench to {tols} relative before a peer is timed")
 
@@ -289,7 +311,9 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
                 blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
                 commit=meta["commit"], loadavg=load_at_start,
                 created=datetime.now(UTC).isoformat(), cpus=run_cpus,
-                versions=gpu.versions_json(modules[cell.tool], meta, cpu_set),
+                versions=gpu.versions_json(
+                    modules[cell.tool], meta, {"affinity": cpu_set, "openblas": openblas}
+                ),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)
