@@ -21,8 +21,8 @@ For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
 
 Cores: on the CPU the whole run is pinned to ``--threads`` cores (``affinity``),
 peer and kernel alike, so a one-thread row compares one core with one core
-(XLA's CPU pools ignore the thread flags: unpinned, its "one-thread" BPTT ran
-above one core's DGEMM peak). The row's ``cpus`` is the pinned core count and
+(XLA's CPU pools ignore the thread flags: unpinned, two of its threads shared a
+"one-thread" BPTT call). The row's ``cpus`` is the pinned core count and
 its ``versions`` JSON names the cores (``"affinity": "0"``).
 
 Peers: PyTorch (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` + autograd for BPTT,

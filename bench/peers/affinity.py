@@ -3,9 +3,11 @@
 Why: a thread count is not a core count. XLA's CPU runtime keeps thread pools
 of its own (17 OS threads after ``import jax`` here, whatever ``XLA_FLAGS``
 says): with ``--xla_cpu_multi_thread_eigen=false`` its one-"thread" BPTT at
-B = 32, n = 512 still ran 5.0e9 FLOPs in 0.063 s, 80 GFLOP/s, above one core's
-DGEMM peak (~62 GFLOP/s on the reference machine). Newer XLA has no flag that
-limits them (``--intra_op_parallelism_threads`` is refused as an unknown flag).
+B = 32, n = 512 took 0.063 s a call in the reference run, where the same call
+needs about 0.10 s of CPU time; counted per thread (``/proc/self/task/*/stat``,
+ten calls), two of its threads did the work (55 and 48 ticks) on the 2-core
+machine, and one (93 ticks) once pinned. Newer XLA has no flag that limits
+them (``--intra_op_parallelism_threads`` is refused as an unknown flag).
 The one honest limit is the CPU affinity: with ``--threads N`` every thread of
 the process (the peer's pools, PyTorch's OpenMP pool, Numba's and the BLAS
 workers, and bpttbench's kernel, timed interleaved in the same process) runs
