@@ -141,8 +141,8 @@ PEERS = Table(
         ("created", "TEXT NOT NULL"),
         ("cell", "TEXT NOT NULL DEFAULT 'elman'"),  # elman, gru, lstm
         ("device", "TEXT NOT NULL DEFAULT 'cpu'"),  # cpu, or the GPU: 'cuda:0 NVIDIA H200'
-        ("cpus", "INTEGER"),  # CPUs this process could use
-        ("versions", "TEXT"),  # JSON: tool, CUDA, Numba, NumPy, Python versions
+        ("cpus", "INTEGER"),  # CPUs this process could use (pinned: --threads of them)
+        ("versions", "TEXT"),  # JSON: tool, CUDA, Numba, NumPy, Python versions; affinity
     ),
     key=("peer_key",),
 )  # fmt: skip

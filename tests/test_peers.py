@@ -14,6 +14,7 @@ import bpttbench
 import numpy as np
 import pytest
 from bpttbench.bench import peers
+from bpttbench.bench.peers import affinity
 from helpers import reference
 
 TOL = 1e-10
@@ -297,3 +298,86 @@ def test_bad_arguments_are_refused():
         peers.command(_parse("--n", "0"))
     with pytest.raises(BenchError, match="unknown peer"):
         peers.command(_parse("--tools", "tensorflow"))
+
+
+# --- one thread, one core: the run is pinned, and given back ------------------------
+
+
+def _affinity_of_all_threads():
+    import os
+
+    return {int(t): frozenset(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+
+
+@pytest.mark.skipif(not affinity.supported(), reason="no CPU affinity on this platform")
+def test_pinned_holds_every_thread_to_its_cores_and_gives_them_back():
+    import threading
+
+    Pinned, cpu_list = affinity.Pinned, affinity.cpu_list
+    before = _affinity_of_all_threads()
+    allowed = sorted(before[min(before)])
+    ready, done = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (ready.set(), done.wait()))  # a pool's thread
+    worker.start()
+    ready.wait()
+    try:
+        with Pinned(1) as pin:
+            assert pin.cpus == str(allowed[0])
+            late = threading.Thread(target=done.wait)  # started while pinned
+            late.start()
+            assert set(_affinity_of_all_threads().values()) == {frozenset(allowed[:1])}
+        assert set(_affinity_of_all_threads().values()) == {frozenset(allowed)}
+        if len(allowed) >= 2:
+            with Pinned(2) as pin:
+                assert pin.cpus == cpu_list(allowed[:2])
+                assert set(_affinity_of_all_threads().values()) == {frozenset(allowed[:2])}
+    finally:
+        done.set()
+        worker.join()
+        late.join()
+    assert _affinity_of_all_threads()[min(before)] == before[min(before)]
+    with Pinned(None) as pin:  # --device cuda: nothing pinned
+        assert pin.cpus is None
+        assert _affinity_of_all_threads()[min(before)] == before[min(before)]
+
+
+def test_cpu_list_is_the_kernels_notation():
+    cpu_list = affinity.cpu_list
+    assert cpu_list([0]) == "0"
+    assert cpu_list([3, 0, 1, 2, 6, 8, 9]) == "0-3,6,8-9"
+    assert cpu_list([]) == ""
+
+
+@pytest.mark.skipif(not affinity.supported(), reason="no CPU affinity on this platform")
+def test_a_one_thread_peers_run_is_pinned_to_one_core_and_restored(monkeypatch, tmp_path):
+    """The peer and the kernel are timed on one core; the command gives the core set back."""
+    import json
+    import os
+
+    command_module = sys.modules["bpttbench.bench.peers.command"]
+    seen = []
+    real_measure = command_module.measure
+
+    def spy(cell, module, **kw):
+        seen.append(_affinity_of_all_threads())
+        return real_measure(cell, module, **kw)
+
+    monkeypatch.setattr(command_module, "measure", spy)
+    monkeypatch.setattr(command_module, "load_tools", lambda tools: ({"exact": _ExactTool}, []))
+    monkeypatch.setattr(
+        command_module, "plan",
+        lambda *a, **kw: [peers.Cell("exact", "bptt", T=5, n=3, B=1, k=None)],
+    )  # fmt: skip
+    before = os.sched_getaffinity(0)
+    db = tmp_path / "r.sqlite"
+    args = _parse("--db", str(db), "--tools", "jax", "--min-time", "0", "--min-rounds", "1")
+    assert peers.command(args) == 0
+    assert seen and all(
+        set(masks.values()) == {frozenset(sorted(before)[:1])} for masks in seen
+    )  # every thread of the process on the first allowed core while timing
+    assert os.sched_getaffinity(0) == before
+    df = peers.load_peers(db)
+    assert df["cpus"].tolist() == [1]
+    versions = json.loads(df["versions"].iloc[0])
+    assert versions["affinity"] == str(min(before))
+    assert "openblas" in versions  # which GEMM kernels bpttbench ran

@@ -19,6 +19,12 @@ For every cell of a grid (tool, algorithm, T, n, B, k), in one process:
    and the ratio ``peer median / bpttbench median`` (above 1: bpttbench is
    faster). JAX compile time is excluded from the timing and reported on its own.
 
+Cores: on the CPU the whole run is pinned to ``--threads`` cores (``affinity``),
+peer and kernel alike, so a one-thread row compares one core with one core
+(XLA's CPU pools ignore the thread flags: unpinned, two of its threads shared a
+"one-thread" BPTT call). The row's ``cpus`` is the pinned core count and
+its ``versions`` JSON names the cores (``"affinity": "0"``).
+
 Peers: PyTorch (``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` + autograd for BPTT,
 the chunked-detach idiom for truncated BPTT(k; k)) and JAX (``lax.scan`` +
 ``grad`` for BPTT, ``jacfwd`` / ``jvp`` forward-mode accumulation for RTRL);

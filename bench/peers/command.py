@@ -124,6 +124,21 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(out)
 
 
+def _openblas_kernels() -> str | None:
+    """The kernels of the OpenBLAS libraries loaded (``"Haswell"``, ``"SkylakeX"``), if any.
+
+    The peers row records them: the same CPU runs GEMMs 1.5x faster with OpenBLAS's
+    AVX-512 kernels than with its Haswell ones (AMD EPYC, float64, one thread)."""
+    from threadpoolctl import threadpool_info
+
+    found = [
+        str(i["architecture"])
+        for i in threadpool_info()
+        if i.get("internal_api") == "openblas" and i.get("architecture")
+    ]
+    return ",".join(dict.fromkeys(found)) or None
+
+
 def _loadavg() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -163,8 +178,25 @@ def command(args: argparse.Namespace) -> int:
 
     0 also when no peer is installed; 1 when ``--device cuda`` finds no GPU
     (nothing is measured or written).
+
+    On the CPU the whole run is pinned to ``--threads`` cores (``affinity``):
+    the peers' own thread pools, which no flag limits, and bpttbench's kernel,
+    timed interleaved in this process, then share the same cores. The affinity
+    the process had is given back when the command returns. With ``--device
+    cuda`` nothing is pinned: the peer computes on the GPU.
     """
+    from bpttbench.bench.peers.affinity import Pinned
+
     _check_args(args)
+    cpus = available_cpus()
+    threads = args.threads or cpus
+    with Pinned(threads if args.device == "cpu" else None) as pin:
+        return _run(args, threads, cpus, pin)
+
+
+def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
+    from bpttbench.bench.peers import affinity
+
     tools = _resolve_tools(args.tools)
     grid = args.grid or ("quick" if args.quick else "default")
     dtypes = list(dict.fromkeys(args.dtype))
@@ -174,9 +206,10 @@ def command(args: argparse.Namespace) -> int:
 
     gpu.before_import(args.device)
 
-    threads = args.threads or available_cpus()
     if "jax" in tools and "jax" not in sys.modules and threads == 1:
         # XLA sizes its pool when jax is first imported: one thread means no Eigen pool.
+        # Newer XLA runtimes keep other pools this flag does not reach; the pinning
+        # (affinity.Pinned, entered before the import) is what holds them to one core.
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
     modules, missing = load_tools(tools)
@@ -213,8 +246,12 @@ def command(args: argparse.Namespace) -> int:
     for tool, mod in modules.items():
         if tool == "pytorch":
             tool_threads[tool] = mod.set_threads(numba_threads)
-        else:  # XLA's own pool: all CPUs, or one with --threads 1
-            tool_threads[tool] = 1 if threads == 1 else available_cpus()
+        else:  # XLA's own pools, as many cores as the run is pinned to
+            tool_threads[tool] = threads if pin.cpus is not None else cpus
+    pin.again()  # the threads the imports and set_threads started
+    cpu_set = pin.cpus or affinity.current()
+    openblas = _openblas_kernels()
+    run_cpus = threads if pin.cpus is not None else cpus
     min_time, min_rounds = GRID_TIMING[grid]
     min_time = args.min_time if args.min_time is not None else min_time
     min_rounds = args.min_rounds if args.min_rounds is not None else min_rounds
@@ -227,15 +264,22 @@ def command(args: argparse.Namespace) -> int:
     print(
         f"bpttbench peers: {len(cells)} cells, {' and '.join(dtypes)}, m={args.m} p={args.p}; "
         f"Numba {numba_threads} / BLAS {blas_threads} threads; {versions}; "
-        f"peers on {devices}, bpttbench on the CPU"
+        f"peers on {devices}, bpttbench on the CPU; "
+        + (f"pinned to CPU {pin.cpus}" if pin.cpus is not None else "not pinned")
     )
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        print(
+            f"note: OPENBLAS_CORETYPE={forced} is set: bpttbench's GEMMs run OpenBLAS's "
+            f"{openblas} kernels, not the ones OpenBLAS would pick for this CPU"
+        )
     tols = " / ".join(f"{TOLERANCES[d]:g} ({d})" for d in dtypes)
     print(f"check: gradients must agree with bpttbench to {tols} relative before a peer is timed")
 
     busy = _loadavg()
-    if busy is not None and busy + threads > available_cpus() + 0.5:
+    if busy is not None and busy + threads > cpus + 0.5:
         print(
-            f"warning: the 1-minute load average is {busy:.2f} on {available_cpus()} CPUs: "
+            f"warning: the 1-minute load average is {busy:.2f} on {cpus} CPUs: "
             f"other processes leave fewer than {threads} free, so the timings will be noisy "
             "(PyTorch's OpenMP pool suffers most; --threads 1 is the least disturbed)"
         )
@@ -266,8 +310,10 @@ def command(args: argparse.Namespace) -> int:
                 run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
                 blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
                 commit=meta["commit"], loadavg=load_at_start,
-                created=datetime.now(UTC).isoformat(), cpus=available_cpus(),
-                versions=gpu.versions_json(modules[cell.tool], meta),
+                created=datetime.now(UTC).isoformat(), cpus=run_cpus,
+                versions=gpu.versions_json(
+                    modules[cell.tool], meta, {"affinity": cpu_set, "openblas": openblas}
+                ),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)

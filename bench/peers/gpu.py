@@ -79,10 +79,13 @@ def device_names(modules: Mapping[str, object], device: str) -> str:
     return ", ".join(f"{tool} {name}" for tool, name in names.items())
 
 
-def versions_json(module, meta: Mapping) -> str:
-    """The row's ``versions``: the tool's (and its CUDA's), Numba's, NumPy's and Python's."""
+def versions_json(module, meta: Mapping, extra: Mapping | None = None) -> str:
+    """The row's ``versions``: the tool's (and its CUDA's), Numba's, NumPy's and Python's,
+    and ``extra``'s entries (the command's: ``affinity``, the CPUs the run's threads could
+    use, ``"0"`` pinned to one core; ``openblas``, the kernels of bpttbench's BLAS)."""
     got = getattr(module, "versions", None)
     out = dict(got()) if got is not None else {"tool": module.version()}
+    out.update({k: str(v) for k, v in (extra or {}).items() if v is not None})
     for key in ("numba", "numpy", "scipy", "python"):
         if meta.get(key):
             out[key] = str(meta[key])
