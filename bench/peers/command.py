@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bpttbench.bench import DEFAULT_DB, BenchError, fmt
-from bpttbench.bench.measure import available_cpus, check_threads
+from bpttbench.bench.measure import available_cpus, check_threads, openblas_kernels
 from bpttbench.bench.peers import (
     _TOOL_ALGORITHMS,
     _TOOL_ALIASES,
@@ -122,21 +122,6 @@ def format_table(rows: Sequence[dict]) -> str:
     ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
-
-
-def _openblas_kernels() -> str | None:
-    """The kernels of the OpenBLAS libraries loaded (``"Haswell"``, ``"SkylakeX"``), if any.
-
-    The peers row records them: the same CPU runs GEMMs 1.5x faster with OpenBLAS's
-    AVX-512 kernels than with its Haswell ones (AMD EPYC, float64, one thread)."""
-    from threadpoolctl import threadpool_info
-
-    found = [
-        str(i["architecture"])
-        for i in threadpool_info()
-        if i.get("internal_api") == "openblas" and i.get("architecture")
-    ]
-    return ",".join(dict.fromkeys(found)) or None
 
 
 def _loadavg() -> float | None:
@@ -250,7 +235,7 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             tool_threads[tool] = threads if pin.cpus is not None else cpus
     pin.again()  # the threads the imports and set_threads started
     cpu_set = pin.cpus or affinity.current()
-    openblas = _openblas_kernels()
+    openblas = openblas_kernels()
     run_cpus = threads if pin.cpus is not None else cpus
     min_time, min_rounds = GRID_TIMING[grid]
     min_time = args.min_time if args.min_time is not None else min_time
