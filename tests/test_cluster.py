@@ -139,6 +139,57 @@ def test_a_local_cluster_sweep_stores_the_cells_of_a_local_sweep(tmp_path, capsy
     assert (runs.machine == store.load_runs(local).machine).all()
     assert (cells.median_s > 0).all() and (cells.visits == 2).all()
     assert (cells.efficiency > 0).all()
+    # Memory is deterministic: the workers' peaks are the local sweep's, byte for byte.
+    assert peaks_by_key(remote) == peaks_by_key(local)
+
+
+def peaks_by_key(db) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT cell_key, peak_bytes FROM cells"))
+    finally:
+        conn.close()
+
+
+# Small cells whose peaks are a few KB to a few hundred KB: a stray allocation
+# of another thread of the worker (its event loop, its profiler) shows in them.
+MEMORY_CELLS = (
+    ("bptt", {"T": 32, "n": 16, "B": 2, "cell": "gru"}),
+    ("tbptt", {"T": 64, "n": 16, "B": 1, "k1": 8, "k2": 8}),
+    ("rtrl", {"T": 8, "n": 8, "B": 1, "cell": "lstm"}),
+)
+
+# The local peaks, measured as a local sweep measures them: in a process with one
+# thread (this one runs the client's event loop, whose allocations would count).
+LOCAL_PEAKS = """
+import json, sys
+import bpttbench
+from bpttbench.bench import measure
+measure.set_threads(1)
+cells, settings = json.loads(sys.argv[1]), measure.TimingSettings(**json.loads(sys.argv[2]))
+print(json.dumps([
+    measure.measure_visit(bpttbench.ALGORITHMS[a], size, "float64", 3, settings)["peak_bytes"]
+    for a, size in cells
+]))
+"""
+
+
+def test_a_cells_peak_memory_on_a_worker_equals_its_local_peak(client):
+    import json
+
+    from bpttbench.bench import measure
+
+    cells = [(name, {**registry()[name].sizes, **fixed}) for name, fixed in MEMORY_CELLS]
+    argv = [sys.executable, "-c", LOCAL_PEAKS, json.dumps(cells), json.dumps(FAST)]
+    want = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    settings = measure.TimingSettings(**FAST)
+    tasks = [
+        cluster.VisitTask(name, tuple(sorted(size.items())), "float64", 3, settings, 1, True)
+        for name, size in cells
+    ]
+    for _ in range(2):  # twice: a second visit of each cell, on whichever worker
+        got = [client.submit(cluster.run_visit, t, pure=False).result() for t in tasks]
+        assert [g["visit"]["peak_bytes"] for g in got] == want, [g.get("error") for g in got]
 
 
 # --- the generic layer ---------------------------------------------------------------
