@@ -595,6 +595,57 @@ def test_exponents_agree_only_with_the_same_verdict_and_slopes_in_both_intervals
         agree.pair_fits([_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.9, 1.1, "PASS")], [])
 
 
+def test_agreement_is_judged_by_metric_and_says_what_disagrees(tmp_path, monkeypatch, capsys):
+    from bpttbench.bench.cluster import agree
+
+    def judged(a, b):
+        (pair,) = agree.pair_fits([a], [b])
+        return pair.judgement
+
+    nan = float("nan")
+    assert judged(_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.95, 1.05, "PASS")) == ("agree", "")
+    # Too few sizes to fit in both stores (slope NaN): the same verdict, so they agree.
+    assert judged(_fit(nan, nan, nan, "INCONCLUSIVE"), _fit(nan, nan, nan, "INCONCLUSIVE"))[0] == (
+        "agree"
+    )
+    assert judged(_fit(nan, nan, nan, "INCONCLUSIVE"), _fit(1.0, 0.9, 1.1, "PASS")) == (
+        "differ",
+        "fitted in the second store only",
+    )
+    # Overlapping intervals with another verdict: consistent, and it says why.
+    j = judged(_fit(1.98, 1.76, 2.2, "INCONCLUSIVE"), _fit(1.76, 1.41, 2.11, "FAIL"))
+    assert j == ("consistent", "verdicts differ (INCONCLUSIVE vs FAIL), slopes 1.98 vs 1.76")
+    j = judged(_fit(2.09, 2.05, 2.13, "PASS"), _fit(1.79, 1.7, 1.88, "FAIL"))
+    assert j == ("differ", "intervals disjoint, slopes 2.09 vs 1.79")
+
+    # Memory must agree fit for fit; time must be at least consistent, unless reported only.
+    mem = [_fit(0.0, -0.001, 0.001, "PASS", "memory"), _fit(0.04, 0.01, 0.06, "PASS", "memory")]
+    time_ = [_fit(1.0, 0.99, 1.01, "PASS"), _fit(0.93, 0.9, 0.96, "PASS")]
+    pairs = [*agree.pair_fits(mem[:1], mem[1:]), *agree.pair_fits(time_[:1], time_[1:])]
+    assert [p.acceptable() for p in pairs] == [False, False]
+    assert [p.acceptable(time_required=False) for p in pairs] == [False, True]
+    text = agree.format_pairs(pairs, ("local", "cluster"), time_note="2 workers on 2 cores")
+    assert 'memory  bptt along T (float64, {"n": 4}): differ, intervals disjoint' in text
+    assert agree.CRITERION in text
+    assert text.splitlines()[-3:] == [
+        "== memory: 0 of 1 agree, 1 differ (must all agree: NO)",
+        "== time: 0 of 1 agree, 1 differ (reported only: 2 workers on 2 cores)",
+        "== all: 0 of 2 fitted exponents agree",
+    ]
+
+    # The command: time reported only decides nothing; memory still does.
+    stores = {"a.sqlite": [mem[0], time_[0]], "b.sqlite": [mem[0], time_[1]]}
+    monkeypatch.setattr(agree, "_fits_of", lambda db: stores[db])
+    assert agree.main(["a.sqlite", "b.sqlite"]) == 1  # time differs
+    assert agree.main(["--time-reported-only", "shared cores", "a.sqlite", "b.sqlite"]) == 0
+    assert (
+        "== time: 0 of 1 agree, 1 differ (reported only: shared cores)" in capsys.readouterr().out
+    )
+    stores["b.sqlite"] = [mem[1], time_[1]]
+    assert agree.main(["--time-reported-only", "shared cores", "a.sqlite", "b.sqlite"]) == 1
+    assert agree.main(["--time-reported-only", "a.sqlite", "b.sqlite"]) == 2  # no WHY
+
+
 def test_quality_times_from_several_machines_are_never_averaged():
     from bpttbench.bench import fmt, quality_report
 
