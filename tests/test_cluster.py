@@ -192,6 +192,24 @@ def test_a_cells_peak_memory_on_a_worker_equals_its_local_peak(client):
         assert [g["visit"]["peak_bytes"] for g in got] == want, [g.get("error") for g in got]
 
 
+def test_the_memory_helper_reports_what_a_call_raised_and_outlives_its_own_death():
+    import os
+
+    from bpttbench.bench.cluster import memprobe
+
+    try:
+        pid = memprobe.call(os.getpid)
+        assert pid != os.getpid() and memprobe.call(os.getpid) == pid  # one helper, kept
+        with pytest.raises(memprobe.Failed, match=r"^ValueError: invalid literal"):
+            memprobe.call(int, "x")
+        assert memprobe.call(os.getpid) == pid  # a call that raised leaves it running
+        with pytest.raises(memprobe.Failed, match=r"helper process ended \(exit status 3\)"):
+            memprobe.call(os._exit, 3)
+        assert memprobe.call(os.getpid) not in (pid, os.getpid())  # started again
+    finally:
+        assert memprobe.close() == 0  # its input closed, it exits cleanly
+
+
 # --- the generic layer ---------------------------------------------------------------
 
 

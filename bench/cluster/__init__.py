@@ -12,6 +12,10 @@ The modules, by what each owns:
   not (the worker died past Dask's retries, the job raised, it was cancelled).
 - :mod:`.worker`: what runs on a worker: the machine fingerprint, one visit of
   one cell with the threads pinned as a local sweep pins them, the peaks.
+- :mod:`.memprobe`: each worker's helper process of one thread, where its
+  memory passes and quality jobs run (tracemalloc counts every thread of a
+  process, and a worker's event loop and profiler allocate), so a worker
+  measures the peak bytes a local sweep measures.
 - :mod:`.sweep`: :func:`run_cluster_sweep`, the sweep loop: the resume rule,
   handing out visits, and what to do with each outcome.
 - :mod:`.writes`: the client's store writes, one transaction per visit, the

@@ -1,4 +1,4 @@
-"""A worker's memory pass, made in a quiet process of its own.
+"""A worker's memory measurements, made in a quiet process of its own.
 
 Why. ``tracemalloc`` counts every allocation of its process, whichever thread
 makes it. A local sweep's process has one Python thread, so the peak it records
@@ -21,97 +21,166 @@ uses (:func:`measure.peak_memory`, which also empties Python's free lists
 first). So a cell's peak measured on a worker equals the peak a local sweep
 measures, byte for byte (``tests/test_cluster.py`` holds them to that).
 
-The helper lives as long as its worker: it reads requests until its standard
-input closes, which happens when the worker exits or is killed. A helper that
-died is started again on the next request.
+Quality jobs (:func:`.quality.run_quality_job`) run in the helper whole, for
+the same reason: a learning job's peak bytes are traced, and its time per step
+is then measured in a process of one thread, as a local run measures it.
+
+The helper lives as long as its worker: it reads requests (a picklable function
+and its arguments, length-prefixed pickles on its standard input) until its
+standard input closes, and on Linux the kernel kills it when the worker thread
+that started it ends (the worker killed or closed), so that no orphan runs on
+beside the job's retry. What
+a call raises comes back as one line (:class:`Failed`); a helper that died
+(killed, out of memory) fails the call it was making and is started again on
+the next.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
+import struct
 import subprocess
 import sys
+from collections.abc import Callable
 
 _PROC: subprocess.Popen | None = None
+_HEAD = struct.Struct("<Q")
+
+
+class Failed(Exception):
+    """A call in the helper failed; the message is what it raised, as one line."""
+
+
+def _write(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEAD.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream):
+    """The next object on ``stream``, or None at its end."""
+    head = stream.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    (size,) = _HEAD.unpack(head)
+    data = stream.read(size)
+    return pickle.loads(data) if len(data) == size else None
 
 
 def _helper() -> subprocess.Popen:
     global _PROC
     if _PROC is None or _PROC.poll() is not None:
         _PROC = subprocess.Popen(
-            [sys.executable, "-m", "bpttbench.bench.cluster.memprobe"],
+            [sys.executable, "-m", "bpttbench.bench.cluster.memprobe", str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
         )
     return _PROC
 
 
-def peak_bytes(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
-    """The cell's peak bytes, measured in this worker's quiet helper process."""
+def call(fn: Callable, *args):
+    """``fn(*args)`` in this worker's helper process (``fn`` picklable by name);
+    raises :class:`Failed` with what it raised, or when the helper died."""
     global _PROC
-    request = {
-        "algorithm": algorithm,
-        "size": dict(size),
-        "dtype": str(dtype),
-        "seed": int(seed),
-        "threads": threads,
-    }
     proc = _helper()
     try:
-        proc.stdin.write(json.dumps(request) + "\n")
-        proc.stdin.flush()
-        line = proc.stdout.readline()
+        _write(proc.stdin, (fn, args))
+        reply = _read(proc.stdout)
     except OSError:
-        line = ""
-    if not line:
-        code = proc.wait()
-        _PROC = None
-        raise RuntimeError(f"the memory helper process ended (exit status {code})")
-    reply = json.loads(line)
-    if "error" in reply:
-        raise RuntimeError(reply["error"])
-    return int(reply["peak_bytes"])
+        reply = None
+    if reply is None:
+        code = close()
+        raise Failed(f"the worker's helper process ended (exit status {code}) during {fn.__name__}")
+    ok, value = reply
+    if not ok:
+        raise Failed(value)
+    return value
 
 
-def measure(request: dict, pinned: list) -> dict:
-    """One request in the helper: ``{"peak_bytes": n}`` or ``{"error": reason}``."""
+def close() -> int | None:
+    """End the helper (its standard input closed, it exits) and return its exit status."""
+    global _PROC
+    proc, _PROC = _PROC, None
+    if proc is None:
+        return None
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            pipe.close()
+        except OSError:  # the helper is gone: nothing left to flush
+            pass
+    return proc.wait()
+
+
+def peak_bytes(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
+    """The cell's peak bytes, measured in this worker's quiet helper process."""
+    return call(cell_peak, algorithm, dict(size), str(dtype), int(seed), threads)
+
+
+_PINNED: list = []
+
+
+def pin_threads(threads: int | None) -> None:
+    """Pin the helper's threads as the worker pins its own (once per count)."""
+    from bpttbench.bench.measure import set_threads
+
+    if _PINNED != [threads]:
+        set_threads(threads)
+        _PINNED[:] = [threads]
+
+
+def cell_peak(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
+    """In the helper: one cell's peak bytes, as a local sweep measures them."""
     import bpttbench
     import numpy as np
-    from bpttbench.bench.measure import peak_memory, set_threads
+    from bpttbench.bench.measure import peak_memory
 
-    from .faults import one_line
+    pin_threads(threads)
+    spec = bpttbench.ALGORITHMS[algorithm]
+    args = spec.make_problem(dict(size), np.dtype(dtype).type, seed)
+
+    def once():
+        return spec.func(*args)
+
+    once()  # compile, or load from Numba's cache
+    once()  # any allocation a kernel makes once, on a later call
+    return peak_memory(once)
+
+
+def _die_with(parent: int) -> None:
+    """End with the worker: on Linux, the kernel kills this process when the thread
+    that started it ends (the worker killed, or closed); elsewhere it ends when its
+    standard input closes, after the call in progress."""
+    import ctypes
+    import signal
 
     try:
-        if not pinned or pinned[0] != request["threads"]:
-            set_threads(request["threads"])
-            pinned[:] = [request["threads"]]
-        spec = bpttbench.ALGORITHMS[request["algorithm"]]
-        args = spec.make_problem(
-            dict(request["size"]), np.dtype(request["dtype"]).type, request["seed"]
-        )
-
-        def call():
-            return spec.func(*args)
-
-        call()  # compile, or load from Numba's cache
-        call()  # any allocation a kernel makes once, on a later call
-        return {"peak_bytes": peak_memory(call)}
-    except Exception as exc:  # the worker stores it as the visit's error
-        return {"error": one_line(exc)}
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker ended before the line above
+        os._exit(1)
 
 
-def main() -> int:
-    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    sys.stdout = sys.stderr  # nothing but answers may go down the pipe
-    pinned: list = []
-    for line in sys.stdin:
-        if line.strip():
-            answers.write(json.dumps(measure(json.loads(line), pinned)) + "\n")
+def main(argv: list[str]) -> int:
+    from .faults import one_line
+
+    if argv:
+        _die_with(int(argv[0]))
+    # Answers go down the pipe that was standard output; anything else written to
+    # standard output (by Python or a library) goes to standard error instead.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    while (request := _read(sys.stdin.buffer)) is not None:
+        fn, args = request
+        try:
+            reply = (True, fn(*args))
+        except Exception as exc:  # the worker reports it as the job's error
+            reply = (False, one_line(exc))
+        _write(answers, reply)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -105,6 +105,9 @@ def run_visit(task: VisitTask) -> dict:
             out["visit"]["peak_bytes"] = memprobe.peak_bytes(
                 task.algorithm, dict(task.size), task.dtype, task.seed, task.threads
             )
+    except memprobe.Failed as exc:
+        out.pop("visit", None)
+        out["error"] = str(exc)
     except Exception as exc:  # a kernel failing on one cell must not end the sweep
         out["error"] = one_line(exc)
     return out
