@@ -213,6 +213,23 @@ def test_the_memory_helper_reports_what_a_call_raised_and_outlives_its_own_death
 # --- the generic layer ---------------------------------------------------------------
 
 
+def test_a_plan_whose_sweeps_share_cells_measures_each_cell_once(tmp_path, client):
+    # Two sweeps that meet in the same cells (as --fixed makes them): each cell once.
+    twice = {
+        "settings": {**FAST, "visits": 2},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}]
+        * 2,
+    }
+    plan = plan_of(twice)
+    db = tmp_path / "twice.sqlite"
+    summary = sweep_on(client, plan, db)
+    got = cells_by_key(db)
+    assert set(got) == expected_keys(plan, store.load_cells(db).machine.iloc[0])
+    assert len(got) == 4 and {s for s, *_ in got.values()} == {"ok"}
+    assert summary.measured == 4 and summary.errors == 0
+    assert len(visits_by_key(db)) == 8  # two visits of each
+
+
 def test_each_worker_runs_one_job_at_a_time(client):
     pool = cluster.OneAtATime(client)
     assert pool.slots() == 2
