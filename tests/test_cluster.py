@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -679,6 +681,78 @@ def test_agreement_is_judged_by_metric_and_says_what_disagrees(tmp_path, monkeyp
     stores["b.sqlite"] = [mem[1], time_[1]]
     assert agree.main(["--time-reported-only", "shared cores", "a.sqlite", "b.sqlite"]) == 1
     assert agree.main(["--time-reported-only", "a.sqlite", "b.sqlite"]) == 2  # no WHY
+
+
+# A stand-in for the interpreter of reports/cluster/run.sh: the sweeps write an empty
+# store, the comparison prints canned lines and exits with $FAKE_AGREE_STATUS; every
+# call is logged to $FAKE_LOG.
+FAKE_PYTHON = """#!/usr/bin/env bash
+echo "$*" >>"$FAKE_LOG"
+if [[ "$2" == bpttbench.bench.cli ]]; then
+    while [[ $# -gt 0 && "$1" != --db ]]; do shift; done
+    : >"$2"
+    echo "run 1: 3 cells measured"
+    exit 0
+fi
+echo "bptt T memory ... agree"
+echo "== memory: 3 of 3 agree (must all agree: yes)"
+echo "== time: 1 of 3 agree, 2 differ (reported only: shared)"
+echo "== all: 4 of 6 fitted exponents agree"
+exit "$FAKE_AGREE_STATUS"
+"""
+RUN_SH = Path(__file__).resolve().parent.parent / "reports" / "cluster" / "run.sh"
+
+
+def run_acceptance(tmp_path, workers: int, agree_status: int):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / f"out-{workers}-{agree_status}"
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": str(fake),
+        "WORKERS": str(workers),
+        "SWEEP": "--algorithms bptt",
+        "FAKE_LOG": str(tmp_path / "calls.log"),
+        "FAKE_AGREE_STATUS": str(agree_status),
+    }
+    done = subprocess.run(["bash", str(RUN_SH)], env=env, capture_output=True, text=True)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    (tmp_path / "calls.log").unlink()
+    summary = out / "summary.txt"
+    return done, calls, summary.read_text() if summary.exists() else None
+
+
+def test_the_acceptance_script_ends_with_a_summary_to_quote(tmp_path):
+    # More workers than any machine has cores: time is reported only, and said why.
+    done, calls, summary = run_acceptance(tmp_path, 10_000, 0)
+    assert done.returncode == 0, done.stderr
+    assert "--local-cluster 10000" in calls[1] and "--algorithms bptt" in calls[0]
+    assert calls[2].startswith("-m bpttbench.bench.cluster.agree --time-reported-only 10000 ")
+    lines = summary.splitlines()
+    assert lines[0].startswith("== summary: preset quick (--algorithms bptt), ")
+    assert lines[1].startswith("machine: ") and "physical cores" in lines[1]
+    assert re.fullmatch(
+        r"wall time: local \d+ s, LocalCluster of 10000 workers \d+ s \(speed-up [\d.]+x\)",
+        lines[2],
+    )
+    assert lines[3].startswith("note: 10000 workers shared ")
+    assert lines[4:] == [
+        "fitted exponents, memory: 3 of 3 agree (must all agree: yes)",
+        "fitted exponents, time: 1 of 3 agree, 2 differ (reported only: shared)",
+        "fitted exponents, all: 4 of 6 fitted exponents agree",
+        "acceptance: passed",
+    ]
+    assert summary in done.stdout  # printed, and written to summary.txt
+
+    # No sharing: time decides as well; a failed comparison fails the script.
+    done, calls, summary = run_acceptance(tmp_path, 0, 1)
+    assert done.returncode == 1 and "--time-reported-only" not in calls[2]
+    assert "note:" not in summary and summary.endswith("acceptance: FAILED\n")
+    # A store that cannot be read: its status, no summary.
+    done, _, summary = run_acceptance(tmp_path, 0, 2)
+    assert done.returncode == 2 and summary is None
 
 
 def test_quality_times_from_several_machines_are_never_averaged():

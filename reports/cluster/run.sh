@@ -20,6 +20,8 @@
 # each other than alone, and the time exponents bend. The script then says so,
 # prints every time fit and what disagrees, and leaves time out of its exit
 # status; otherwise time fits must be at least consistent (intervals overlap).
+# WORKERS=1 is the control: one worker shares nothing with a second, so its time
+# fits must then be consistent with the local run's.
 #
 # The last lines (also written to $OUT/summary.txt) are the figures to quote:
 # machine, wall times, speed-up, and the agreement counts by metric.
