@@ -53,14 +53,16 @@ measures them again, under their own keys. Visits of an unfinished cell made on
 a machine of the cluster are kept and the cell is finished there.
 
 Faults. A worker that dies mid-visit (killed, out of memory) loses only that
-visit: the scheduler runs it again on another worker (of the same machine, for
-a pinned visit), up to its ``distributed.scheduler.allowed-failures`` (3 by
+visit: the scheduler runs it again on another worker (of the same machine, for a
+pinned visit), up to its ``distributed.scheduler.allowed-failures`` (3 by
 default); past that the cell is stored as an ``error`` row with the reason. A
-visit that raises on the worker is an ``error`` row, as in a local sweep. A
-pinned visit whose machine has no worker left for ``STRANDED_AFTER`` seconds is
-given up and its cell left unfinished (its visits are kept for a later run).
-A client killed mid-sweep loses only the visits in flight; rerunning the same
-command resumes.
+visit that raises on the worker is an ``error`` row, as in a local sweep, and so
+is one whose memory pass ends the worker's helper process (:mod:`.memprobe`,
+killed or out of memory): the reason names the helper and its exit status, and
+the helper is started again for the next visit. A pinned visit whose machine has
+no worker left for ``STRANDED_AFTER`` seconds is given up and its cell left
+unfinished (its visits are kept for a later run). A client killed mid-sweep
+loses only the visits in flight; rerunning the same command resumes.
 """
 
 from .cli import add_arguments, quality_command, sweep_command, wanted
