@@ -655,6 +655,13 @@ def test_agreement_is_judged_by_metric_and_says_what_disagrees(tmp_path, monkeyp
     j = judged(_fit(2.09, 2.05, 2.13, "PASS"), _fit(1.79, 1.7, 1.88, "FAIL"))
     assert j == ("differ", "intervals disjoint, slopes 2.09 vs 1.79")
 
+    # Deterministic metrics: slopes within 0.01 agree even outside a near-empty interval.
+    assert judged(
+        _fit(0.0, -0.001, 0.001, "PASS", "memory"), _fit(0.008, 0.006, 0.01, "PASS", "memory")
+    ) == ("agree", "")
+    assert judged(_fit(0.0, -0.001, 0.001, "PASS"), _fit(0.008, 0.006, 0.01, "PASS"))[0] == (
+        "differ"
+    )
     # Memory must agree fit for fit; time must be at least consistent, unless reported only.
     mem = [_fit(0.0, -0.001, 0.001, "PASS", "memory"), _fit(0.04, 0.01, 0.06, "PASS", "memory")]
     time_ = [_fit(1.0, 0.99, 1.01, "PASS"), _fit(0.93, 0.9, 0.96, "PASS")]

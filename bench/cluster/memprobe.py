@@ -15,11 +15,17 @@ How. Each worker process starts one helper process (``python -m
 bpttbench.bench.cluster.memprobe``), with no thread of its own, and sends it the
 cell (algorithm, sizes, dtype, seed, threads) on a pipe. The helper pins the
 threads as the worker does, builds the problem with the same seed, calls the
-kernel twice (loading it from Numba's on-disk cache and making any first-call
-allocations), then makes the traced call with the very function a local sweep
-uses (:func:`measure.peak_memory`, which also empties Python's free lists
-first). So a cell's peak measured on a worker equals the peak a local sweep
-measures, byte for byte (``tests/test_cluster.py`` holds them to that).
+kernel (loading it from Numba's on-disk cache) and goes on calling it for a
+while, as a local sweep's timing does, then makes the traced call with the very
+function a local sweep uses (:func:`measure.peak_memory`, which also empties
+Python's free lists first). A cell's peak measured on a worker then equals the
+local sweep's byte for byte for BPTT, truncated and checkpointed BPTT, RTRL,
+SnAp and RFLO (``tests/test_cluster.py`` holds a sweep and three cells to
+that). What is left is the process's own history, locally as on a worker:
+UORO, KF-RTRL and R-KF trace up to about 200 bytes more or less depending on
+how many calls the process made before (small blocks that NumPy and Python keep
+for reuse), and backprop a few KB (Numba's typed lists): far below what bends
+an exponent.
 
 Quality jobs (:func:`.quality.run_quality_job`) run in the helper whole, for
 the same reason: a learning job's peak bytes are traced, and its time per step
@@ -42,9 +48,11 @@ import pickle
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 _PROC: subprocess.Popen | None = None
+WARM_CALLS, WARM_SECONDS = 64, 0.1  # calls before a memory pass (cell_peak)
 _HEAD = struct.Struct("<Q")
 
 
@@ -142,8 +150,16 @@ def cell_peak(algorithm: str, size: dict, dtype: str, seed: int, threads: int | 
     def once():
         return spec.func(*args)
 
-    once()  # compile, or load from Numba's cache
-    once()  # any allocation a kernel makes once, on a later call
+    # The first call compiles or loads from Numba's cache. Then calls as a local sweep's
+    # timing makes them: NumPy's and Python's caches of small blocks fill over a
+    # process's first calls, and a call's traced bytes drift down with them (by 16
+    # bytes a call for the online rules, settled after some 40 calls), so the helper
+    # calls the kernel up to WARM_CALLS times, or for WARM_SECONDS, before tracing.
+    once()
+    start, calls = time.perf_counter(), 1
+    while calls < WARM_CALLS and time.perf_counter() - start < WARM_SECONDS:
+        once()
+        calls += 1
     return peak_memory(once)
 
 
