@@ -48,10 +48,12 @@ import pickle
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
 _PROC: subprocess.Popen | None = None
+_LOCK = threading.Lock()  # one call at a time on the pipe, whatever the worker's threads
 WARM_CALLS, WARM_SECONDS = 64, 0.1  # calls before a memory pass (cell_peak)
 _HEAD = struct.Struct("<Q")
 
@@ -90,7 +92,11 @@ def _helper() -> subprocess.Popen:
 def call(fn: Callable, *args):
     """``fn(*args)`` in this worker's helper process (``fn`` picklable by name);
     raises :class:`Failed` with what it raised, or when the helper died."""
-    global _PROC
+    with _LOCK:
+        return _call(fn, args)
+
+
+def _call(fn: Callable, args: tuple):
     proc = _helper()
     try:
         _write(proc.stdin, (fn, args))
