@@ -230,7 +230,9 @@ def peak_memory(fn: Callable[[], object]) -> int:
     """Peak bytes traced by tracemalloc above the baseline during one call of ``fn``.
 
     The call's result (the gradients) is alive at the peak, so it is counted,
-    as the analytic models count it.
+    as the analytic models count it. tracemalloc counts the allocations of every
+    thread of the process: call it where no other Python thread runs (a Dask
+    worker makes its memory pass in a helper process, ``bench.cluster.memprobe``).
     """
     gc.collect()
     was_tracing = tracemalloc.is_tracing()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -139,9 +141,95 @@ def test_a_local_cluster_sweep_stores_the_cells_of_a_local_sweep(tmp_path, capsy
     assert (runs.machine == store.load_runs(local).machine).all()
     assert (cells.median_s > 0).all() and (cells.visits == 2).all()
     assert (cells.efficiency > 0).all()
+    # Memory is deterministic: the workers' peaks are the local sweep's, byte for byte.
+    assert peaks_by_key(remote) == peaks_by_key(local)
+
+
+def peaks_by_key(db) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT cell_key, peak_bytes FROM cells"))
+    finally:
+        conn.close()
+
+
+# Small cells whose peaks are a few KB to a few hundred KB: a stray allocation
+# of another thread of the worker (its event loop, its profiler) shows in them.
+MEMORY_CELLS = (
+    ("bptt", {"T": 32, "n": 16, "B": 2, "cell": "gru"}),
+    ("tbptt", {"T": 64, "n": 16, "B": 1, "k1": 8, "k2": 8}),
+    ("rtrl", {"T": 8, "n": 8, "B": 1, "cell": "lstm"}),
+)
+
+# The local peaks, measured as a local sweep measures them: in a process with one
+# thread (this one runs the client's event loop, whose allocations would count).
+LOCAL_PEAKS = """
+import json, sys
+import bpttbench
+from bpttbench.bench import measure
+measure.set_threads(1)
+cells, settings = json.loads(sys.argv[1]), measure.TimingSettings(**json.loads(sys.argv[2]))
+print(json.dumps([
+    measure.measure_visit(bpttbench.ALGORITHMS[a], size, "float64", 3, settings)["peak_bytes"]
+    for a, size in cells
+]))
+"""
+
+
+def test_a_cells_peak_memory_on_a_worker_equals_its_local_peak(client):
+    import json
+
+    from bpttbench.bench import measure
+
+    cells = [(name, {**registry()[name].sizes, **fixed}) for name, fixed in MEMORY_CELLS]
+    argv = [sys.executable, "-c", LOCAL_PEAKS, json.dumps(cells), json.dumps(FAST)]
+    want = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    settings = measure.TimingSettings(**FAST)
+    tasks = [
+        cluster.VisitTask(name, tuple(sorted(size.items())), "float64", 3, settings, 1, True)
+        for name, size in cells
+    ]
+    for _ in range(2):  # twice: a second visit of each cell, on whichever worker
+        got = [client.submit(cluster.run_visit, t, pure=False).result() for t in tasks]
+        assert [g["visit"]["peak_bytes"] for g in got] == want, [g.get("error") for g in got]
+
+
+def test_the_memory_helper_reports_what_a_call_raised_and_outlives_its_own_death():
+    import os
+
+    from bpttbench.bench.cluster import memprobe
+
+    try:
+        pid = memprobe.call(os.getpid)
+        assert pid != os.getpid() and memprobe.call(os.getpid) == pid  # one helper, kept
+        with pytest.raises(memprobe.Failed, match=r"^ValueError: invalid literal"):
+            memprobe.call(int, "x")
+        assert memprobe.call(os.getpid) == pid  # a call that raised leaves it running
+        with pytest.raises(memprobe.Failed, match=r"helper process ended \(exit status 3\)"):
+            memprobe.call(os._exit, 3)
+        assert memprobe.call(os.getpid) not in (pid, os.getpid())  # started again
+    finally:
+        assert memprobe.close() == 0  # its input closed, it exits cleanly
 
 
 # --- the generic layer ---------------------------------------------------------------
+
+
+def test_a_plan_whose_sweeps_share_cells_measures_each_cell_once(tmp_path, client):
+    # Two sweeps that meet in the same cells (as --fixed makes them): each cell once.
+    twice = {
+        "settings": {**FAST, "visits": 2},
+        "sweep": [{"algorithm": "bptt", "axis": "T", "values": [4, 8, 16, 32], "fixed": {"n": 4}}]
+        * 2,
+    }
+    plan = plan_of(twice)
+    db = tmp_path / "twice.sqlite"
+    summary = sweep_on(client, plan, db)
+    got = cells_by_key(db)
+    assert set(got) == expected_keys(plan, store.load_cells(db).machine.iloc[0])
+    assert len(got) == 4 and {s for s, *_ in got.values()} == {"ok"}
+    assert summary.measured == 4 and summary.errors == 0
+    assert len(visits_by_key(db)) == 8  # two visits of each
 
 
 def test_each_worker_runs_one_job_at_a_time(client):
@@ -542,6 +630,136 @@ def test_exponents_agree_only_with_the_same_verdict_and_slopes_in_both_intervals
     assert "no fit in the second store" in agree.format_pairs(pairs, ("local", "cluster"))
     with pytest.raises(BenchError, match="several machines"):
         agree.pair_fits([_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.9, 1.1, "PASS")], [])
+
+
+def test_agreement_is_judged_by_metric_and_says_what_disagrees(tmp_path, monkeypatch, capsys):
+    from bpttbench.bench.cluster import agree
+
+    def judged(a, b):
+        (pair,) = agree.pair_fits([a], [b])
+        return pair.judgement
+
+    nan = float("nan")
+    assert judged(_fit(1.0, 0.9, 1.1, "PASS"), _fit(1.0, 0.95, 1.05, "PASS")) == ("agree", "")
+    # Too few sizes to fit in both stores (slope NaN): the same verdict, so they agree.
+    assert judged(_fit(nan, nan, nan, "INCONCLUSIVE"), _fit(nan, nan, nan, "INCONCLUSIVE"))[0] == (
+        "agree"
+    )
+    assert judged(_fit(nan, nan, nan, "INCONCLUSIVE"), _fit(1.0, 0.9, 1.1, "PASS")) == (
+        "differ",
+        "fitted in the second store only",
+    )
+    # Overlapping intervals with another verdict: consistent, and it says why.
+    j = judged(_fit(1.98, 1.76, 2.2, "INCONCLUSIVE"), _fit(1.76, 1.41, 2.11, "FAIL"))
+    assert j == ("consistent", "verdicts differ (INCONCLUSIVE vs FAIL), slopes 1.98 vs 1.76")
+    j = judged(_fit(2.09, 2.05, 2.13, "PASS"), _fit(1.79, 1.7, 1.88, "FAIL"))
+    assert j == ("differ", "intervals disjoint, slopes 2.09 vs 1.79")
+
+    # Deterministic metrics: slopes within 0.01 agree even outside a near-empty interval.
+    assert judged(
+        _fit(0.0, -0.001, 0.001, "PASS", "memory"), _fit(0.008, 0.006, 0.01, "PASS", "memory")
+    ) == ("agree", "")
+    assert judged(_fit(0.0, -0.001, 0.001, "PASS"), _fit(0.008, 0.006, 0.01, "PASS"))[0] == (
+        "differ"
+    )
+    # Memory must agree fit for fit; time must be at least consistent, unless reported only.
+    mem = [_fit(0.0, -0.001, 0.001, "PASS", "memory"), _fit(0.04, 0.01, 0.06, "PASS", "memory")]
+    time_ = [_fit(1.0, 0.99, 1.01, "PASS"), _fit(0.93, 0.9, 0.96, "PASS")]
+    pairs = [*agree.pair_fits(mem[:1], mem[1:]), *agree.pair_fits(time_[:1], time_[1:])]
+    assert [p.acceptable() for p in pairs] == [False, False]
+    assert [p.acceptable(time_required=False) for p in pairs] == [False, True]
+    text = agree.format_pairs(pairs, ("local", "cluster"), time_note="2 workers on 2 cores")
+    assert 'memory  bptt along T (float64, {"n": 4}): differ, intervals disjoint' in text
+    assert agree.CRITERION in text
+    assert text.splitlines()[-3:] == [
+        "== memory: 0 of 1 agree, 1 differ (must all agree: NO)",
+        "== time: 0 of 1 agree, 1 differ (reported only: 2 workers on 2 cores)",
+        "== all: 0 of 2 fitted exponents agree",
+    ]
+
+    # The command: time reported only decides nothing; memory still does.
+    stores = {"a.sqlite": [mem[0], time_[0]], "b.sqlite": [mem[0], time_[1]]}
+    monkeypatch.setattr(agree, "_fits_of", lambda db: stores[db])
+    assert agree.main(["a.sqlite", "b.sqlite"]) == 1  # time differs
+    assert agree.main(["--time-reported-only", "shared cores", "a.sqlite", "b.sqlite"]) == 0
+    assert (
+        "== time: 0 of 1 agree, 1 differ (reported only: shared cores)" in capsys.readouterr().out
+    )
+    stores["b.sqlite"] = [mem[1], time_[1]]
+    assert agree.main(["--time-reported-only", "shared cores", "a.sqlite", "b.sqlite"]) == 1
+    assert agree.main(["--time-reported-only", "a.sqlite", "b.sqlite"]) == 2  # no WHY
+
+
+# A stand-in for the interpreter of reports/cluster/run.sh: the sweeps write an empty
+# store, the comparison prints canned lines and exits with $FAKE_AGREE_STATUS; every
+# call is logged to $FAKE_LOG.
+FAKE_PYTHON = """#!/usr/bin/env bash
+echo "$*" >>"$FAKE_LOG"
+if [[ "$2" == bpttbench.bench.cli ]]; then
+    while [[ $# -gt 0 && "$1" != --db ]]; do shift; done
+    : >"$2"
+    echo "run 1: 3 cells measured"
+    exit 0
+fi
+echo "bptt T memory ... agree"
+echo "== memory: 3 of 3 agree (must all agree: yes)"
+echo "== time: 1 of 3 agree, 2 differ (reported only: shared)"
+echo "== all: 4 of 6 fitted exponents agree"
+exit "$FAKE_AGREE_STATUS"
+"""
+RUN_SH = Path(__file__).resolve().parent.parent / "reports" / "cluster" / "run.sh"
+
+
+def run_acceptance(tmp_path, workers: int, agree_status: int):
+    fake = tmp_path / "python"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    out = tmp_path / f"out-{workers}-{agree_status}"
+    env = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": str(fake),
+        "WORKERS": str(workers),
+        "SWEEP": "--algorithms bptt",
+        "FAKE_LOG": str(tmp_path / "calls.log"),
+        "FAKE_AGREE_STATUS": str(agree_status),
+    }
+    done = subprocess.run(["bash", str(RUN_SH)], env=env, capture_output=True, text=True)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    (tmp_path / "calls.log").unlink()
+    summary = out / "summary.txt"
+    return done, calls, summary.read_text() if summary.exists() else None
+
+
+def test_the_acceptance_script_ends_with_a_summary_to_quote(tmp_path):
+    # More workers than any machine has cores: time is reported only, and said why.
+    done, calls, summary = run_acceptance(tmp_path, 10_000, 0)
+    assert done.returncode == 0, done.stderr
+    assert "--local-cluster 10000" in calls[1] and "--algorithms bptt" in calls[0]
+    assert calls[2].startswith("-m bpttbench.bench.cluster.agree --time-reported-only 10000 ")
+    lines = summary.splitlines()
+    assert lines[0].startswith("== summary: preset quick (--algorithms bptt), ")
+    assert lines[1].startswith("machine: ") and "physical cores" in lines[1]
+    assert re.fullmatch(
+        r"wall time: local \d+ s, LocalCluster of 10000 workers \d+ s \(speed-up [\d.]+x\)",
+        lines[2],
+    )
+    assert lines[3].startswith("note: 10000 workers shared ")
+    assert lines[4:] == [
+        "fitted exponents, memory: 3 of 3 agree (must all agree: yes)",
+        "fitted exponents, time: 1 of 3 agree, 2 differ (reported only: shared)",
+        "fitted exponents, all: 4 of 6 fitted exponents agree",
+        "acceptance: passed",
+    ]
+    assert summary in done.stdout  # printed, and written to summary.txt
+
+    # No sharing: time decides as well; a failed comparison fails the script.
+    done, calls, summary = run_acceptance(tmp_path, 0, 1)
+    assert done.returncode == 1 and "--time-reported-only" not in calls[2]
+    assert "note:" not in summary and summary.endswith("acceptance: FAILED\n")
+    # A store that cannot be read: its status, no summary.
+    done, _, summary = run_acceptance(tmp_path, 0, 2)
+    assert done.returncode == 2 and summary is None
 
 
 def test_quality_times_from_several_machines_are_never_averaged():

@@ -12,6 +12,10 @@ The modules, by what each owns:
   not (the worker died past Dask's retries, the job raised, it was cancelled).
 - :mod:`.worker`: what runs on a worker: the machine fingerprint, one visit of
   one cell with the threads pinned as a local sweep pins them, the peaks.
+- :mod:`.memprobe`: each worker's helper process of one thread, where its
+  memory passes and quality jobs run (tracemalloc counts every thread of a
+  process, and a worker's event loop and profiler allocate), so a worker
+  measures the peak bytes a local sweep measures.
 - :mod:`.sweep`: :func:`run_cluster_sweep`, the sweep loop: the resume rule,
   handing out visits, and what to do with each outcome.
 - :mod:`.writes`: the client's store writes, one transaction per visit, the
@@ -49,14 +53,16 @@ measures them again, under their own keys. Visits of an unfinished cell made on
 a machine of the cluster are kept and the cell is finished there.
 
 Faults. A worker that dies mid-visit (killed, out of memory) loses only that
-visit: the scheduler runs it again on another worker (of the same machine, for
-a pinned visit), up to its ``distributed.scheduler.allowed-failures`` (3 by
+visit: the scheduler runs it again on another worker (of the same machine, for a
+pinned visit), up to its ``distributed.scheduler.allowed-failures`` (3 by
 default); past that the cell is stored as an ``error`` row with the reason. A
-visit that raises on the worker is an ``error`` row, as in a local sweep. A
-pinned visit whose machine has no worker left for ``STRANDED_AFTER`` seconds is
-given up and its cell left unfinished (its visits are kept for a later run).
-A client killed mid-sweep loses only the visits in flight; rerunning the same
-command resumes.
+visit that raises on the worker is an ``error`` row, as in a local sweep, and so
+is one whose memory pass ends the worker's helper process (:mod:`.memprobe`,
+killed or out of memory): the reason names the helper and its exit status, and
+the helper is started again for the next visit. A pinned visit whose machine has
+no worker left for ``STRANDED_AFTER`` seconds is given up and its cell left
+unfinished (its visits are kept for a later run). A client killed mid-sweep
+loses only the visits in flight; rerunning the same command resumes.
 """
 
 from .cli import add_arguments, quality_command, sweep_command, wanted

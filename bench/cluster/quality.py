@@ -2,10 +2,12 @@
 
 Owns the worker function :func:`run_quality_job` (the worker's threads pinned
 to one, as a local quality run pins them, the job run by
-:func:`quality.runner.run_job`, the result sent back with the worker's
-fingerprint) and the client loop :func:`run_cluster_quality`. The rows are
-those of a local run (:func:`quality.runner.row_of`), keyed by the machine of
-the worker that ran the job; only the client writes the store, one transaction
+:func:`quality.runner.run_job` in the worker's helper process of one thread,
+:mod:`.memprobe`, where its peak bytes and step times are measured as a local
+run measures them, the result sent back with the worker's fingerprint) and the
+client loop :func:`run_cluster_quality`. The rows are those of a local run
+(:func:`quality.runner.row_of`), keyed by the machine of the worker that ran
+the job; only the client writes the store, one transaction
 per row as results arrive, holding the store's writer lease. There is one run
 row (preset ``quality:NAME``) per machine fingerprint met.
 
@@ -39,14 +41,26 @@ from .worker import FINGERPRINT_KEYS, fingerprint
 def run_quality_job(job) -> dict:
     """Run one quality job on this worker: ``{"worker": fingerprint, and "result"
     or "error": reason}``."""
-    from bpttbench.bench.quality.runner import run_job
+    from . import memprobe
 
     out: dict = {"worker": fingerprint(1)}
-    try:
-        out["result"] = run_job(job)
-    except Exception as exc:  # one job failing must not end the run
+    try:  # in the worker's helper process: tracemalloc would count this one's threads
+        out["result"] = memprobe.call(job_in_helper, job)
+    except memprobe.Failed as exc:  # one job failing must not end the run
+        out["error"] = str(exc)
+    except Exception as exc:
         out["error"] = one_line(exc)
     return out
+
+
+def job_in_helper(job) -> dict:
+    """In the worker's helper process (:mod:`.memprobe`): the job, threads pinned to one."""
+    from bpttbench.bench.quality.runner import run_job
+
+    from .memprobe import pin_threads
+
+    pin_threads(1)
+    return run_job(job)
 
 
 def run_cluster_quality(

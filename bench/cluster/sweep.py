@@ -184,12 +184,15 @@ class _ClusterSweep(StoreWrites):
             for v in vs.values():
                 c = pending[lab]
                 self.refs.append(reference(registry[c.algorithm], c, v["samples"]))
-        self.queue = [
-            (p, c)
-            for p in range(1, plan.visits + 1)
-            for c in plan.cells(registry, p - 1)
-            if _label(c) in pending and p not in self.made.get(_label(c), {})
-        ]
+        # A cell that two sweeps of the plan share (their fixed sizes made equal, as by
+        # --fixed) is queued once per visit: a second copy would find its visit made.
+        queued: set[tuple] = set()
+        for p in range(1, plan.visits + 1):
+            for c in plan.cells(registry, p - 1):
+                lab = _label(c)
+                if lab in pending and p not in self.made.get(lab, {}) and (p, lab) not in queued:
+                    queued.add((p, lab))
+                    self.queue.append((p, c))
         self.bar = Progress(len(self.queue), stream, enabled=progress)
         self.bar.say(
             f"cluster: {self.summary.workers} worker(s) on {len(self.summary.machines)} "

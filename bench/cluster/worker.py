@@ -5,7 +5,9 @@ NumPy and SciPy versions, commit, the Numba and BLAS thread counts in effect,
 available memory), which every result a worker sends carries, and the jobs a
 sweep sends: :func:`run_visit` pins the worker's threads as a local sweep does
 (:func:`measure.set_threads`) and makes one visit of one cell
-(:func:`measure.measure_visit`); :func:`machine_peaks` measures the machine's
+(:func:`measure.measure_visit`), its memory pass in the worker's quiet helper
+process (:mod:`.memprobe`: tracemalloc would count the worker's other threads);
+:func:`machine_peaks` measures the machine's
 GEMM/GEMV peaks. :data:`FINGERPRINT_KEYS` are the fields of a fingerprint that
 go into a run row, one run row per distinct fingerprint.
 """
@@ -84,6 +86,8 @@ def run_visit(task: VisitTask) -> dict:
     import bpttbench
     from bpttbench.bench.measure import measure_visit
 
+    from . import memprobe
+
     worker = fingerprint(task.threads)
     single = worker["numba_threads"] == 1 and worker["blas_threads"] == 1
     out = {"worker": worker}
@@ -95,8 +99,15 @@ def run_visit(task: VisitTask) -> dict:
             task.seed,
             task.settings,
             single,
-            memory=task.memory,
+            memory=False,
         )
+        if task.memory:  # in a helper process: this one's other threads would be counted
+            out["visit"]["peak_bytes"] = memprobe.peak_bytes(
+                task.algorithm, dict(task.size), task.dtype, task.seed, task.threads
+            )
+    except memprobe.Failed as exc:
+        out.pop("visit", None)
+        out["error"] = str(exc)
     except Exception as exc:  # a kernel failing on one cell must not end the sweep
         out["error"] = one_line(exc)
     return out

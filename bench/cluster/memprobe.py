@@ -1,0 +1,208 @@
+"""A worker's memory measurements, made in a quiet process of its own.
+
+Why. ``tracemalloc`` counts every allocation of its process, whichever thread
+makes it. A local sweep's process has one Python thread, so the peak it records
+is the cell's own. A Dask worker process has several (its event loop with
+heartbeats, the comms and the metrics, and the profiler sampling the task
+thread's stack every few milliseconds), and the kernels release the GIL
+(``nogil=True``), so those threads run during the traced call: their
+allocations landed in the cell's peak, a few hundred bytes to about 300 KB per
+cell, different on each visit. On the quick preset that bent the memory
+exponents of the cells whose working set is small (truncated BPTT along T, RTRL
+along T) and made them disagree with a local run of the same plan.
+
+How. Each worker process starts one helper process (``python -m
+bpttbench.bench.cluster.memprobe``), with no thread of its own, and sends it the
+cell (algorithm, sizes, dtype, seed, threads) on a pipe. The helper pins the
+threads as the worker does, builds the problem with the same seed, calls the
+kernel (loading it from Numba's on-disk cache) and goes on calling it for a
+while, as a local sweep's timing does, then makes the traced call with the very
+function a local sweep uses (:func:`measure.peak_memory`, which also empties
+Python's free lists first). A cell's peak measured on a worker then equals the
+local sweep's byte for byte for BPTT, truncated and checkpointed BPTT, RTRL,
+SnAp and RFLO (``tests/test_cluster.py`` holds a sweep and three cells to
+that). What is left is the process's own history, locally as on a worker:
+UORO, KF-RTRL and R-KF trace up to about 200 bytes more or less depending on
+how many calls the process made before (small blocks that NumPy and Python keep
+for reuse), and backprop a few KB (Numba's typed lists): far below what bends
+an exponent.
+
+Quality jobs (:func:`.quality.run_quality_job`) run in the helper whole, for
+the same reason: a learning job's peak bytes are traced, and its time per step
+is then measured in a process of one thread, as a local run measures it.
+
+The helper lives as long as its worker: it reads requests (a picklable function
+and its arguments, length-prefixed pickles on its standard input) until its
+standard input closes, and on Linux the kernel kills it when the worker thread
+that started it ends (the worker killed or closed), so that no orphan runs on
+beside the job's retry. What
+a call raises comes back as one line (:class:`Failed`); a helper that died
+(killed, out of memory) fails the call it was making and is started again on
+the next.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+_PROC: subprocess.Popen | None = None
+_LOCK = threading.Lock()  # one call at a time on the pipe, whatever the worker's threads
+WARM_CALLS, WARM_SECONDS = 64, 0.1  # calls before a memory pass (cell_peak)
+_HEAD = struct.Struct("<Q")
+
+
+class Failed(Exception):
+    """A call in the helper failed; the message is what it raised, as one line."""
+
+
+def _write(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEAD.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read(stream):
+    """The next object on ``stream``, or None at its end."""
+    head = stream.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    (size,) = _HEAD.unpack(head)
+    data = stream.read(size)
+    return pickle.loads(data) if len(data) == size else None
+
+
+def _helper() -> subprocess.Popen:
+    global _PROC
+    if _PROC is None or _PROC.poll() is not None:
+        _PROC = subprocess.Popen(
+            [sys.executable, "-m", "bpttbench.bench.cluster.memprobe", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+    return _PROC
+
+
+def call(fn: Callable, *args):
+    """``fn(*args)`` in this worker's helper process (``fn`` picklable by name);
+    raises :class:`Failed` with what it raised, or when the helper died."""
+    with _LOCK:
+        return _call(fn, args)
+
+
+def _call(fn: Callable, args: tuple):
+    proc = _helper()
+    try:
+        _write(proc.stdin, (fn, args))
+        reply = _read(proc.stdout)
+    except OSError:
+        reply = None
+    if reply is None:
+        code = close()
+        raise Failed(f"the worker's helper process ended (exit status {code}) during {fn.__name__}")
+    ok, value = reply
+    if not ok:
+        raise Failed(value)
+    return value
+
+
+def close() -> int | None:
+    """End the helper (its standard input closed, it exits) and return its exit status."""
+    global _PROC
+    proc, _PROC = _PROC, None
+    if proc is None:
+        return None
+    for pipe in (proc.stdin, proc.stdout):
+        try:
+            pipe.close()
+        except OSError:  # the helper is gone: nothing left to flush
+            pass
+    return proc.wait()
+
+
+def peak_bytes(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
+    """The cell's peak bytes, measured in this worker's quiet helper process."""
+    return call(cell_peak, algorithm, dict(size), str(dtype), int(seed), threads)
+
+
+_PINNED: list = []
+
+
+def pin_threads(threads: int | None) -> None:
+    """Pin the helper's threads as the worker pins its own (once per count)."""
+    from bpttbench.bench.measure import set_threads
+
+    if _PINNED != [threads]:
+        set_threads(threads)
+        _PINNED[:] = [threads]
+
+
+def cell_peak(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
+    """In the helper: one cell's peak bytes, as a local sweep measures them."""
+    import bpttbench
+    import numpy as np
+    from bpttbench.bench.measure import peak_memory
+
+    pin_threads(threads)
+    spec = bpttbench.ALGORITHMS[algorithm]
+    args = spec.make_problem(dict(size), np.dtype(dtype).type, seed)
+
+    def once():
+        return spec.func(*args)
+
+    # The first call compiles or loads from Numba's cache. Then calls as a local sweep's
+    # timing makes them: NumPy's and Python's caches of small blocks fill over a
+    # process's first calls, and a call's traced bytes drift down with them (by 16
+    # bytes a call for the online rules, settled after some 40 calls), so the helper
+    # calls the kernel up to WARM_CALLS times, or for WARM_SECONDS, before tracing.
+    once()
+    start, calls = time.perf_counter(), 1
+    while calls < WARM_CALLS and time.perf_counter() - start < WARM_SECONDS:
+        once()
+        calls += 1
+    return peak_memory(once)
+
+
+def _die_with(parent: int) -> None:
+    """End with the worker: on Linux, the kernel kills this process when the thread
+    that started it ends (the worker killed, or closed); elsewhere it ends when its
+    standard input closes, after the call in progress."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker ended before the line above
+        os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    from .faults import one_line
+
+    if argv:
+        _die_with(int(argv[0]))
+    # Answers go down the pipe that was standard output; anything else written to
+    # standard output (by Python or a library) goes to standard error instead.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    while (request := _read(sys.stdin.buffer)) is not None:
+        fn, args = request
+        try:
+            reply = (True, fn(*args))
+        except Exception as exc:  # the worker reports it as the job's error
+            reply = (False, one_line(exc))
+        _write(answers, reply)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
