@@ -43,7 +43,8 @@ def load(db_path) -> dict:
     """The stored figures, or NoSource saying how to measure them."""
     path = targets_path(db_path)
     if not path.is_file():
-        raise NoSource(f"no {FILE_NAME} beside the store: run `{HOW.format(path=path)}`")
+        where = f"<the store's folder>/{FILE_NAME}"
+        raise NoSource(f"no {FILE_NAME} beside the store: run `{HOW.format(path=where)}`")
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
