@@ -195,6 +195,10 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 128, 32768, 17, n=64, B=16),
                 _geo("n", 384, 4096, 17, multiple=32, T=4, B=64),
+                # memory along n (exponent 1): the T n B states lead the n^2 weights and
+                # gradients 9 to 1 only where T B >> n, so a sweep of its own at T B = 16384
+                # (0.5 s a call at n = 512); time along n stays on the sweep above
+                _geo("n", 16, 512, 11, multiple=8, T=1024, B=16),
                 _geo("B", 8, 512, 13, T=64, n=256),
                 _PAIR_T,
             ),
@@ -225,6 +229,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 128, 32768, 17, n=64, B=16, k1=16, k2=16),
                 _geo("n", 384, 4096, 17, multiple=32, T=16, B=64, k1=8, k2=8),
+                # memory along n (exponent 1): the k2 n B window states lead the n^2
+                # weights and gradients only where k2 B >> n (k2 B = 16384 here)
+                _geo("n", 16, 512, 11, multiple=8, T=256, B=64, k1=256, k2=256),
                 _geo("k", 64, 8192, 15, T=8192, n=16, B=64),
             ),
         },
@@ -352,6 +359,9 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
             _geo("c", 2, 1000, 14, T=1000, n=64, B=8),
             _geo("T", 128, 16384, 11, n=64, B=16, c=16),
             _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, c=4),
+            # memory along n (exponent 1): the c n B slots and the chunk rows lead the
+            # n^2 gradients only where B >> n (0.2 s a call at n = 128)
+            _geo("n", 8, 128, 9, multiple=8, T=256, B=256, c=16),
             _geo("c", 32, 2048, 9, T=2048, n=64, B=64),
             _geo("B", 8, 512, 9, T=64, n=256, c=8),
             # memory along B: the c n B slots and C n B chunk rows lead the n^2
