@@ -475,6 +475,13 @@ def check_spec(spec: AlgorithmSpec) -> None:
 #   run at n = 320 (quick) and 384 (full), where the pass's share (~ 1 / (density n))
 #   is smaller, and stop at 90%: at 100% every unit is kept and the kernel skips the
 #   gather of W_hh[S_k, S_k] (RTRL's product), a change of code path within the sweep.
+# - the n^2 rules' time along n (reference run, T = 16, B = 1): a call's time less
+#   ~30 us of fixed work, per step and per n^2, is flat from n = 64 (SnAp-1, RFLO:
+#   0.23-0.27 ns) or 184 (UORO: 0.43-0.51 ns; ~1 us a step more below) to n = 728,
+#   then steps up ~2.3x to n = 2048 as the 2-3 n^2 numbers a step streams leave the
+#   last-level cache (0.59 ns at 1024, 1.08 at 1448 for UORO). The fit over 64..2048
+#   averages the two regimes to ~2.0 with a wide interval; a sweep inside one of them
+#   (n <= 728 at T >= 256, or n >= 2048 out of cache) would narrow it.
 # The full preset adds T and B sweeps of 8 points each: about 170 cells for the six.
 # The B sweeps run from 8 to 1024: the time's B^1 terms lead the time model (FLOPs at the
 # GEMM rate, each step's weight reads at the GEMV rate; bench.fit) from B ~ 8 to 16, and
