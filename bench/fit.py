@@ -13,15 +13,18 @@ slope comes from the t distribution with n - 2 degrees of freedom.
 The time model (:func:`time_terms`) is the FLOP model at the GEMM rate plus the
 weights a call reads whatever its batch (``spec.weight_reads``) at the GEMV
 rate, both rates measured by the run (``balance`` = GEMM GFLOP/s / GEMV
-GFLOP/s, ~2.8 on the reference machine). Every FLOP term of a kernel grows like
-B, but a step reads its weights once whatever B: at small B its products are
-GEMVs, memory-bound, and the time per sequence falls as B grows. Along B, the
-B^1 terms then carry 90% of the time only from B ~ 9 x balance / (FLOPs per
-weight read and row), about B >= 8 for BPTT's 6 n^2 per step and n^2 weights.
-Along T, n, k, depth and width the reads carry the leading power (or less), so
-those windows barely move. The reads are a lower bound (once a step), so the
-window is never narrower than the kernels' real B^0 work would make it: a
-kernel whose time grows like B^0.8 at large B still FAILs.
+GFLOP/s, ~2.8 on the reference machine): a read costs the time of 2 x balance
+FLOPs. Every FLOP term of a kernel grows like B, but each product of B rows by
+a weight matrix reads the matrix whatever B: at small B the products are GEMVs,
+memory-bound, and the time per sequence falls as B grows. Along B, the B^1
+terms carry 90% of this model only from B = 9 x 2 balance x reads / (FLOPs per
+row): B >= 17 for BPTT (6 n^2 FLOPs and 2 n^2 reads a step), 25 for the MLP,
+~1 for RTRL (its products have n P rows per sequence). Along T, n, k, depth and
+width the reads carry the leading power or less, so those windows barely move.
+The reads are a lower bound (once per product; BLAS packs and re-reads more),
+so the window starts no later than the kernels' real B^0 work would start it:
+a kernel whose time grows like B^0.8 where the rows lead still FAILs
+(tests/test_fit.py).
 
 Verdict (THEORY.md, "Measuring"), an equivalence test against the theoretical
 exponent theta with margin delta (0.15 time, 0.1 memory and flops): PASS when
