@@ -357,7 +357,7 @@ def _fits(db):
     from bpttbench.bench import fit, store
 
     registry = _registry()
-    return fit.fit_table(store.load_cells(db), registry)
+    return fit.fit_table(store.load_cells(db), registry, store.load_runs(db))
 
 
 def _print_table(results) -> None:

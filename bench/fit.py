@@ -6,9 +6,25 @@ the cells of one sweep (every other size, the dtype, thread counts and machine
 fixed) are fitted by ordinary least squares of log(value) on log(size). The fit
 window is chosen from the registry's analytic model, never from the
 measurements: a size is in the window when the terms of the model's leading
-power along the axis carry at least 90% of the total (FLOP model for time and
-flops, memory model for memory). The 95% interval of the slope comes from the
-t distribution with n - 2 degrees of freedom.
+power along the axis carry at least 90% of the total (the time model for time,
+the FLOP model for flops, the memory model for memory). The 95% interval of the
+slope comes from the t distribution with n - 2 degrees of freedom.
+
+The time model (:func:`time_terms`) is the FLOP model at the GEMM rate plus the
+weights a call reads whatever its batch (``spec.weight_reads``) at the GEMV
+rate, both rates measured by the run (``balance`` = GEMM GFLOP/s / GEMV
+GFLOP/s, ~2.8 on the reference machine): a read costs the time of 2 x balance
+FLOPs. Every FLOP term of a kernel grows like B, but each product of B rows by
+a weight matrix reads the matrix whatever B: at small B the products are GEMVs,
+memory-bound, and the time per sequence falls as B grows. Along B, the B^1
+terms carry 90% of this model only from B = 9 x 2 balance x reads / (FLOPs per
+row): B >= 17 for BPTT (6 n^2 FLOPs and 2 n^2 reads a step), 25 for the MLP,
+~1 for RTRL (its products have n P rows per sequence). Along T, n, k, depth and
+width the reads carry the leading power or less, so those windows barely move.
+The reads are a lower bound (once per product; BLAS packs and re-reads more),
+so the window starts no later than the kernels' real B^0 work would start it:
+a kernel whose time grows like B^0.8 where the rows lead still FAILs
+(tests/test_fit.py).
 
 Verdict (THEORY.md, "Measuring"), an equivalence test against the theoretical
 exponent theta with margin delta (0.15 time, 0.1 memory and flops): PASS when
@@ -32,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 import bpttbench
 import numpy as np
 import pandas as pd
-from bpttbench.costs import leading_share, share_of_power
+from bpttbench.costs import Term, leading_share, share_of_power
 from scipy import stats
 
 DELTA = {"time": 0.15, "memory": 0.10, "flops": 0.10}
@@ -41,6 +57,8 @@ MEASURED = ("time", "memory")  # the FLOP count is a model: its fit checks the m
 VERDICTS = ("PASS", "INCONCLUSIVE", "FAIL")
 METRIC_COLUMN = {"time": "median_s", "memory": "peak_bytes", "flops": "flops"}
 LEADING_SHARE = 0.90
+# GEMM over GEMV GFLOP/s where the runs recorded no peaks (the reference machine's ~2.8).
+DEFAULT_BALANCE = 3.0
 MIN_POINTS = 4
 CONFIDENCE = 0.95
 GROUP_EXTRA = ("dtype", "numba_threads", "blas_threads", "machine")
@@ -181,9 +199,28 @@ def local_slopes(sizes: Sequence[float], values: Sequence[float]) -> list[tuple[
     return out
 
 
-def model_terms(spec, metric: str, size: Mapping[str, int], itemsize: int):
+def time_terms(spec, size: Mapping[str, int], balance: float = DEFAULT_BALANCE):
+    """The time model in GEMM-rate FLOPs: the FLOP terms, plus each weight read at the GEMV rate.
+
+    Reading a weight once (a GEMV's 2 FLOPs per entry at ``1 / balance`` of the GEMM
+    rate) costs ``2 * balance`` FLOPs' time at the GEMM rate. The weight reads carry
+    no B (a step reads its weights whatever the batch): along B they are the term
+    that keeps a small batch off the B^1 power (see the module docstring).
+    """
+    terms = list(spec.flops(size))
+    reads = getattr(spec, "weight_reads", None)
+    if reads is not None:
+        terms += [Term(2.0 * balance * t.value, t.powers) for t in reads(size)]
+    return terms
+
+
+def model_terms(
+    spec, metric: str, size: Mapping[str, int], itemsize: int, balance: float = DEFAULT_BALANCE
+):
     if metric == "memory":
         return spec.memory(size, itemsize)
+    if metric == "time":
+        return time_terms(spec, size, balance)
     return spec.flops(size)
 
 
@@ -195,6 +232,7 @@ def fit_window(
     itemsize: int,
     theory: float | None = None,
     threshold: float = LEADING_SHARE,
+    balance: float = DEFAULT_BALANCE,
 ) -> list[bool]:
     """Which cells are in the fit window, from the analytic model alone.
 
@@ -205,7 +243,7 @@ def fit_window(
     Without ``theory``, the highest power over the sweep is the one that must lead.
     """
     axis_vars = spec.axis_vars[axis]
-    terms = [model_terms(spec, metric, s, itemsize) for s in sizes]
+    terms = [model_terms(spec, metric, s, itemsize, balance) for s in sizes]
     if not terms:
         return []
     if theory is None:
@@ -277,7 +315,9 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
     xs = [int(s) for s in sweep["size"]]
     ys = [float(v) if pd.notna(v) else float("nan") for v in sweep[METRIC_COLUMN[metric]]]
-    in_window = fit_window(spec, axis, metric, sizes, itemsize, float(theory))
+    in_window = fit_window(
+        spec, axis, metric, sizes, itemsize, float(theory), balance=sweep_balance(sweep)
+    )
     usable = [w and y > 0 and math.isfinite(y) for w, y in zip(in_window, ys, strict=True)]
     window = [x for x, u in zip(xs, usable, strict=True) if u]
     notes = []
@@ -323,6 +363,31 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     return result
 
 
+PEAK_COLUMNS = ("gemm_gflops", "gemv_gflops")
+
+
+def sweep_balance(sweep: pd.DataFrame) -> float:
+    """GEMM over GEMV GFLOP/s of the runs that measured ``sweep`` (their medians), or
+    :data:`DEFAULT_BALANCE` where the frame carries no peaks (see :func:`with_peaks`)."""
+    if not all(c in sweep.columns for c in PEAK_COLUMNS):
+        return DEFAULT_BALANCE
+    gemm, gemv = (pd.to_numeric(sweep[c], errors="coerce") for c in PEAK_COLUMNS)
+    ok = (gemm > 0) & (gemv > 0)
+    if not ok.any():
+        return DEFAULT_BALANCE
+    return float(gemm[ok].median() / gemv[ok].median())
+
+
+def with_peaks(cells: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """``cells`` with the GEMM and GEMV GFLOP/s that each cell's run measured (``runs``)."""
+    if runs is None or "run_id" not in cells.columns or any(c in cells for c in PEAK_COLUMNS):
+        return cells
+    if not all(c in runs.columns for c in ("run_id", *PEAK_COLUMNS)):
+        return cells
+    peaks = runs[["run_id", *PEAK_COLUMNS]].drop_duplicates("run_id")
+    return cells.merge(peaks, on="run_id", how="left", validate="many_to_one").set_axis(cells.index)
+
+
 def _config(sweep: pd.DataFrame) -> dict:
     """The machine and thread counts a sweep was measured with, where the frame has them."""
     out: dict = {}
@@ -354,20 +419,24 @@ def sweep_rows(cells: pd.DataFrame, fit: FitResult) -> pd.DataFrame:
     return rows.sort_values(["size", "created"]).drop_duplicates("size", keep="last")
 
 
-def fit_table(cells_df: pd.DataFrame, registry: Mapping | None = None) -> list[FitResult]:
+def fit_table(
+    cells_df: pd.DataFrame, registry: Mapping | None = None, runs: pd.DataFrame | None = None
+) -> list[FitResult]:
     """Fit every (algorithm, axis, metric) with data and a theoretical exponent.
 
     ``cells_df`` is :func:`bpttbench.bench.store.load_cells`' frame; only ``status == 'ok'``
-    cells are used. Each machine and each dtype is fitted on its own; where one
-    algorithm and axis has several sweeps there (other fixed sizes or thread
-    counts), each metric is fitted on the sweep with the most sizes in its fit
+    cells are used. ``runs`` (:func:`~bpttbench.bench.store.load_runs`) gives each cell its
+    run's measured GEMM and GEMV rates for the time model (:func:`time_terms`); without
+    it the time windows take :data:`DEFAULT_BALANCE`. Each machine and each dtype is
+    fitted on its own; where one algorithm and axis has several sweeps there (other
+    fixed sizes or thread counts), each metric is fitted on the sweep with the most sizes in its fit
     window, then the most sizes, then the most recent.
     """
     if registry is None:
         registry = bpttbench.ALGORITHMS
     if cells_df is None or len(cells_df) == 0:
         return []
-    df = cells_df
+    df = with_peaks(cells_df, runs)
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     results: list[FitResult] = []

@@ -2,6 +2,7 @@
 
     python -m bpttbench.bench.online_efficiency [--n 64,256] [--T 200] [--rounds 9]
     python -m bpttbench.bench.online_efficiency --stream      # chunked against one-shot
+    python -m bpttbench.bench.online_efficiency --targets --json online_targets.json
 
 One thread (every BLAS held to one with threadpoolctl, as in ``gated_efficiency``),
 float64, B = 1, m = p = 1. Each round times, in turn, the roofs (a 512^3
@@ -19,17 +20,26 @@ GEMV-bound rules at n = 64 and 256) runs above it.
 ``--stream`` times each rule over T steps in one call and streamed in chunks
 of 32, 64 and 128 steps (``bpttbench.stream``), interleaved, and prints the
 streamed time's excess over the one-shot.
+
+``--targets`` does both, and ``--json PATH`` stores what was measured: the
+issue's performance targets (UORO and SnAp-1 within 3x of one forward step;
+streaming at most 5% over the one-shot call for chunks of 32 steps or more)
+are then read off that file by the report (``bench.online_targets``), not
+typed in. The file sits beside the store (``reports/reference/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import bpttbench
 import numpy as np
 from bpttbench import _online
 from bpttbench._jit import jit
+from bpttbench.bench.measure import run_metadata
 from threadpoolctl import threadpool_info, threadpool_limits
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -91,7 +101,9 @@ def problem(name, n, T):
     return size, bpttbench.ALGORITHMS[name].make_problem(size, np.float64, 0)
 
 
-def per_step(args):
+def per_step(args) -> dict:
+    """Print the per-step table; return {n: {rule: figures}} (CPU clock, medians)."""
+    out: dict = {}
     peaks = roofs()
     for n in (int(v) for v in args.n.split(",")):
         calls = {}
@@ -121,12 +133,24 @@ def per_step(args):
         )
         print("  rule      us/step (cpu  wall)  x forward  GFLOP/s  %GEMM  %GEMV")
         fwd_step = med["forward"]["cpu"] / args.T
+        figures = out[str(n)] = {
+            "gemm_gflops": rate["gemm"]["cpu"] / 1e9,
+            "gemv_gflops": rate["gemv"]["cpu"] / 1e9,
+            "forward_s_per_step": fwd_step,
+            "rules": {},
+        }
         for key, (_, T, sz) in calls.items():
             step = {c: med[key][c] / T for c in CLOCKS}
             if key == "forward":
                 print(f"  {'forward':8s} {step['cpu'] * 1e6:9.2f} {step['wall'] * 1e6:8.2f}")
                 continue
             achieved = bpttbench.ALGORITHMS[key].flop_count(sz) / med[key]["cpu"]
+            figures["rules"][key] = {
+                "T": T,
+                "s_per_step": step["cpu"],
+                "x_forward": step["cpu"] / fwd_step,
+                "gflops": achieved / 1e9,
+            }
             print(
                 f"  {key:8s} {step['cpu'] * 1e6:9.2f} {step['wall'] * 1e6:8.2f} "
                 f"{step['cpu'] / fwd_step:9.2f} {achieved / 1e9:8.2f} "
@@ -135,10 +159,16 @@ def per_step(args):
             )
         print(flush=True)
     print("bounds: " + "; ".join(f"{k}: {v}" for k, v in BOUND.items()))
+    return out
 
 
-def streaming(args):
-    chunks = (32, 64, 128)
+CHUNKS = (32, 64, 128)
+
+
+def streaming(args) -> dict:
+    """Print the streaming table; return {n: {rule: {chunk: streamed / one-shot - 1}}}."""
+    out: dict = {}
+    chunks = CHUNKS
     for n in (int(v) for v in args.n.split(",")):
         print(f"n = {n}, T = {args.T}: streamed time over one-shot time - 1 (cpu clock, medians)")
         print("  rule     " + "".join(f"  chunks of {c:3d}" for c in chunks))
@@ -163,8 +193,11 @@ def streaming(args):
                 for key, call in calls.items():
                     times[key].append(timed(call)["cpu"])
             one = np.median(times["one"])
-            cells = "".join(f"  {100 * (np.median(times[c]) / one - 1):+13.1f}%" for c in chunks)
+            excess = {str(c): float(np.median(times[c]) / one - 1) for c in chunks}
+            out.setdefault(str(n), {})[name] = excess
+            cells = "".join(f"  {100 * excess[str(c)]:+13.1f}%" for c in chunks)
             print(f"  {name:8s}{cells}", flush=True)
+    return out
 
 
 def main(argv=None):
@@ -174,6 +207,8 @@ def main(argv=None):
     parser.add_argument("--T", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--stream", action="store_true", help="chunked against one-shot")
+    parser.add_argument("--targets", action="store_true", help="per step and streamed, both")
+    parser.add_argument("--json", type=Path, help="store the figures in this JSON file")
     args = parser.parse_args(argv)
     problem("uoro", 2, 1)  # load every BLAS the kernels call before limiting them
     np.dot(np.ones((2, 2)), np.ones((2, 2)))
@@ -182,10 +217,22 @@ def main(argv=None):
     with threadpool_limits(limits=1):
         threads = {lib["prefix"]: lib["num_threads"] for lib in threadpool_info()}
         assert set(threads.values()) == {1}, threads
-        if args.stream:
-            streaming(args)
-        else:
-            per_step(args)
+        result: dict = {
+            "T": args.T,
+            "rounds": args.rounds,
+            **run_metadata(),
+            "clock": "cpu",
+            "threads": 1,
+            "dtype": "float64",
+            "B": 1,
+        }
+        if args.stream or args.targets:
+            result["stream"] = streaming(args)
+        if not args.stream or args.targets:
+            result["per_step"] = per_step(args)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from bpttbench.bench import (
     DEFAULT_DB,
     cells_compare,
     online_budget,
+    online_targets,
     quality_report,
     report_gpu,
     report_parallel,
@@ -72,7 +73,7 @@ SUMMARY = "summary.json"
 # Files in CHART_DIR that this module writes; stale ones are removed on each build.
 _OUR_CHARTS = re.compile(
     r"^(time_vs_\w+|memory_vs_\w+|exponents|cost_grid\w*|memory_boundary\w*|efficiency|parallel"
-    r"|other_axes|online_budget|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare"
+    r"|other_axes|online_budget|online_targets|tradeoff|peers|peers_gpu|bench_time_vs_\w+|bench_compare"
     r"|quality_\w+|cells)\.(png|svg)$"
 )
 SECTIONS = {
@@ -141,6 +142,8 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         plan.append((chart, lambda: chart_other_axes(ctx)))
     chart = Chart(online_budget.NAME, online_budget.TITLE, SECTIONS["online"])
     plan.append((chart, lambda: online_budget.chart(ctx)))
+    chart = Chart(online_targets.NAME, online_targets.TITLE, SECTIONS["online"])
+    plan.append((chart, lambda: online_targets.chart(ctx, db_path)))
     if ctx.store is not None:
         chart = Chart("peers", "Peer implementations", SECTIONS["peers"])
         plan.append((chart, lambda: chart_peers(ctx, db_path)))

@@ -113,7 +113,7 @@ def _attach_fits(data: StoreData, view: View, fits: Sequence[FitResult] | None) 
     """The slice's fits: those handed in that belong to it, else a fit of the slice."""
     if fits is None:
         try:
-            fits = fit_table(data.cells, view.registry)
+            fits = fit_table(data.cells, view.registry, data.runs)
         except Exception as exc:  # a fit failure must not cost the charts
             data.notes.append(f"Exponent fits failed: {type(exc).__name__}: {exc}")
             fits = []

@@ -198,6 +198,11 @@ class AlgorithmSpec:
     axis_labels : ``{axis: label}`` for axes the registry's ``AXIS_LABELS`` does
         not describe (or to describe one differently), e.g.
         ``{"c": "checkpoint slots c"}``.
+    weight_reads : the weights one call reads whatever its batch (entries, as
+        terms: the recurrent kernels read every weight once a step, the MLP once a
+        layer), the B-independent part of its time model: ``bench.fit`` charges each
+        read at the GEMV rate against the FLOPs at the GEMM rate when it chooses
+        the window of a time fit. ``None``: no such term (a FLOP-model window).
     """
 
     name: str
@@ -217,6 +222,7 @@ class AlgorithmSpec:
     peers: Mapping[str, str] = field(default_factory=dict)
     chart_axes: tuple[str, ...] | None = None
     axis_labels: Mapping[str, str] = field(default_factory=dict)
+    weight_reads: CostModel | None = None
 
     def flop_count(self, size: Size) -> float:
         return total(self.flops(size))

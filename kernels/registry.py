@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import replace
+from functools import partial
 from importlib import metadata
 
 import numpy as np
@@ -36,12 +37,13 @@ from .backprop import memory as backprop_memory
 from .bptt import bptt
 from .bptt import flops as bptt_flops
 from .bptt import memory as bptt_memory
-from .cells import CELL_NAMES, INIT
-from .checkpointed_bptt import checkpointed_bptt
+from .cells import CELL_NAMES, INIT, cell_named
+from .checkpointed_bptt import checkpointed_bptt, default_slots
+from .checkpointed_bptt import evaluations as checkpointed_evaluations
 from .checkpointed_bptt import flops as checkpointed_flops
 from .checkpointed_bptt import memory as checkpointed_memory
 from .checkpointed_bptt import plan as checkpoint_plan
-from .costs import AlgorithmSpec, Exponent, Sweep
+from .costs import AlgorithmSpec, Exponent, Sweep, Term
 from .kf_rtrl import flops as kf_rtrl_flops
 from .kf_rtrl import kf_rtrl
 from .kf_rtrl import memory as kf_rtrl_memory
@@ -193,6 +195,10 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 128, 32768, 17, n=64, B=16),
                 _geo("n", 384, 4096, 17, multiple=32, T=4, B=64),
+                # memory along n (exponent 1): the T n B states lead the n^2 weights and
+                # gradients 9 to 1 only where T B >> n, so a sweep of its own at T B = 16384
+                # (0.5 s a call at n = 512); time along n stays on the sweep above
+                _geo("n", 16, 512, 11, multiple=8, T=1024, B=16),
                 _geo("B", 8, 512, 13, T=64, n=256),
                 _PAIR_T,
             ),
@@ -223,6 +229,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 128, 32768, 17, n=64, B=16, k1=16, k2=16),
                 _geo("n", 384, 4096, 17, multiple=32, T=16, B=64, k1=8, k2=8),
+                # memory along n (exponent 1): the k2 n B window states lead the n^2
+                # weights and gradients only where k2 B >> n (k2 B = 16384 here)
+                _geo("n", 16, 512, 11, multiple=8, T=256, B=64, k1=256, k2=256),
                 _geo("k", 64, 8192, 15, T=8192, n=16, B=64),
             ),
         },
@@ -286,6 +295,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
                 _geo("depth", 4, 128, 16, width=256, B=64),
                 _geo("width", 320, 4096, 17, multiple=32, depth=2, B=64),
                 _geo("B", 16, 2048, 15, depth=4, width=512),
+                # memory along B: the L w B activations outweigh the L w^2 gradients
+                # 9 to 1 only from B ~ 9 w (w = 64: B >= 512); 5 to 100 ms a call
+                _geo("B", 256, 32768, 8, depth=4, width=64),
             ),
         },
         bench_cases=(
@@ -347,8 +359,14 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
             _geo("c", 2, 1000, 14, T=1000, n=64, B=8),
             _geo("T", 128, 16384, 11, n=64, B=16, c=16),
             _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, c=4),
+            # memory along n (exponent 1): the c n B slots and the chunk rows lead the
+            # n^2 gradients only where B >> n (0.2 s a call at n = 128)
+            _geo("n", 8, 128, 9, multiple=8, T=256, B=256, c=16),
             _geo("c", 32, 2048, 9, T=2048, n=64, B=64),
             _geo("B", 8, 512, 9, T=64, n=256, c=8),
+            # memory along B: the c n B slots and C n B chunk rows lead the n^2
+            # gradients 9 to 1 only from B ~ 128 at n = 64 (B = 512 at n = 256)
+            _geo("B", 32, 4096, 8, T=64, n=64, c=8),
             _PAIR_T,
         ),
     },
@@ -457,7 +475,18 @@ def check_spec(spec: AlgorithmSpec) -> None:
 #   run at n = 320 (quick) and 384 (full), where the pass's share (~ 1 / (density n))
 #   is smaller, and stop at 90%: at 100% every unit is kept and the kernel skips the
 #   gather of W_hh[S_k, S_k] (RTRL's product), a change of code path within the sweep.
+# - the n^2 rules' time along n (reference run, T = 16, B = 1): a call's time less
+#   ~30 us of fixed work, per step and per n^2, is flat from n = 64 (SnAp-1, RFLO:
+#   0.23-0.27 ns) or 184 (UORO: 0.43-0.51 ns; ~1 us a step more below) to n = 728,
+#   then steps up ~2.3x to n = 2048 as the 2-3 n^2 numbers a step streams leave the
+#   last-level cache (0.59 ns at 1024, 1.08 at 1448 for UORO). The fit over 64..2048
+#   averages the two regimes to ~2.0 with a wide interval; a sweep inside one of them
+#   (n <= 728 at T >= 256, or n >= 2048 out of cache) would narrow it.
 # The full preset adds T and B sweeps of 8 points each: about 170 cells for the six.
+# The B sweeps run from 8 to 1024: the time's B^1 terms lead the time model (FLOPs at the
+# GEMM rate, each step's weight reads at the GEMV rate; bench.fit) from B ~ 8 to 16, and
+# the memory's B n r (B n^2) state leads the n r buffers 9 to 1 only from B ~ 32, so that
+# memory along B gets 6 of 8 sizes in its window (B = 1 to 64 gave it 2 or 3).
 
 _TO18 = "Tallec & Ollivier 2018, sec. 3 and Algorithm 1; Marschall, Cho & Savin 2020, Table 1"
 _MMS18 = "Mujika, Meier & Steger 2018, sec. 4 and Table 1; Marschall, Cho & Savin 2020, Table 1"
@@ -506,7 +535,7 @@ def _quadratic(name, title, func, flops, memory, source):
         full=(
             _geo("T", 64, 8192, 8, n=64, B=1),
             _geo("n", 64, 2048, 11, multiple=8, T=16, B=1),
-            _geo("B", 1, 64, 8, T=16, n=128),
+            _geo("B", 8, 1024, 8, T=16, n=128),
         ),
         cases=(_cases("n", [64, 256], T=200, B=1),),
     )  # fmt: skip
@@ -520,7 +549,7 @@ def _cubic(name, title, func, flops, memory, source):
         full=(
             _geo("T", 64, 8192, 8, n=64, B=1),
             _geo("n", 384, 2048, 9, multiple=16, T=2, B=1),
-            _geo("B", 1, 64, 8, T=4, n=64),
+            _geo("B", 8, 1024, 8, T=4, n=64),
         ),
         cases=(_cases("n", [64, 256], T=200, B=1),),
     )  # fmt: skip
@@ -693,3 +722,67 @@ ALGORITHMS.update(with_cells(ALGORITHMS))
 from .tradeoff import with_tradeoff  # noqa: E402
 
 ALGORITHMS.update(with_tradeoff(ALGORITHMS))
+
+
+# --- the weights a call reads whatever its batch --------------------------------------------
+# The B-independent part of the time model (bench.fit, "time along B"): each product of
+# B rows by a weight matrix reads the matrix whatever B, so at B = 1 it is a GEMV and
+# costs as long as one, while the B rows' FLOPs run at best at the GEMM rate. Counted
+# per product a step makes with the weights: forward only (RTRL and the online rules:
+# once; UORO twice, W_hh h and W_hh s), forward and backward (BPTT and truncated BPTT:
+# twice; checkpointed BPTT: at every cell evaluation, recomputations included, and at
+# every backward step; the weight-gradient GEMMs are batched over 64 / B steps, so their
+# reads are left out), the MLP's forward, backward and gradient GEMMs (three times a
+# layer). A lower bound (the kernels read W_ih and the readout less often than
+# W_hh's count says, but pack and re-read the weights inside BLAS more), so the window
+# it sets along B starts no later than the kernels' real B^0 work would start it.
+READS_PER_STEP = {"bptt": 2, "tbptt": 2, "uoro": 2}
+MLP_READS = 3
+
+
+def rnn_weight_reads(size, products: float = 1) -> list[Term]:
+    """The cell's and the readout's weights read ``products`` times a step:
+    products T (G n (n + m + 1) + p (n + 1)) entries."""
+    T, n, m, p = (size[k] for k in ("T", "n", "m", "p"))
+    G = cell_named(str(size.get("cell", "elman"))).gates
+    k = products * T
+    return [
+        Term(k * G * n * n, {"T": 1, "n": 2}),
+        Term(k * G * n * (m + 1), {"T": 1, "n": 1}),
+        Term(k * p * (n + 1), {"T": 1, "n": 1}),
+    ]
+
+
+def mlp_weight_reads(size) -> list[Term]:
+    """Every layer's weights and biases, read by three GEMMs a call: 3 L (w^2 + w) entries."""
+    L, w = size["depth"], size["width"]
+    return [
+        Term(MLP_READS * L * w * w, {"depth": 1, "width": 2}),
+        Term(MLP_READS * L * w, {"depth": 1, "width": 1}),
+    ]
+
+
+def checkpointed_weight_reads(size) -> list[Term]:
+    """Checkpointed BPTT reads the weights at each cell evaluation (recomputations too)
+    and at each backward step: (evaluations + T) (G n (n + m + 1) + p (n + 1)) entries."""
+    T, c = int(size["T"]), int(size["c"]) if "c" in size else None
+    cell = cell_named(str(size.get("cell", "elman")))
+    evals = checkpointed_evaluations(cell.id, T, c if c is not None else default_slots(T))
+    return rnn_weight_reads(size, products=(evals + T) / T)
+
+
+def _weight_reads(name: str, spec: AlgorithmSpec):
+    if spec.family == "mlp":
+        return mlp_weight_reads
+    if name == "checkpointed_bptt":
+        return checkpointed_weight_reads
+    return partial(rnn_weight_reads, products=READS_PER_STEP.get(name, 1))
+
+
+ALGORITHMS.update(
+    {
+        name: replace(spec, weight_reads=_weight_reads(name, spec))
+        for name, spec in ALGORITHMS.items()
+        if spec.weight_reads is None
+    }
+)

@@ -255,3 +255,77 @@ def test_headline_counts_measured_exponents_apart_from_the_flop_model():
     )
     measured, checks = fit.format_table(res).split("model check")
     assert " flops " not in measured and checks.count(" flops ") == 2
+
+
+# --- time along B: the time model's weight reads (bench.fit.time_terms) ------------------
+
+
+def real_cells(name, axis, sizes, time, fixed, run_id=1):
+    """Cells of a registered algorithm's sweep, with the given times (memory unused)."""
+    import bpttbench
+
+    spec = bpttbench.ALGORITHMS[name]
+    rows = []
+    for s, t in zip(sizes, time, strict=True):
+        size = {**spec.sizes, **fixed, **{v: s for v in spec.axis_vars[axis]}}
+        rows.append(
+            {
+                "run_id": run_id, "algorithm": name, "axis": axis, "size": s, **size,
+                "dtype": "float64", "numba_threads": 1, "blas_threads": 1, "machine": "test",
+                "status": "ok", "median_s": t, "peak_bytes": 1000, "flops": spec.flop_count(size),
+                "created": "2024-01-01T00:00:00+00:00",
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+B_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def B_window(name, fixed, balance):
+    import bpttbench
+
+    spec = bpttbench.ALGORITHMS[name]
+    sizes = [{**spec.sizes, **fixed, "B": b} for b in B_SIZES]
+    inside = fit.fit_window(spec, "B", "time", sizes, 8, 1.0, balance=balance)
+    return [b for b, i in zip(B_SIZES, inside, strict=True) if i]
+
+
+def test_time_along_B_leaves_out_the_batches_whose_weight_reads_lead():
+    # BPTT: 6 n^2 FLOPs a row and step against 2 n^2 reads at 2 x 2.8 FLOPs each: the
+    # rows carry 90% from B = 9 x 2.8 x 2 / 3 ~ 17
+    assert B_window("bptt", {"T": 64, "n": 256}, 2.8) == B_SIZES[5:]
+    # the FLOP model alone (no reads) would fit every batch
+    assert B_window("bptt", {"T": 64, "n": 256}, 0.0) == B_SIZES
+    # RTRL's product has n P rows per sequence: its one read of W_hh a step never leads
+    assert B_window("rtrl", {"T": 4, "n": 64}, 2.8) == B_SIZES
+    # a slower GEMV moves the window up
+    assert (
+        B_window("uoro", {"T": 16, "n": 128}, 10.0)[0]
+        > B_window("uoro", {"T": 16, "n": 128}, 2.8)[0]
+    )
+
+
+def test_time_along_B_can_still_fail_where_the_rows_lead():
+    sizes = [8, 16, 32, 64, 128, 256, 512, 1024]
+    fixed = {"T": 16, "n": 128}
+    # a per-call term the size of the weight reads, and B rows: PASS
+    linear = [2e-4 + 1e-4 * b for b in sizes]
+    r = result(fit.fit_table(real_cells("uoro", "B", sizes, linear, fixed)), "B", "time", "uoro")
+    assert r.verdict == "PASS" and min(r.window) <= 16
+    # a kernel that really grows like B^0.8 where the rows lead: FAIL, not fitted away
+    sub = [1e-4 * b**0.8 for b in sizes]
+    r = result(fit.fit_table(real_cells("uoro", "B", sizes, sub, fixed)), "B", "time", "uoro")
+    assert r.verdict == "FAIL" and r.slope == pytest.approx(0.8)
+
+
+def test_the_runs_measured_peaks_set_the_balance():
+    sizes = [8, 16, 32, 64, 128, 256, 512, 1024]
+    df = real_cells("bptt", "B", sizes, [1e-4 * b for b in sizes], {"T": 64, "n": 256})
+    runs = pd.DataFrame({"run_id": [1], "gemm_gflops": [60.0], "gemv_gflops": [20.0]})
+    assert fit.sweep_balance(fit.with_peaks(df, runs)) == pytest.approx(3.0)
+    assert fit.sweep_balance(df) == fit.DEFAULT_BALANCE
+    slow = runs.assign(gemv_gflops=[0.6])  # GEMM 100x the GEMV: reads lead up to B ~ 600
+    (r,) = [x for x in fit.fit_table(df, None, slow) if (x.axis, x.metric) == ("B", "time")]
+    (q,) = [x for x in fit.fit_table(df, None, runs) if (x.axis, x.metric) == ("B", "time")]
+    assert min(r.window) > min(q.window) and r.n_points < q.n_points

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from bpttbench.bench import charts, fit, report
-from bpttbench.bench.store import load_cells
+from bpttbench.bench.store import load_cells, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "reports" / "reference"
@@ -218,7 +218,7 @@ def test_every_number_in_the_readmes_figures_comes_from_the_summary(summary):
 
 
 def test_the_readmes_fit_excerpt_is_what_fit_prints_for_the_reference_store():
-    results = fit.fit_table(load_cells(DB))
+    results = fit.fit_table(load_cells(DB), None, load_runs(DB))  # as `bpttbench fit` does
     printed = set((fit.format_table(results) + "\n" + fit.headline(results)).splitlines())
     readme = README.read_text()
     block = readme.split("$ bpttbench fit --db reports/reference/reference.sqlite\n", 1)[1]

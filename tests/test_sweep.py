@@ -305,12 +305,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["sweep", "--preset", "full", "--dump-grid", "--db", str(db)]) == 0
     grid_file.write_text(capsys.readouterr().out)
     assert cli.main(["sweep", "--grid", str(grid_file), "--dry-run", "--db", str(db)]) == 0
-    # 186 + the RTRL/BPTT pair sweep (2 x 6) + the six online rules' 165 (SnAp-2's
-    # density sweep among them) + checkpointed BPTT's 58 (c 14 + 9, T 11, n 9, B 9,
-    # the pair sweep 6) + the trade-off sweeps at T=1000, n=64, B=8 (BPTT 4, truncated
-    # BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is already there) + the gated
-    # cells' (GRU and LSTM: BPTT 23, truncated BPTT 24, RTRL 29, checkpointed BPTT 16 each)
-    assert "621 cells" in capsys.readouterr().out
+    # 186 + the memory-along-n sweeps of BPTT and truncated BPTT (2 x 11) and backprop's
+    # memory-along-B sweep (8) + the RTRL/BPTT pair sweep (2 x 6) + the six online
+    # rules' 165 (SnAp-2's density sweep among them) + checkpointed BPTT's 74 (c 14 + 9,
+    # T 11, n 9 + 8, B 9 + 8, the pair sweep 6) + the trade-off sweeps at T=1000,
+    # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
+    # already there) + the gated cells' (GRU and LSTM: BPTT 23, truncated BPTT 24,
+    # RTRL 29, checkpointed BPTT 16 each)
+    assert "667 cells" in capsys.readouterr().out
     assert not db.exists()
 
 

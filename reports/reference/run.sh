@@ -8,5 +8,8 @@ bpttbench sweep --preset full --min-time 1.5 --algorithms uoro kf_rtrl r_kf snap
 bpttbench quality --preset full --db "$DB"
 bpttbench peers --db "$DB" --dtype float64 float32
 bpttbench sweep --preset full --min-time 1.5 --algorithms backprop --db "$DB"
+# the online rules' performance targets, stored beside the store for the report
+python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
+    --json reports/reference/online_targets.json
 bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
     --out reports/reference
