@@ -20,11 +20,14 @@ one thread while the blocks run (kernels/_parallel.py), so that t blocks do
 not each start t BLAS threads.
 
 Why blocks rather than multithreaded BLAS: at B = 32..64, n = 256..512 one
-step's recurrent product is a (B x n) x (n x G n) GEMM, too small for two BLAS
-threads to share well, and the pointwise step, the readout and the per-chunk
-gradient GEMMs between them would stay serial. Measured on the 2-core
-development machine (interleaved, noisy): see ``MIN_ROWS`` and the issue's
-note.
+step's recurrent product is a (B x n) x (n x G n) GEMM, small enough that two
+BLAS threads meet at every step (T fork-joins a sweep, against one a call for
+the blocks), and the pointwise step and the readout between the GEMMs stay
+serial. Measured on the shared 2-core development machine under a load of 5
+to 12 (so wall-clock ratios there say little; the reference run's threads axis
+is the measurement): the blocks did 7 to 20% more CPU work in all than one
+thread (BPTT at B = 32..64, n = 256..512, T = 50..100), which is a 1.7x to
+1.9x speed-up on two free cores if the blocks balance.
 
 Memory: each block pays a copy of its rows of xs and ys (T B (m + p) numbers
 over all blocks: the caller's data once more; ``batch_parts`` splits only where
@@ -52,9 +55,9 @@ from ._sweeps import chunk_steps, make_buffers, zero_grads
 from ._validate import check_result
 
 # Fewest batch rows a block may have. Fewer rows make each step's recurrent
-# GEMM a thin matrix-vector product whose cost is mostly the call, so splitting
-# B = 8 in two buys little. (Measured on 2 cores: B = 32, n = 256 ran about
-# 1.8x faster in two blocks than on one thread; see the note.)
+# GEMM a thin matrix-vector product whose cost is mostly the call, and a block
+# of a few rows would not pay for its copies and its thread hand-off. (A
+# choice, not a measured optimum: the threads axis of a sweep along B shows it.)
 MIN_ROWS = 8
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -102,7 +105,10 @@ def _in_blocks(name, parts, cell, w, xs, ys, run_block):
     with one_blas_thread(parts):
         pool = _executor(parts - 1)
         futures = [pool.submit(run_block, *job) for job in jobs[1:]]
-        results = [run_block(*jobs[0])]  # block 0 on the calling thread
+        try:
+            results = [run_block(*jobs[0])]  # block 0 on the calling thread
+        finally:  # never leave a block running past the BLAS limit
+            concurrent.futures.wait(futures)
         results += [f.result() for f in futures]
     # The fixed-order reduction: block 0, then + block 1, then + block 2, ...
     g = jobs[0][2]
