@@ -1,4 +1,4 @@
-"""BPTT and truncated BPTT in parallel over the batch, when there are threads and rows to share.
+"""BPTT, truncated BPTT and the deterministic online rules in parallel over the batch.
 
 The sequences of a batch are independent until their weight gradients are
 summed, so the batch rows split into contiguous blocks, one per thread: block t
@@ -35,6 +35,13 @@ m + p <= n, so against BPTT's T B n stored states it is at most as much again,
 and in practice, m and p small, a few percent) and a gradient accumulator (P
 numbers per block beyond the first). The memory models (``bptt.memory``,
 ``tbptt.memory``) count one thread, as a sweep measures by default.
+
+The deterministic online rules, RFLO and SnAp-1 on the Elman cell
+(kernels/rflo.py, snap1.py), split the same way (``online``): each block runs
+the rule's own ``start`` and ``advance`` on its rows. The random ones (UORO,
+KF-RTRL, R-KF) do not: they draw one stream of signs for the whole batch, so a
+block would draw other signs than one thread does, a different sample rather
+than a rounding difference.
 
 Only at threads > 1 (``numba.get_num_threads()``): at one thread the public
 functions run their single-thread path untouched.
@@ -94,6 +101,18 @@ def _blocks(B: int, parts: int) -> list[tuple[int, int]]:
     return [(t * B // parts, (t + 1) * B // parts) for t in range(parts)]
 
 
+def _run(run_block, jobs) -> list:
+    """``run_block(*job)`` for every job at once (block 0 on the calling thread), in order."""
+    with one_blas_thread(len(jobs)):
+        pool = _executor(len(jobs) - 1)
+        futures = [pool.submit(run_block, *job) for job in jobs[1:]]
+        try:
+            results = [run_block(*jobs[0])]
+        finally:  # never leave a block running past the BLAS limit
+            concurrent.futures.wait(futures)
+        return results + [f.result() for f in futures]
+
+
 def _in_blocks(name, parts, cell, w, xs, ys, run_block):
     """Run ``run_block(xs_t, ys_t, g_t) -> (loss, finite)`` on each block; sum in block order."""
     B = xs.shape[1]
@@ -102,14 +121,7 @@ def _in_blocks(name, parts, cell, w, xs, ys, run_block):
         jobs.append(
             (np.ascontiguousarray(xs[:, b0:b1]), np.ascontiguousarray(ys[:, b0:b1]), zero_grads(w))
         )
-    with one_blas_thread(parts):
-        pool = _executor(parts - 1)
-        futures = [pool.submit(run_block, *job) for job in jobs[1:]]
-        try:
-            results = [run_block(*jobs[0])]  # block 0 on the calling thread
-        finally:  # never leave a block running past the BLAS limit
-            concurrent.futures.wait(futures)
-        results += [f.result() for f in futures]
+    results = _run(run_block, jobs)
     # The fixed-order reduction: block 0, then + block 1, then + block 2, ...
     g = jobs[0][2]
     loss = results[0][0]
@@ -156,3 +168,25 @@ def tbptt(parts, cell, w, xs, ys, k1, k2):
         return _tbptt(cell.id, cell.alpha, xs_t, ys_t, k1, k2, tuple(w), tuple(buf), tuple(g_t))
 
     return _in_blocks("tbptt", parts, cell, w, xs, ys, run_block)
+
+
+def online(parts, start, advance, arrays, alpha, xs, ys):
+    """A deterministic online rule (RFLO, SnAp-1: ``start`` and ``advance`` of its module)
+    from t = 0 on ``parts`` batch blocks: each block carries its own state; the losses
+    and gradients are added in block order. Returns (loss, RNNParams)."""
+    jobs = [
+        (np.ascontiguousarray(xs[:, b0:b1]), np.ascontiguousarray(ys[:, b0:b1]))
+        for b0, b1 in _blocks(xs.shape[1], parts)
+    ]
+
+    def run_block(xs_t, ys_t):
+        return advance(start(arrays, xs_t.shape[1]), arrays, alpha, xs_t, ys_t)
+
+    results = _run(run_block, jobs)
+    loss, grads = results[0]
+    for loss_t, grads_t in results[1:]:
+        for acc, part in zip(grads, grads_t, strict=True):
+            if isinstance(acc, np.ndarray):
+                acc += part
+        loss += loss_t
+    return float(loss), grads

@@ -2,14 +2,15 @@
 every call at a given count, and right at every count.
 
 The parallel kernels: exact RTRL for the Elman cell, the GRU and the LSTM,
-parallel over slabs (kernels/rtrl.py, rtrl_gru.py, rtrl_lstm.py), and BPTT and
-truncated BPTT parallel over batch blocks (kernels/_batch_parallel.py). At each
-thread count every kernel runs twice and must return the same bits both times
-(a race on shared scratch shows as a difference, or as a wrong gradient), then
-equal its one-thread result and the NumPy reference (tests/naive.py,
-naive_cells.py) to the exact tolerance. RTRL never regroups a sum, so it must
-equal its one-thread result bit for bit; the batch blocks regroup the sums over
-the batch, so BPTT's results agree across counts to rounding only.
+parallel over slabs (kernels/rtrl.py, rtrl_gru.py, rtrl_lstm.py), and BPTT,
+truncated BPTT, RFLO and SnAp-1 parallel over batch blocks
+(kernels/_batch_parallel.py). At each thread count every kernel runs twice and
+must return the same bits both times (a race on shared scratch shows as a
+difference, or as a wrong gradient), then equal its one-thread result and the
+NumPy reference (tests/naive.py, naive_cells.py, naive_online.py) to the exact
+tolerance. RTRL never regroups a sum, so it must equal its one-thread result
+bit for bit; the batch blocks regroup the sums over the batch, so the other
+kernels' results agree across counts to rounding only.
 
 The sizes make ragged parts: 7 slabs per step (2 threads: 3 and 4; 4 threads:
 1, 2, 2 and 2) and a batch of 37 rows (2 blocks of 18 and 19; 4 blocks of 9, 9,
@@ -29,6 +30,7 @@ from pathlib import Path
 import bpttbench
 import naive
 import naive_cells
+import naive_online
 import numba
 import numpy as np
 import pytest
@@ -97,6 +99,10 @@ def _kernels():
         )
     for name in NAIVE_CELL:
         runs[f"bptt-{name}"] = lambda name=name: bpttbench.bptt(_batch_params(name), *BATCH_DATA)
+    for rule in ("rflo", "snap1"):
+        runs[f"{rule}-leaky"] = lambda rule=rule: getattr(bpttbench, rule)(
+            BATCH_PARAMS["leaky"], *BATCH_DATA
+        )
     for name in ("elman", "lstm"):
         runs[f"tbptt-{name}"] = lambda name=name: bpttbench.tbptt(
             _batch_params(name), *BATCH_DATA, K1, K2
@@ -120,6 +126,9 @@ def _references():
         if name in ("elman", "lstm"):
             lb, gb = naive_cells.tbptt(cell, params, *BATCH_DATA, K1, K2)
             refs[f"tbptt-{name}"] = (lb, list(gb))
+    for rule in ("rflo", "snap1"):
+        lb, gb = getattr(naive_online, rule)(BATCH_PARAMS["leaky"], *BATCH_DATA, alpha=0.7)
+        refs[f"{rule}-leaky"] = (lb, list(gb[:5]))
     return refs
 
 
