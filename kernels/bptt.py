@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 
-from . import cells
+from . import _batch_parallel, cells
+from ._batch_parallel import batch_parts
 from ._jit import jit
 from ._sweeps import (
     Buffers,
@@ -77,6 +78,9 @@ def bptt(params, xs, ys):
     """
     cell, w, xs, ys = cells.check_problem(params, xs, ys)
     T, B, m = xs.shape
+    # threads > 1: batch blocks in parallel (kernels/_batch_parallel.py)
+    if (parts := batch_parts(B, w.W_out.shape[1], m, w.W_out.shape[0])) > 1:
+        return _batch_parallel.bptt(parts, cell, w, xs, ys)
     p, n = w.W_out.shape
     dt = w.W_out.dtype
     # Every state: the Theta(T n B) memory of BPTT.

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _online
+from . import _batch_parallel, _online
+from ._batch_parallel import batch_parts
 from ._validate import check_rnn_problem
 from .costs import Term
 from .snap1 import TraceState, run_trace, trace_bytes, trace_flops
@@ -69,6 +70,10 @@ def rflo(params, xs, ys):
     """
     arrays, xs, ys = check_rnn_problem(params, xs, ys)
     alpha = _online.leak(params)
+    # threads > 1: batch blocks in parallel (kernels/_batch_parallel.py)
+    _, B, m = xs.shape
+    if (parts := batch_parts(B, arrays[1].shape[0], m, arrays[3].shape[0])) > 1:
+        return _batch_parallel.online(parts, start, advance, arrays, alpha, xs, ys)
     return advance(start(arrays, xs.shape[1]), arrays, alpha, xs, ys)
 
 

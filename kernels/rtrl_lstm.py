@@ -61,8 +61,16 @@ side by side make a (2n x K r) slab; each slab update is one GEMM
 the two non-zero rows of M_t per block are added to the scratch, then one
 fused pass, while the slab is in cache, adds the diagonal terms
 (q f) * J_c and f * J_c, writes both halves back and accumulates the gradient
-rows c_t^T J_h. The scratch is one slab: memory is the influence matrix
+rows c_t^T J_h. The scratch is one slab per thread: memory is the influence matrix
 (2n P numbers per sequence) plus a fraction.
+
+Threads: as in kernels/rtrl.py, a step's slab updates run in parallel over
+Numba's threads, each a fixed run of slabs for every sequence, with its own
+scratch slab and BLAS held to one thread; every gradient row sums over the
+batch in order, so the result is the same bit for bit at every thread count.
+A_t's left half, the gate derivatives and z_t are therefore kept for every
+sequence of the batch (2 B n^2 numbers, against the influence matrix's
+8 B n^3).
 
 Costs per step and sequence: the GEMMs make 4 n^2 P = 16 n^4 + O(n^3 m) FLOPs
 (the dense 2 (2n)^2 P would be 32 n^4; THEORY.md, "Gated cells", counts about
@@ -75,9 +83,11 @@ tanh counts 1.
 from __future__ import annotations
 
 import numpy as np
+from numba import prange
 
 from ._jit import jit
 from ._math import sigmoid, tanh
+from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab
 from .costs import Term, monomial
 
@@ -89,7 +99,39 @@ _DC, _DH = 8, 12
 N_WORK = 16
 
 
-@jit
+@jit(inline=True)
+def _slab_step(A, Jg, Gg, scratch, vb, zv, grp, n, K, r):
+    """One slab of one sequence: Jg <- A_t Jg + M_t, and Gg += c_t^T (Jg's h rows)."""
+    Kr = K * r
+    qf, fg, c = vb[_QF], vb[_F], vb[_C]
+    Js = Jg.reshape(2 * n, Kr)
+    Gs = Gg.reshape(Kr)
+    S = scratch.reshape(2 * n, Kr)
+    # K blocks at once: the (2n x n) left half of A_t times the h rows of
+    # the slab (n x K r), the n^4 work.
+    np.dot(A, Js[:n], S)
+    # + M_t: rows h_i and c_i of each block (gate row k feeds unit k mod n).
+    for kk in range(K):
+        k = grp * K + kk
+        gate, i = k // n, k % n
+        coef_h = vb[_DH + gate, i]
+        coef_c = vb[_DC + gate, i]
+        for col in range(r):
+            scratch[i, kk, col] += coef_h * zv[col]
+            scratch[n + i, kk, col] += coef_c * zv[col]
+    # Fused pass while the slab is in cache: the diagonal right half of
+    # A_t on the c rows, store both halves, accumulate c_t^T J_h.
+    for i in range(n):
+        qf_i, f_i, c_i = qf[i], fg[i], c[i]
+        for col in range(Kr):
+            jc = Js[n + i, col]
+            vh = S[i, col] + qf_i * jc
+            Js[n + i, col] = S[n + i, col] + f_i * jc
+            Js[i, col] = vh
+            Gs[col] += c_i * vh
+
+
+@jit(parallel=True)
 def _rtrl_lstm(
     xs, ys, W_ih, W_hh, b_ih, b_hh, W_out, b_out, J, G, scratch, A, h_prev, h, c_prev, c_new,
     gi, gh, v, zv, e, grads,
@@ -98,23 +140,25 @@ def _rtrl_lstm(
     n = W_hh.shape[1]
     p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
-    Kr = K * r
+    n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
-    ig, fg, gg, og, tc, q, qf, c = v[_I], v[_F], v[_G], v[_O], v[_TC], v[_Q], v[_QF], v[_C]
-    dci, dcf, dcg, dco = v[_DC], v[_DC + 1], v[_DC + 2], v[_DC + 3]
-    dhi, dhf, dhg, dho = v[_DH], v[_DH + 1], v[_DH + 2], v[_DH + 3]
     W_hi, W_hf, W_hg, W_ho = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n : 3 * n], W_hh[3 * n :]
-    S = scratch.reshape(2 * n, Kr)
     loss = 0.0
     h_prev[:] = 0.0
     c_prev[:] = 0.0
     J[:] = 0.0
-    dco[:] = 0.0  # the output gate does not touch c_t
     for s in range(T):
         # Gate inputs of the whole batch: W_i. x_t and W_h. h_{t-1}, rows i|f|g|o.
         np.dot(xs[s], W_ih.T, gi)
         np.dot(h_prev, W_hh.T, gh)
         for b in range(B):
+            vb = v[b]
+            ig, fg, gg, og, tc, q, qf, c = (
+                vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_Q], vb[_QF], vb[_C]
+            )  # fmt: skip
+            dci, dcf, dcg, dco = vb[_DC], vb[_DC + 1], vb[_DC + 2], vb[_DC + 3]
+            dhi, dhf, dhg, dho = vb[_DH], vb[_DH + 1], vb[_DH + 2], vb[_DH + 3]
+            dco[:] = 0.0  # the output gate does not touch c_t
             for i in range(n):
                 a_i = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
                 a_f = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
@@ -152,41 +196,28 @@ def _rtrl_lstm(
                 dhg[i] = q[i] * dcg[i]
                 qf[i] = q[i] * fg[i]
             # The dense left half of A_t: rows 0..n-1 dh_t/dh_{t-1}, rows n..2n-1 dc_t/dh_{t-1}.
+            Ab = A[b]
             for i in range(n):
                 for j in range(n):
                     dcdh = dci[i] * W_hi[i, j] + dcf[i] * W_hf[i, j] + dcg[i] * W_hg[i, j]
-                    A[n + i, j] = dcdh
-                    A[i, j] = dho[i] * W_ho[i, j] + q[i] * dcdh
+                    Ab[n + i, j] = dcdh
+                    Ab[i, j] = dho[i] * W_ho[i, j] + q[i] * dcdh
             # z_t = (h_{t-1}, x_t, 1, 1).
-            zv[:n] = h_prev[b]
-            zv[n : n + m] = xs[s, b]
-            zv[n + m] = 1.0
-            zv[n + m + 1] = 1.0
+            zv[b, :n] = h_prev[b]
+            zv[b, n : n + m] = xs[s, b]
+            zv[b, n + m] = 1.0
+            zv[b, n + m + 1] = 1.0
+        # The n^4 work in parallel over slabs, as in kernels/rtrl.py: a slab's
+        # blocks and gradient rows are its own, so the parts never share a write.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
             for grp in range(n_groups):
-                Js = J[b, grp].reshape(2 * n, Kr)
-                Gs = G[grp].reshape(Kr)
-                # K blocks at once: the (2n x n) left half of A_t times the h rows of
-                # the slab (n x K r), the n^4 work.
-                np.dot(A, Js[:n], S)
-                # + M_t: rows h_i and c_i of each block (gate row k feeds unit k mod n).
-                for kk in range(K):
-                    k = grp * K + kk
-                    gate, i = k // n, k % n
-                    coef_h = v[_DH + gate, i]
-                    coef_c = v[_DC + gate, i]
-                    for col in range(r):
-                        scratch[i, kk, col] += coef_h * zv[col]
-                        scratch[n + i, kk, col] += coef_c * zv[col]
-                # Fused pass while the slab is in cache: the diagonal right half of
-                # A_t on the c rows, store both halves, accumulate c_t^T J_h.
-                for i in range(n):
-                    qf_i, f_i, c_i = qf[i], fg[i], c[i]
-                    for col in range(Kr):
-                        jc = Js[n + i, col]
-                        vh = S[i, col] + qf_i * jc
-                        Js[n + i, col] = S[n + i, col] + f_i * jc
-                        Js[i, col] = vh
-                        Gs[col] += c_i * vh
+                for b in range(B):
+                    _slab_step(A[b], J[b, grp], G[grp], scratch[0], v[b], zv[b], grp, n, K, r)
+        else:
+            for t in prange(n_parts):
+                for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    for b in range(B):
+                        _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
         h_prev[:] = h
         c_prev[:] = c_new
     return 0.5 * loss
@@ -247,13 +278,17 @@ def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, s
     J = np.empty((B, n4 // K, 2 * n, K, r), dt)
     G = np.zeros((n4 // K, K, r), dt)  # gradient of (weight_hh | weight_ih | bias_ih | bias_hh)
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
-    loss = _rtrl_lstm(
-        xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
-        np.empty((2 * n, K, r), dt), np.empty((2 * n, n), dt),
-        np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
-        np.empty((B, n4), dt), np.empty((B, n4), dt), np.empty((N_WORK, n), dt),
-        np.empty(r, dt), np.empty(p, dt), grads,
-    )  # fmt: skip
+    # Per sequence: A_t's left half, the gate derivatives and z_t; per parallel part:
+    # a scratch slab.
+    parts = parallel_parts(n4 // K)
+    with one_blas_thread(parts):
+        loss = _rtrl_lstm(
+            xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
+            np.empty((parts, 2 * n, K, r), dt), np.empty((B, 2 * n, n), dt),
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
+            np.empty((B, n4), dt), np.empty((B, n4), dt), np.empty((B, N_WORK, n), dt),
+            np.empty((B, r), dt), np.empty(p, dt), grads,
+        )  # fmt: skip
     del J  # freed before the gradient arrays are copied out of G: they add nothing to the peak
     G = G.reshape(n4, r)
     return float(loss), (
@@ -309,9 +344,10 @@ def memory(size, itemsize: int) -> list[Term]:
         # G, 4 n r; the four arrays returned are copied out of it once J and the
         # scratch are freed.
         b(4, n=2), b(4, n=1, m=1), b(8, n=1),
-        Term(2 * n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),  # scratch slab
-        b(2, n=2),  # left half of A_t
-        # vectors: 4 B n + 2 B 4 n + N_WORK n + r + p
-        b(12, B=1, n=1), b(N_WORK + 1, n=1), b(1, m=1), b(2), b(1, p=1),
+        # The scratch slab, for one thread (see kernels/rtrl.py's memory).
+        Term(2 * n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),
+        b(2, B=1, n=2),  # left half of A_t, of each sequence
+        # vectors, kept per sequence: 4 B n + 2 B 4 n + B N_WORK n + B r + p
+        b(12 + N_WORK + 1, B=1, n=1), b(1, B=1, m=1), b(2, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

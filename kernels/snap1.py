@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _online, cells, snap1_gated
+from . import _batch_parallel, _online, cells, snap1_gated
+from ._batch_parallel import batch_parts
 from ._jit import jit
 from ._online import cell_step, fill_z
 from ._validate import check_rnn_problem
@@ -228,6 +229,10 @@ def snap1(params, xs, ys):
         return loss, cells.as_params(cells.Weights(*grads), cell)
     arrays, xs, ys = check_rnn_problem(params, xs, ys)
     alpha = _online.leak(params)
+    # threads > 1: batch blocks in parallel (kernels/_batch_parallel.py)
+    _, B, m = xs.shape
+    if (parts := batch_parts(B, arrays[1].shape[0], m, arrays[3].shape[0])) > 1:
+        return _batch_parallel.online(parts, start, advance, arrays, alpha, xs, ys)
     return advance(start(arrays, xs.shape[1]), arrays, alpha, xs, ys)
 
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 
-from . import cells
+from . import _batch_parallel, cells
+from ._batch_parallel import batch_parts
 from ._jit import jit
 from ._sweeps import (
     Buffers,
@@ -114,6 +115,9 @@ def tbptt(params, xs, ys, k1, k2=None):
     # Beyond T a truncation length changes nothing (one update at t = T, windows
     # reaching back to h_0); clamping keeps any Python int inside the kernel's int64.
     k1, k2 = min(k1, T), min(k2, T)
+    # threads > 1: batch blocks in parallel (kernels/_batch_parallel.py)
+    if (parts := batch_parts(B, w.W_out.shape[1], m, w.W_out.shape[0])) > 1:
+        return _batch_parallel.tbptt(parts, cell, w, xs, ys, k1, k2)
     # At most k2 + 1 states: Theta(k2 n B).
     buf = make_buffers(cell, k2 + 1, B, n, m, p, chunk_steps(B, k2), dt)
     g = zero_grads(w)

@@ -80,7 +80,9 @@ PEAK_RSS = """
 import json, sys
 import numpy as np
 import bpttbench
-from bpttbench.bench.measure import TimingSettings, measure_visit
+from bpttbench.bench.measure import TimingSettings, measure_visit, set_threads
+
+set_threads(1)  # as a sweep runs by default (at more, BPTT copies its batch blocks' inputs)
 
 def status(field):
     with open("/proc/self/status") as f:
