@@ -120,6 +120,9 @@ def _cases(axis, values, **fixed):
 # cheap, with T on both sides of where RTRL's memory drops below BPTT's (T ~ 300 at
 # n = 16, B = 1, by the models).
 _PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
+# The full preset's LSTM RTRL n sweep runs one sequence (see _RTRL_GATED_N below); the
+# Elman cell is measured at the same sizes, so that the report compares the cells there.
+_RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 352)
 
 _WZ95 = "Williams & Zipser 1995"
 _WP90 = "Williams & Peng 1990; Williams & Zipser 1995"
@@ -254,6 +257,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 16, 8192, 15, n=32, B=1),
                 _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
+                _cases("n", _RTRL_LSTM_N, T=2, B=1),  # the LSTM's sizes (about 20 s)
                 _geo("B", 1, 64, 13, T=4, n=64),
                 _PAIR_T,
             ),
@@ -590,14 +594,33 @@ ALGORITHMS.update(
 # 3 to 4 times the Elman one (measured: bptt at n = 64, B = 16, T = 2048 takes 36 ms
 # for Elman, 115 ms for the GRU, 173 ms for the LSTM; at n = 1024, T = 2, B = 64: 16,
 # 55 and 69 ms), a gated RTRL call 3 (GRU) and 8 (LSTM) times the FLOPs. The RTRL n
-# sweeps start at n = 48, where the n^4 terms carry 90% of every cell's FLOPs and n^3
-# 90% of its memory, and stop at 136 (quick, 0.6 s an LSTM call by the FLOP model at
-# the Elman kernel's rate) and 192 (full). The quick preset gets BPTT's T and n and
-# RTRL's n and T (the pair sweep), 6 points each: 48 cells; the full preset every axis
-# of BPTT, truncated BPTT and RTRL, 7 to 9 points each.
+# sweeps start at n = 48 (quick), where the n^4 terms carry 90% of every cell's FLOPs
+# and n^3 90% of its memory, and stop at 136 (0.6 s an LSTM call by the FLOP model at
+# the Elman kernel's rate); the full preset's span 8x (_RTRL_GATED_N). The quick
+# preset gets BPTT's T and n and RTRL's n and T (the pair sweep), 6 points each: 48
+# cells; the full preset every axis of BPTT, truncated BPTT and RTRL, 7 to 13 points.
 
 CELLS = CELL_NAMES
 CELL_SIZE = {"cell": "elman"}
+
+
+# The full preset's gated RTRL n sweeps: 8x from the first size where the n^4 terms
+# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit),
+# the Elman sweep's sizes between. Over 48..192 (4x) the fits came out 3.92 [3.82,
+# 4.02] (GRU) and 3.84 [3.74, 3.94] (LSTM): the kernels' rate still rises from ~77%
+# of the GEMM peak at n = 64..128 to ~90% at 192 (the GEMM A_t @ slab has inner
+# dimension n), which a 4x window cannot average out. The LSTM runs one sequence
+# (B = 1) so that its top size stays at 2.8 GB (its influence matrix is 8 n^3 B
+# numbers) and 9 s a call, the Elman cell measured at its sizes too; the GRU keeps
+# B = 2, sharing every size with the Elman sweep (1.6 GB and 4.6 s a call at n = 320).
+# Estimated on the reference machine at 55 GFLOP/s, min-time 1.5: about 80 s (GRU)
+# and 130 s (LSTM) for the two sweeps, and 20 s for the Elman cell's B = 1 sweep.
+_RTRL_GATED_N = {
+    "gru": _cases(
+        "n", (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 320), T=2, B=2, cell="gru"
+    ),
+    "lstm": _cases("n", _RTRL_LSTM_N, T=2, B=1, cell="lstm"),
+}
 
 
 def _cell_sweeps(cell):
@@ -637,7 +660,7 @@ def _cell_sweeps(cell):
             ),
             "full": (
                 _cases("T", (16, 39, 95, 232, 565, 1378, 3360), n=32, B=1, cell=cell),
-                _cases("n", (48, 56, 64, 80, 96, 112, 136, 160, 192), T=2, B=2, cell=cell),
+                _RTRL_GATED_N[cell],
                 _cases("B", (1, 2, 4, 8, 16, 32, 64), T=4, n=64, cell=cell),
                 pair_t,
             ),
