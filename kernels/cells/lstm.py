@@ -108,7 +108,8 @@ def forward_step(a, r, b_ih, b_hh, x_prev, h_new, x_new):
 
     Passes over a row, each reading some arrays and writing another, rather than
     one pass doing it all: LLVM vectorises kernels/_math.py's sigmoid and tanh only
-    in a loop that writes a single array which it does not also read (gru.py).
+    in a loop that writes a single array which it does not also read, and that runs
+    from 0 (gru.py).
     """
     B, n = h_new.shape
     for b in range(B):
@@ -117,10 +118,12 @@ def forward_step(a, r, b_ih, b_hh, x_prev, h_new, x_new):
         xb = x_new[b]
         for k in range(2 * n):  # i | f
             xb[n + k] = sigmoid(ab[k] + b_ih[k] + rb[k] + b_hh[k])
-        for k in range(2 * n, 3 * n):  # g
-            xb[n + k] = tanh(ab[k] + b_ih[k] + rb[k] + b_hh[k])
-        for k in range(3 * n, 4 * n):  # o
-            xb[n + k] = sigmoid(ab[k] + b_ih[k] + rb[k] + b_hh[k])
+        for k in range(n):  # g
+            j = 2 * n + k
+            xb[3 * n + k] = tanh(ab[j] + b_ih[j] + rb[j] + b_hh[j])
+        for k in range(n):  # o
+            j = 3 * n + k
+            xb[4 * n + k] = sigmoid(ab[j] + b_ih[j] + rb[j] + b_hh[j])
         cp = x_prev[b]
         hb = h_new[b]
         for k in range(n):  # c' = f c + i g, first into h' (a loop that reads x_new
