@@ -120,8 +120,10 @@ def _cases(axis, values, **fixed):
 # cheap, with T on both sides of where RTRL's memory drops below BPTT's (T ~ 300 at
 # n = 16, B = 1, by the models).
 _PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
-# The full preset's LSTM RTRL n sweep runs one sequence (see _RTRL_GATED_N below); the
-# Elman cell is measured at the same sizes, so that the report compares the cells there.
+# The full preset's gated RTRL n sweeps run one step of one sequence (see _RTRL_GATED_N
+# below); the Elman cell is measured at their sizes too, so that the report compares
+# the cells there.
+_RTRL_GRU_N = (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 320)
 _RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 352)
 
 _WZ95 = "Williams & Zipser 1995"
@@ -257,7 +259,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 16, 8192, 15, n=32, B=1),
                 _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
-                _cases("n", _RTRL_LSTM_N, T=2, B=1),  # the LSTM's sizes (about 20 s)
+                # the gated cells' sizes (about 40 s)
+                _cases("n", sorted({*_RTRL_GRU_N, *_RTRL_LSTM_N}), T=1, B=1),
                 _geo("B", 1, 64, 13, T=4, n=64),
                 _PAIR_T,
             ),
@@ -605,21 +608,20 @@ CELL_SIZE = {"cell": "elman"}
 
 
 # The full preset's gated RTRL n sweeps: 8x from the first size where the n^4 terms
-# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit),
-# the Elman sweep's sizes between. Over 48..192 (4x) the fits came out 3.92 [3.82,
-# 4.02] (GRU) and 3.84 [3.74, 3.94] (LSTM): the kernels' rate still rises from ~77%
-# of the GEMM peak at n = 64..128 to ~90% at 192 (the GEMM A_t @ slab has inner
-# dimension n), which a 4x window cannot average out. The LSTM runs one sequence
-# (B = 1) so that its top size stays at 2.8 GB (its influence matrix is 8 n^3 B
-# numbers) and 9 s a call, the Elman cell measured at its sizes too; the GRU keeps
-# B = 2, sharing every size with the Elman sweep (1.6 GB and 4.6 s a call at n = 320).
-# Estimated on the reference machine at 55 GFLOP/s, min-time 1.5: about 80 s (GRU)
-# and 130 s (LSTM) for the two sweeps, and 20 s for the Elman cell's B = 1 sweep.
+# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit).
+# Over 48..192 (4x) the fits came out 3.92 [3.82, 4.02] (GRU) and 3.84 [3.74, 3.94]
+# (LSTM): the kernels' rate still rises from ~75% of the GEMM peak at n = 64..128 to
+# ~90% at 192 (the GEMM A_t @ slab has inner dimension n), which a 4x window cannot
+# average out. One step of one sequence (T = B = 1; a step costs the same at every t,
+# J_0 = 0 included; T = 1, 2 and 8 measured within a few percent a step) keeps the top
+# sizes at 4.5 s (LSTM, n = 352, 2.8 GB: its influence matrix is 8 n^3 B numbers) and
+# 1.2 s a call (GRU, n = 320, 0.8 GB). Estimated on the reference machine at its
+# kernels' rate, min-time 1.5 (17 calls a cell at the top): about 50 s (GRU), 140 s
+# (LSTM) and 40 s (the Elman cell at their sizes), against about 95 s for the two
+# 48..192 sweeps they replace.
 _RTRL_GATED_N = {
-    "gru": _cases(
-        "n", (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 320), T=2, B=2, cell="gru"
-    ),
-    "lstm": _cases("n", _RTRL_LSTM_N, T=2, B=1, cell="lstm"),
+    "gru": _cases("n", _RTRL_GRU_N, T=1, B=1, cell="gru"),
+    "lstm": _cases("n", _RTRL_LSTM_N, T=1, B=1, cell="lstm"),
 }
 
 
