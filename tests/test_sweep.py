@@ -309,8 +309,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # density sweep among them) + checkpointed BPTT's 58 (c 14 + 9, T 11, n 9, B 9,
     # the pair sweep 6) + the trade-off sweeps at T=1000, n=64, B=8 (BPTT 4, truncated
     # BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is already there) + the gated
-    # cells' (GRU and LSTM: BPTT 23, truncated BPTT 24, RTRL 29, checkpointed BPTT 16 each)
-    assert "621 cells" in capsys.readouterr().out
+    # cells' (GRU and LSTM: BPTT 23, truncated BPTT 24, RTRL 33, checkpointed BPTT 16 each)
+    # + the Elman cell's RTRL n sweep at the gated cells' sizes (15)
+    assert "644 cells" in capsys.readouterr().out
     assert not db.exists()
 
 
