@@ -359,11 +359,13 @@ class PeerLine:
     x: np.ndarray
     y: np.ndarray
     style: Style
+    cell: str = "Elman"  # the recurrent cell: a GRU line is not an Elman line
 
 
 @styled
 def peers_chart(series: Sequence[PeerLine], xlabel: str, footer: str) -> Figure:
-    """Time ratio peer / bpttbench against n: colour and marker by algorithm, dashes by tool.
+    """Time ratio peer / bpttbench against n: colour by algorithm, marker by
+    algorithm and cell (a GRU or LSTM line has its own), dashes by tool.
 
     When one tool has several lines for one algorithm (other T or B), the later
     ones get hollow markers and a thinner line so that no two lines look alike.
@@ -376,8 +378,8 @@ def peers_chart(series: Sequence[PeerLine], xlabel: str, footer: str) -> Figure:
         alg, tool, label, x, y = s.algorithm, s.tool, s.label, s.x, s.y
         colour, marker = s.style.colour, s.style.marker
         ls = TOOL_LINESTYLE[tools.index(tool) % len(TOOL_LINESTYLE)]
-        repeat = seen.get((alg, tool), 0)
-        seen[(alg, tool)] = repeat + 1
+        repeat = seen.get((alg, tool, s.cell), 0)
+        seen[(alg, tool, s.cell)] = repeat + 1
         face = colour if repeat == 0 else "white"
         ax.plot(
             x, y, color=colour, marker=marker, ms=5.5 + repeat, lw=1.5 if repeat == 0 else 1.0,

@@ -419,11 +419,14 @@ def chart_peers(ctx: Context, db_path: str | Path):
         sizes = ", ".join(
             f"{k}={fmt.integer(row[k])}" for k in ("T", "B", "k") if pd.notna(row.get(k))
         )
-        cell = "" if row.get("cell") in (None, "elman") else f"{str(row['cell']).upper()} "
-        label = f"{row['tool']}: {cell}{view.title(row['algorithm'])}\n({sizes})"
+        cell = peer_cell(row.get("cell"))
+        label = f"{row['tool']}: {view.title(row['algorithm'])} ({cell})\n({sizes})"
         x, y = g["n"].to_numpy(float), g["ratio_vs_bpttbench"].to_numpy(float)
         alg = row["algorithm"]
-        series.append(cc.PeerLine(alg, row["tool"], label, x, y, view.style(alg)))
+        style = view.style(alg)
+        if cell != "Elman":  # a gated cell's line: the algorithm's colour, its own marks
+            style = cell_style(style, cell.lower())
+        series.append(cc.PeerLine(alg, row["tool"], label, x, y, style, cell))
     fig = cc.peers_chart(series, view.axis_label("n"), store.footer)
     r = ok["ratio_vs_bpttbench"].astype(float)
     caption = (
@@ -435,17 +438,30 @@ def chart_peers(ctx: Context, db_path: str | Path):
     return fig, caption, peers_table(df, view)
 
 
+def peer_cell(cell) -> str:
+    """The recurrent cell of a peer row as the report names it: Elman (also for rows from
+    before the cell column), GRU, LSTM."""
+    if not isinstance(cell, str) or cell in ("", "elman"):
+        return "Elman"
+    return cell.upper()
+
+
 def peers_table(df: pd.DataFrame, view: View, most: int = 40) -> str:
-    """The peers table of the store as Markdown, refused cells included."""
+    """The peers table of the store as Markdown, refused cells included.
+
+    The cell has a column of its own: a GRU or LSTM row has the same algorithm and
+    sizes as an Elman row, and only the cell tells them apart.
+    """
     rows = [
-        "| tool | algorithm | T | n | B | k | dtype | status | peer median (s) "
+        "| tool | cell | algorithm | T | n | B | k | dtype | status | peer median (s) "
         "| bpttbench median (s) | ratio | max rel. error |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in df.head(most).to_dict("records"):
         tool = f"{fmt.text(r.get('tool'))} {fmt.text(r.get('tool_version'))}".strip()
         rows.append(
-            f"| {tool} | {view.title(r.get('algorithm'))} | {fmt.integer(r.get('T'))} | "
+            f"| {tool} | {peer_cell(r.get('cell'))} | {view.title(r.get('algorithm'))} "
+            f"| {fmt.integer(r.get('T'))} | "
             f"{fmt.integer(r.get('n'))} | {fmt.integer(r.get('B'))} | {fmt.cell(r.get('k'), 'd')} "
             f"| {r.get('dtype')} | {r.get('status', 'ok')} | {fmt.cell(r.get('median_s'))} | "
             f"{fmt.cell(r.get('bpttbench_median_s'))} | {fmt.cell(r.get('ratio_vs_bpttbench'))} "

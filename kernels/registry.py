@@ -122,6 +122,11 @@ def _cases(axis, values, **fixed):
 # cheap, with T on both sides of where RTRL's memory drops below BPTT's (T ~ 300 at
 # n = 16, B = 1, by the models).
 _PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
+# The full preset's gated RTRL n sweeps run one step of one sequence (see _RTRL_GATED_N
+# below); the Elman cell is measured at their sizes too, so that the report compares
+# the cells there.
+_RTRL_GRU_N = (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 320)
+_RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 352)
 
 _WZ95 = "Williams & Zipser 1995"
 _WP90 = "Williams & Peng 1990; Williams & Zipser 1995"
@@ -263,6 +268,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 16, 8192, 15, n=32, B=1),
                 _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
+                # the gated cells' sizes (about 40 s)
+                _cases("n", sorted({*_RTRL_GRU_N, *_RTRL_LSTM_N}), T=1, B=1),
                 _geo("B", 1, 64, 13, T=4, n=64),
                 _PAIR_T,
             ),
@@ -619,14 +626,32 @@ ALGORITHMS.update(
 # 3 to 4 times the Elman one (measured: bptt at n = 64, B = 16, T = 2048 takes 36 ms
 # for Elman, 115 ms for the GRU, 173 ms for the LSTM; at n = 1024, T = 2, B = 64: 16,
 # 55 and 69 ms), a gated RTRL call 3 (GRU) and 8 (LSTM) times the FLOPs. The RTRL n
-# sweeps start at n = 48, where the n^4 terms carry 90% of every cell's FLOPs and n^3
-# 90% of its memory, and stop at 136 (quick, 0.6 s an LSTM call by the FLOP model at
-# the Elman kernel's rate) and 192 (full). The quick preset gets BPTT's T and n and
-# RTRL's n and T (the pair sweep), 6 points each: 48 cells; the full preset every axis
-# of BPTT, truncated BPTT and RTRL, 7 to 9 points each.
+# sweeps start at n = 48 (quick), where the n^4 terms carry 90% of every cell's FLOPs
+# and n^3 90% of its memory, and stop at 136 (0.6 s an LSTM call by the FLOP model at
+# the Elman kernel's rate); the full preset's span 8x (_RTRL_GATED_N). The quick
+# preset gets BPTT's T and n and RTRL's n and T (the pair sweep), 6 points each: 48
+# cells; the full preset every axis of BPTT, truncated BPTT and RTRL, 7 to 13 points.
 
 CELLS = CELL_NAMES
 CELL_SIZE = {"cell": "elman"}
+
+
+# The full preset's gated RTRL n sweeps: 8x from the first size where the n^4 terms
+# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit).
+# Over 48..192 (4x) the fits came out 3.92 [3.82, 4.02] (GRU) and 3.84 [3.74, 3.94]
+# (LSTM): the kernels' rate still rises from ~75% of the GEMM peak at n = 64..128 to
+# ~90% at 192 (the GEMM A_t @ slab has inner dimension n), which a 4x window cannot
+# average out. One step of one sequence (T = B = 1; a step costs the same at every t,
+# J_0 = 0 included; T = 1, 2 and 8 measured within a few percent a step) keeps the top
+# sizes at 4.5 s (LSTM, n = 352, 2.8 GB: its influence matrix is 8 n^3 B numbers) and
+# 1.2 s a call (GRU, n = 320, 0.8 GB). Estimated on the reference machine at its
+# kernels' rate, min-time 1.5 (17 calls a cell at the top): about 50 s (GRU), 140 s
+# (LSTM) and 40 s (the Elman cell at their sizes), against about 95 s for the two
+# 48..192 sweeps they replace.
+_RTRL_GATED_N = {
+    "gru": _cases("n", _RTRL_GRU_N, T=1, B=1, cell="gru"),
+    "lstm": _cases("n", _RTRL_LSTM_N, T=1, B=1, cell="lstm"),
+}
 
 
 def _cell_sweeps(cell):
@@ -666,7 +691,7 @@ def _cell_sweeps(cell):
             ),
             "full": (
                 _cases("T", (16, 39, 95, 232, 565, 1378, 3360), n=32, B=1, cell=cell),
-                _cases("n", (48, 56, 64, 80, 96, 112, 136, 160, 192), T=2, B=2, cell=cell),
+                _RTRL_GATED_N[cell],
                 _cases("B", (1, 2, 4, 8, 16, 32, 64), T=4, n=64, cell=cell),
                 pair_t,
             ),

@@ -12,6 +12,7 @@ import json
 import math
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -436,8 +437,43 @@ def test_failed_and_skipped_cells_are_listed(built):
 def test_peers_table_has_the_refused_cell(built):
     md = built["report"].path.read_text()
     section = md.split("### Peer implementations", 1)[1].split("\n## ", 1)[0]
-    assert "| mismatch |" in section and "| jax | RTRL | 64 | 256 |" in section
+    assert "| mismatch |" in section and "| jax | Elman | RTRL | 64 | 256 |" in section
     assert "above the line at 1 bpttbench is faster" in section
+
+
+def test_peer_rows_of_the_gated_cells_say_their_cell(built, monkeypatch):
+    """A GRU or LSTM row has an Elman row's algorithm and sizes: the table's cell column
+    and the chart's line labels and markers are what tell them apart."""
+    import bpttbench
+    from bpttbench.bench import charts_compare as cc
+    from bpttbench.bench import peers, sections
+    from bpttbench.bench.view import Context, View
+
+    db = built["root"] / "gated_peers.sqlite"
+    conn = peers.connect(db)
+    for cell in ("elman", "gru", "lstm"):
+        for n in (64, 256):
+            peers.write_peer(conn, {
+                "run_ts": "2024-01-01T01:00:00", "tool": "pytorch", "algorithm": "bptt",
+                "cell": cell, "T": 100, "n": n, "B": 32, "dtype": "float64", "status": "ok",
+                "median_s": 2e-3, "bpttbench_median_s": 1e-3, "ratio_vs_bpttbench": 2.0,
+                "max_rel_err": 1e-14, "tool_version": "9.9", "created": "2024-01-01T01:00:00",
+            })  # fmt: skip
+    conn.close()
+    view = View.of(bpttbench.ALGORITHMS)
+    table = sections.peers_table(peers.load_peers(db), view)
+    body = [line for line in table.splitlines() if line.startswith("| pytorch 9.9 |")]
+    cells = sorted({line.split("|")[2].strip() for line in body})
+    assert cells == ["Elman", "GRU", "LSTM"] and len(body) == 6
+    assert table.splitlines()[0].startswith("| tool | cell | algorithm |")
+    drawn = []
+    monkeypatch.setattr(cc, "peers_chart", lambda series, *a: drawn.extend(series) or None)
+    sections.chart_peers(Context(view, SimpleNamespace(footer="")), db)
+    labels = {line.cell: line.label for line in drawn}
+    assert sorted(labels) == ["Elman", "GRU", "LSTM"]
+    assert all(f"({cell})" in label for cell, label in labels.items())
+    markers = {line.cell: line.style.marker for line in drawn}
+    assert len(set(markers.values())) == 3  # one algorithm, three cells, three markers
 
 
 def test_comparison_of_two_saved_runs(built):

@@ -311,8 +311,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # T 11, n 9 + 8, B 9 + 8, the pair sweep 6) + the trade-off sweeps at T=1000,
     # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
     # already there) + the gated cells' (GRU and LSTM: BPTT 23, truncated BPTT 24,
-    # RTRL 29, checkpointed BPTT 16 each)
-    assert "667 cells" in capsys.readouterr().out
+    # RTRL 33, checkpointed BPTT 16 each) + the Elman cell's RTRL n sweep at the gated
+    # cells' sizes (15)
+    assert "690 cells" in capsys.readouterr().out
     assert not db.exists()
 
 

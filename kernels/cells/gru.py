@@ -105,19 +105,35 @@ def as_params(g: Weights, cell: Cell) -> GRUParams:
 @jit
 def forward_step(a, r, b_ih, b_hh, h_prev, h_new, x_new):
     """Gates from a = W_ih x and r = W_hh h (3n wide each, no bias); h_new = h',
-    x_new = (r, z, g, hn), the values the backward step reads."""
+    x_new = (r, z, g, hn), the values the backward step reads. r is scratch: the
+    schedule's GEMM refills it every step.
+
+    Passes over a row, each reading some arrays and writing another, rather than
+    one pass doing it all: LLVM vectorises kernels/_math.py's sigmoid and tanh only
+    in a loop that writes a single array which it does not also read (a loop that
+    writes two, or updates in place, runs them as scalar code), and every loop
+    runs from 0 (``range(n, 2 * n)`` is not vectorised either: Numba wraps negative
+    indices, and k could be one). Measured at n = 64, B = 16: 108 ns a unit in one
+    pass, 5 ns in these.
+    """
     B, n = h_new.shape
     for b in range(B):
+        ab = a[b]
+        rb = r[b]
+        xb = x_new[b]
+        for k in range(2 * n):  # r | z
+            xb[k] = sigmoid(ab[k] + b_ih[k] + rb[k] + b_hh[k])
+        for k in range(n):  # hn = W_hn h + b_hn
+            xb[3 * n + k] = rb[2 * n + k] + b_hh[2 * n + k]
+        for k in range(n):  # g's pre-activation W_in x + b_in + r hn, into r
+            rb[2 * n + k] = ab[2 * n + k] + b_ih[2 * n + k] + xb[k] * xb[3 * n + k]
         for k in range(n):
-            r_g = sigmoid(a[b, k] + b_ih[k] + r[b, k] + b_hh[k])
-            z_g = sigmoid(a[b, n + k] + b_ih[n + k] + r[b, n + k] + b_hh[n + k])
-            hn = r[b, 2 * n + k] + b_hh[2 * n + k]
-            g = tanh(a[b, 2 * n + k] + b_ih[2 * n + k] + r_g * hn)
-            h_new[b, k] = g + z_g * (h_prev[b, k] - g)
-            x_new[b, k] = r_g
-            x_new[b, n + k] = z_g
-            x_new[b, 2 * n + k] = g
-            x_new[b, 3 * n + k] = hn
+            xb[2 * n + k] = tanh(rb[2 * n + k])
+        hp = h_prev[b]
+        hb = h_new[b]
+        for k in range(n):  # h' = g + z (h - g)
+            g = xb[2 * n + k]
+            hb[k] = g + xb[n + k] * (hp[k] - g)
 
 
 @jit
