@@ -99,23 +99,26 @@ def test_checkpointed_bptt_matches_finite_differences(rng, cell):
 
 # --- what the kernel evaluates ------------------------------------------------------------
 
-CELL_IDS = {"elman": 0, "leaky": 1, "gru": 2, "lstm": 3}
-# Steps evaluated inside the reverse steps (module docstring): the plain Elman cell
-# only the first (h_T); every other cell each one, for the values its backward step reads.
-TURNS = {"elman": lambda T: 1, "leaky": lambda T: T, "gru": lambda T: T, "lstm": lambda T: T}
 
-
-@pytest.mark.parametrize(("T", "slots"), [(1, 1), (2, 1), (10, 3), (45, 4), (90, 3), (64, 64)])
+# Every cell evaluates the steps of the schedule's advances (whole segments of L steps)
+# and each step once more when its segment is reversed (the segment's BPTT forward
+# sweep, which stores what the backward step reads): L F(ceil(T / L), slots) + T.
+@pytest.mark.parametrize(
+    ("T", "B", "slots"),
+    [(1, 5, 1), (2, 5, 1), (10, 5, 3), (45, 64, 4), (90, 5, 3), (77, 16, 2), (64, 5, 64)],
+)
 @pytest.mark.parametrize("cell", CELLS)
-def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, slots):
+def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, B, slots):
     params = make_params(rng, cell)
-    xs, ys = sequence(rng, T, 5, M, P)
+    xs, ys = sequence(rng, T, B, M, P)
     *_, evaluations = ck._run(params, xs, ys, slots)
-    advances = cs.count_forward_steps(cs.revolve_schedule(T, slots))
-    assert evaluations == advances + TURNS[cell](T)
-    assert evaluations == ck.evaluations(CELL_IDS[cell], T, slots)
-    if slots >= T:  # plain BPTT: the Elman cell evaluates each step once
-        assert evaluations == (T if cell == "elman" else 2 * T - 1)
+    schedule, _, L = ck.plan(T, slots, B)
+    advances = cs.count_forward_steps(schedule)  # segments
+    assert evaluations == L * advances + T
+    assert evaluations == ck.evaluations(T, slots, B)
+    assert L == (T if slots >= T else min(T, 128 // B))  # BPTT's chunk
+    if slots >= T:  # plain BPTT: each step once
+        assert evaluations == T
 
 
 def test_checkpoint_forward_steps_known_values():
@@ -149,7 +152,7 @@ def test_default_slots_is_ceil_sqrt_T(rng):
         assert ck.default_slots(T) == math.ceil(math.sqrt(T))
     params = make_params(rng, "elman")
     xs, ys = sequence(rng, 30, 2, M, P)
-    assert ck._run(params, xs, ys, None)[2] == ck.evaluations(0, 30, 6)
+    assert ck._run(params, xs, ys, None)[2] == ck.evaluations(30, 6, 2)
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ def test_everything_bptt_rejects_is_rejected_with_its_message(rng):
 
 
 def test_after_a_reverse_the_schedule_restores_before_it_advances_or_stores():
-    """What lets the kernel evaluate a reverse step's turn in the current state's rows."""
+    """A reverse step may leave the current state behind (revolve's executors need not keep it)."""
     for T in range(1, 151):
         for slots in (1, 2, 3, 4, 6, 10, T):
             reversed_since_restore = False
