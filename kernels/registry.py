@@ -348,6 +348,9 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     exponents={
         **_exponents(_CKPT, n=(2, 1), B=(1, 1)),
         **_exponents(_CKPT_T, T=(1 + 1 / CKPT_T_SLOTS, 0)),
+        # ... carried by cost terms of power T^1 (the factor r is in their values)
+        ("T", "time"): Exponent(1 + 1 / CKPT_T_SLOTS, _CKPT_T, terms=1),
+        ("T", "flops"): Exponent(1 + 1 / CKPT_T_SLOTS, _CKPT_T, terms=1),
         ("c", "memory"): Exponent(1, _CKPT),
     },
     axis_vars=CHECKPOINT_AXES,
