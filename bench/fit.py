@@ -253,14 +253,19 @@ def fit_window(
 
 def theory_for(spec, axis: str, metric: str):
     """The registry's exponent for (axis, metric); FLOPs fall back to the time exponent."""
+    exp = _exponent(spec, axis, metric)
+    if exp is None:
+        return None
+    if (axis, metric) not in spec.exponents:
+        return exp.value, f"{exp.source} (time exponent, for the FLOP count)"
+    return exp.value, exp.source
+
+
+def _exponent(spec, axis: str, metric: str):
     exp = spec.exponents.get((axis, metric))
     if exp is None and metric == "flops":
         exp = spec.exponents.get((axis, "time"))
-        if exp is not None:
-            return exp.value, f"{exp.source} (time exponent, for the FLOP count)"
-    if exp is None:
-        return None
-    return exp.value, exp.source
+    return exp
 
 
 def _sweeps(cells: pd.DataFrame, spec, axis: str) -> list[pd.DataFrame]:
@@ -315,8 +320,10 @@ def fit_sweep(spec, axis: str, metric: str, sweep: pd.DataFrame) -> FitResult | 
     fixed = {k: v for k, v in sizes[0].items() if k not in moved} if sizes else {}
     xs = [int(s) for s in sweep["size"]]
     ys = [float(v) if pd.notna(v) else float("nan") for v in sweep[METRIC_COLUMN[metric]]]
+    # The window is where the terms carrying the exponent lead (Exponent.window_power).
+    window_power = getattr(_exponent(spec, axis, metric), "window_power", theory)
     in_window = fit_window(
-        spec, axis, metric, sizes, itemsize, float(theory), balance=sweep_balance(sweep)
+        spec, axis, metric, sizes, itemsize, float(window_power), balance=sweep_balance(sweep)
     )
     usable = [w and y > 0 and math.isfinite(y) for w, y in zip(in_window, ys, strict=True)]
     window = [x for x, u in zip(xs, usable, strict=True) if u]

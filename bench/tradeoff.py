@@ -19,10 +19,11 @@ sizes:
 
     memory saved = 1 - peak(c) / peak(BPTT)
     time paid    = time(c) / time(BPTT) - 1
-    extra forward steps = (F(T, c) - (T - 1)) / (T - 1)
+    extra forward steps = (E(T, c, B) - T) / T
 
-where F(T, c) is the schedule's forward advances (``checkpoint_forward_steps``;
-plain BPTT makes T - 1) and, where the checkpointed kernel is registered, the
+where E(T, c, B) is the cell evaluations of the schedule the kernel runs
+(``checkpointed_bptt.evaluations``: revolve over segments of BPTT's chunk,
+L F(ceil(T / L), c) + T; plain BPTT makes T) and, where the checkpointed kernel is registered, the
 time paid its FLOP model predicts, flops(c) / flops(BPTT) - 1. The slot count
 quoted beside Gruslys's figure is the one that saves at least 95% for the
 least time.
@@ -34,10 +35,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import bpttbench
 import numpy as np
 import pandas as pd
 from bpttbench import checkpoint_schedule
+from bpttbench._sweeps import chunk_steps
 from bpttbench.bench import fmt
 from bpttbench.bench.charts_tradeoff import TradeoffLine, tradeoff_chart
 from bpttbench.bench.view import Context, Skip, View
@@ -153,19 +154,19 @@ def _rtrl_point(rtrl: pd.DataFrame, view: View, at: Mapping[str, int]) -> Point 
 # --- the Gruslys comparison -------------------------------------------------------------
 
 
-def forward_steps(T: int, slots: int) -> int:
-    """The schedule's forward advances: the kernel's count where it is exported."""
-    count = (
-        getattr(bpttbench, "checkpoint_forward_steps", None) or checkpoint_schedule.forward_steps
-    )
-    return int(count(T, slots))
+def forward_steps(T: int, slots: int, B: int) -> int:
+    """Cell evaluations of the checkpointed kernel's schedule (BPTT makes T): revolve's
+    forward advances over segments of L = 128 / B steps, times L, plus each step once in
+    its segment's reversal (kernels/checkpointed_bptt.py)."""
+    L = T if slots >= T else chunk_steps(B, T)
+    return L * checkpoint_schedule.forward_steps_closed_form(-(-T // L), slots) + T
 
 
 def gruslys_rows(tr: Tradeoff, registry: Mapping) -> list[dict]:
     """Per measured slot count: memory saved and time paid against BPTT, and the predictions."""
     if tr.bptt is None or not tr.checkpointed:
         return []
-    T = int(tr.size["T"])
+    T, B = int(tr.size["T"]), int(tr.size["B"])
     base = tr.bptt
     spec, bptt_spec = registry.get(CHECKPOINTED), registry.get("bptt")
     rows = []
@@ -177,8 +178,8 @@ def gruslys_rows(tr: Tradeoff, registry: Mapping) -> list[dict]:
             "time_s": p.time_s,
             "memory_saved": 1.0 - p.peak_bytes / base.peak_bytes,
             "time_paid": p.time_s / base.time_s - 1.0,
-            "forward_steps": forward_steps(T, c),
-            "extra_forward": (forward_steps(T, c) - (T - 1)) / (T - 1),
+            "forward_steps": forward_steps(T, c, B),
+            "extra_forward": (forward_steps(T, c, B) - T) / T,
             "model_time_paid": None,
         }
         if spec is not None and bptt_spec is not None:
@@ -242,7 +243,7 @@ def gruslys_table(rows: list[dict], T: int) -> str:
         lines.append(
             f"| {c} | {fmt.nbytes(r['peak_bytes'])} | {fmt.seconds(r['time_s'])} | "
             f"{_pct(r['memory_saved'])} | {_pct(r['time_paid'])} | {_pct(r['extra_forward'])} "
-            f"({r['forward_steps']} against {T - 1}) | {_pct(r['model_time_paid'])} |"
+            f"({r['forward_steps']} against {T}) | {_pct(r['model_time_paid'])} |"
         )
     return "\n".join(lines) + "\n\n" + gruslys_sentence(rows, T)
 

@@ -194,9 +194,30 @@ def _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, H, X, i):
 def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
     """Back-propagate through steps s_hi-1 down to s_lo; return the loss of the injected steps.
 
+    The error at h_{s_hi} (``buf.delta``, and the LSTM's ``buf.delta_c``) starts at 0 and
+    none is passed below h_{s_lo}: :func:`backward_steps` with ``s_stop = s_lo``, halved.
+    """
+    buf.delta[:] = 0.0
+    buf.delta_c[:] = 0.0
+    return 0.5 * backward_steps(
+        cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err, s_lo, 0.0
+    )
+
+
+@jit
+def backward_steps(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err, s_stop, loss):
+    """Back-propagate through steps s_hi-1 down to s_lo; return ``loss`` plus the squared
+    errors of the injected steps (added one by one, as one sweep adds them).
+
+    The error at h_{s_hi} is what ``buf.delta`` (and ``buf.delta_c``) hold on entry, so a
+    caller can reverse a sequence piece by piece, top piece first (checkpointed BPTT's
+    segments); on return they hold the error at h_{s_lo}, which is propagated through
+    W_hh at every step s > s_stop (s_stop = s_lo: nothing below the window).
+
     The readout error e_s = yhat_s - y_s enters at the steps s >= s_err (each
-    step's error is injected by exactly one sweep); h_{s_lo} (and c_{s_lo}) is
-    a constant. Gradients are accumulated into ``g`` (a ``cells.Weights``):
+    step's error is injected by exactly one sweep); below s_stop + 1 nothing is
+    propagated (h_{s_lo} is a constant when s_stop = s_lo). Gradients are
+    accumulated into ``g`` (a ``cells.Weights``):
 
         dh_s     = W_out^T e_s + delta                 (error at h_{s+1})
         d, dx    = the cell's pre-activation errors    (cell.backward_step)
@@ -231,9 +252,6 @@ def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
     p = W_out.shape[0]
     Gn = W_hh.shape[0]
     C = D.shape[0]
-    loss = 0.0
-    delta[:] = 0.0
-    delta_c[:] = 0.0
     c1 = s_hi
     while c1 > s_lo:
         c0 = max(s_lo, c1 - C)
@@ -265,7 +283,7 @@ def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
                 elman.backward_step(d, delta, H[i + 1])
             else:
                 _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, H, X, i)
-            if s > s_lo:  # the error at h_s: W_hh^T d, plus what bypasses W_hh
+            if s > s_stop:  # the error at h_s: W_hh^T d, plus what bypasses W_hh
                 np.dot(d, W_hh, delta)
                 if cell == LEAKY or cell == GRU:
                     for b in range(B):
@@ -286,7 +304,7 @@ def backward_sweep(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err):
                 for k in range(Gn):
                     g_b_hh[k] += D_c[r, k]
         c1 = c0
-    return 0.5 * loss
+    return loss
 
 
 # --- costs -------------------------------------------------------------------------------

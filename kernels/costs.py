@@ -103,10 +103,22 @@ def share_of_power(terms: list[Term], axis_vars: tuple[str, ...], power: float) 
 
 @dataclass(frozen=True)
 class Exponent:
-    """A theoretical exponent of one metric along one axis, with where it comes from."""
+    """A theoretical exponent of one metric along one axis, with where it comes from.
+
+    ``terms``: where the exponent is not the power of cost-model terms but a growth the
+    terms' values carry (checkpointed BPTT's forward steps grow like T^(1 + 1/c) at fixed
+    c through the repetition number, in terms of power T^1), the power of the terms
+    that carry it: the fit window is where those lead (bench/fit.py). None: ``value``.
+    """
 
     value: float
     source: str
+    terms: float | None = None
+
+    @property
+    def window_power(self) -> float:
+        """The power of the cost terms whose lead defines the fit window."""
+        return self.value if self.terms is None else self.terms
 
 
 @dataclass(frozen=True)

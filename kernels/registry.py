@@ -155,7 +155,7 @@ def _checkpointed_problem(size, dtype, seed):
     the schedule is built here, once per (T, c), like an FFT plan (checkpointed_bptt.plan)."""
     slots = int(size["c"]) if "c" in size else None
     if slots is not None:
-        checkpoint_plan(int(size["T"]), slots)
+        checkpoint_plan(int(size["T"]), slots, int(size["B"]))
     return (*_rnn_data(size, dtype, seed), slots)
 
 
@@ -318,29 +318,42 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 
 
 # --- checkpointed BPTT: the slot count c as a size -------------------------------------
-# The exact gradient holding at most c states (kernels/checkpointed_bptt.py). Theory
-# (kernels/checkpoint_schedule.py, THEORY.md "Checkpointed BPTT"): memory c n B (2 c n B
-# for the LSTM) plus constant buffers, flat in T and linear in c; time (F + turns)
-# forward steps plus one backward sweep, F = r T - C(c + r, c + 1) forward advances with
-# r the repetition number. At fixed c, F is piecewise linear in T with slope r, and r
-# grows like (c! T)^(1/c): the declared exponent in T is 1 (the cost model's power; a
-# fit over a decade of T reads above it by the slowly growing r, up to 1 + 1/c). At fixed
-# T there is no power law in c: F falls from T (T - 1) / 2 (c = 1) to T - 1 (c >= T - 1)
-# like T ln T / ln c, a local exponent -1 / ln c that tends to 0 only slowly (the
-# reference run fitted -0.28 over c = 2..1000), so time along c declares none: the
+# The exact gradient holding at most c states (kernels/checkpointed_bptt.py): revolve's
+# schedule over segments of L = 128 / B steps (BPTT's chunk), each segment reversed by
+# BPTT's own sweeps. Theory (kernels/checkpoint_schedule.py, THEORY.md "Checkpointed
+# BPTT"): memory c n B (2 c n B for the LSTM) plus one segment and BPTT's chunk buffers,
+# flat in T and linear in c; time: L F(T / L, c) + T forward steps plus one backward sweep,
+# F(t, c) = r t - C(c + r, c + 1) forward advances with r = min{r : C(c + r, c) >= t} the
+# repetition number.
+# Along T at fixed c the forward count is not linear: r grows like (c! t)^(1/c), so
+# F ~ c / (c + 1) (c!)^(1/c) t^(1 + 1/c) (Griewank 1992, "Achieving logarithmic growth
+# of temporal and spatial complexity in reverse automatic differentiation", Optim.
+# Methods Softw. 1, section 4; Griewank & Walther 2000, TOMS 26, eq. (2)): the declared
+# exponent of time and FLOPs along T is 1 + 1/c with the T sweeps' c = 16, 1.0625. (The
+# exact count, over the full preset's T = 128 .. 16384 at B = 16, fits 1.09: r steps by
+# whole numbers, and the backward sweep's linear share dilutes the forward part.)
+# At fixed T there is no power law in c: F falls from T (T - 1) / 2 (c = 1) to T - 1
+# (c >= T - 1) like T ln T / ln c, a local exponent -1 / ln c that tends to 0 only slowly
+# (the reference run fitted -0.28 over c = 2..1000), so time along c declares none: the
 # trade-off chart shows it against the schedule's count instead.
 # Sizes: the c sweep sits at T = 1000, n = 64, B = 8, the issue's trade-off point (BPTT
-# takes ~5 ms a call there; c = 4 makes ~8 T forward steps, c >= 32 about 2.4 T), so
+# takes ~5 ms a call there; c = 4 makes ~5 T forward steps, c >= 32 about 2.4 T), so
 # the quick preset's c sweep, 8 cells of 5 to 40 ms a call, stays a few seconds. Memory
 # along c leads (90% of the model) only where c outweighs the constant buffers, about
-# 3 (C + 1) + 10 states with C = 128 / B steps per chunk: c >~ 600 at B = 8, c >~ 150
-# at B = 64, so the full preset adds a c sweep at B = 64.
+# 3 (C + 1) + 10 states with C = 128 / B steps per chunk, and grows only while c is below
+# the T B / 128 segments: c >~ 600 at B = 8 is past them, so the full preset adds a c
+# sweep at B = 64 (T = 2048: 1024 segments of 2 steps).
+CKPT_T_SLOTS = 16  # the c of the T sweeps, which sets their exponent 1 + 1/c
 _CKPT = (
     "Griewank 1992; Griewank & Walther 2000 (revolve); Gruslys et al. 2016 (BPTT-HSM): "
     "forward steps r T - C(c + r, c + 1), memory c n B"
 )
+_CKPT_T = (
+    f"Griewank 1992 (revolve's repetition number r ~ (c! T)^(1/c)): forward steps "
+    f"~ T^(1 + 1/c) at fixed c = {CKPT_T_SLOTS}"
+)
 CHECKPOINT_AXES = {**{k: v for k, v in RNN_AXES.items() if k != "k"}, "c": ("c",)}
-CHECKPOINT_SIZES = {**RNN_SIZES, "c": 8}
+CHECKPOINT_SIZES = {**RNN_SIZES, "c": CKPT_T_SLOTS}  # what _PAIR_T, a T sweep, runs at
 
 ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     name="checkpointed_bptt",
@@ -352,7 +365,11 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     memory=checkpointed_memory,
     # memory vs n is 1 while the c n B states and buffers dominate P ~ n^2
     exponents={
-        **_exponents(_CKPT, T=(1, 0), n=(2, 1), B=(1, 1)),
+        **_exponents(_CKPT, n=(2, 1), B=(1, 1)),
+        **_exponents(_CKPT_T, T=(1 + 1 / CKPT_T_SLOTS, 0)),
+        # ... carried by cost terms of power T^1 (the factor r is in their values)
+        ("T", "time"): Exponent(1 + 1 / CKPT_T_SLOTS, _CKPT_T, terms=1),
+        ("T", "flops"): Exponent(1 + 1 / CKPT_T_SLOTS, _CKPT_T, terms=1),
         ("c", "memory"): Exponent(1, _CKPT),
     },
     axis_vars=CHECKPOINT_AXES,
@@ -360,11 +377,11 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
     presets={
         "quick": (
             _geo("c", 4, 512, 8, T=1000, n=64, B=8),
-            _PAIR_T,  # c = 8: 5 T forward steps at T = 2048, cells of 1 to 20 ms
+            _PAIR_T,  # c = 16: 1.94 T forward steps at T = 2048 (segments of 128 steps)
         ),
         "full": (
             _geo("c", 2, 1000, 14, T=1000, n=64, B=8),
-            _geo("T", 128, 16384, 11, n=64, B=16, c=16),
+            _geo("T", 128, 16384, 11, n=64, B=16, c=CKPT_T_SLOTS),
             _geo("n", 384, 2560, 9, multiple=32, T=16, B=64, c=4),
             # memory along n (exponent 1): the c n B slots and the chunk rows lead the
             # n^2 gradients only where B >> n (0.2 s a call at n = 128)
@@ -673,7 +690,12 @@ def _cell_sweeps(cell):
             "full": (
                 _cases("c", (2, 5, 14, 35, 92, 238, 620, 1000), T=1000, n=64, B=8, cell=cell),
                 _cases(
-                    "T", (128, 208, 338, 549, 891, 1448, 2353, 3822), n=64, B=16, c=16, cell=cell
+                    "T",
+                    (128, 208, 338, 549, 891, 1448, 2353, 3822),
+                    n=64,
+                    B=16,
+                    c=CKPT_T_SLOTS,
+                    cell=cell,
                 ),
             ),
         },

@@ -97,10 +97,21 @@ def backward_sweep(fc, xs, ys, W_hh, W_out, b_out, H, s_lo, s_hi, s_err, g, chun
     Chunks are cut from the top; ``delta`` carries W_hh^T da across chunks.
     Returns the half loss of the injected steps (the final ``0.5 *`` counted).
     """
+    delta = np.zeros((xs.shape[1], W_hh.shape[0]))
+    loss, _ = backward_steps(
+        fc, xs, ys, W_hh, W_out, b_out, H, s_lo, s_hi, s_err, g, chunk, delta, 0.0
+    )
+    return fc.mul(0.5, loss)
+
+
+def backward_steps(
+    fc, xs, ys, W_hh, W_out, b_out, H, s_lo, s_hi, s_err, g, chunk, delta, loss, s_stop=None
+):
+    """_sweeps.backward_steps: (``loss`` plus the squared errors, error at h_{s_lo}) from
+    the error ``delta`` at h_{s_hi}; W_hh^T da only at steps s > s_stop (default s_lo)."""
     _, B, m = xs.shape
     n, p = W_hh.shape[0], W_out.shape[0]
-    loss = 0.0
-    delta = np.zeros((B, n))
+    s_stop = s_lo if s_stop is None else s_stop
     c1 = s_hi
     while c1 > s_lo:
         c0 = max(s_lo, c1 - chunk)
@@ -119,14 +130,14 @@ def backward_sweep(fc, xs, ys, W_hh, W_out, b_out, H, s_lo, s_hi, s_err, g, chun
         for s in range(c1 - 1, c0 - 1, -1):
             h = H[s + 1]
             D[s - c0] = fc.mul(fc.add(D[s - c0], delta), fc.sub(1.0, fc.mul(h, h)))
-            if s > s_lo:  # no product below the window's first step
+            if s > s_stop:  # no product below the window's first step
                 delta = fc.dot(D[s - c0], W_hh)
         D_c = D.reshape(c * B, n)
         g["W_hh"] = fc.add(g["W_hh"], fc.dot(D_c.T, H[c0:c1].reshape(c * B, n)))
         g["W_ih"] = fc.add(g["W_ih"], fc.dot(D_c.T, xs[c0:c1].reshape(c * B, m)))
         g["b_h"] = fc.accumulate(g["b_h"], D_c, axis=0)
         c1 = c0
-    return fc.mul(0.5, loss)
+    return loss, delta
 
 
 def bptt(params, xs, ys, chunk):
@@ -386,64 +397,39 @@ def tbptt_gated(kind, params, xs, ys, k1, k2, chunk):
     return _gated_result(kind, P, g, loss, fc)
 
 
-def checkpointed_bptt(params, xs, ys, schedule, chunk):
+def checkpointed_bptt(params, xs, ys, schedule, L, chunk):
     """(loss, gradient, FLOPs) of checkpointed_bptt on the plain Elman cell.
 
-    Runs the schedule's rows as the kernel does: ADVANCE evaluates steps (the input
-    projection of a chunk of steps is one GEMM in the kernel; taken a step at a time
-    here, which counts the same FLOPs), STORE and RESTORE copy, REVERSE evaluates step
-    T - 1 once (the turn) and otherwise finds h_{s+1} in the reverse chunk, computes
-    the readout error a step at a time, and does the weight-gradient GEMMs once per
-    chunk of steps, cut from the top as in BPTT.
+    Runs the schedule's rows over segments of L steps as the kernel does: ADVANCE
+    evaluates whole segments (forward sweeps), STORE and RESTORE copy, REVERSE runs
+    BPTT on one segment (a forward sweep storing its states, then the backward steps
+    from the error the segment above left, chunks of ``chunk`` steps); the loss is
+    halved once at the end.
     """
     W_ih, W_hh, b_h, W_out, b_out = _rnn_arrays(params)
-    T, B, m = xs.shape
-    n, p = W_hh.shape[0], W_out.shape[0]
+    T, B, _ = xs.shape
+    n = W_hh.shape[0]
     fc = Counter()
     g = _zero_grads(W_ih, W_hh, b_h, W_out, b_out)
-
-    def step(s, h):
-        a = fc.dot(xs[s], W_ih.T)
-        return fc.tanh(fc.add(fc.add(fc.dot(h, W_hh.T), a), b_h))
-
     slots = {}
-    cur = np.zeros((B, n))
-    H = np.zeros((chunk + 1, B, n))  # row j: h_{c0 + j}
-    D = np.zeros((chunk, B, n))
-    E = np.zeros((chunk, B, p))
+    H = np.zeros((T + 1, B, n))  # every state, for indexing; the kernel keeps L + 1
+    cur = 0  # the step index of the current state
     delta = np.zeros((B, n))
     loss = 0.0
-    c1 = T
-    c0 = max(0, c1 - chunk)
     for op, i, k in np.asarray(schedule).tolist():
-        if op == 0:  # ADVANCE
-            for s in range(i, k):
-                cur = step(s, cur)
+        if op == 0:  # ADVANCE segments i .. k-1
+            forward_sweep(fc, xs, W_ih, W_hh, b_h, H, i * L, k * L, chunk)
+            cur = k * L
         elif op == 1:  # STORE
-            slots[k] = cur.copy()
+            slots[k] = cur
         elif op == 2:  # RESTORE
-            cur = slots[k].copy()
-        else:  # REVERSE
-            s, j = i, i - c0
-            H[j] = cur if k == -1 else slots[k]
-            if s == T - 1:
-                H[j + 1] = step(s, H[j])
-            e = fc.sub(fc.add(fc.dot(H[j + 1], W_out.T), b_out), ys[s])
-            E[j] = e
-            loss = fc.accumulate(loss, fc.mul(e, e))
-            g["b_out"] = fc.accumulate(g["b_out"], e, axis=0)
-            dh = fc.dot(e, W_out)
-            D[j] = fc.mul(fc.add(dh, delta), fc.sub(1.0, fc.mul(H[j + 1], H[j + 1])))
-            if s > 0:
-                delta = fc.dot(D[j], W_hh)
-            if j == 0:
-                c = c1 - c0
-                D_c = D[:c].reshape(c * B, n)
-                g["W_hh"] = fc.add(g["W_hh"], fc.dot(D_c.T, H[:c].reshape(c * B, n)))
-                g["W_ih"] = fc.add(g["W_ih"], fc.dot(D_c.T, xs[c0:c1].reshape(c * B, m)))
-                g["b_h"] = fc.accumulate(g["b_h"], D_c, axis=0)
-                E_c = E[:c].reshape(c * B, p)
-                g["W_out"] = fc.add(g["W_out"], fc.dot(E_c.T, H[1 : c + 1].reshape(c * B, n)))
-                c1, c0 = c0, max(0, c0 - chunk)
-                H[c1 - c0] = H[0]
+            cur = slots[k]
+        else:  # REVERSE segment i
+            a = i * L
+            assert cur == a or (k != -1 and slots[k] == a)
+            b = min(T, a + L)
+            forward_sweep(fc, xs, W_ih, W_hh, b_h, H, a, b, chunk)
+            loss, delta = backward_steps(
+                fc, xs, ys, W_hh, W_out, b_out, H, a, b, a, g, chunk, delta, loss, s_stop=0
+            )
     return float(fc.mul(0.5, loss)), _as_params(g), fc.flops

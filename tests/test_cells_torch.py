@@ -169,8 +169,8 @@ def test_leaky_elman_equals_torch_autograd_of_the_leaky_model(rng, algorithm, al
 
 @pytest.mark.parametrize("cell", ["elman", "leaky", "gru", "lstm"])
 def test_checkpointed_bptt_equals_torch_autograd(rng, cell):
-    """Checkpointed BPTT with 3 slots over T = 100 (about 3 T forward steps, chunks of 21
-    steps at B = 3, a ragged last one) against autograd of the plain forward pass."""
+    """Checkpointed BPTT with 3 slots over T = 100 (segments of 42 steps at B = 3, the
+    last one ragged) against autograd of the plain forward pass."""
     if cell in GATED:
         params, xs, ys = gated_problem(rng, cell)
         ref_loss, ref = torch_gated_gradient(cell, params, xs, ys)

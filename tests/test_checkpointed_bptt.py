@@ -1,14 +1,15 @@
 """Checkpointed BPTT (kernels/checkpointed_bptt.py) on every cell.
 
 - The gradient and loss equal ``bpttbench.bptt``'s (1e-12 relative) for many
-  (T, slots, B): one slot, slots >= T, T = 1, the binomial breakpoints, T
-  that is not a multiple of the chunk (ragged reverse chunks), advances longer
-  than a chunk, the default slots; and central finite differences of its own
-  loss on a small case per cell. PyTorch autograd: tests/test_cells_torch.py.
+  (T, slots, B): one slot, slots >= T, T = 1, the binomial breakpoints (in
+  segments), T that is not a multiple of the segment (ragged last segments),
+  advances longer than a segment, segments of one step, the default slots; and
+  central finite differences of its own loss on a small case per cell.
+  PyTorch autograd: tests/test_cells_torch.py.
 - The cell forward evaluations the compiled kernel really makes (its counter)
-  equal the schedule's advances plus the per-cell turns, and the schedule's
-  advances equal ``checkpoint_forward_steps``, the closed form and the
-  recurrence.
+  equal the segment schedule's advanced steps plus T (every cell), and
+  revolve's advances equal ``checkpoint_forward_steps``, the closed form and
+  the recurrence.
 - The slots the kernel allocates are the ones the memory model counts.
 - Bad input: slots < 1, non-integer slots, and everything BPTT rejects.
 Memory (tracemalloc): tests/test_memory.py.
@@ -47,14 +48,19 @@ def make_params(rng, cell, m=M, n=N, p=P):
     return params_type(*(rng.normal(0.0, 0.6, s) for s in shapes))
 
 
-# (T, B, slots): slots = 1; slots >= T (plain BPTT) and = T - 1; T = 1 and 2; T at and
-# around the breakpoints beta(c, r) (beta(2, 3) = 10, beta(3, 2) = 10, beta(3, 3) = 20);
-# B = 5 gives chunks of 25 steps, so T = 60 has a ragged last reverse chunk and T = 90
-# with 3 slots advances more than a chunk at once; B = 64 gives chunks of 2 steps.
+# (T, B, slots). The kernel runs revolve over segments of L = 128 // B steps (one segment
+# when T <= L, or slots >= T: plain BPTT). slots = 1; slots >= T and = T - 1; T = 1
+# and 2; B = 5 gives segments of 25 steps, so T = 60 has a ragged last segment and T = 90
+# with 3 slots advances more than a segment at once; B = 64 gives segments of 2 steps,
+# B = 43 of 2, B = 26 of 4, B = 22 of 5 (ragged last segments of 1); B = 128 of one
+# step, revolve step by step: the segment counts at and around the breakpoints
+# beta(c, r) (beta(2, 3) = 10, beta(3, 2) = 10, beta(3, 3) = 20).
 CASES = [
     (1, 1, 1), (1, 3, 5), (2, 1, 1), (2, 2, 2), (3, 2, 1), (5, 1, 2), (9, 2, 3), (10, 2, 2),
     (11, 3, 3), (20, 1, 3), (21, 2, 3), (13, 4, 1), (16, 3, 15), (16, 2, 16), (16, 2, 40),
     (60, 5, 4), (90, 5, 3), (37, 64, 5), (50, 2, None), (31, 1, 2),
+    (10, 128, 2), (11, 128, 3), (20, 128, 3), (21, 128, 3), (13, 128, 1), (16, 128, 15),
+    (31, 43, 2), (45, 26, 1), (50, 22, 3), (49, 22, 3),
 ]  # fmt: skip
 
 
@@ -99,23 +105,26 @@ def test_checkpointed_bptt_matches_finite_differences(rng, cell):
 
 # --- what the kernel evaluates ------------------------------------------------------------
 
-CELL_IDS = {"elman": 0, "leaky": 1, "gru": 2, "lstm": 3}
-# Steps evaluated inside the reverse steps (module docstring): the plain Elman cell
-# only the first (h_T); every other cell each one, for the values its backward step reads.
-TURNS = {"elman": lambda T: 1, "leaky": lambda T: T, "gru": lambda T: T, "lstm": lambda T: T}
 
-
-@pytest.mark.parametrize(("T", "slots"), [(1, 1), (2, 1), (10, 3), (45, 4), (90, 3), (64, 64)])
+# Every cell evaluates the steps of the schedule's advances (whole segments of L steps)
+# and each step once more when its segment is reversed (the segment's BPTT forward
+# sweep, which stores what the backward step reads): L F(ceil(T / L), slots) + T.
+@pytest.mark.parametrize(
+    ("T", "B", "slots"),
+    [(1, 5, 1), (2, 5, 1), (10, 5, 3), (45, 64, 4), (90, 5, 3), (77, 16, 2), (64, 5, 64)],
+)
 @pytest.mark.parametrize("cell", CELLS)
-def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, slots):
+def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, B, slots):
     params = make_params(rng, cell)
-    xs, ys = sequence(rng, T, 5, M, P)
+    xs, ys = sequence(rng, T, B, M, P)
     *_, evaluations = ck._run(params, xs, ys, slots)
-    advances = cs.count_forward_steps(cs.revolve_schedule(T, slots))
-    assert evaluations == advances + TURNS[cell](T)
-    assert evaluations == ck.evaluations(CELL_IDS[cell], T, slots)
-    if slots >= T:  # plain BPTT: the Elman cell evaluates each step once
-        assert evaluations == (T if cell == "elman" else 2 * T - 1)
+    schedule, _, L = ck.plan(T, slots, B)
+    advances = cs.count_forward_steps(schedule)  # segments
+    assert evaluations == L * advances + T
+    assert evaluations == ck.evaluations(T, slots, B)
+    assert L == (T if slots >= T else min(T, 128 // B))  # BPTT's chunk
+    if slots >= T:  # plain BPTT: each step once
+        assert evaluations == T
 
 
 def test_checkpoint_forward_steps_known_values():
@@ -149,7 +158,7 @@ def test_default_slots_is_ceil_sqrt_T(rng):
         assert ck.default_slots(T) == math.ceil(math.sqrt(T))
     params = make_params(rng, "elman")
     xs, ys = sequence(rng, 30, 2, M, P)
-    assert ck._run(params, xs, ys, None)[2] == ck.evaluations(0, 30, 6)
+    assert ck._run(params, xs, ys, None)[2] == ck.evaluations(30, 6, 2)
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -206,7 +215,7 @@ def test_everything_bptt_rejects_is_rejected_with_its_message(rng):
 
 
 def test_after_a_reverse_the_schedule_restores_before_it_advances_or_stores():
-    """What lets the kernel evaluate a reverse step's turn in the current state's rows."""
+    """A reverse step may leave the current state behind (revolve's executors need not keep it)."""
     for T in range(1, 151):
         for slots in (1, 2, 3, 4, 6, 10, T):
             reversed_since_restore = False

@@ -58,8 +58,8 @@ from helpers import (
 
 ITEMSIZE = 8
 
-# The chunk of checkpointed BPTT (``bpttbench.checkpointed_bptt`` is the function).
-checkpoint_chunk = importlib.import_module("bpttbench.checkpointed_bptt").chunk
+# Checkpointed BPTT's plan (``bpttbench.checkpointed_bptt`` is the function).
+checkpoint_plan = importlib.import_module("bpttbench.checkpointed_bptt").plan
 
 # Powers of two: B divides CHUNK_ROWS, T is a multiple of the chunk and of k, and a
 # window (k = 64 steps) spans two chunks of 32 (four of 16 with B doubled).
@@ -90,7 +90,13 @@ def own_base(spec, cell=None):
     (SnAp-2's density: 25% keeps round(density (n - 1) / 100) exact under doubling)."""
     family = BASE_SIZE[spec.family]
     own = {k: v for k, v in spec.sizes.items() if k not in family and not isinstance(v, str)}
-    return {**family, **own, **({"cell": cell} if cell else {})}
+    return {**family, **own, **OWN_BASE.get(spec.name, {}), **({"cell": cell} if cell else {})}
+
+
+# Checkpointed BPTT's slots are linear in c only while c < ceil(T / L) - 1, L = 128 / B
+# steps a segment (past that every segment start is stored: the slot count stops at the
+# segments); at T = 4096 the base (B = 4, c = 8) and its doublings stay inside.
+OWN_BASE = {"checkpointed_bptt": {"T": 4096}}
 
 
 def doubled(size, variable):
@@ -280,11 +286,12 @@ def test_bptt_flop_model_equals_the_counted_operations(rng, size):
 
 
 CHECKPOINTED_SIZES = [
-    {"T": 7, "B": 2, **RNN_SMALL, "c": 2},  # one chunk
-    {"T": 40, "B": 5, **RNN_SMALL, "c": 3},  # chunks of 12: four, the last ragged
-    {"T": 70, "B": 3, "n": 5, "m": 2, "p": 3, "c": 1},  # one slot: T (T - 1) / 2 advances
+    {"T": 7, "B": 2, **RNN_SMALL, "c": 2},  # one segment (T <= BPTT's chunk of 64 steps)
+    {"T": 40, "B": 20, **RNN_SMALL, "c": 3},  # segments of 6: seven, the last ragged
+    {"T": 70, "B": 16, "n": 5, "m": 2, "p": 3, "c": 1},  # one slot: 9 * 8 / 2 segment advances
+    {"T": 60, "B": 64, **RNN_SMALL, "c": 4},  # segments of 2 steps, 30 of them
     {"T": 30, "B": 1, **RNN_SMALL, "c": 30},  # plain BPTT, no recomputation
-    {"T": 1, "B": 2, **RNN_SMALL, "c": 1},  # the turn only
+    {"T": 1, "B": 2, **RNN_SMALL, "c": 1},  # one step
 ]
 
 
@@ -292,12 +299,12 @@ CHECKPOINTED_SIZES = [
 def test_checkpointed_bptt_flop_model_equals_the_counted_operations(rng, size):
     params, xs, ys = rnn_problem(rng, size)
     T, c = size["T"], size["c"]
-    schedule = bpttbench.checkpoint_schedule.revolve_schedule(T, c)
+    schedule, _, L = checkpoint_plan(T, c, size["B"])
     check_replica(
         "checkpointed_bptt",
         size,
         bpttbench.checkpointed_bptt(params, xs, ys, c),
-        flop_count.checkpointed_bptt(params, xs, ys, schedule, checkpoint_chunk(size["B"], T)),
+        flop_count.checkpointed_bptt(params, xs, ys, schedule, L, chunk_steps(size["B"], T)),
     )
 
 

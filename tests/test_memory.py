@@ -110,12 +110,18 @@ def test_peak_memory_does_not_grow_with_T(memory_problem, algorithm, cell):
     call = CONSTANT_IN_T[algorithm]
     problem = memory_problem(T_LONG, cell)
     long = peak_bytes(lambda: call(*problem))
-    problem = memory_problem(T_SHORT, cell)
+    t_short = SHORT_FOR.get(algorithm, T_SHORT)
+    problem = memory_problem(t_short, cell)
     short = peak_bytes(lambda: call(*problem))
     assert short > 0
     assert abs(long - short) <= MEMORY_FLAT_BYTES, (
-        f"{algorithm} {cell}: peak {short} B at T={T_SHORT} but {long} B at T={T_LONG}"
+        f"{algorithm} {cell}: peak {short} B at T={t_short} but {long} B at T={T_LONG}"
     )
+
+
+# Checkpointed BPTT fills its c slots once the sequence has more than c segments of
+# 128 / B = 32 steps: at T = 64 (two segments) it stores one state, not 8.
+SHORT_FOR = {"ckpt-c=8": 16 * 32}
 
 
 # Numbers a step stores beside h: the leaky cell tanh(a), the GRU r, z, g, W_hn h + b_hn,
@@ -146,8 +152,9 @@ def test_bptt_peak_memory_grows_linearly_with_T(memory_problem, cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_checkpointed_peak_memory_grows_with_slots_by_the_state_size(memory_problem, cell):
     """Each slot holds one state: n B numbers, 2 n B for the LSTM's (h, c); nothing else
-    in the kernel depends on the slot count."""
-    problem = memory_problem(T_SHORT, cell)
+    in the kernel depends on the slot count (while the slots are fewer than the segments:
+    T = 2048 makes 64 segments of 32 steps)."""
+    problem = memory_problem(2048, cell)
     few = peak_bytes(lambda: bpttbench.checkpointed_bptt(*problem, 4))
     many = peak_bytes(lambda: bpttbench.checkpointed_bptt(*problem, 36))
     state = (2 if cell == "lstm" else 1) * SIZE["n"] * SIZE["B"] * 8
@@ -207,7 +214,7 @@ MODEL_SIZES = {
 
 def test_checkpointed_peak_at_sqrt_T_slots_is_a_tenth_of_bptts():
     """The issue's point: T = 1000, n = 64, B = 8, ceil(sqrt(T)) = 32 slots, at most 10% of
-    BPTT's peak (measured 7.7%, the model 7.4%)."""
+    BPTT's peak (measured 8.1%, the model 8.0%)."""
     size = {"T": 1000, "B": 8, "n": 64, "m": 1, "p": 1}
     problem = bpttbench.ALGORITHMS["bptt"].make_problem(size, np.float64, 0)
     full = peak_bytes(lambda: bpttbench.bptt(*problem))

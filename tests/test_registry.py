@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from bpttbench.bench.sweep import preset_plan
 from bpttbench.costs import AlgorithmSpec, leading_share
-from bpttbench.registry import AXIS_LABELS, check_spec
+from bpttbench.registry import AXIS_LABELS, CKPT_T_SLOTS, check_spec
 
 LEADS = 0.9  # THEORY.md: the leading term is >= 90% of the total inside the fit window
 ITEMSIZE = 8  # float64; the models are checked at float32's 4 too where it matters
@@ -30,9 +30,10 @@ BASE_SIZE = {
 # SnAp-2's density (a percentage) grows from 1% in a wide W_hh, so that it keeps units.
 BASE_FOR_AXIS = {"k": {"T": 1 << 16}, "density": {"density": 1, "n": 1 << 12}}
 CEILING = {"density": 100}  # a variable that cannot grow past this
-# Along c (checkpoint slots) the sequence must stay longer than the slots, and the slot
-# count starts small (the other axes use the kernel's default, ceil(sqrt(T))).
-BASE_FOR_AXIS["c"] = {"T": 1 << 14, "c": 4}
+# Along c (checkpoint slots) the slots must stay fewer than the segments (T B / 128 of
+# them: 32768 here, past c = 4 x 1024), and the slot count starts small (the other axes
+# use the kernel's default, ceil(sqrt(T))).
+BASE_FOR_AXIS["c"] = {"T": 1 << 20, "c": 4}
 GROWTH = [1 << j for j in range(11)]  # the axis variables scaled by 1 .. 1024
 REGIME_SCALES = [1, 16, 256]  # the other variables scaled, to look for a regime
 
@@ -116,6 +117,14 @@ def test_costs_are_positive(name):
 # Axes along which time follows no power law, so none is declared: checkpointed BPTT's
 # forward steps fall with the slots c like T ln T / ln c (kernels/registry.py).
 NO_TIME_POWER_LAW = {("checkpointed_bptt", "c")}
+# Exponents that are a schedule's asymptotic theory, not the power of a cost term (their
+# Exponent.terms is the power of the terms that carry them): checkpointed BPTT's forward
+# steps at fixed c grow like T^(1 + 1/c) (revolve's repetition number r ~ (c! T)^(1/c);
+# kernels/registry.py), in terms of power T^1 with the factor r in their values.
+SCHEDULE_EXPONENTS = {
+    ("checkpointed_bptt", "T", "time"): 1 + 1 / CKPT_T_SLOTS,
+    ("checkpointed_bptt", "T", "flops"): 1 + 1 / CKPT_T_SLOTS,
+}
 
 
 @pytest.mark.parametrize("name", sorted(bpttbench.ALGORITHMS))
@@ -141,7 +150,10 @@ def test_every_axis_has_time_and_memory_exponents_with_a_source(name):
 )
 def test_declared_exponent_matches_the_cost_terms(name, axis, metric, cell):
     spec = bpttbench.ALGORITHMS[name]
-    declared = spec.exponents[(axis, metric)].value
+    exponent = spec.exponents[(axis, metric)]
+    assert exponent.value == SCHEDULE_EXPONENTS.get((name, axis, metric), exponent.value)
+    assert (exponent.terms is None) == ((name, axis, metric) not in SCHEDULE_EXPONENTS)
+    declared = exponent.window_power  # the power of the terms that carry the exponent
     model = "flops" if metric == "time" else metric  # time follows the FLOP count
     axis_vars = spec.axis_vars[axis]
     base = base_size(spec, axis, cell)

@@ -8,6 +8,7 @@ independently of the kernel.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import replace
 
@@ -27,11 +28,11 @@ VAR = {"k": "k1"}  # the size column a sweep's axis is recorded by
 
 
 def _ckpt_flops(s):
-    from bpttbench import checkpoint_schedule
+    from bpttbench.bench.tradeoff import forward_steps
     from bpttbench.costs import Term
     from bpttbench.registry import ALGORITHMS
 
-    extra = checkpoint_schedule.forward_steps(s["T"], s["c"]) - (s["T"] - 1)
+    extra = forward_steps(s["T"], s["c"], s["B"]) - s["T"]
     return [*ALGORITHMS["bptt"].flops(s), Term(2.0 * extra * s["B"] * s["n"] ** 2, {})]
 
 
@@ -125,15 +126,16 @@ def test_the_gruslys_table_has_the_measured_ratios(built):
     assert rows["8"][3:5] == ["95.5%", "40.0%"]
     assert rows["4"][3:5] == ["96.2%", "100.0%"]
     assert rows["32"][3:5] == ["91.8%", "20.0%"]
-    # the schedule: 4285 forward steps with 8 slots against BPTT's 999
-    assert rows["8"][5] == "328.9% (4285 against 999)"
-    assert rows["32"][5] == "140.7% (2405 against 999)"
-    assert rows["1000"][5] == "0.0% (999 against 999)" and "every state" in rows["1000"][0]
+    # the schedule: 3144 cell evaluations with 8 slots (revolve over 63 segments of 16
+    # steps: 16 x 134 advanced, then each step once more) against BPTT's 1000
+    assert rows["8"][5] == "214.4% (3144 against 1000)"
+    assert rows["32"][5] == "147.2% (2472 against 1000)"
+    assert rows["1000"][5] == "0.0% (1000 against 1000)" and "every state" in rows["1000"][0]
     # the stand-in's FLOP model adds 2 B n^2 per extra forward step to BPTT's count
     from bpttbench.registry import ALGORITHMS
 
     base = ALGORITHMS["bptt"].flop_count({"T": T, "n": N, "B": B, "m": 1, "p": 1})
-    assert rows["8"][6] == f"{100 * 2 * B * N * N * (4285 - 999) / base:.1f}%"
+    assert rows["8"][6] == f"{100 * 2 * B * N * N * (3144 - 1000) / base:.1f}%"
     # the sentence beside Gruslys: the cheapest slot count that saves >= 95%
     assert "c = 8 slots save 95.5% of BPTT's peak memory for 40.0% more time" in built["md"]
     assert "95.0% of memory saved for 33.3% more time at T = 1000" in built["md"]
@@ -153,7 +155,7 @@ def test_summary_json_holds_the_comparison(built):
     }  # fmt: skip
     assert g["slots"]["c=8"]["memory_saved"] == pytest.approx(0.955)
     assert g["slots"]["c=8"]["time_paid"] == pytest.approx(0.4)
-    assert g["slots"]["c=8"]["forward_steps"] == 4285
+    assert g["slots"]["c=8"]["forward_steps"] == 3144
     assert g["at_95"]["c"] == 8 and g["at_95"]["time_paid"] == pytest.approx(0.4)
     # RTRL timed at T = 16 only: its time scaled by 1000 / 16 and said so
     assert s["rtrl"] == {"time_s": 7.5, "peak_bytes": 17_000_000, "time_scaled_from_T": 16}
@@ -251,8 +253,13 @@ def test_every_tradeoff_sweep_ends_at_the_charted_sizes():
 
 
 def test_the_schedule_counts_used_by_the_table():
+    """The kernel's cell evaluations (THEORY.md, "Checkpointed BPTT"), counted by the
+    kernel itself in tests/test_checkpointed_bptt.py."""
     from bpttbench.bench.tradeoff import forward_steps
 
-    assert forward_steps(1000, 32) == 2405  # THEORY.md, "Checkpointed BPTT"
-    assert forward_steps(1000, 64) == 1934
-    assert forward_steps(1000, 1000) == 999  # slots >= T: plain BPTT
+    ck = importlib.import_module("bpttbench.checkpointed_bptt")
+    assert forward_steps(1000, 8, 8) == 3144  # 16 F(63, 8) + 1000
+    assert forward_steps(1000, 32, 8) == 2472
+    assert forward_steps(1000, 1000, 8) == 1000  # slots >= T: plain BPTT
+    for T, c, B in [(1, 1, 1), (77, 3, 16), (1000, 64, 8), (2048, 100, 64), (500, 499, 2)]:
+        assert forward_steps(T, c, B) == ck.evaluations(T, c, B), (T, c, B)
