@@ -39,7 +39,7 @@ import bpttbench
 import numpy as np
 from bpttbench import _online
 from bpttbench._jit import jit
-from bpttbench.bench.measure import run_metadata
+from bpttbench.bench.measure import run_metadata, set_threads
 from threadpoolctl import threadpool_info, threadpool_limits
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -214,6 +214,9 @@ def main(argv=None):
     np.dot(np.ones((2, 2)), np.ones((2, 2)))
     import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls SciPy's BLAS)
 
+    # One Numba thread too: RTRL's slabs and the batch blocks would otherwise run on
+    # every core, and the CPU clock would count both (the figures are per thread).
+    set_threads(1)
     with threadpool_limits(limits=1):
         threads = {lib["prefix"]: lib["num_threads"] for lib in threadpool_info()}
         assert set(threads.values()) == {1}, threads

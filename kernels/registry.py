@@ -812,9 +812,9 @@ def mlp_weight_reads(size) -> list[Term]:
 def checkpointed_weight_reads(size) -> list[Term]:
     """Checkpointed BPTT reads the weights at each cell evaluation (recomputations too)
     and at each backward step: (evaluations + T) (G n (n + m + 1) + p (n + 1)) entries."""
-    T, c = int(size["T"]), int(size["c"]) if "c" in size else None
-    cell = cell_named(str(size.get("cell", "elman")))
-    evals = checkpointed_evaluations(cell.id, T, c if c is not None else default_slots(T))
+    T, B = int(size["T"]), int(size["B"])
+    c = int(size["c"]) if "c" in size else default_slots(T)
+    evals = checkpointed_evaluations(T, c, B)
     return rnn_weight_reads(size, products=(evals + T) / T)
 
 

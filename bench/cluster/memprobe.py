@@ -1,4 +1,4 @@
-"""A worker's memory measurements, made in a quiet process of its own.
+"""A worker's measurements, made in a quiet process of its own.
 
 Why. ``tracemalloc`` counts every allocation of its process, whichever thread
 makes it. A local sweep's process has one Python thread, so the peak it records
@@ -27,9 +27,13 @@ how many calls the process made before (small blocks that NumPy and Python keep
 for reuse), and backprop a few KB (Numba's typed lists): far below what bends
 an exponent.
 
-Quality jobs (:func:`.quality.run_quality_job`) run in the helper whole, for
-the same reason: a learning job's peak bytes are traced, and its time per step
-is then measured in a process of one thread, as a local run measures it.
+A sweep's visits run in the helper whole (:func:`cell_visit`: the timed rounds,
+then the memory pass), for the same reason and one more: between the timed
+calls the kernel holds no GIL, and the worker's threads take it, so the Python
+part of every call could wait on them. Quality jobs
+(:func:`.quality.run_quality_job`) run in the helper whole, for the same reason:
+a learning job's peak bytes are traced, and its time per step is then measured
+in a process of one thread, as a local run measures it.
 
 The helper lives as long as its worker: it reads requests (a picklable function
 and its arguments, length-prefixed pickles on its standard input) until its
@@ -132,6 +136,26 @@ def peak_bytes(algorithm: str, size: dict, dtype: str, seed: int, threads: int |
 
 
 _PINNED: list = []
+
+
+def cell_visit(
+    algorithm: str,
+    size: dict,
+    dtype: str,
+    seed: int,
+    settings,
+    threads: int | None,
+    check_cpu: bool,
+    memory: bool,
+) -> dict:
+    """In the helper: one visit of one cell (:func:`measure.measure_visit`, its timed
+    rounds and, with ``memory``, the traced call after them), as a local sweep makes it."""
+    import bpttbench
+    from bpttbench.bench.measure import measure_visit
+
+    pin_threads(threads)
+    spec = bpttbench.ALGORITHMS[algorithm]
+    return measure_visit(spec, dict(size), dtype, seed, settings, check_cpu, memory=memory)
 
 
 def pin_threads(threads: int | None) -> None:

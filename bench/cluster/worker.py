@@ -5,8 +5,9 @@ NumPy and SciPy versions, commit, the Numba and BLAS thread counts in effect,
 available memory), which every result a worker sends carries, and the jobs a
 sweep sends: :func:`run_visit` pins the worker's threads as a local sweep does
 (:func:`measure.set_threads`) and makes one visit of one cell
-(:func:`measure.measure_visit`), its memory pass in the worker's quiet helper
-process (:mod:`.memprobe`: tracemalloc would count the worker's other threads);
+(:func:`measure.measure_visit`) in the worker's quiet helper process
+(:mod:`.memprobe`: tracemalloc would count the worker's other threads, and they
+would take the GIL between the timed calls);
 :func:`machine_peaks` measures the machine's
 GEMM/GEMV peaks. :data:`FINGERPRINT_KEYS` are the fields of a fingerprint that
 go into a run row, one run row per distinct fingerprint.
@@ -83,28 +84,25 @@ def machine_peaks(dtype: str, threads: int | None) -> dict:
 def run_visit(task: VisitTask) -> dict:
     """Make one visit on this worker: ``{"worker": fingerprint, and "visit": figures,
     or "error": reason}``."""
-    import bpttbench
-    from bpttbench.bench.measure import measure_visit
-
     from . import memprobe
 
     worker = fingerprint(task.threads)
     single = worker["numba_threads"] == 1 and worker["blas_threads"] == 1
     out = {"worker": worker}
     try:
-        out["visit"] = measure_visit(
-            bpttbench.ALGORITHMS[task.algorithm],
+        # The whole visit, timing and memory pass, in the helper process: this one's
+        # other threads would be counted by tracemalloc and take the GIL between calls.
+        out["visit"] = memprobe.call(
+            memprobe.cell_visit,
+            task.algorithm,
             dict(task.size),
             task.dtype,
             task.seed,
             task.settings,
+            task.threads,
             single,
-            memory=False,
+            task.memory,
         )
-        if task.memory:  # in a helper process: this one's other threads would be counted
-            out["visit"]["peak_bytes"] = memprobe.peak_bytes(
-                task.algorithm, dict(task.size), task.dtype, task.seed, task.threads
-            )
     except memprobe.Failed as exc:
         out.pop("visit", None)
         out["error"] = str(exc)
