@@ -81,8 +81,8 @@ def _budget(s, alg: str) -> str:
 # Each renders one phrase of the README from summary.json (``s``).
 FIGURES = [
     lambda s: (
-        f"one `{s['run']['preset']}` run ({s['run']['cells']} cells, {s['run']['minutes']} "
-        f"minutes) on an {s['run']['cpu']} virtual machine, {s['run']['dtype']}, "
+        f"the `{s['run']['preset']}` preset's sweeps ({s['run']['cells']} cells, "
+        f"{s['run']['minutes']} minutes of measuring) on an {s['run']['cpu']} virtual machine, {s['run']['dtype']}, "
         f"{_threads(s['run']['numba_threads'])}"
     ),
     lambda s: (
