@@ -87,6 +87,49 @@ def test_jax_rtrl_equals_kernel():
     _assert_same(jax_impl.loss_and_grads("rtrl", params, xs, ys), bpttbench.rtrl(params, xs, ys))
 
 
+def _gated_problem(cell, T=7, B=3, m=3, n=5, p=2, seed=2, dtype=np.float64):
+    """bpttbench's GRU / LSTM params (torch's layout and initialisation) and a batch."""
+    params = getattr(bpttbench, f"init_{cell}")(m, n, p, seed=seed, dtype=dtype)
+    rng = np.random.default_rng(seed + 1)
+    xs, ys = rng.standard_normal((T, B, m)), rng.standard_normal((T, B, p))
+    return params, xs.astype(dtype), ys.astype(dtype)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_jax_gated_bptt_equals_kernel(cell):
+    """lax.scan over THEORY.md's gated steps + value_and_grad: bpttbench's gradient."""
+    reference("jax")
+    from bpttbench.bench.peers import jax_impl
+
+    params, xs, ys = _gated_problem(cell)
+    loss, grads = jax_impl.loss_and_grads("bptt", params, xs, ys)
+    assert [g.shape for g in grads] == [np.shape(a) for a in params]
+    _assert_same((loss, grads), bpttbench.bptt(params, xs, ys))
+    # float32 stays float32, within the peers' float32 tolerance
+    params, xs, ys = _gated_problem(cell, dtype=np.float32)
+    loss, grads = jax_impl.loss_and_grads("bptt", params, xs, ys)
+    assert {g.dtype for g in grads} == {np.dtype(np.float32)}
+    ref_loss, ref_grads = bpttbench.bptt(params, xs, ys)
+    assert peers.max_rel_err(loss, grads, ref_loss, ref_grads) < peers.TOLERANCES["float32"]
+
+
+def test_jax_runs_rtrl_on_the_elman_cell_only():
+    reference("jax")
+    from bpttbench.bench.peers import jax_impl
+
+    params, xs, ys = _gated_problem("lstm", T=3, n=2)
+    with pytest.raises(ValueError, match="'rtrl' on the Elman cell only, not the LSTM"):
+        jax_impl.make("rtrl", params, xs, ys)
+    bad = params._replace(weight_ih=np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="weight_ih has 5 rows for n = 2"):
+        jax_impl.make("bptt", bad, xs, ys)
+    assert jax_impl.cell_of(_problem()[0]) == "elman"
+    planned = peers.plan(["jax"], cells=["elman", "gru"], T=[5], n=[3], B=[2])
+    assert {(c.cell, c.algorithm) for c in planned} == {
+        ("elman", "bptt"), ("elman", "rtrl"), ("gru", "bptt"),
+    }  # fmt: skip
+
+
 def test_peers_refuse_an_algorithm_they_do_not_have():
     torch_impl = _torch_peer()
     params, xs, ys = _problem()
@@ -180,14 +223,16 @@ def test_default_grid_is_issue_5s():
     got = {(c.tool, c.cell, c.algorithm, c.T, c.B, c.k): [] for c in cells}
     for c in cells:
         got[(c.tool, c.cell, c.algorithm, c.T, c.B, c.k)].append(c.n)
-    gated = {  # issue 10's: nn.GRU and nn.LSTM (JAX runs the Elman cell only)
-        ("pytorch", cell, *key): ns
+    gated = {  # issue 10's: nn.GRU and nn.LSTM, and JAX's lax.scan BPTT of the same cells
+        (tool, cell, *key): ns
         for cell in ("gru", "lstm")
-        for key, ns in {
-            ("bptt", 1000, 1, None): [64, 256],
-            ("bptt", 100, 32, None): [64, 256, 512],
-            ("tbptt", 1000, 1, 32): [64, 256],
-        }.items()
+        for tool, key, ns in (
+            ("pytorch", ("bptt", 1000, 1, None), [64, 256]),
+            ("pytorch", ("bptt", 100, 32, None), [64, 256, 512]),
+            ("pytorch", ("tbptt", 1000, 1, 32), [64, 256]),
+            ("jax", ("bptt", 1000, 1, None), [64, 256]),
+            ("jax", ("bptt", 100, 32, None), [64, 256, 512]),
+        )
     }
     assert got == {
         ("pytorch", "elman", "bptt", 1000, 1, None): [16, 64, 256],

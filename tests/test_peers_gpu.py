@@ -97,13 +97,13 @@ def test_gpu_grid_is_issue_14s():
             assert got[(dtype, tool, "elman", "bptt", 100, 32, None)] == every[2:]
         assert got[(dtype, "pytorch", "elman", "tbptt", 1000, 1, 32)] == every
         assert got[(dtype, "jax", "elman", "rtrl", 50, 1, None)] == [16, 32, 64]
-        for cell in ("gru", "lstm"):  # PyTorch only
-            assert got[(dtype, "pytorch", cell, "bptt", 1000, 1, None)] == [64, 256]
-            assert got[(dtype, "pytorch", cell, "bptt", 100, 32, None)] == [64, 256, 512]
+        for cell in ("gru", "lstm"):  # BPTT for both tools, truncation PyTorch's
+            for tool in ("pytorch", "jax"):
+                assert got[(dtype, tool, cell, "bptt", 1000, 1, None)] == [64, 256]
+                assert got[(dtype, tool, cell, "bptt", 100, 32, None)] == [64, 256, 512]
             assert got[(dtype, "pytorch", cell, "tbptt", 1000, 1, 32)] == [64, 256]
-            assert (dtype, "jax", cell, "bptt", 1000, 1, None) not in got
     assert ("float64", "pytorch", "elman", "rtrl", 50, 1, None) not in got
-    assert len(got) == 2 * 12
+    assert len(got) == 2 * 16
 
 
 def test_dtypes_are_passes_over_the_grid_in_order():
@@ -120,7 +120,7 @@ def test_dtypes_are_passes_over_the_grid_in_order():
 def test_cells_option_replaces_the_grids_cells():
     cells = peers.plan(["pytorch", "jax"], ["bptt"], T=[5], n=[3], B=[1], cells=["elman", "lstm"])
     assert [(c.tool, c.cell) for c in cells] == [
-        ("pytorch", "elman"), ("jax", "elman"), ("pytorch", "lstm"),
+        ("pytorch", "elman"), ("jax", "elman"), ("pytorch", "lstm"), ("jax", "lstm"),
     ]  # fmt: skip
     assert cells[-1].label() == "lstm T=5 n=3 B=1"
 
@@ -538,13 +538,17 @@ def test_torch_tells_the_cell_by_its_shapes():
         torch_impl.cell_of(bad)
 
 
-def test_jax_has_no_gated_peer():
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_jax_gated_bptt_equals_the_equations(cell):
+    """Central differences of this file's NumPy steps: independent of bpttbench."""
     reference("jax")
     from bpttbench.bench.peers import jax_impl
 
-    rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="Elman cell only"):
-        jax_impl.make("bptt", _gated("gru"), rng.standard_normal((3, 1, 2)), np.zeros((3, 1, 2)))
+    q = _gated(cell)
+    rng = np.random.default_rng(1)
+    xs, ys = rng.standard_normal((7, 2, 2)), rng.standard_normal((7, 2, 2))
+    got = jax_impl.loss_and_grads("bptt", q, xs, ys)
+    assert peers.max_rel_err(*got, *_reference(cell, q, xs, ys)) < 1e-7
 
 
 def test_gated_cells_are_skipped_with_a_note_when_bpttbench_lacks_them(

@@ -95,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cells", nargs="+", choices=CELLS, default=None, metavar="CELL",
         help="recurrent cells: elman, gru, lstm (default: the grid's; gru and lstm are "
-        "PyTorch only and need a bpttbench with init_gru / init_lstm)",
+        "PyTorch's bptt and tbptt and JAX's bptt, and need a bpttbench with init_gru / "
+        "init_lstm)",
     )  # fmt: skip
 
 

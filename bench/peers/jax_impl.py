@@ -2,6 +2,12 @@
 
 - BPTT: the step function scanned over the sequence with ``lax.scan``, the
   loss differentiated by ``jax.value_and_grad`` (reverse mode), jit-compiled.
+  For the Elman cell (``RNNParams``) and the GRU and LSTM cells (a params
+  object with the fields weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out
+  in torch's layout, told apart by weight_ih's 3n or 4n rows): their steps are
+  written here from THEORY.md's "Gated cells" (PyTorch's equations; b_hn sits
+  inside r * (W_hn h + b_hn); the LSTM carries (h, c)), nothing imported from
+  bpttbench's cells code. The loss and readout are the Elman peer's.
 - RTRL: the influence matrix J_t = dh_t/dtheta of the recurrent parameters
   theta = (W_ih, W_hh, b_h), kept as a pytree shaped like theta with a leading
   n axis, is carried through the scan and updated by forward-mode
@@ -12,6 +18,7 @@
 
   the readout gradients are accumulated directly and the recurrent gradient
   is sum_t (W_out^T e_t) J_t. A batch is vmapped over its sequences; jit.
+  The Elman cell only (``GATED_ALGORITHMS``).
 
 Both are compiled ahead of time (``jit(...).lower(...).compile()``); the
 compile time is reported on its own and the timed call is the compiled one.
@@ -43,7 +50,9 @@ from jax import lax  # noqa: E402
 
 TOOL = "jax"
 ALGORITHMS = ("bptt", "rtrl")
-CELLS = ("elman",)
+CELLS = ("elman", "gru", "lstm")
+GATED_ALGORITHMS = ("bptt",)  # RTRL is the Elman cell's only
+GATED_FIELDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "W_out", "b_out")
 
 
 def version() -> str:
@@ -116,6 +125,75 @@ def _bptt_loss(params, xs, ys):
 _bptt = jax.value_and_grad(_bptt_loss)
 
 
+# --- the gated cells (THEORY.md, "Gated cells": torch.nn.GRU / torch.nn.LSTM) ----------
+
+
+def _gru_step(theta, state, x):
+    """h' = (1 - z) * g + z * h; rows of weight_ih / weight_hh stacked r|z|n."""
+    w_ih, w_hh, b_ih, b_hh = theta
+    (h,) = state
+    n = w_hh.shape[1]
+    gi = x @ w_ih.T + b_ih
+    gh = h @ w_hh.T + b_hh  # carries b_hn, so that r multiplies (W_hn h + b_hn)
+    r = jax.nn.sigmoid(gi[:, :n] + gh[:, :n])
+    z = jax.nn.sigmoid(gi[:, n : 2 * n] + gh[:, n : 2 * n])
+    g = jnp.tanh(gi[:, 2 * n :] + r * gh[:, 2 * n :])
+    return ((1 - z) * g + z * h,)
+
+
+def _lstm_step(theta, state, x):
+    """c' = f * c + i * g, h' = o * tanh(c'); rows stacked i|f|g|o."""
+    w_ih, w_hh, b_ih, b_hh = theta
+    h, c = state
+    n = w_hh.shape[1]
+    a = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+    i = jax.nn.sigmoid(a[:, :n])
+    f = jax.nn.sigmoid(a[:, n : 2 * n])
+    g = jnp.tanh(a[:, 2 * n : 3 * n])
+    o = jax.nn.sigmoid(a[:, 3 * n :])
+    c = f * c + i * g
+    return o * jnp.tanh(c), c
+
+
+def _gated_loss(step, parts):
+    """The Elman peer's loss over a gated cell's scan: ``parts`` arrays of zero state."""
+
+    def loss(params, xs, ys):
+        w_ih, w_hh, b_ih, b_hh, W_out, b_out = params
+
+        def body(state, xy):
+            x, y = xy
+            state = step((w_ih, w_hh, b_ih, b_hh), state, x)
+            e = state[0] @ W_out.T + b_out - y
+            return state, 0.5 * jnp.sum(e * e)
+
+        h0 = jnp.zeros((xs.shape[1], w_hh.shape[1]), w_hh.dtype)
+        _, losses = lax.scan(body, (h0,) * parts, (xs, ys))
+        return jnp.sum(losses)
+
+    return loss
+
+
+_GATED_BPTT = {
+    "gru": jax.value_and_grad(_gated_loss(_gru_step, 1)),
+    "lstm": jax.value_and_grad(_gated_loss(_lstm_step, 2)),
+}
+
+
+def cell_of(params) -> str:
+    """``"elman"``, ``"gru"`` or ``"lstm"``, from the params' fields and shapes."""
+    if not hasattr(params, "weight_ih"):
+        return "elman"
+    rows, n = np.shape(params.weight_ih)[0], np.shape(params.weight_hh)[1]
+    if rows == 3 * n:
+        return "gru"
+    if rows == 4 * n:
+        return "lstm"
+    raise ValueError(
+        f"params.weight_ih has {rows} rows for n = {n}: expected 3n (GRU) or 4n (LSTM)"
+    )
+
+
 def _rtrl_one(params, xs, ys):
     """RTRL for one sequence: xs (T, m), ys (T, p) -> (loss, grads)."""
     W_ih, W_hh, b_h, W_out, b_out = params
@@ -168,15 +246,24 @@ class Compiled:
     def __init__(self, algorithm: str, params, xs: np.ndarray, ys: np.ndarray, device="cpu"):
         if algorithm not in _FUNCS:
             raise ValueError(f"the JAX peer has no {algorithm!r} (it has {', '.join(ALGORITHMS)})")
-        if hasattr(params, "weight_ih"):
-            raise ValueError("the JAX peer has the Elman cell only (RNNParams)")
+        self.cell = cell_of(params)
+        if self.cell == "elman":
+            func = _FUNCS[algorithm]
+        elif algorithm in GATED_ALGORITHMS:
+            func = _GATED_BPTT[self.cell]
+            params = tuple(getattr(params, f) for f in GATED_FIELDS)
+        else:
+            raise ValueError(
+                f"the JAX peer runs {algorithm!r} on the Elman cell only, not the "
+                f"{self.cell.upper()} (it has {', '.join(GATED_ALGORITHMS)} for gated cells)"
+            )
         if np.asarray(xs).ndim == 2:  # (T, m) means B = 1
             xs, ys = np.asarray(xs)[:, None, :], np.asarray(ys)[:, None, :]
         dev = _device(device)
         self.params = tuple(jax.device_put(np.asarray(a), dev) for a in params)
         self.xs, self.ys = jax.device_put(np.asarray(xs), dev), jax.device_put(np.asarray(ys), dev)
         t0 = time.perf_counter()
-        self.fn = jax.jit(_FUNCS[algorithm]).lower(self.params, self.xs, self.ys).compile()
+        self.fn = jax.jit(func).lower(self.params, self.xs, self.ys).compile()
         self.compile_s = time.perf_counter() - t0
 
     def run(self):
@@ -193,5 +280,5 @@ def make(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cp
 
 
 def loss_and_grads(algorithm: str, params, xs, ys, k: int | None = None, device: str = "cpu"):
-    """One call: (loss, (g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out)) as NumPy."""
+    """One call: (loss, gradient arrays in the params' field order) as NumPy."""
     return Compiled(algorithm, params, xs, ys, device=device).check()
