@@ -82,8 +82,8 @@ def _budget(s, alg: str) -> str:
 FIGURES = [
     lambda s: (
         f"the `{s['run']['preset']}` preset's sweeps ({s['run']['cells']} cells, "
-        f"{s['run']['minutes']} minutes of measuring) on an {s['run']['cpu']} virtual machine, {s['run']['dtype']}, "
-        f"{_threads(s['run']['numba_threads'])}"
+        f"{s['run']['minutes']} minutes of measuring) on an {s['run']['cpu']} virtual "
+        f"machine, {s['run']['dtype']}, {_threads(s['run']['numba_threads'])}"
     ),
     lambda s: (
         "{PASS} of {total} measured time and memory exponents PASS, {INCONCLUSIVE} "
