@@ -112,7 +112,7 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         try:
             at = "({}, {})".format(*pair_axes(view, a, b))
         except Skip:
-            at = "equal sizes"
+            at = "sizes"
         plan += [
             (
                 Chart(f"cost_grid_{a}_vs_{b}", f"{names[0]} against {names[1]} at equal {at}",
