@@ -144,6 +144,14 @@ FIGURES = [
         g=s["peers"]["groups"]["pytorch"]["bptt"]["T=1000,B=1,cell=gru"]["ratios"]["n=64"],
         l=s["peers"]["groups"]["pytorch"]["bptt"]["T=1000,B=1,cell=lstm"]["ratios"]["n=64"],
     ),
+    lambda s: (
+        "its GRU and LSTM at T = 100, B = 32 take {g[min]:.2g}{TO}{g[max]:.2g}{X} and "
+        "{l[min]:.2g}{TO}{l[max]:.2g}{X} bpttbench's time for n = {g[n_min]}{TO}{g[n_max]}"
+    ).format(
+        **SIGNS,
+        g=s["peers"]["groups"]["jax"]["bptt"]["T=100,B=32,cell=gru"],
+        l=s["peers"]["groups"]["jax"]["bptt"]["T=100,B=32,cell=lstm"],
+    ),
     lambda s: "BPTT: " + _cells(s, "bptt"),
     lambda s: "RTRL: " + _cells(s, "rtrl"),
     lambda s: _slots(s, 35),
