@@ -14,11 +14,10 @@ along T) and made them disagree with a local run of the same plan.
 How. Each worker process starts one helper process (``python -m
 bpttbench.bench.cluster.memprobe``), with no thread of its own, and sends it the
 cell (algorithm, sizes, dtype, seed, threads) on a pipe. The helper pins the
-threads as the worker does, builds the problem with the same seed, calls the
-kernel (loading it from Numba's on-disk cache) and goes on calling it for a
-while, as a local sweep's timing does, then makes the traced call with the very
-function a local sweep uses (:func:`measure.peak_memory`, which also empties
-Python's free lists first). A cell's peak measured on a worker then equals the
+threads as the worker does and makes the visit with the very function a local
+sweep uses (:func:`measure.measure_visit`: the problem built with the same seed,
+the timed rounds, then the traced call of :func:`measure.peak_memory`, which
+also empties Python's free lists first). A cell's peak measured on a worker then equals the
 local sweep's byte for byte for BPTT, truncated and checkpointed BPTT, RTRL,
 SnAp and RFLO (``tests/test_cluster.py`` holds a sweep and three cells to
 that). What is left is the process's own history, locally as on a worker:
@@ -53,12 +52,10 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 _PROC: subprocess.Popen | None = None
 _LOCK = threading.Lock()  # one call at a time on the pipe, whatever the worker's threads
-WARM_CALLS, WARM_SECONDS = 64, 0.1  # calls before a memory pass (cell_peak)
 _HEAD = struct.Struct("<Q")
 
 
@@ -156,11 +153,6 @@ def close() -> int | None:
     return proc.wait()
 
 
-def peak_bytes(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
-    """The cell's peak bytes, measured in this worker's quiet helper process."""
-    return call(cell_peak, algorithm, dict(size), str(dtype), int(seed), threads)
-
-
 _PINNED: list = []
 
 
@@ -191,32 +183,6 @@ def pin_threads(threads: int | None) -> None:
     if _PINNED != [threads]:
         set_threads(threads)
         _PINNED[:] = [threads]
-
-
-def cell_peak(algorithm: str, size: dict, dtype: str, seed: int, threads: int | None) -> int:
-    """In the helper: one cell's peak bytes, as a local sweep measures them."""
-    import bpttbench
-    import numpy as np
-    from bpttbench.bench.measure import peak_memory
-
-    pin_threads(threads)
-    spec = bpttbench.ALGORITHMS[algorithm]
-    args = spec.make_problem(dict(size), np.dtype(dtype).type, seed)
-
-    def once():
-        return spec.func(*args)
-
-    # The first call compiles or loads from Numba's cache. Then calls as a local sweep's
-    # timing makes them: NumPy's and Python's caches of small blocks fill over a
-    # process's first calls, and a call's traced bytes drift down with them (by 16
-    # bytes a call for the online rules, settled after some 40 calls), so the helper
-    # calls the kernel up to WARM_CALLS times, or for WARM_SECONDS, before tracing.
-    once()
-    start, calls = time.perf_counter(), 1
-    while calls < WARM_CALLS and time.perf_counter() - start < WARM_SECONDS:
-        once()
-        calls += 1
-    return peak_memory(once)
 
 
 def _die_with(parent: int) -> None:
