@@ -348,3 +348,33 @@ def grid_values(sw):
     from bpttbench.bench.grid import geometric
 
     return geometric(*sw["geometric"], sw.get("multiple", 1))
+
+
+# The full preset gives every exponent of the cell algorithms a sweep per cell with
+# >= 8 sizes where the model's terms of that power carry >= 90% (bench.fit's window):
+# fewer and the report's fit notes a short window, or gives no verdict at all (the
+# gated BPTT memory along n had no such sweep, along B 3 and 4 sizes).
+FULL_WINDOW_POINTS = 8
+
+
+@pytest.mark.parametrize("name", ["bptt", "tbptt", "rtrl"])
+@pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
+def test_every_exponent_has_a_full_sweep_with_eight_sizes_in_its_window(name, cell):
+    from bpttbench.bench.fit import fit_window
+    from bpttbench.bench.grid import geometric
+
+    spec = bpttbench.ALGORITHMS[name]
+    sweeps = [s for s in spec.presets["full"] if s.fixed.get("cell", "elman") == cell]
+    short = []
+    for (axis, metric), exp in spec.exponents.items():
+        best = 0
+        for s in (s for s in sweeps if s.axis == axis):
+            values = list(s.values) or geometric(*s.geometric, s.multiple)
+            sizes = [
+                {**spec.sizes, **s.fixed, **dict.fromkeys(spec.axis_vars[axis], v)} for v in values
+            ]
+            window = fit_window(spec, axis, metric, sizes, ITEMSIZE, exp.window_power)
+            best = max(best, sum(window))
+        if best < FULL_WINDOW_POINTS:
+            short.append((axis, metric, best))
+    assert not short, f"{name} on the {cell} cell: (axis, metric, sizes in the window) {short}"
