@@ -105,3 +105,26 @@ def test_the_kernels_notes_name_each_runs_kernels_and_warn_when_they_differ():
     assert "Warning" in notes[1] and "OPENBLAS_CORETYPE forced" in notes[2]
     same = kernels_notes(runs[runs["run_id"] > 2])
     assert same == ["BLAS kernels per run: SkylakeX: runs 3-4."]
+
+
+def test_the_threads_grid_reuses_the_full_presets_cells_and_covers_the_targets():
+    import bpttbench
+    from bpttbench.bench import grid
+
+    reg = bpttbench.ALGORITHMS
+    plan = grid.load_grid_file(COMMITTED.parent / "threads.toml", reg)
+    assert plan.threads == (1, 2) and plan.timing.min_time == 1.5
+
+    def key(c):
+        return store.cell_key(c.algorithm, c.axis, c.size, c.dtype, 1, 1, "m")
+
+    full = {key(c) for c in grid.preset_plan("full", reg).cells(reg)}
+    cells = plan.cells(reg)
+    assert {key(c) for c in cells} <= full  # the one-thread pass resumes them all
+    sizes = [(c.algorithm, c.size) for c in cells]
+    assert any(a == "rtrl" and s["n"] >= 128 for a, s in sizes)
+    for alg in ("bptt", "tbptt"):
+        assert any(a == alg and s["n"] >= 256 and s["B"] >= 32 for a, s in sizes)
+    every = [(c.algorithm, c.size) for c in grid.preset_plan("full", reg).cells(reg)]
+    small = {s["n"] for a, s in every if a == "bptt" and s["T"] == 1000 and s["B"] == 1}
+    assert {16, 32, 64} <= small

@@ -312,8 +312,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
     # already there) + the gated cells' (GRU and LSTM: BPTT 23, truncated BPTT 24,
     # RTRL 33, checkpointed BPTT 16 each) + the Elman cell's RTRL n sweep at the gated
-    # cells' sizes (15)
-    assert "690 cells" in capsys.readouterr().out
+    # cells' sizes (15) + BPTT's small-n sweep at B = 1, T = 1000 (5, issue 14)
+    assert "695 cells" in capsys.readouterr().out
     assert not db.exists()
 
 
