@@ -105,6 +105,10 @@ def write_markdown(
         if c.section != section:
             section = c.section
             parts += [f"## {section}", ""]
+        if not c.files:  # a table without a figure
+            parts += [f"### {c.title}", "", f"*{c.caption}*"]
+            parts += ["", c.markdown, ""] if c.markdown else [""]
+            continue
         png, svg = (f.relative_to(path.parent).as_posix() for f in c.files)
         parts += [f"### {c.title}", "", f"![{c.title}]({png})", "", f"*{c.caption}* ([SVG]({svg}))"]
         parts += ["", c.markdown, ""] if c.markdown else [""]

@@ -500,6 +500,17 @@ def openblas_kernels() -> str | None:
     return ",".join(dict.fromkeys(found)) or None
 
 
+def blas_kernels() -> str | None:
+    """What a run records in ``runs.blas_kernels``: the OpenBLAS kernels, and the
+    ``OPENBLAS_CORETYPE`` that forced them where it is set (``"Haswell
+    (OPENBLAS_CORETYPE=Haswell)"``); None without OpenBLAS."""
+    found = openblas_kernels()
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if found and forced:
+        return f"{found} (OPENBLAS_CORETYPE={forced})"
+    return found
+
+
 def run_metadata() -> dict:
     """Machine, CPU and library versions recorded with every run."""
     import numba
@@ -513,6 +524,7 @@ def run_metadata() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "commit": git_commit(),
+        "blas_kernels": blas_kernels(),
     }
 
 

@@ -43,6 +43,7 @@ from bpttbench.bench import (
     quality_report,
     report_gpu,
     report_parallel,
+    report_targets,
 )
 from bpttbench.bench import charts as ch
 from bpttbench.bench.benchjson import (
@@ -136,6 +137,8 @@ def _store_plan(ctx: Context, db_path) -> Plan:
         report_parallel.NAME, report_parallel.TITLE, SECTIONS["eff"]
     )  # or its empty state
     plan.append((chart, lambda: report_parallel.chart(ctx, db_path)))
+    chart = Chart(report_targets.NAME, report_targets.TITLE, SECTIONS["eff"])  # a table
+    plan.append((chart, lambda: report_targets.chart(ctx, db_path)))
     if ctx.store is not None and other_axes(ctx):
         title = other_axes_title(ctx)
         chart = Chart("other_axes", title[0].upper() + title[1:], SECTIONS["other"])
@@ -271,8 +274,8 @@ def make_report(
             chart.skipped = str(exc)
             if not isinstance(exc, NoSource):
                 echo(f"skipped {chart.title}: {exc}")
-        else:
-            chart.files = ch.save(fig, chart_dir, chart.name)
+        else:  # a builder without a figure gives a table alone
+            chart.files = ch.save(fig, chart_dir, chart.name) if fig is not None else []
         charts.append(chart)
     path = out_dir / "report.md"
     write_markdown(path, src.ctx, charts, src.problems, src.bench_files, db_path)

@@ -22,9 +22,12 @@ Versions. ``PRAGMA user_version`` holds the schema version. Schema 1 (bpttbench 
 to issue 8) had ``runs``, ``cells`` and ``visits``, and ``peers`` once the peers had
 run (a table that grew untyped columns). Schema 2 adds the ``lease`` table (one
 writer at a time, ``bench.lease``) and always has ``peers``, typed. Schema 3 adds the
-``quality`` table (``bpttbench quality``). A store of an older schema is read as it is
+``quality`` table (``bpttbench quality``). Schema 4 adds the column ``runs.blas_kernels``
+(the OpenBLAS kernels a run's GEMMs ran, :func:`bpttbench.bench.measure.blas_kernels`;
+older runs hold NULL there: not recorded). A store of an older schema is read as it is
 (a table it lacks reads as empty), and migrated to the current schema when opened for
-writing (:func:`prepare`, in the open's transaction: the tables it lacks are created);
+writing (:func:`prepare`, in the open's transaction: the tables it lacks are created, the
+columns it lacks added with ``ALTER TABLE ... ADD COLUMN``);
 a newer schema is refused.
 """
 
@@ -38,7 +41,7 @@ from pathlib import Path
 from bpttbench.bench import BenchError
 
 APPLICATION_ID = 0x62707462  # "bptb"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The size columns of schema 1, in the order cell keys list them; every store has them.
 LEGACY_SIZE_VARS = ("T", "n", "B", "m", "p", "k1", "k2", "depth", "width")
 SQL_TYPES = {int: "INTEGER", str: "TEXT", float: "REAL"}
@@ -70,6 +73,11 @@ class Table:
         parts = [f"{q(c)} {decl}" for c, decl in self.columns] + list(self.constraints)
         return f"CREATE TABLE IF NOT EXISTS {q(self.name)} (\n    " + ",\n    ".join(parts) + "\n)"
 
+    def without(self, columns: set[str]) -> Table:
+        """The table without ``columns`` (as an older schema had it)."""
+        kept = tuple((c, d) for c, d in self.columns if c not in columns)
+        return Table(self.name, kept, self.key, self.constraints, self.since)
+
     def with_columns(self, extra: Mapping[str, str], after: str) -> Table:
         """The table with columns ``extra`` (name -> SQL type) inserted after ``after``."""
         i = self.names.index(after) + 1
@@ -86,6 +94,7 @@ RUNS = Table(
         ("numba_threads", "INTEGER"), ("blas_threads", "INTEGER"), ("python", "TEXT"),
         ("numba", "TEXT"), ("numpy", "TEXT"), ("scipy", "TEXT"), ("commit", "TEXT"),
         ("preset", "TEXT"), ("gemm_gflops", "REAL"), ("gemv_gflops", "REAL"), ("argv", "TEXT"),
+        ("blas_kernels", "TEXT"),  # "SkylakeX", "Haswell (OPENBLAS_CORETYPE=Haswell)"
     ),
     key=("run_id",),
 )  # fmt: skip
@@ -188,6 +197,9 @@ QUALITY = Table(
 )  # fmt: skip
 
 TABLES = (RUNS, CELLS, VISITS, PEERS, LEASE, QUALITY)
+# Columns added to a table after the table itself: (table, column) -> the schema version
+# that added them. An older store lacks them; the migration adds them (NULL in old rows).
+COLUMNS_SINCE = {("runs", "blas_kernels"): 4}
 # Tables a schema-1 store may lack (peers appeared with the first `bpttbench peers`).
 OPTIONAL_IN_V1 = ("peers",)
 
@@ -253,7 +265,8 @@ def schema_tables(version: int) -> list[tuple[Table, bool, bool]]:
         if table.since > version:
             continue
         old = version == 1 and table.name in OPTIONAL_IN_V1
-        out.append((table, not old, old))
+        later = {c for (t, c), v in COLUMNS_SINCE.items() if t == table.name and v > version}
+        out.append((table.without(later), not old, old))
     return out
 
 
@@ -399,6 +412,15 @@ def prepare(conn: sqlite3.Connection, path: Path, sizes: Mapping[str, str]) -> N
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return
     version, layout = found
+    added = False
+    for (name, col), _since in COLUMNS_SINCE.items():  # columns newer than the store
+        if name in layout and col not in layout[name][0]:
+            conn.execute(
+                f"ALTER TABLE {q(name)} ADD COLUMN {q(col)} {dict(want[name].columns)[col]}"
+            )
+            added = True
+    if added:
+        layout = inspect(conn)
     for name, table in want.items():  # older schemas: lease, quality, peers where missing
         if name not in layout:
             conn.execute(table.create_sql())

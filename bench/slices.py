@@ -88,6 +88,7 @@ def load_store(
         )
     if "machine" in ok.columns and ok["machine"].nunique() > 1:
         data.notes.append(machines_note(ok, runs, config.get("machine")))
+    data.notes.extend(kernels_notes(runs[runs["run_id"].isin(cells["run_id"].unique())]))
     _attach_fits(data, view, fits)
     return data
 
@@ -107,6 +108,58 @@ def machines_note(ok: pd.DataFrame, runs: pd.DataFrame, charted) -> str:
         mark = ", charted" if charted is not None and m == str(charted) else ""
         parts.append(f"{m}{cpu}: {len(g)} cells of {algs}{mark}")
     return f"Measured on {len(parts)} machines, each fitted on its own: " + "; ".join(parts) + "."
+
+
+def kernels_of(runs: pd.DataFrame) -> dict[str, list[int]]:
+    """The runs' BLAS kernels (``runs.blas_kernels``) -> their run ids; "not recorded"
+    for runs made before schema 4 (or without OpenBLAS)."""
+    out: dict[str, list[int]] = {}
+    if runs is None or runs.empty:
+        return out
+    kernels = runs["blas_kernels"] if "blas_kernels" in runs.columns else [None] * len(runs)
+    for run_id, k in zip(runs["run_id"], kernels, strict=True):
+        label = str(k) if isinstance(k, str) and k else "not recorded"
+        out.setdefault(label, []).append(int(run_id))
+    return out
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """``[1, 2, 3, 5]`` as ``"1-3, 5"``."""
+    ids = sorted(set(ids))
+    parts, start = [], None
+    for i, x in enumerate(ids):
+        if start is None:
+            start = x
+        if i + 1 == len(ids) or ids[i + 1] != x + 1:
+            parts.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ", ".join(parts)
+
+
+def kernels_notes(runs: pd.DataFrame) -> list[str]:
+    """The BLAS kernels per run of the store's cells, and a warning where they differ:
+    the same CPU runs DGEMM about 1.5x faster with OpenBLAS's SkylakeX kernels than with
+    its Haswell ones, so cells (and GEMM peaks) of such runs do not compare."""
+    found = kernels_of(runs)
+    if not found:
+        return []
+    parts = [f"{k}: run{'s' if len(ids) > 1 else ''} {id_ranges(ids)}" for k, ids in found.items()]
+    out = [f"BLAS kernels per run: {'; '.join(parts)}."]
+    recorded = [k for k in found if k != "not recorded"]
+    if len(recorded) > 1:
+        out.append(
+            f"**Warning**: the runs of this store used different BLAS kernels "
+            f"({fmt.join(recorded)}); times, GFLOP/s and GEMM peaks of runs with different "
+            f"kernels do not compare, and ratios between them (parallel speed-ups, "
+            f"efficiencies) mix the kernels' speeds."
+        )
+    forced = [k for k in recorded if "OPENBLAS_CORETYPE=" in k]
+    if forced:
+        out.append(
+            f"In {fmt.join(forced)}, OPENBLAS_CORETYPE forced the kernels, not OpenBLAS's own "
+            f"choice for the CPU."
+        )
+    return out
 
 
 def _attach_fits(data: StoreData, view: View, fits: Sequence[FitResult] | None) -> None:
@@ -172,6 +225,7 @@ def store_footer(runs: pd.DataFrame, config: Mapping) -> str:
         f"{config.get('dtype')}",
         f"Python {r.get('python')}, Numba {r.get('numba')}, NumPy {r.get('numpy')}, "
         f"SciPy {r.get('scipy')}",
+        *([f"OpenBLAS {r.get('blas_kernels')}"] if isinstance(r.get("blas_kernels"), str) else []),
         f"commit {commit}",
         f"{run_text}, started {str(r.get('started'))[:16]}",
     ]

@@ -60,7 +60,7 @@ LOCK_TIMEOUT_S = 30.0  # how long SQLite waits for a lock held by another progra
 
 RUN_COLUMNS = (
     "run_id", "started", "machine", "cpu", "numba_threads", "blas_threads", "python", "numba",
-    "numpy", "scipy", "commit", "preset", "gemm_gflops", "gemv_gflops",
+    "numpy", "scipy", "commit", "preset", "gemm_gflops", "gemv_gflops", "blas_kernels",
 )  # fmt: skip
 # The published columns of a cell, around its size columns (see cell_columns).
 CELL_HEAD = ("run_id", "algorithm", "axis", "size")

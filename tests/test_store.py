@@ -23,7 +23,7 @@ CELL_COLUMNS = [
 ]  # fmt: skip
 RUN_COLUMNS = [
     "run_id", "started", "machine", "cpu", "numba_threads", "blas_threads", "python",
-    "numba", "numpy", "scipy", "commit", "preset", "gemm_gflops", "gemv_gflops",
+    "numba", "numpy", "scipy", "commit", "preset", "gemm_gflops", "gemv_gflops", "blas_kernels",
 ]  # fmt: skip
 
 
@@ -270,11 +270,54 @@ def test_a_schema_2_store_is_read_without_quality_and_gets_it_when_opened_for_wr
     assert digest(db) == before  # reading does not migrate
     store.connect(db).close()
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
     cols = [r[1] for r in conn.execute("PRAGMA table_info(quality)")]
     conn.close()
     assert cols == list(QUALITY.names)
     assert len(store.load_runs(db)) == 1
+
+
+def test_a_schema_3_store_reads_without_blas_kernels_and_gets_the_column_on_writing(tmp_path):
+    db = tmp_path / "r.sqlite"
+    conn = store.connect(db)
+    a_run(conn)
+    conn.close()
+    tamper(db, "ALTER TABLE runs DROP COLUMN blas_kernels", "PRAGMA user_version = 3")
+    before = digest(db)
+    runs = store.load_runs(db)
+    assert runs["blas_kernels"].isna().all() and len(runs) == 1  # not recorded then
+    assert digest(db) == before  # reading does not migrate
+    conn = store.connect(db)
+    store.begin_run(conn, {"started": "2024-01-02T00:00:00+00:00", "blas_kernels": "SkylakeX"})
+    conn.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION == 4
+    conn.close()
+    after = store.load_runs(db)
+    assert after["blas_kernels"].isna().tolist() == [True, False]
+    assert after["blas_kernels"].iloc[1] == "SkylakeX"
+
+
+def test_a_schema_4_store_without_blas_kernels_is_refused(tmp_path):
+    db = tmp_path / "r.sqlite"
+    store.connect(db).close()
+    tamper(db, "ALTER TABLE runs DROP COLUMN blas_kernels")
+    with pytest.raises(BenchError, match="runs has no column blas_kernels"):
+        store.load_runs(db)
+
+
+def test_the_committed_reference_store_migrates(tmp_path):
+    committed = Path(__file__).resolve().parents[1] / "reports" / "reference" / "reference.sqlite"
+    copy = tmp_path / "reference.sqlite"
+    shutil.copy(committed, copy)
+    cells, runs = store.load_cells(copy), store.load_runs(copy)
+    store.connect(copy).close()
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    pd.testing.assert_frame_equal(store.load_cells(copy), cells)
+    pd.testing.assert_frame_equal(store.load_runs(copy), runs)
 
 
 # --- two processes, one store (issue 8) -----------------------------------------------
@@ -479,3 +522,17 @@ def test_a_schema_1_peers_table_with_untyped_columns_is_rebuilt(tmp_path):
     conn.close()
     assert types["loadavg"] == "REAL"
     pd.testing.assert_frame_equal(peers.load_peers(copy), before)
+
+
+def test_runs_record_the_blas_kernels_and_a_forced_core_type(monkeypatch, tmp_path):
+    from bpttbench.bench import measure
+
+    monkeypatch.setattr(measure, "openblas_kernels", lambda: "Haswell")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert measure.blas_kernels() == "Haswell (OPENBLAS_CORETYPE=Haswell)"
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    assert measure.blas_kernels() == "Haswell"
+    monkeypatch.setattr(measure, "openblas_kernels", lambda: "SkylakeX")
+    db = tmp_path / "r.sqlite"
+    sweep_it(db)
+    assert set(store.load_runs(db)["blas_kernels"]) == {"SkylakeX"}

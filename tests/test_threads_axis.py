@@ -96,6 +96,30 @@ def test_sweep_runs_once_per_thread_count_with_its_own_peak(fake_cli, tmp_path, 
     assert sorted(cells["numba_threads"]) == [1] * 4 + [2] * 4
 
 
+@pytest.mark.skipif(
+    __import__("numba").config.NUMBA_NUM_THREADS < 2, reason="Numba's pool has one thread"
+)
+def test_a_threads_sweep_after_a_one_thread_sweep_measures_only_the_new_count(
+    fake_cli, tmp_path, capsys
+):
+    # the reference run: the one-thread sweep first, then --threads 1,2 over the same cells
+    db = tmp_path / "t.sqlite"
+    argv = ["sweep", "--grid", str(_grid_file(tmp_path)), "--db", str(db), "--quiet"]
+    assert cli.main(argv) == 0
+    with sqlite3.connect(db) as conn:
+        first = conn.execute("SELECT cell_key, created FROM cells ORDER BY cell_key").fetchall()
+    capsys.readouterr()
+    assert cli.main([*argv, "--threads", "1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "0 cells measured, 4 already stored" in out  # the one-thread pass
+    assert "4 cells measured, 0 already stored" in out  # the two-thread pass
+    with sqlite3.connect(db) as conn:
+        again = conn.execute(
+            "SELECT cell_key, created FROM cells WHERE cell_key LIKE '%nt=1|%' ORDER BY cell_key"
+        ).fetchall()
+    assert again == first  # not measured twice
+
+
 def test_more_threads_than_cpus_is_refused_for_any_count(fake_cli, tmp_path, capsys):
     db = tmp_path / "t.sqlite"
     argv = ["sweep", "--grid", str(_grid_file(tmp_path)), "--db", str(db), "--threads", "1,3"]

@@ -29,6 +29,7 @@ FINGERPRINT_KEYS = (
     "commit",
     "numba_threads",
     "blas_threads",
+    "blas_kernels",
 )
 
 _META: dict | None = None
