@@ -218,8 +218,10 @@ def gpu_row(peers: pd.DataFrame) -> Row:
     target = "GPU peers: the CPU/GPU crossover (`bpttbench peers --device cuda`)"
     g = gpu_rows(peers) if peers is not None and not peers.empty else pd.DataFrame()
     if g.empty:
-        return Row(target, "no GPU was at hand: no GPU rows in the store", None,
-                   "the crossover chart shows its empty state")  # fmt: skip
+        # a GPU machine's run keeps its own store (`reports/gpu/run.sh` makes one)
+        return Row(target, "no GPU rows in this store", None,
+                   "the crossover chart shows its empty state; a GPU machine's run "
+                   "is reported from its own store")  # fmt: skip
     ok = g[g["status"] == "ok"]
     devices = ", ".join(sorted(set(g["device"].astype(str))))
     return Row(target, f"{len(ok)} GPU rows ({devices})", None, "see the CPU/GPU crossover chart")

@@ -579,7 +579,7 @@ def test_too_few_points_skips_those_charts_with_the_reason(tmp_path):
     md = rep.path.read_text()
     assert "fewer than 2 measured sizes along T" in md
     assert "### Performance targets (issue 14)" in md  # a table even from two cells
-    assert "| not measured |" in md and "no GPU was at hand" in md
+    assert "| not measured |" in md and "no GPU rows in this store" in md
     for chart in rep.drawn:  # whatever could be drawn from two cells was drawn
         if chart.name == "targets":  # the targets are a table without a figure
             assert not chart.files and chart.markdown

@@ -74,7 +74,7 @@ def test_the_targets_are_computed_from_the_cells_runs_and_peers():
     ]
     assert jax[0].ratio == pytest.approx(1.0) and "n = 512" in jax[0].measured  # the worst
     md = rt.table(rt.rows(*fake_store()))
-    assert md.count("\n") == 2 + 12 - 1 and "no GPU was at hand" in md
+    assert md.count("\n") == 2 + 12 - 1 and "no GPU rows in this store" in md
 
 
 def test_an_empty_store_gives_every_row_not_measured():
