@@ -281,7 +281,9 @@ def checkpointed_bptt(params, xs, ys, slots=None):
     slots : int >= 1, optional
         Most segment start states stored at once, h_0's slot included (an LSTM
         state is (h, c)), beside one segment of 128 / B steps that is being
-        reversed; default ceil(sqrt(T)). slots >= T is plain BPTT, every state
+        reversed; default ceil(sqrt(T)). Slots beyond the ceil(T / L) segments
+        keep a tail of steps from the first pass, each kept step one slot (its
+        state with the cell's values). slots >= T is plain BPTT, every state
         stored, no recomputation.
 
     Returns
@@ -302,7 +304,9 @@ def checkpoint_forward_steps(T, slots) -> int:
     step is not: T = 1000 with 32 slots makes 2405; slots >= T makes T - 1
     (plain BPTT). THEORY.md's closed form F(T, c) = r T - C(c + r, c + 1).
     ``checkpointed_bptt`` runs this schedule over its ceil(T / L) segments of L
-    steps: L F(ceil(T / L), slots) advanced steps (``advanced_steps``).
+    steps: L F(ceil(T / L), slots) advanced steps (``advanced_steps``); where the
+    slots outnumber the segments it keeps a tail instead and advances H L
+    (``head_segments``), and its cell evaluations are those plus T (``evaluations``).
     """
     return forward_steps_closed_form(check_size("T", T), check_size("slots", slots))
 
@@ -346,15 +350,19 @@ def memory(size, itemsize: int) -> list[Term]:
     H = head_segments(T, c, B)
     if c >= T:
         L, L_powers, used = T, {"T": 1}, 0
-    elif H is not None:  # H head starts in slots; the kept tail's T - H L states, ~ c
-        L, L_powers, used = T - H * C, {"c": 1}, H
+    elif H is not None:  # H head starts in slots; the kept tail's T - H L states
+        # Together H + R ~ c states: linear in c only where a tail row is one slot's size
+        # (the Elman cell); a gated cell's rows carry its values, and there the sum is no
+        # power of c (no exponent claimed, the fits leave these sizes out).
+        L, used = T - H * C, H
+        L_powers = {"c": 1} if state_bytes(cell, B, n, itemsize) == n * B * itemsize else {}
     else:
         L, L_powers = C, C_powers
         used = slots_used(segments(T, L), c)
     h = n * B * itemsize * (2 if cell.id == LSTM else 1)  # one slot: h (and c)
     rows = {v: e for v, e in {**L_powers, "B": L_powers.get("B", 0) + 1}.items() if e}
     return [
-        Term(used * h, {"c": 1, "B": 1, "n": 1}),  # the slots (a tail's: the head's starts)
+        Term(used * h, {"c": 1 if H is None or L_powers else 0, "B": 1, "n": 1}),  # the slots
         Term(L * per_state, {**rows, "n": 1}),  # a segment's states and values (or the tail)
         Term(per_state, {"B": 1, "n": 1}),  # ... and the state below it (current state)
         *chunk_bytes(cell, B, n, m, p, C, C_powers, itemsize),

@@ -312,8 +312,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
     # already there) + the gated cells' (GRU and LSTM: BPTT 23, truncated BPTT 24,
     # RTRL 33, checkpointed BPTT 16 each) + the Elman cell's RTRL n sweep at the gated
-    # cells' sizes (15)
-    assert "690 cells" in capsys.readouterr().out
+    # cells' sizes (15) + issue 12's time target at n = 256 and 512 (BPTT 2 x 4,
+    # checkpointed BPTT 2 x 6) + BPTT's trade-off T sweep at 7 points, not 4 (3), and the
+    # gated cells' the same (2 x 7) and their memory-along-c sweeps (2 x 9)
+    assert "745 cells" in capsys.readouterr().out
     assert not db.exists()
 
 
