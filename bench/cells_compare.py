@@ -162,7 +162,8 @@ def chart_cells(ctx: Context):
     fig, axes = ch.new_figure(7.5, 4.8, store.footer)
     ax = axes[0, 0]
     markers = {"gru": "o", "lstm": "s"}
-    for (alg, cell), g in usable.groupby(["algorithm", "cell"], sort=False):
+    # (no ratio but a fitted pair: ``usable`` is then an empty frame without columns)
+    for (alg, cell), g in usable.groupby(["algorithm", "cell"], sort=False) if len(usable) else ():
         style = view.style(alg)
         ax.scatter(g["flop_ratio"], g["time_ratio"], marker=markers.get(cell, "^"),
                    color=style.colour, label=cell_title(view, alg, cell), alpha=0.8)  # fmt: skip

@@ -21,6 +21,13 @@ is revolve's for ceil(T / L) steps. Every action is BPTT's own machinery:
   readout, the weight gradients as GEMMs over the segment's stored states, and
   the error passed down to the segment below.
 
+Spare slots. Revolve over S = ceil(T / L) segments uses at most S - 1 slots; when
+slots exceed that, the slots past the segment starts keep the top of the sequence
+(``head_segments``): H segments of L steps below a tail of R = T - H L steps, H + R
+<= slots, the tail's states kept from the first pass and never recomputed (its R
+states, with the cell's values, count as R slots). The schedule is then the plain
+one over H + 1 coarse steps, the last (the tail) running to T.
+
 So recomputation runs at BPTT's forward speed, the backward pass is BPTT's
 with the same chunk and GEMM shapes, and with slots >= T the segment is the
 whole sequence: one REVERSE, exactly BPTT (its memory too), no recomputation.
@@ -43,14 +50,15 @@ Forward evaluations of the cell (every cell the same; counted by the kernel,
 tests/test_checkpointed_bptt.py): the advances, L F(ceil(T / L), slots) with
 F = ``checkpoint_forward_steps`` (revolve never advances into the last
 segment, so every advanced segment is whole), plus each step once more in its
-segment's reversal: L F(ceil(T / L), slots) + T, and T for slots >= T.
+segment's reversal: L F(ceil(T / L), slots) + T; with a kept tail T + H L (about
+2 T - slots); T for slots >= T.
 
 Costs. Time: those evaluations times one forward step plus one BPTT backward
 sweep; at fixed slots the count grows like T^(1 + 1/c) (revolve's repetition
 number r ~ (c! T / L)^(1/c)), piecewise linear in T with slope r. Memory:
 slots x n x B states (x 2 for the LSTM) plus a segment and buffers of constant
-size plus the gradients: flat in T, linear in slots while slots < ceil(T / L)
-(more slots than segments are not used).
+size plus the gradients: flat in T, linear in slots while slots < ceil(T / L),
+then again once the kept tail starts (the tail's rows replace the segment's).
 
 Sources: Griewank 1992; Griewank & Walther 2000 (revolve); Chen, Xu, Zhang &
 Guestrin 2016, "Training deep nets with sublinear memory cost" (sqrt(T)
@@ -89,6 +97,7 @@ from .checkpoint_schedule import (
     ADVANCE,
     CURRENT,
     RESTORE,
+    REVERSE,
     STORE,
     forward_steps_closed_form,
     max_slots_used,
@@ -108,15 +117,50 @@ def segments(T: int, L: int) -> int:
     return -(-T // L)
 
 
+def head_segments(T: int, slots: int, B: int) -> int | None:
+    """Segments of L steps below a kept tail when the slots outnumber the segments, else None.
+
+    With ceil(T / L) <= slots < T revolve stores every segment start and the slots past
+    them would lie idle; they keep the top of the sequence instead. The first H segments
+    (L steps each, their starts in H slots, h_0's included) are then reversed as before,
+    and the tail above them, R = T - H L steps, is one segment whose R states (with the
+    cell's values) stay from the first pass and are never recomputed; its R states count
+    as R slots. H is the fewest with H + R <= slots: H = ceil((T - slots) / (L - 1)). The
+    tail is used only where it saves a recomputation (H <= ceil(T / L) - 2); elsewhere
+    (and with L = 1) the plain revolve schedule is the optimum.
+    """
+    if slots >= T:
+        return 0
+    L = chunk_steps(B, T)
+    if L == 1:
+        return None
+    H = -(-(T - slots) // (L - 1))
+    return H if H <= segments(T, L) - 2 else None
+
+
 @lru_cache(maxsize=16)
 def plan(T: int, slots: int, B: int) -> tuple[np.ndarray, int, int]:
     """(schedule, slots it writes, segment length L) of (T, slots, B), built once and cached.
 
-    The schedule is revolve's over the ceil(T / L) segments with ``slots`` slots."""
+    The schedule is revolve's over the ceil(T / L) segments with ``slots`` slots, or, with
+    a kept tail (``head_segments``), the plain one over H segments and the tail: its last
+    REVERSE segment always runs to T."""
     L = segment(B, T, slots)
-    schedule = revolve_schedule(segments(T, L), slots)
+    H = head_segments(T, slots, B)
+    if H:
+        schedule = revolve_schedule(H + 1, H)  # every head start stored, the tail current
+    else:
+        schedule = revolve_schedule(segments(T, L), slots)
     schedule.setflags(write=False)
     return schedule, max_slots_used(schedule), L
+
+
+def segment_rows(T: int, slots: int, B: int) -> int:
+    """States the segment buffer holds besides the current one: the longest segment,
+    L, or the kept tail's T - H L steps."""
+    L = segment(B, T, slots)
+    H = head_segments(T, slots, B)
+    return max(L, T - H * L) if H else L
 
 
 def default_slots(T: int) -> int:
@@ -126,14 +170,19 @@ def default_slots(T: int) -> int:
 
 def advanced_steps(T: int, slots: int, B: int) -> int:
     """Steps the schedule's advances evaluate: L F(ceil(T / L), slots) (every advanced
-    segment is a whole one: revolve never advances past the last segment's start)."""
+    segment is a whole one: revolve never advances past the last segment's start), or
+    H L with a kept tail of T - H L steps (``head_segments``: each head segment once)."""
     L = segment(B, T, slots)
+    H = head_segments(T, slots, B)
+    if H is not None:
+        return H * L
     return L * forward_steps_closed_form(segments(T, L), slots)
 
 
 def evaluations(T: int, slots: int, B: int) -> int:
     """Cell forward evaluations of one call, every cell: the advances plus each step once
-    more inside its segment's reversal (T for plain BPTT, slots >= T)."""
+    more inside its segment's reversal (T for plain BPTT, slots >= T; T + H L, about
+    2 T - slots, with a kept tail)."""
     return advanced_steps(T, slots, B) + T
 
 
@@ -146,6 +195,11 @@ def _checkpointed(cell, alpha, xs, ys, w, schedule, L, SH, SC, buf, g, count):
     n = H.shape[2]
     evals = 0
     loss = 0.0
+    last = 0  # the top segment, reversed first: it runs to T (a kept tail may exceed L)
+    for row in range(schedule.shape[0]):
+        if schedule[row, 0] == REVERSE:
+            last = schedule[row, 1]
+            break
     buf.delta[:] = 0.0  # the error at h_T, then at each reversed segment's first state
     buf.delta_c[:] = 0.0
     H[0] = 0.0  # h_0 = 0 (and c_0 = 0)
@@ -176,7 +230,7 @@ def _checkpointed(cell, alpha, xs, ys, w, schedule, L, SH, SC, buf, g, count):
                 if cell == LSTM:
                     X[0, :, :n] = SC[k]
             a = i * L
-            b = min(T, a + L)
+            b = T if i == last else a + L
             # BPTT on the segment: its states and the cell's values, then the backward
             # sweep from the error at h_b that the segment above left in buf.delta.
             forward_sweep(cell, alpha, xs, w, buf, a, a, b)
@@ -199,8 +253,9 @@ def _run(params, xs, ys, slots):
     p, n = w.W_out.shape
     dt = w.W_out.dtype
     schedule, used, L = plan(T, slots, B)
-    # One segment's states and values, and BPTT's chunk buffers (chunks of C <= L steps).
-    buf = make_buffers(cell, L + 1, B, n, m, p, chunk_steps(B, T), dt)
+    # One segment's states and values (the longest: L, or a kept tail), and BPTT's
+    # chunk buffers (chunks of C <= L steps).
+    buf = make_buffers(cell, segment_rows(T, slots, B) + 1, B, n, m, p, chunk_steps(B, T), dt)
     SH = np.empty((used, B, n), dt)
     SC = np.empty((used if cell.id == LSTM else 0, B, n), dt)
     g = zero_grads(w)
@@ -226,7 +281,9 @@ def checkpointed_bptt(params, xs, ys, slots=None):
     slots : int >= 1, optional
         Most segment start states stored at once, h_0's slot included (an LSTM
         state is (h, c)), beside one segment of 128 / B steps that is being
-        reversed; default ceil(sqrt(T)). slots >= T is plain BPTT, every state
+        reversed; default ceil(sqrt(T)). Slots beyond the ceil(T / L) segments
+        keep a tail of steps from the first pass, each kept step one slot (its
+        state with the cell's values). slots >= T is plain BPTT, every state
         stored, no recomputation.
 
     Returns
@@ -247,7 +304,9 @@ def checkpoint_forward_steps(T, slots) -> int:
     step is not: T = 1000 with 32 slots makes 2405; slots >= T makes T - 1
     (plain BPTT). THEORY.md's closed form F(T, c) = r T - C(c + r, c + 1).
     ``checkpointed_bptt`` runs this schedule over its ceil(T / L) segments of L
-    steps: L F(ceil(T / L), slots) advanced steps (``advanced_steps``).
+    steps: L F(ceil(T / L), slots) advanced steps (``advanced_steps``); where the
+    slots outnumber the segments it keeps a tail instead and advances H L
+    (``head_segments``), and its cell evaluations are those plus T (``evaluations``).
     """
     return forward_steps_closed_form(check_size("T", T), check_size("slots", slots))
 
@@ -288,16 +347,23 @@ def memory(size, itemsize: int) -> list[Term]:
     C = chunk_steps(B, T)
     C_powers = chunk_powers(B, T, {"T": 1})
     per_state = state_bytes(cell, B, n, itemsize)  # h and the cell's values, a step
+    H = head_segments(T, c, B)
     if c >= T:
         L, L_powers, used = T, {"T": 1}, 0
+    elif H is not None:  # H head starts in slots; the kept tail's T - H L states
+        # Together H + R ~ c states: linear in c only where a tail row is one slot's size
+        # (the Elman cell); a gated cell's rows carry its values, and there the sum is no
+        # power of c (no exponent claimed, the fits leave these sizes out).
+        L, used = T - H * C, H
+        L_powers = {"c": 1} if state_bytes(cell, B, n, itemsize) == n * B * itemsize else {}
     else:
         L, L_powers = C, C_powers
         used = slots_used(segments(T, L), c)
     h = n * B * itemsize * (2 if cell.id == LSTM else 1)  # one slot: h (and c)
     rows = {v: e for v, e in {**L_powers, "B": L_powers.get("B", 0) + 1}.items() if e}
     return [
-        Term(used * h, {"c": 1, "B": 1, "n": 1}),  # the slots
-        Term(L * per_state, {**rows, "n": 1}),  # a segment's states and values
+        Term(used * h, {"c": 1 if H is None or L_powers else 0, "B": 1, "n": 1}),  # the slots
+        Term(L * per_state, {**rows, "n": 1}),  # a segment's states and values (or the tail)
         Term(per_state, {"B": 1, "n": 1}),  # ... and the state below it (current state)
         *chunk_bytes(cell, B, n, m, p, C, C_powers, itemsize),
         *gradient_bytes(cell, n, m, p, itemsize),

@@ -353,10 +353,15 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 # takes ~5 ms a call there; c = 4 makes ~5 T forward steps, c >= 32 about 2.4 T), so
 # the quick preset's c sweep, 8 cells of 5 to 40 ms a call, stays a few seconds. Memory
 # along c leads (90% of the model) only where c outweighs the constant buffers, about
-# 3 (C + 1) + 10 states with C = 128 / B steps per chunk, and grows only while c is below
-# the T B / 128 segments: c >~ 600 at B = 8 is past them, so the full preset adds a c
-# sweep at B = 64 (T = 2048: 1024 segments of 2 steps).
+# 3 (C + 1) + 10 states with C = 128 / B steps per chunk, and grows with c up to the T B
+# / 128 segments; past them the spare slots keep a tail of states, linear in c again for
+# the Elman cell only (a gated tail row carries the cell's values). So the full preset's
+# memory-along-c sweep sits at B = 128 (segments of one step: revolve up to c = T - 1)
+# and n = 16, every cell (T = 2048, c = 224 .. 2047).
 CKPT_T_SLOTS = 16  # the c of the T sweeps, which sets their exponent 1 + 1/c
+# BPTT beside a c sweep at T = 1000, B = 8: the full trade-off T sweep of BPTT
+# (kernels/tradeoff.py, BASE_T_FULL), 6+ points as every gated sweep has
+CKPT_BASE_T = (125, 177, 250, 354, 500, 707, 1000)
 _CKPT = (
     "Griewank 1992; Griewank & Walther 2000 (revolve); Gruslys et al. 2016 (BPTT-HSM): "
     "forward steps r T - C(c + r, c + 1), memory c n B"
@@ -399,7 +404,10 @@ ALGORITHMS["checkpointed_bptt"] = AlgorithmSpec(
             # memory along n (exponent 1): the c n B slots and the chunk rows lead the
             # n^2 gradients only where B >> n (0.2 s a call at n = 128)
             _geo("n", 8, 128, 9, multiple=8, T=256, B=256, c=16),
-            _geo("c", 32, 2048, 9, T=2048, n=64, B=64),
+            # memory along c: one-step segments (B = 128) keep revolve's slots up to
+            # T - 1, and n = 16 keeps the gradients small beside c n B: 9 of 9 in the
+            # window for every cell (the gated cells' sweeps are the same sizes)
+            _geo("c", 224, 2047, 9, T=2048, n=16, B=128),
             _geo("B", 8, 512, 9, T=64, n=256, c=8),
             # memory along B: the c n B slots and C n B chunk rows lead the n^2
             # gradients 9 to 1 only from B ~ 128 at n = 64 (B = 512 at n = 256)
@@ -722,11 +730,17 @@ def _cell_sweeps(cell):
                 _geo("n", 16, 512, 11, multiple=8, T=1024, B=16, cell=cell),
                 _geo("B", 8, 512, 7, T=64, n=256, cell=cell),
                 _on_cell(_BPTT_B_MEMORY, cell),
+                # the baseline of checkpointed BPTT's c sweep at T = 1000, B = 8
+                _cases("T", CKPT_BASE_T, n=64, B=8, cell=cell),
             ),
         },
         "checkpointed_bptt": {
             "full": (
                 _cases("c", (2, 5, 14, 35, 92, 238, 620, 1000), T=1000, n=64, B=8, cell=cell),
+                # memory along c: one-step segments (B = 128) keep revolve's slots up to
+                # T - 1 (a gated cell's kept tail is no power of c); n = 16 keeps the
+                # gradients small beside c n B (8 of 9 in the window for the GRU, 9 LSTM)
+                _geo("c", 224, 2047, 9, T=2048, n=16, B=128, cell=cell),
                 _cases(
                     "T",
                     (128, 208, 338, 549, 891, 1448, 2353, 3822),

@@ -48,6 +48,14 @@ RTRL_SHORT_T = 16
 
 _T = SIZE["T"]
 _T_SWEEP = (125, 250, 500, _T)
+# Issue 12's time target holds "at n = 64..512": the full preset also measures BPTT and
+# a c sweep at n = 256 and 512 (T = 1000, B = 8; ~0.1 and ~0.5 s a BPTT call by the
+# FLOP model, checkpointed BPTT at c = 4 about twice that), the report's overhead tables.
+WIDE_N = (256, 512)
+# The full preset's BPTT T sweep at SIZE, the gated cells' too (kernels/registry.py,
+# CKPT_BASE_T: a gated sweep needs >= 6 points, each one an Elman point).
+BASE_T_FULL = (125, 177, 250, 354, 500, 707, _T)
+WIDE_C = (4, 16, 35, 92, 300, _T)
 
 
 def _at(axis: str, values, **fixed) -> Sweep:
@@ -62,7 +70,10 @@ SWEEPS: dict[str, dict[str, tuple[Sweep, ...]]] = {
     # Every sweep needs 4 sizes (bench.grid.MIN_FIT_POINTS): BPTT and RTRL run a short T
     # sweep ending at T = 1000 (RTRL's quick one short of it), which also shows their
     # time per step is flat in T there.
-    "bptt": {"quick": (_at("T", _T_SWEEP),), "full": (_at("T", _T_SWEEP),)},
+    "bptt": {
+        "quick": (_at("T", _T_SWEEP),),
+        "full": (_at("T", BASE_T_FULL), *(_at("T", _T_SWEEP, n=n) for n in WIDE_N)),
+    },
     "tbptt": {
         "quick": (_at("k", [4, 16, 64, 256], T=_T),),
         "full": (_at("k", [4, 8, 16, 32, 64, 128, 256, 512], T=_T),),
@@ -73,7 +84,10 @@ SWEEPS: dict[str, dict[str, tuple[Sweep, ...]]] = {
     },
     CHECKPOINTED: {
         "quick": (_at(SLOTS_AXIS, [4, 8, 32, _T], T=_T),),
-        "full": (_at(SLOTS_AXIS, [2, 4, 8, 16, 32, 64, 128, _T], T=_T),),
+        "full": (
+            _at(SLOTS_AXIS, [2, 4, 8, 16, 32, 64, 128, _T], T=_T),
+            *(_at(SLOTS_AXIS, WIDE_C, T=_T, n=n) for n in WIDE_N),
+        ),
     },
 }
 

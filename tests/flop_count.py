@@ -416,7 +416,9 @@ def checkpointed_bptt(params, xs, ys, schedule, L, chunk):
     cur = 0  # the step index of the current state
     delta = np.zeros((B, n))
     loss = 0.0
-    for op, i, k in np.asarray(schedule).tolist():
+    rows = np.asarray(schedule).tolist()
+    last = next(i for op, i, _ in rows if op == 3)  # the top segment runs to T (a kept tail)
+    for op, i, k in rows:
         if op == 0:  # ADVANCE segments i .. k-1
             forward_sweep(fc, xs, W_ih, W_hh, b_h, H, i * L, k * L, chunk)
             cur = k * L
@@ -427,7 +429,7 @@ def checkpointed_bptt(params, xs, ys, schedule, L, chunk):
         else:  # REVERSE segment i
             a = i * L
             assert cur == a or (k != -1 and slots[k] == a)
-            b = min(T, a + L)
+            b = T if i == last else a + L
             forward_sweep(fc, xs, W_ih, W_hh, b_h, H, a, b, chunk)
             loss, delta = backward_steps(
                 fc, xs, ys, W_hh, W_out, b_out, H, a, b, a, g, chunk, delta, loss, s_stop=0

@@ -18,6 +18,7 @@ Memory (tracemalloc): tests/test_memory.py.
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 
 import bpttbench
@@ -62,9 +63,18 @@ CASES = [
     (10, 128, 2), (11, 128, 3), (20, 128, 3), (21, 128, 3), (13, 128, 1), (16, 128, 15),
     (31, 43, 2), (45, 26, 1), (50, 22, 3), (49, 22, 3),
 ]  # fmt: skip
+# More slots than segments (ceil(T / L) <= slots < T): the spare slots keep a tail of
+# T - H L states from the first pass (ck.head_segments). B = 5, T = 90: 4 segments of 25,
+# the tail from slots = 42 (H = 2, the boundary; 41 is revolve's) to T - 1 (H = 1);
+# B = 22, T = 49: segments of 5, H = 5 below a tail of 24; B = 16, T = 77: segments of 8,
+# a ragged tail; B = 64, T = 45: segments of 2 (L - 1 = 1 step saved a slot).
+TAIL_CASES = [
+    (90, 5, 41), (90, 5, 42), (90, 5, 50), (90, 5, 89), (49, 22, 30), (77, 16, 40),
+    (77, 16, 76), (45, 64, 30), (45, 64, 44),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("T", "B", "slots"), CASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(("T", "B", "slots"), CASES + TAIL_CASES, ids=lambda v: str(v))
 @pytest.mark.parametrize("cell", CELLS)
 def test_checkpointed_bptt_equals_bptt(rng, cell, T, B, slots):
     params = make_params(rng, cell)
@@ -125,6 +135,39 @@ def test_the_kernel_evaluates_the_schedules_steps(rng, cell, T, B, slots):
     assert L == (T if slots >= T else min(T, 128 // B))  # BPTT's chunk
     if slots >= T:  # plain BPTT: each step once
         assert evaluations == T
+
+
+@pytest.mark.parametrize(("T", "B", "slots"), TAIL_CASES)
+def test_spare_slots_keep_a_tail_and_never_hold_more_than_the_slots(rng, T, B, slots):
+    """With more slots than segments every head segment is advanced once and the tail
+    never: T + H L evaluations (about 2 T - slots), and the head's stored starts plus the
+    tail's states are at most ``slots``."""
+    params = make_params(rng, "gru")
+    xs, ys = sequence(rng, T, B, M, P)
+    *_, evaluations = ck._run(params, xs, ys, slots)
+    L = min(T, 128 // B)
+    H = ck.head_segments(T, slots, B)
+    if H is None:  # the boundary below the tail: revolve stores every segment start
+        assert slots >= -(-T // L) - 1
+        assert evaluations == T + L * (-(-T // L) - 1)
+        return
+    tail = T - H * L
+    assert tail > L and H == -(-(T - slots) // (L - 1))
+    assert H + tail <= slots  # the peak at c slots: H starts and the tail's states
+    assert ck.plan(T, slots, B)[1] == H and ck.segment_rows(T, slots, B) == tail
+    assert evaluations == T + H * L == ck.evaluations(T, slots, B)
+    assert 2 * T - slots <= evaluations < 2 * T - slots + H + L  # H (L - 1) >= T - slots
+
+
+def test_spare_slots_cost_fall_to_bptts_at_T():
+    """Along slots at T = 1000, B = 8 (segments of 16): revolve's count down to its plain
+    schedule at 62 slots, flat until the tail pays (85 slots: 61 starts and 24 steps kept),
+    then falling to BPTT's T."""
+    T, B = 1000, 8
+    counts = [ck.evaluations(T, c, B) for c in range(1, T + 1)]
+    assert all(a >= b for a, b in itertools.pairwise(counts))  # never worse
+    assert counts[61] == T + 16 * 62 and counts[83] == counts[61] and counts[84] == counts[61] - 16
+    assert counts[T - 2] == T + 16 and counts[T - 1] == T
 
 
 def test_checkpoint_forward_steps_known_values():

@@ -292,6 +292,8 @@ CHECKPOINTED_SIZES = [
     {"T": 60, "B": 64, **RNN_SMALL, "c": 4},  # segments of 2 steps, 30 of them
     {"T": 30, "B": 1, **RNN_SMALL, "c": 30},  # plain BPTT, no recomputation
     {"T": 1, "B": 2, **RNN_SMALL, "c": 1},  # one step
+    {"T": 40, "B": 20, **RNN_SMALL, "c": 20},  # spare slots: 4 head segments, a tail of 16
+    {"T": 60, "B": 64, **RNN_SMALL, "c": 40},  # segments of 2: 20 below a tail of 20
 ]
 
 

@@ -189,6 +189,27 @@ MODEL_SIZES = {
     "checkpointed_bptt-c=100": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "c": 100},
     "checkpointed_bptt-gru": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "c": 16, "cell": "gru"},
     "checkpointed_bptt-lstm": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "c": 16, "cell": "lstm"},
+    # spare slots (32 segments of 16 steps, 300 slots): 15 head starts and a kept tail
+    # of 272 states
+    "checkpointed_bptt-c=300": {"T": 512, "B": 8, "n": 32, "m": 8, "p": 4, "c": 300},
+    "checkpointed_bptt-gru-c=300": {
+        "T": 512,
+        "B": 8,
+        "n": 32,
+        "m": 8,
+        "p": 4,
+        "c": 300,
+        "cell": "gru",
+    },
+    "checkpointed_bptt-lstm-c=300": {
+        "T": 512,
+        "B": 8,
+        "n": 32,
+        "m": 8,
+        "p": 4,
+        "c": 300,
+        "cell": "lstm",
+    },
     "checkpointed_bptt-lstm-B=32": {
         "T": 256,
         "B": 32,

@@ -12,6 +12,7 @@ import importlib
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 T, N, B = 1000, 64, 8
@@ -96,7 +97,22 @@ def tradeoff_cells(rtrl_at_T=False):
     cells.append(("rtrl", "T", {**at, "T": 8}, 1.0, nb, 41))  # shorter still: not the one used
     if rtrl_at_T:
         cells.append(("rtrl", "T", at, 7.0, nb + 100, 42))
+    # the time target at other (n, cell): BPTT and a c sweep at n = 256 (Elman) and at
+    # n = 64 for the GRU; a GRU c sweep without its BPTT (n = 512) gets no table
+    for i, (where, base, times) in enumerate(WIDE):
+        cells.append(("bptt", "T", where, base, 10**7, 50 + i))
+        for j, (c, sec) in enumerate(times.items()):
+            cells.append(("checkpointed_bptt", "c", {**where, "c": c}, sec, 10**6, 50 + i + j))
+    cells.append(("checkpointed_bptt", "c", {**at, "n": 512, "cell": "gru", "c": 4}, 1.0, 9, 59))
     return cells
+
+
+# (sizes, BPTT's seconds, c -> seconds): at n = 256 every c within 10% of the line through
+# the others; the GRU's c = 4 far above it
+WIDE = [
+    ({"T": T, "n": 256, "B": B}, 0.100, {4: 0.300, 16: 0.200, 35: 0.180, 1000: 0.100}),
+    ({"T": T, "n": N, "B": B, "cell": "gru"}, 0.060, {4: 0.400, 16: 0.110, 35: 0.100, 1000: 0.060}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +147,44 @@ def test_the_gruslys_table_has_the_measured_ratios(built):
     assert rows["8"][5] == "214.4% (3144 against 1000)"
     assert rows["32"][5] == "147.2% (2472 against 1000)"
     assert rows["1000"][5] == "0.0% (1000 against 1000)" and "every state" in rows["1000"][0]
-    # the stand-in's FLOP model adds 2 B n^2 per extra forward step to BPTT's count
-    from bpttbench.registry import ALGORITHMS
+    # the prediction: BPTT's time plus the extra evaluations times tau, the slope of the
+    # least-squares line time = a + tau E through the *other* slot counts
+    from bpttbench.bench.tradeoff import forward_steps
 
-    base = ALGORITHMS["bptt"].flop_count({"T": T, "n": N, "B": B, "m": 1, "p": 1})
-    assert rows["8"][6] == f"{100 * 2 * B * N * N * (3144 - 1000) / base:.1f}%"
+    E = {c: forward_steps(T, c, B) for c in CKPT}
+    for c in CKPT:
+        others = [k for k in CKPT if k != c]
+        tau = np.polyfit([E[k] for k in others], [CKPT[k][0] for k in others], 1)[0]
+        predicted = BPTT[0] + (E[c] - T) * tau
+        ratio = CKPT[c][0] / predicted
+        assert rows[str(c)][6] == f"{100 * (predicted / BPTT[0] - 1):.1f}%", c
+        assert rows[str(c)][7] == f"{ratio:.2f}", c
+        assert rows[str(c)][8] == ("yes" if ratio <= 1.1 else "NO"), c
+    assert {r[8] for r in rows.values()} == {"yes", "NO"}  # the stand-ins meet it and fail
+    assert "leave-one-out" in built["md"] and "residuals at most" in built["md"]
     # the sentence beside Gruslys: the cheapest slot count that saves >= 95%
     assert "c = 8 slots save 95.5% of BPTT's peak memory for 40.0% more time" in built["md"]
     assert "95.0% of memory saved for 33.3% more time at T = 1000" in built["md"]
+
+
+def test_the_time_target_is_judged_at_the_other_measured_sizes(built):
+    from bpttbench.bench.tradeoff import forward_steps
+
+    md, s = built["md"], built["summary"]["tradeoff"]["time_overhead"]
+    assert set(s) == {"T=1000, n=256, B=8, elman", "T=1000, n=64, B=8, gru"}
+    for where, base, times in WIDE:
+        label = next(k for k in s if f"n={where['n']}," in k and where.get("cell", "elman") in k)
+        assert f"Time overhead at {label}" in md
+        rows = s[label]
+        assert set(rows) == {f"c={c}" for c in times}
+        E = {c: forward_steps(T, c, B) for c in times}
+        for c in times:
+            others = [k for k in times if k != c]
+            tau = np.polyfit([E[k] for k in others], [times[k] for k in others], 1)[0]
+            ratio = times[c] / (base + (E[c] - T) * tau)
+            assert rows[f"c={c}"]["time_ratio"] == pytest.approx(ratio, abs=1e-4), (label, c)
+            assert rows[f"c={c}"]["meets_time_target"] == (ratio <= 1.1)
+    assert not s["T=1000, n=64, B=8, gru"]["c=4"]["meets_time_target"]
 
 
 def test_summary_json_holds_the_comparison(built):
@@ -236,14 +282,16 @@ def test_tradeoff_sweeps_join_the_presets_of_registered_algorithms():
 
 
 def test_every_tradeoff_sweep_ends_at_the_charted_sizes():
-    from bpttbench.tradeoff import SIZE, SWEEPS
+    """At SIZE, or at SIZE with a wider state (the time target's n = 256 and 512)."""
+    from bpttbench.tradeoff import SIZE, SWEEPS, WIDE_N
 
     for name, by_preset in SWEEPS.items():
         for preset, sweeps in by_preset.items():
             for s in sweeps:
                 moved = ("k1", "k2") if s.axis == "k" else (s.axis,)
                 cells = [{**s.fixed, **dict.fromkeys(moved, x)} for x in s.values]
-                at = [c for c in cells if all(c.get(k) == v for k, v in SIZE.items())]
+                size = {**SIZE, "n": s.fixed["n"]} if s.fixed.get("n") in WIDE_N else SIZE
+                at = [c for c in cells if all(c.get(k) == v for k, v in size.items())]
                 if (name, preset) == ("rtrl", "quick"):  # short runs only, scaled by steps
                     assert not at and all(
                         c["n"] == SIZE["n"] and c["B"] == SIZE["B"] for c in cells
