@@ -97,7 +97,10 @@ def budget_rows(ok: pd.DataFrame, fits: Mapping, view: View) -> list[dict]:
         entry: dict = {"algorithm": alg, "title": view.title(alg)}
         for metric, limit in (("time", TIME_BUDGET), ("memory", MEMORY_BUDGET)):
             fit = fits.get((alg, AXIS, metric))
-            sw = pick_sweep(ok, view, alg, AXIS, fit)
+            # The sweep that reaches furthest, which may not be the one fitted (the n^2
+            # rules fit inside the last-level cache, registry.py): its fitted slope
+            # interpolates only within the fitted sweep's sizes, the local one beyond.
+            sw = pick_sweep(ok, view, alg, AXIS, fit, widest=True)
             col = METRIC_COLUMN[metric]
             if sw.empty:
                 continue
@@ -107,6 +110,8 @@ def budget_rows(ok: pd.DataFrame, fits: Mapping, view: View) -> list[dict]:
                 continue
             slope = fit.slope if fit is not None else math.nan
             n, bound = budget_n(sw["size"], sw[col], slope, limit)
+            if fit is not None and fit.window and bound == "interpolated" and n > max(fit.window):
+                n, bound = budget_n(sw["size"], sw[col], math.nan, limit)
             entry[metric] = {
                 "n": float(n),
                 "bound": bound,
