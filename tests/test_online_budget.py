@@ -14,7 +14,7 @@ import pytest
 from bpttbench import ALGORITHMS
 from bpttbench.bench.fit import fit_window
 from bpttbench.bench.grid import geometric
-from bpttbench.bench.online_budget import budget_n, online_algorithms
+from bpttbench.bench.online_budget import budget_n, budget_rows, online_algorithms
 from bpttbench.bench.slices import pick_sweep
 from bpttbench.bench.view import View
 from fakes import make_registry
@@ -106,3 +106,23 @@ def test_the_n2_rules_time_fit_takes_the_in_cache_sweep(name):
     (wide_points, wide_max), (cache_points, cache_max) = sorted(counts, key=lambda c: -c[1])
     assert cache_points > wide_points
     assert cache_max <= 728 < wide_max
+
+
+def test_a_time_budget_beyond_the_fitted_sweep_is_read_off_the_wide_one():
+    """Where the sweep the fit takes (here: the one with the most sizes) never reaches the
+    budget, n comes from the sweep that reaches furthest, not 'at least' its largest n."""
+    wide = [64, 128, 256, 512, 1024, 2048]
+    dense = [184, 208, 240, 264, 304, 344, 392, 440, 504, 568, 640, 728]
+    rows = []
+    for sizes, T in ((wide, 16), (dense, 256)):
+        for cell in _cells(sizes, T):
+            n = cell["n"]
+            step = 4e-10 * n**2  # 1 ms a step at n = 1581
+            rows.append({**cell, "algorithm": "fake_online", "median_s": step * T,
+                         "peak_bytes": 8.0 * n**2})  # fmt: skip
+    ok = pd.DataFrame(rows)
+    (row,) = budget_rows(ok, {}, View.of(make_registry()))
+    assert row["time"]["bound"] == "interpolated"
+    assert row["time"]["n"] == pytest.approx(math.sqrt(1e-3 / 4e-10))
+    assert row["time"]["measured"] == [64, 2048]
+    assert row["memory"]["measured"] == [184, 728], "memory keeps the fitted sweep"
