@@ -30,8 +30,9 @@ Random protocol of the stochastic rules (tests/naive_online.py): one
 t = 1..T, for b = 0..B-1, before that element's update, k doubles
 ``rng.random()`` (k = n for UORO and R-KF, 2 for KF-RTRL, c1 first), each
 turned into a sign by ``u < 0.5 -> -1``. The kernels draw them one double at
-a time, inside the time loop, from the generator they are handed (Numba
-advances the caller's generator), so nothing is allocated per step.
+a time, inside the time loop, from that generator's state carried as four
+uint64 words (:func:`pcg_words`, :func:`pcg_random`: the same doubles, bit
+for bit), so nothing is allocated per step and no Generator is unboxed per call.
 
 Blocking: a rule whose gradient term is a rank-one update per step of a state
 that is itself updated by rank-one terms (UORO's theta~, SnAp-1's and RFLO's
@@ -89,14 +90,9 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def generator(seed: int) -> np.random.Generator:
-    """The generator of the random protocol (what ``numpy.random.default_rng(seed)`` builds)."""
-    return np.random.Generator(np.random.PCG64(seed))
-
-
 # --- PCG64 in the kernel ---------------------------------------------------------------
 # Numba unboxes a numpy Generator argument through ctypes at every call, about 10 us:
-# a fifth of a 32-step UORO chunk at n = 64. A stream's UORO therefore carries the
+# a fifth of a 32-step UORO chunk at n = 64. The stochastic rules therefore carry the
 # generator's 128-bit state as four uint64 words and draws from it here, bit for bit
 # what numpy's PCG64 (XSL-RR 128/64) and Generator.random() give (tests/test_stream.py).
 
