@@ -90,6 +90,15 @@ def _per_step(sw: pd.DataFrame) -> pd.DataFrame:
     return sw
 
 
+def _usable(sw: pd.DataFrame, metric: str, col: str) -> pd.DataFrame | None:
+    """The sweep per step (time), its positive values; None under two sizes."""
+    if sw.empty:
+        return None
+    sw = _per_step(sw) if metric == "time" else sw
+    sw = sw[pd.to_numeric(sw[col], errors="coerce") > 0]
+    return sw if sw["size"].nunique() >= 2 else None
+
+
 def budget_rows(ok: pd.DataFrame, fits: Mapping, view: View) -> list[dict]:
     """One row per online algorithm measured along n: its sweep, exponents and budget n."""
     rows = []
@@ -97,16 +106,22 @@ def budget_rows(ok: pd.DataFrame, fits: Mapping, view: View) -> list[dict]:
         entry: dict = {"algorithm": alg, "title": view.title(alg)}
         for metric, limit in (("time", TIME_BUDGET), ("memory", MEMORY_BUDGET)):
             fit = fits.get((alg, AXIS, metric))
-            sw = pick_sweep(ok, view, alg, AXIS, fit)
             col = METRIC_COLUMN[metric]
-            if sw.empty:
-                continue
-            sw = _per_step(sw) if metric == "time" else sw
-            sw = sw[pd.to_numeric(sw[col], errors="coerce") > 0]
-            if sw["size"].nunique() < 2:
+            sw = _usable(pick_sweep(ok, view, alg, AXIS, fit), metric, col)
+            if sw is None:
                 continue
             slope = fit.slope if fit is not None else math.nan
             n, bound = budget_n(sw["size"], sw[col], slope, limit)
+            if metric == "time" and bound == "at_least":
+                # The fitted sweep may stop short of the budget (the n^2 rules fit inside
+                # the last-level cache, registry.py): read n off the sweep that reaches
+                # furthest, with the local slope (the fitted one holds within its sizes).
+                wide = _usable(pick_sweep(ok, view, alg, AXIS, fit, widest=True), metric, col)
+                if wide is not None and wide["size"].max() > sw["size"].max():
+                    sw = wide
+                    n, bound = budget_n(sw["size"], sw[col], slope, limit)
+                    if fit is not None and fit.window and n > max(fit.window):
+                        n, bound = budget_n(sw["size"], sw[col], math.nan, limit)
             entry[metric] = {
                 "n": float(n),
                 "bound": bound,

@@ -232,9 +232,16 @@ def store_footer(runs: pd.DataFrame, config: Mapping) -> str:
     return "bpttbench · " + " · ".join(parts)
 
 
-def pick_sweep(ok: pd.DataFrame, view: View, alg: str, axis: str, fit=None) -> pd.DataFrame:
-    """The sweep to chart: the one the fit used, else the one with the most sizes."""
-    if fit is not None:
+def pick_sweep(
+    ok: pd.DataFrame, view: View, alg: str, axis: str, fit=None, widest: bool = False
+) -> pd.DataFrame:
+    """The sweep to chart: the one the fit used, else the one with the most sizes.
+
+    ``widest``: the one reaching the largest size (then the most sizes), whatever the
+    fit used: a fit may sit in a dense sweep inside one regime (the n^2 online rules
+    within the last-level cache) while a budget is read off the sweep that crosses it.
+    """
+    if fit is not None and not widest:
         rows = sweep_rows(ok, fit)
         if not rows.empty:
             return rows
@@ -244,7 +251,12 @@ def pick_sweep(ok: pd.DataFrame, view: View, alg: str, axis: str, fit=None) -> p
     moved = set(view.axis_vars(alg, axis))
     fixed_cols = [v for v in view.sizes if v in part.columns and v not in moved]
     groups = [g for _, g in part.groupby(row_keys(part, fixed_cols))] if fixed_cols else [part]
-    chosen = max(groups, key=lambda g: (g["size"].nunique(), str(g["created"].max())))
+
+    def rank(g):
+        most = (g["size"].nunique(), str(g["created"].max()))
+        return (pd.to_numeric(g["size"], errors="coerce").max(), *most) if widest else most
+
+    chosen = max(groups, key=rank)
     return chosen.sort_values(["size", "created"]).drop_duplicates("size", keep="last")
 
 

@@ -30,8 +30,9 @@ Random protocol of the stochastic rules (tests/naive_online.py): one
 t = 1..T, for b = 0..B-1, before that element's update, k doubles
 ``rng.random()`` (k = n for UORO and R-KF, 2 for KF-RTRL, c1 first), each
 turned into a sign by ``u < 0.5 -> -1``. The kernels draw them one double at
-a time, inside the time loop, from the generator they are handed (Numba
-advances the caller's generator), so nothing is allocated per step.
+a time, inside the time loop, from that generator's state carried as four
+uint64 words (:func:`pcg_words`, :func:`pcg_random`: the same doubles, bit
+for bit), so nothing is allocated per step and no Generator is unboxed per call.
 
 Blocking: a rule whose gradient term is a rank-one update per step of a state
 that is itself updated by rank-one terms (UORO's theta~, SnAp-1's and RFLO's
@@ -89,9 +90,51 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def generator(seed: int) -> np.random.Generator:
-    """The generator of the random protocol (what ``numpy.random.default_rng(seed)`` builds)."""
-    return np.random.Generator(np.random.PCG64(seed))
+# --- PCG64 in the kernel ---------------------------------------------------------------
+# Numba unboxes a numpy Generator argument through ctypes at every call, about 10 us:
+# a fifth of a 32-step UORO chunk at n = 64. The stochastic rules therefore carry the
+# generator's 128-bit state as four uint64 words and draws from it here, bit for bit
+# what numpy's PCG64 (XSL-RR 128/64) and Generator.random() give (tests/test_stream.py).
+
+_PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
+_M64 = (1 << 64) - 1
+_MULT_HI, _MULT_LO = np.uint64(_PCG_MULT >> 64), np.uint64(_PCG_MULT & _M64)
+_U32, _U11, _U58, _U63, _U64_1 = (np.uint64(v) for v in (32, 11, 58, 63, 1))
+_LOW32 = np.uint64(0xFFFFFFFF)
+
+
+def pcg_words(seed: int) -> np.ndarray:
+    """[state_hi, state_lo, inc_hi, inc_lo] of ``numpy.random.PCG64(seed)``, as uint64."""
+    st = np.random.PCG64(seed).state["state"]
+    return np.array(
+        [st["state"] >> 64, st["state"] & _M64, st["inc"] >> 64, st["inc"] & _M64], np.uint64
+    )
+
+
+@jit
+def _mulhi(x, y):
+    """The high 64 bits of the 128-bit product of two uint64."""
+    x0, x1 = x & _LOW32, x >> _U32
+    y0, y1 = y & _LOW32, y >> _U32
+    p00, p01, p10 = x0 * y0, x0 * y1, x1 * y0
+    mid = (p00 >> _U32) + (p01 & _LOW32) + (p10 & _LOW32)
+    return x1 * y1 + (p01 >> _U32) + (p10 >> _U32) + (mid >> _U32)
+
+
+@jit
+def pcg_random(w):
+    """The next ``Generator.random()`` of the PCG64 whose words are ``w`` (advanced in place)."""
+    s_hi, s_lo, i_hi, i_lo = w[0], w[1], w[2], w[3]
+    # state <- state * MULT + inc  (mod 2^128)
+    hi = _mulhi(s_lo, _MULT_LO) + s_hi * _MULT_LO + s_lo * _MULT_HI
+    lo = s_lo * _MULT_LO
+    new_lo = lo + i_lo
+    hi = hi + i_hi + (_U64_1 if new_lo < lo else np.uint64(0))
+    w[0], w[1] = hi, new_lo
+    x = hi ^ new_lo  # XSL-RR output: rotate right by the top six bits of the state
+    rot = hi >> _U58
+    out = (x >> rot) | (x << ((np.uint64(64) - rot) & _U63))
+    return np.float64(out >> _U11) * (1.0 / 9007199254740992.0)
 
 
 def kept_scratch(state, steps: int, make):
@@ -110,6 +153,30 @@ def kept_scratch(state, steps: int, make):
 def block_steps(T: int) -> int:
     """Steps per block for a call of T steps."""
     return max(1, min(STEPS_PER_BLOCK, T))
+
+
+@jit
+def new_grads(n, m, p, dtype):
+    """The five gradient arrays (W_ih, W_hh, b_h, W_out, b_out) for a kernel to add into.
+
+    The blocked kernels (uoro.py, snap1.py) build them and fold G = (W_hh | W_ih
+    | b_h) row by row straight into the first three, then return them: fresh
+    arrays each call, owned by the caller (a stream keeps no reference), with
+    no G to copy out and nothing to pass in. G's three are left uncleared: the
+    kernel's first fold clears each row just before adding to it, while the
+    row is in L1 (np.zeros would write all of G once more). At n = 256 the
+    clearing and copying of G were about 5% of a 32-step chunk; at n = 64 the
+    five allocations and arguments about 1 us of its ~45.
+    """
+    return (
+        np.empty((n, m), dtype), np.empty((n, n), dtype), np.empty(n, dtype),
+        np.zeros((p, n), dtype), np.zeros(p, dtype),
+    )  # fmt: skip
+
+
+def as_params(grads) -> RNNParams:
+    """RNNParams of the five arrays of :func:`new_grads` (``_make``: no checks, alpha 1)."""
+    return RNNParams._make(grads)
 
 
 def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:
@@ -230,6 +297,11 @@ def cell_bytes(B, n, m, p, itemsize) -> list[Term]:
         Term(p * n * itemsize, {"n": 1, "p": 1}),  # g_W_out
         Term(p * itemsize, {"p": 1}),  # g_b_out
     ]
+
+
+def returned_gradient_bytes(n, m, itemsize) -> list[Term]:
+    """The three recurrent gradients a blocked kernel folds into directly (n x r in all)."""
+    return times_r(n * itemsize, {"n": 1}, n, m)
 
 
 def gradient_bytes(n, m, itemsize) -> list[Term]:

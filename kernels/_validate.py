@@ -46,6 +46,12 @@ def all_finite(arrays):
     return ok
 
 
+@jit
+def finite_pair(xs, ys):
+    """All entries of two contiguous arrays finite: a stream's chunk in one dispatch."""
+    return _all_finite(xs.reshape(-1)) and _all_finite(ys.reshape(-1))
+
+
 def check_size(name, value) -> int:
     """A positive int (bools are refused: ``True`` is not a size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -29,8 +29,6 @@ Communications 11:3625; Marschall, Cho & Savin 2020, JMLR 21(135), sec. 5.2).
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _batch_parallel, _online
 from ._batch_parallel import batch_parts
 from ._validate import check_rnn_problem
@@ -46,8 +44,7 @@ def start(arrays, B) -> TraceState:
 
 def advance(state: TraceState, arrays, alpha, xs, ys):
     """Run RFLO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    n = arrays[1].shape[0]
-    return run_trace(state, arrays, alpha, xs, ys, np.zeros(n, arrays[1].dtype))
+    return run_trace(state, arrays, alpha, xs, ys, False)
 
 
 def rflo(params, xs, ys):

@@ -44,30 +44,34 @@ import numpy as np
 from . import _batch_parallel, _online, cells, snap1_gated
 from ._batch_parallel import batch_parts
 from ._jit import jit
-from ._online import cell_step, fill_z
+from ._online import cell_step, fill_z, new_grads
 from ._validate import check_rnn_problem
 from .cells import GRUParams, LSTMParams
 from .costs import Term
 
 
 @jit
-def _diagonal_trace(xs, ys, weights, alpha, w_self, h, S, scratch, block, G, grads):
+def _diagonal_trace(xs, ys, weights, alpha, self_connected, h, S, scratch, block):
     """S <- ((1 - alpha) + d * w_self)[:, None] * S + d z^T;  G += c[:, None] * S.
 
-    SnAp-1 passes w_self = diag(W_hh), RFLO passes zeros. ``block`` holds the
+    SnAp-1 passes self_connected = True (w_self = diag(W_hh), read here so that
+    the caller copies nothing), RFLO False (w_self = 0). ``block`` holds the
     block's z_t (B, k, r), lambda_t, d_t, c_t (B, k, n), and the scratch of
-    its end (:func:`_fold_block`).
+    its end (:func:`_fold_block`). Returns the loss and the five gradient
+    arrays (``_online.new_grads``), G being the first three.
     """
     W_ih, W_hh, b_h, W_out, b_out = weights
     h_new, d, c, e = scratch
     Z, lam, D, C, coef, ends, out = block
-    g_W_out, g_b_out = grads
-    T, B, _ = xs.shape
+    T, B, m = xs.shape
+    grads = new_grads(W_hh.shape[0], m, W_out.shape[0], W_hh.dtype)
+    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
+    G = (g_W_hh, g_W_ih, g_b_h)  # not yet cleared: the call's first fold does it row by row
+    fresh = True
     n = S.shape[1]
     k = Z.shape[1]
     leak = 1.0 - alpha
     loss = 0.0
-    G[:] = 0.0
     j = 0  # steps recorded in the current block
     for t in range(T):
         loss += cell_step(
@@ -76,25 +80,31 @@ def _diagonal_trace(xs, ys, weights, alpha, w_self, h, S, scratch, block, G, gra
         for b in range(B):
             fill_z(h[b], xs[t, b], Z[b, j])
             for i in range(n):
-                lam[b, j, i] = leak + d[b, i] * w_self[i]  # the diagonal of A_t
+                w_self = W_hh[i, i] if self_connected else 0.0
+                lam[b, j, i] = leak + d[b, i] * w_self  # the diagonal of A_t
                 D[b, j, i] = d[b, i]
                 C[b, j, i] = c[b, i]
         h[:] = h_new
         j += 1
         if j == k or t == T - 1:
             for b in range(B):
-                _fold_block(S[b], lam[b, :j], D[b, :j], C[b, :j], Z[b, :j], coef, ends, out, G)
+                _fold_block(
+                    S[b], lam[b, :j], D[b, :j], C[b, :j], Z[b, :j], coef, ends, out, G, fresh
+                )
+                fresh = False
             j = 0
-    return 0.5 * loss
+    return 0.5 * loss, grads
 
 
 @jit
-def _fold_block(S, lam, D, C, Z, coef, ends, out, G):
+def _fold_block(S, lam, D, C, Z, coef, ends, out, G, fresh):
     """Fold a block of j steps into one trace S (n, r) and into G.
 
     coef (k, 2n) receives the coefficients of the block's z's, transposed
     (rows 0..n-1 of the GEMM: the gradient's, rows n..2n-1: the trace's);
-    ends (2, n) the coefficients of S_0; out (2n, r) the GEMM.
+    ends (2, n) the coefficients of S_0; out (2n, r) the GEMM. ``fresh``: G
+    holds garbage, and each row is cleared just before it is added to (while
+    it is in L1, instead of a pass over all of G before the call).
     """
     n, r = S.shape
     j = Z.shape[0]
@@ -111,17 +121,32 @@ def _fold_block(S, lam, D, C, Z, coef, ends, out, G):
         ends[0, i] = lam_next * Q
         ends[1, i] = R
     np.dot(coef[:j].T, Z, out)
+    g_hh, g_ih, g_b = G
+    n_ih = g_ih.shape[1]
     for i in range(n):
         s = S[i]
-        g = G[i]
         o_g = out[i]
         o_s = out[n + i]
         gamma = ends[0, i]
         L = ends[1, i]
-        for col in range(r):
+        # G's row i is (g_W_hh[i], g_W_ih[i], g_b_h[i]): the returned arrays themselves
+        if fresh:
+            g_hh[i] = 0.0
+            g_ih[i] = 0.0
+            g_b[i] = 0.0
+        g = g_hh[i]
+        for col in range(n):
             x = s[col]
             g[col] += gamma * x + o_g[col]
             s[col] = L * x + o_s[col]
+        g = g_ih[i]
+        for col in range(n_ih):
+            x = s[n + col]
+            g[col] += gamma * x + o_g[n + col]
+            s[n + col] = L * x + o_s[n + col]
+        x = s[r - 1]
+        g_b[i] += gamma * x + o_g[r - 1]
+        s[r - 1] = L * x + o_s[r - 1]
 
 
 def trace_flops(T, B, n, m, p) -> list[Term]:
@@ -147,14 +172,13 @@ def trace_bytes(T, B, n, m, p, itemsize) -> list[Term]:
     return [
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # S
         *_online.times_r(2 * n * itemsize, {"n": 1}, n, m),  # the block's GEMM
-        *_online.gradient_bytes(n, m, itemsize),
+        *_online.returned_gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
         # z (r), lambda, d, c (3 n) of each step of a block
         *_online.times_r(B * k * itemsize, {"B": 1}, n, m),
         Term(B * k * 3 * n * itemsize, {"B": 1, "n": 1}),
         Term((2 * k + 2) * n * itemsize, {"n": 1}),  # the block's coefficients
         Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}
-        Term(n * itemsize, {"n": 1}),  # the self-connections
     ]
 
 
@@ -172,7 +196,7 @@ def start(arrays, B) -> TraceState:
     return TraceState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype)
 
 
-def run_trace(state: TraceState, arrays, alpha, xs, ys, w_self):
+def run_trace(state: TraceState, arrays, alpha, xs, ys, self_connected):
     """Run the diagonal trace over the checked chunk from ``state``; return (loss, grads)."""
     _, B, m = xs.shape
     n, p = arrays[1].shape[0], arrays[3].shape[0]
@@ -188,19 +212,18 @@ def run_trace(state: TraceState, arrays, alpha, xs, ys, w_self):
             np.empty((B, k, n), dt), np.empty((k, 2 * n), dt), np.empty((2, n), dt),
             np.empty((2 * n, r), dt),
         )  # fmt: skip
-        return scratch, block, np.empty((n, r), dt)
+        return scratch, block
 
-    scratch, block, G = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
-    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    loss = _diagonal_trace(
-        xs, ys, arrays, alpha, w_self, state.h, state.S, scratch, block, G, grads
+    scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
+    loss, grads = _diagonal_trace(
+        xs, ys, arrays, alpha, self_connected, state.h, state.S, scratch, block
     )
-    return float(loss), _online.gradients(G, *grads, m)
+    return loss, _online.as_params(grads)
 
 
 def advance(state: TraceState, arrays, alpha, xs, ys):
     """Run SnAp-1 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    return run_trace(state, arrays, alpha, xs, ys, arrays[1].diagonal().copy())
+    return run_trace(state, arrays, alpha, xs, ys, True)
 
 
 def snap1(params, xs, ys):

@@ -42,27 +42,28 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import cell_step, fill_z, ratio, rows_times_transpose, sign
+from ._online import cell_step, fill_z, new_grads, pcg_random, ratio, rows_times_transpose, sign
 from ._validate import check_rnn_problem
 from .costs import Term
 
 
 @jit
 def _uoro(
-    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_0, theta_norm, scratch, block, G,
-    grads,
+    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_0, theta_norm, scratch, block,
 ):  # fmt: skip
     W_ih, W_hh, b_h, W_out, b_out = weights
     h_new, d, c, e, As, nu, sq = scratch
     V, Z, lam, w, out = block
-    g_W_out, g_b_out = grads
-    T, B, _ = xs.shape
+    T, B, m = xs.shape
+    grads = new_grads(W_hh.shape[0], m, W_out.shape[0], W_hh.dtype)
+    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
+    G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
+    fresh = True  # G not yet cleared: the call's first fold does it row by row
     n, r = theta_tilde.shape[1], theta_tilde.shape[2]
     k = Z.shape[1]
     nu_norm = math.sqrt(n)
     leak = 1.0 - alpha
     loss = 0.0
-    G[:] = 0.0
     j = 0  # steps recorded in the current block
     for t in range(T):
         loss += cell_step(
@@ -71,7 +72,7 @@ def _uoro(
         rows_times_transpose(s_tilde, W_hh, As)  # W_hh s~ for every batch element
         for b in range(B):
             for i in range(n):
-                nu[i] = sign(rng.random())
+                nu[i] = sign(pcg_random(rng))
             z = Z[b, j]
             fill_z(h[b], xs[t, b], z)
             As_sq = 0.0
@@ -111,17 +112,20 @@ def _uoro(
         if j == k or t == T - 1:
             for b in range(B):
                 _fold_block(
-                    theta_tilde[b], theta_0[b], V[b, :j], Z[b, :j], lam[b, :j], w[b, :j], out, G
-                )
+                    theta_tilde[b], theta_0[b], V[b, :j], Z[b, :j], lam[b, :j], w[b, :j], out, G,
+                    fresh,
+                )  # fmt: skip
+                fresh = False
             j = 0
-    return 0.5 * loss
+    return 0.5 * loss, grads
 
 
 @jit
-def _fold_block(theta, theta_0, V, Z, lam, w, out, G):
+def _fold_block(theta, theta_0, V, Z, lam, w, out, G, fresh):
     """G += sum over the block's j steps of w_t theta~_t; theta_0 <- theta~ for the next block.
 
-    Scales the rows of Z (the block's z's) by Q_tau in place.
+    Scales the rows of Z (the block's z's) by Q_tau in place. ``fresh``: G holds
+    garbage, and each row is cleared just before it is added to.
     """
     n, r = theta.shape
     j = Z.shape[0]
@@ -134,18 +138,31 @@ def _fold_block(theta, theta_0, V, Z, lam, w, out, G):
         lam_next = lam[tau]
     gamma = lam_next * Q
     np.dot(V.T, Z, out)
+    g_hh, g_ih, g_b = G
+    n_ih = g_ih.shape[1]
     for i in range(n):
-        g = G[i]
         th = theta[i]
         th_0 = theta_0[i]
         o = out[i]
-        for col in range(r):
+        if fresh:
+            g_hh[i] = 0.0
+            g_ih[i] = 0.0
+            g_b[i] = 0.0
+        g = g_hh[i]
+        for col in range(n):
             g[col] += gamma * th_0[col] + o[col]
             th_0[col] = th[col]
+        g = g_ih[i]
+        for col in range(n_ih):
+            g[col] += gamma * th_0[n + col] + o[n + col]
+            th_0[n + col] = th[n + col]
+        g_b[i] += gamma * th_0[r - 1] + o[r - 1]
+        th_0[r - 1] = th[r - 1]
 
 
 class UOROState:
-    """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng.
+    """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng
+    (``rng``: the four uint64 words of its PCG64, ``_online.pcg_words``).
 
     ``theta_0`` is theta~ as the current block began (every call ends a block).
     """
@@ -156,7 +173,7 @@ class UOROState:
         self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
         self.theta_0 = np.zeros((B, n, n + m + 1), dtype)  # theta~ at the current block's start
         self.theta_norm = np.zeros(B, dtype)
-        self.rng = _online.generator(seed)
+        self.rng = _online.pcg_words(seed)
 
 
 def start(arrays, B, seed=0) -> UOROState:
@@ -181,15 +198,14 @@ def advance(state: UOROState, arrays, alpha, xs, ys):
             np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((B, k), dt),
             np.empty((B, k), dt), np.empty((n, r), dt),
         )  # fmt: skip
-        return scratch, block, np.empty((n, r), dt)
+        return scratch, block
 
-    scratch, block, G = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
-    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    loss = _uoro(
+    scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
+    loss, grads = _uoro(
         xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
-        state.theta_0, state.theta_norm, scratch, block, G, grads,
+        state.theta_0, state.theta_norm, scratch, block,
     )  # fmt: skip
-    return float(loss), _online.gradients(G, *grads, m)
+    return loss, _online.as_params(grads)
 
 
 def uoro(params, xs, ys, seed=0):
@@ -245,7 +261,7 @@ def memory(size, itemsize: int) -> list[Term]:
     return [
         *_online.times_r(2 * B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~, theta~_0
         *_online.times_r(n * itemsize, {"n": 1}, n, m),  # the block's GEMM
-        *_online.gradient_bytes(n, m, itemsize),
+        *_online.returned_gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
         # v (n), z (r), lambda and c . s~ of each step of a block
         Term(B * k * 2 * n * itemsize, {"B": 1, "n": 1}),

@@ -179,8 +179,24 @@ def started(problem):
         (lambda xs, ys: (xs[:0], ys[:0]), ValueError, r"\bxs\b"),
         (lambda xs, ys: (xs.astype(np.float32), ys), TypeError, r"\bxs\b"),
         (lambda xs, ys: (xs, np.where(ys > 0, np.nan, ys)), ValueError, r"\bys\b"),
+        (lambda xs, ys: (np.where(xs > 0, np.inf, xs), ys), ValueError, r"\bxs\b"),
+        (lambda xs, ys: (xs.tolist(), ys), TypeError, r"\bxs\b"),
+        (lambda xs, ys: (xs, np.ma.masked_less(ys, 0.0)), TypeError, r"\bys\b"),
+        (lambda xs, ys: (xs, ys[:-1]), ValueError, r"\bys\b"),
     ],
-    ids=["B-differs", "2d-chunk-for-B=2", "m-differs", "p-differs", "empty", "dtype", "nan"],
+    ids=[
+        "B-differs",
+        "2d-chunk-for-B=2",
+        "m-differs",
+        "p-differs",
+        "empty",
+        "dtype",
+        "nan",
+        "inf-in-xs",
+        "list",
+        "masked",
+        "T-differs",
+    ],
 )
 def test_stream_rejects_a_chunk_that_does_not_fit(started, mutate, error, pattern):
     s, _, xs, ys = started
@@ -334,3 +350,45 @@ def test_a_gated_stream_keeps_its_cell(rng):
         s.params = bpttbench.init_lstm(3, 4, 2)
     with pytest.raises(ValueError, match="weight_ih has shape"):
         s.params = bpttbench.init_gru(3, 5, 2)
+
+
+@pytest.mark.parametrize("name", ["uoro", "snap1", "rflo", "rtrl"])
+def test_a_strided_chunk_gives_what_its_contiguous_copy_gives(problem, name):
+    """A chunk that is not C-contiguous (or is 2-D) skips the fast check and is copied."""
+    p, xs, ys = problem
+    wide = np.repeat(xs, 2, axis=2)[:, :, ::2]  # the values of xs, strided
+    assert not wide.flags.c_contiguous and np.array_equal(wide, xs)
+    a = bpttbench.stream(name, p, B=2, **options(name))
+    b = bpttbench.stream(name, p, B=2, **options(name))
+    for t in (0, 5):
+        loss_a, g_a = a.step(wide[t : t + 5], ys[t : t + 5])
+        loss_b, g_b = b.step(np.ascontiguousarray(xs[t : t + 5]), ys[t : t + 5])
+        assert loss_a == loss_b
+        for u, v in zip(g_a, g_b, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("name", ["uoro", "snap1", "rflo"])
+def test_each_chunk_returns_gradients_the_caller_owns(problem, name):
+    """The blocked kernels return the arrays they folded into: fresh ones every chunk,
+    shared with nothing the stream keeps (a later chunk must not overwrite them)."""
+    p, xs, ys = problem
+    s = bpttbench.stream(name, p, B=2, **options(name))
+    _, first = s.step(xs[:6], ys[:6])
+    kept = [a.copy() for a in first]
+    _, second = s.step(xs[6:], ys[6:])
+    for a, b, k in zip(first, second, kept, strict=True):
+        np.testing.assert_array_equal(a, k)
+        assert not np.shares_memory(a, b)
+        assert a.flags.c_contiguous
+    state = [v for v in vars(s.state).values() if isinstance(v, np.ndarray)]
+    assert not any(np.shares_memory(a, v) for a in second for v in state)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 12345, 2**40 + 7])
+def test_the_kernels_pcg64_draws_what_numpys_generator_draws(seed):
+    """UORO draws in its kernel from four uint64 words (no Generator to unbox per call):
+    the same doubles as numpy.random.Generator(PCG64(seed)).random(), bit for bit."""
+    words = ONLINE.pcg_words(seed)
+    ours = np.array([ONLINE.pcg_random(words) for _ in range(3000)])
+    np.testing.assert_array_equal(ours, np.random.Generator(np.random.PCG64(seed)).random(3000))
