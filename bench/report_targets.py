@@ -49,11 +49,14 @@ class Row:
     measured: str = NOT_MEASURED
     ratio: float | None = None  # measured / target: 1 or more is met
     note: str = ""
+    predicted: bool = False  # a model's figure: never counted as met or missed
 
     @property
     def met(self) -> str:
         if self.ratio is None or not np.isfinite(self.ratio):
             return "-"
+        if self.predicted:
+            return "predicted only"
         return "yes" if self.ratio >= 1 else "no"
 
     def markdown(self) -> str:
@@ -120,6 +123,7 @@ def rtrl_rows(ok: pd.DataFrame, runs: pd.DataFrame) -> list[Row]:
             f"to it (serial share {serial:.0%}) predicts {s16:.1f}x at 16",
             s16 / 10.0,
             "a prediction, not a measurement",
+            predicted=True,
         )
     return [first, second]
 

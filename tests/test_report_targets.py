@@ -61,6 +61,7 @@ def test_the_targets_are_computed_from_the_cells_runs_and_peers():
     assert "80%" in rtrl.measured
     amdahl = found["Exact RTRL, B >= 16 or n >= 128, 16 cores"]  # 2x on 2: no serial share
     assert amdahl.ratio == pytest.approx(1.6) and "prediction" in amdahl.note
+    assert amdahl.met == "predicted only"  # a model's figure is neither met nor missed
     bptt = found["BPTT, B >= 32, n >= 256"]
     assert bptt.ratio == pytest.approx(1.8 / 1.7) and "1 cells" in bptt.measured
     assert found["Truncated BPTT, B >= 32, n >= 256"].measured == rt.NOT_MEASURED
