@@ -719,11 +719,12 @@ def _on_cell(sweep: Sweep, cell: str) -> Sweep:
 
 def _cell_sweeps(cell):
     pair_t = _on_cell(_PAIR_T, cell)
-    # BPTT's: every size of the Elman's up to 3040 (15 points: the LSTM's fit over every
-    # other size, 8 points, came out 2.08 [1.99, 2.17], one point's noise wide);
-    # truncated BPTT's: every other size (its 8-point fits PASS).
+    # BPTT's and truncated BPTT's time along n: every size of the Elman's up to 3040 (15
+    # points: the LSTM's BPTT fit over every other size, 8 points, came out 2.08 [1.99,
+    # 2.17], one point's noise wide; and with 8 points the truncated BPTT time fit went
+    # to the memory sweep's 9 small sizes, n = 32..512, where the gates' pointwise work
+    # leads: 1.70 there)
     bptt_n = (384, 448, 512, 608, 704, 800, 928, 1088, 1248, 1440, 1696, 1952, 2272, 2624, 3040)
-    full_n = bptt_n[::2]
     return {
         "bptt": {
             "quick": (
@@ -763,7 +764,7 @@ def _cell_sweeps(cell):
         "tbptt": {
             "full": (
                 _geo("T", 128, 16384, 8, n=64, B=16, k1=16, k2=16, cell=cell),
-                _cases("n", full_n, T=16, B=64, k1=8, k2=8, cell=cell),
+                _cases("n", bptt_n, T=16, B=64, k1=8, k2=8, cell=cell),
                 _geo("n", 16, 512, 11, multiple=8, T=256, B=64, k1=256, k2=256, cell=cell),
                 _geo("k", 64, 8192, 8, T=8192, n=16, B=64, cell=cell),
                 _on_cell(_TBPTT_B, cell),

@@ -15,13 +15,21 @@ M="env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE"
 $M bpttbench quality --preset full --db "$DB"
 # Every algorithm's and cell's sweeps of the full preset, one thread
 $M bpttbench sweep --preset full --min-time 1.5 --db "$DB"
-# The peers (PyTorch and JAX; Elman, GRU and LSTM), pinned to one core, both dtypes
+# The peers (PyTorch and JAX; Elman, GRU and LSTM), pinned to one core, both dtypes.
+# This first pass was stopped (SIGTERM) at JAX's RTRL at n = 64, which had run 12 minutes
+# pinned to one core without finishing (2.5 s a call unpinned, in an earlier run); its
+# finished rows stay. The rest of the grid, less JAX's RTRL, followed:
 $M bpttbench peers --db "$DB" --dtype float64 float32
+$M bpttbench peers --db "$DB" --dtype float64 --cells gru lstm
+$M bpttbench peers --db "$DB" --dtype float32 --cells elman gru lstm --algorithms bptt tbptt
 # Issue 14's threads measurement: a subset of the full preset's cells at 1 and 2
 # threads (the one-thread cells are the sweeps' own, resumed)
 $M bpttbench sweep --grid reports/reference/threads.toml --min-time 1.5 --db "$DB"
 # The online rules' performance targets, stored beside the store for the report
 $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
     --json reports/reference/online_targets.json
+# After the gated cells' truncated BPTT time sweep took every size of BPTT's (the new
+# cells only)
+$M bpttbench sweep --preset full --min-time 1.5 --algorithms tbptt --db "$DB"
 bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
     --out reports/reference
