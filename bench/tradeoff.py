@@ -37,7 +37,6 @@ least time.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ import pandas as pd
 from bpttbench.bench import fmt
 from bpttbench.bench.charts_tradeoff import TradeoffLine, tradeoff_chart
 from bpttbench.bench.view import Context, Skip, View
+from bpttbench.checkpointed_bptt import evaluations  # the module's, not the function's
 from bpttbench.tradeoff import CHECKPOINTED, SIZE, SLOTS_AXIS
 
 GRUSLYS = {
@@ -177,12 +177,7 @@ def forward_steps(T: int, slots: int, B: int) -> int:
     forward advances over segments of L = 128 / B steps, times L, plus each step once in
     its segment's reversal, or T + H L with spare slots keeping a tail
     (``checkpointed_bptt.evaluations``, the kernel's own count)."""
-    return _checkpointed_module().evaluations(T, slots, B)
-
-
-def _checkpointed_module():
-    # ``bpttbench.checkpointed_bptt`` is the function; the module holds the counts.
-    return importlib.import_module("bpttbench.checkpointed_bptt")
+    return evaluations(T, slots, B)
 
 
 def gruslys_rows(tr: Tradeoff, registry: Mapping) -> list[dict]:
