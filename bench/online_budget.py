@@ -114,7 +114,7 @@ def budget_rows(ok: pd.DataFrame, fits: Mapping, view: View) -> list[dict]:
             n, bound = budget_n(sw["size"], sw[col], slope, limit)
             if metric == "time" and bound == "at_least":
                 # The fitted sweep may stop short of the budget (the n^2 rules fit inside
-                # the last-level cache, registry.py): read n off the sweep that reaches
+                # the last-level cache, specs/online.py): read n off the sweep that reaches
                 # furthest, with the local slope (the fitted one holds within its sizes).
                 wide = _usable(pick_sweep(ok, view, alg, AXIS, fit, widest=True), metric, col)
                 if wide is not None and wide["size"].max() > sw["size"].max():

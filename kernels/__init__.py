@@ -22,8 +22,9 @@ and ``rtrl.py``, schedules over the cells; ``backprop.py``; the online rules
 ``uoro.py``, ``kf_rtrl.py``, ``r_kf.py``, ``snap1.py``, ``snap2.py``,
 ``rflo.py``, which ``stream.py`` runs chunk by chunk), and ``registry.py``
 declares what the benchmark harness (``bpttbench.bench``, the ``bench/``
-folder) needs to know about each. The models, the algorithms and their costs
-are in the repository's THEORY.md.
+folder) needs to know about each, from the entries in ``specs/`` (one module a
+family). The models, the algorithms and their costs are in the repository's
+THEORY.md.
 """
 
 from . import checkpoint_schedule, optim, tasks

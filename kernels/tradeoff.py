@@ -52,8 +52,9 @@ _T_SWEEP = (125, 250, 500, _T)
 # a c sweep at n = 256 and 512 (T = 1000, B = 8; ~0.1 and ~0.5 s a BPTT call by the
 # FLOP model, checkpointed BPTT at c = 4 about twice that), the report's overhead tables.
 WIDE_N = (256, 512)
-# The full preset's BPTT T sweep at SIZE, the gated cells' too (kernels/registry.py,
-# CKPT_BASE_T: a gated sweep needs >= 6 points, each one an Elman point).
+# The full preset's BPTT T sweep at SIZE, the gated cells' too
+# (kernels/specs/checkpointed.py, CKPT_BASE_T: a gated sweep needs >= 6 points, each
+# one an Elman point).
 BASE_T_FULL = (125, 177, 250, 354, 500, 707, _T)
 WIDE_C = (4, 16, 35, 92, 300, _T)
 

@@ -50,7 +50,7 @@ def entries():
 
 
 # The gated cells' cost models, with the exponents declared for the algorithm: a cell
-# changes constants, not powers (kernels/registry.py, "the cell").
+# changes constants, not powers (kernels/specs/gated.py, "the cell").
 GATED = ("gru", "lstm")
 
 
@@ -115,12 +115,12 @@ def test_costs_are_positive(name):
 
 
 # Axes along which time follows no power law, so none is declared: checkpointed BPTT's
-# forward steps fall with the slots c like T ln T / ln c (kernels/registry.py).
+# forward steps fall with the slots c like T ln T / ln c (kernels/specs/checkpointed.py).
 NO_TIME_POWER_LAW = {("checkpointed_bptt", "c")}
 # Exponents that are a schedule's asymptotic theory, not the power of a cost term (their
 # Exponent.terms is the power of the terms that carry them): checkpointed BPTT's forward
 # steps at fixed c grow like T^(1 + 1/c) (revolve's repetition number r ~ (c! T)^(1/c);
-# kernels/registry.py), in terms of power T^1 with the factor r in their values.
+# kernels/specs/checkpointed.py), in terms of power T^1 with the factor r in their values.
 SCHEDULE_EXPONENTS = {
     ("checkpointed_bptt", "T", "time"): 1 + 1 / CKPT_T_SLOTS,
     ("checkpointed_bptt", "T", "flops"): 1 + 1 / CKPT_T_SLOTS,
