@@ -529,7 +529,8 @@ def check_spec(spec: AlgorithmSpec) -> None:
 #   adds a denser sweep inside the cache, n = 184..728 at T = 256 (the fixed work under
 #   2% of a call), which the time fit takes; the online budget table reads its n off
 #   the wide sweep, which crosses the budget (bench/online_budget.py).
-# The full preset adds T and B sweeps of 8 points each: about 170 cells for the six.
+# The full preset adds T and B sweeps of 8 points each (and the n^2 rules a second B
+# sweep of 10): about 200 cells for the six.
 # The n^3 rules' B sweeps run from 8 to 1024 at n = 64: the time's B^1 terms lead the
 # time model (FLOPs at the GEMM rate, each step's weight reads at the GEMV rate;
 # bench.fit) from B ~ 8 to 16, and the memory's B n^2 state leads the n r buffers 9 to 1
@@ -551,7 +552,12 @@ def check_spec(spec: AlgorithmSpec) -> None:
 # would take 2.5 GiB for UORO at a decade's span. T = 256 keeps a call's fixed ~30 us
 # under 2% at B = 16 (1.8 ms, SnAp-1), the top call near 30 ms (SnAp-1) to 60 ms (UORO);
 # the time model's B^1 terms carry >= 90% from B = 16, its memory's from B ~ 12 (UORO)
-# and 16 (SnAp-1, RFLO): all 8 sizes are in both windows.
+# and 16 (SnAp-1, RFLO): all its sizes are in both windows. The n = 128 sweep stays for
+# its large batches: the threads grid (reports/reference/threads.toml) times SnAp-1's
+# and RFLO's B = 128..1024 at two threads for the report's parallel chart, and reuses
+# the one-thread cells from here. The fit takes the in-L3 sweep: it has more sizes in
+# its window (10 to the large one's 6 to 8), as the in-cache n sweep below does.
+B_IN_L3_POINTS = 10
 
 # The n^2 rules' in-cache n sweep has more points than the wide one (11), so that the
 # exponent fit, which takes the sweep with the most sizes in its window, takes it.
@@ -607,8 +613,10 @@ def _quadratic(name, title, func, flops, memory, source):
             # inside the last-level cache, T = 256 steps a call: the fit's sweep (more
             # points in the window than the wide one), the wide one the budget's
             _geo("n", 184, 728, IN_CACHE_POINTS, multiple=8, T=256, B=1),
-            # every sequence's state inside the L3 (see "The n^2 rules' B sweep" above)
-            _geo("B", 16, 256, 8, T=256, n=32),
+            # every sequence's state inside the L3 (see "The n^2 rules' B sweep" above): the
+            # fit's sweep; the large batches, beyond the L3 from B ~ 128, the threads grid's
+            _geo("B", 16, 256, B_IN_L3_POINTS, T=256, n=32),
+            _geo("B", 8, 1024, 8, T=16, n=128),
         ),
         cases=(_cases("n", [64, 256], T=200, B=1),),
     )  # fmt: skip
