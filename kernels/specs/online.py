@@ -65,11 +65,35 @@ from .sizes import RNN_AXES, RNN_SIZES, _exponents, _rnn_data
 #   adds a denser sweep inside the cache, n = 184..728 at T = 256 (the fixed work under
 #   2% of a call), which the time fit takes; the online budget table reads its n off
 #   the wide sweep, which crosses the budget (bench/online_budget.py).
-# The full preset adds T and B sweeps of 8 points each: about 170 cells for the six.
-# The B sweeps run from 8 to 1024: the time's B^1 terms lead the time model (FLOPs at the
-# GEMM rate, each step's weight reads at the GEMV rate; bench.fit) from B ~ 8 to 16, and
-# the memory's B n r (B n^2) state leads the n r buffers 9 to 1 only from B ~ 32, so that
-# memory along B gets 6 of 8 sizes in its window (B = 1 to 64 gave it 2 or 3).
+# The full preset adds T and B sweeps of 8 points each (and the n^2 rules a second B
+# sweep of 10): about 200 cells for the six.
+# The n^3 rules' B sweeps run from 8 to 1024 at n = 64: the time's B^1 terms lead the
+# time model (FLOPs at the GEMM rate, each step's weight reads at the GEMV rate;
+# bench.fit) from B ~ 8 to 16, and the memory's B n^2 state leads the n r buffers 9 to 1
+# from B ~ 32 (memory along B: 6 of 8 sizes in its window; B = 1 to 64 gave it 2 or 3).
+# The n^2 rules' B sweep stays in one level of the memory hierarchy: each sequence keeps
+# n r numbers that every step (UORO's theta~, its copy touched once a block) or block
+# (SnAp-1's and RFLO's trace S) streams, so the cost per sequence steps up where B
+# sequences' state leaves the 32 MiB L3 (shared by both cores; L2 1 MiB a core). At
+# n = 128, T = 16, B = 8..1024 (the reference run) the memory model's working set is
+# 2.0 to 199 MiB (SnAp-1, RFLO) and 2.6 to 299 MiB (UORO), and the time per sequence
+# and step was flat up to 13 MiB (SnAp-1, RFLO: 2.2 us to B = 64) and 38 MiB (UORO:
+# 5.9 to 6.3 us to B = 128), then 1.3 to 1.5x that beyond, still rising at B = 1024:
+# fits of 1.09 to 1.12 over the mix (INCONCLUSIVE). At n = 32 (r = 34) a sequence
+# keeps 8.7 KiB (S) or 17 KiB (theta~ and its copy), so B = 16..256 spans a working set
+# of 0.7 to 10.5 MiB (SnAp-1, RFLO) and 0.6 to 8.8 MiB (UORO): inside the L3 with room
+# to spare at every point (the bottom one or two inside L2, which measured no
+# different: 0.42 to 0.47 us a sequence and step for SnAp-1 from B = 16 to 512,
+# 0.70 to 0.80 us for UORO). The state beyond the L3 instead (B from ~1024 at n = 128)
+# would take 2.5 GiB for UORO at a decade's span. T = 256 keeps a call's fixed ~30 us
+# under 2% at B = 16 (1.8 ms, SnAp-1), the top call near 30 ms (SnAp-1) to 60 ms (UORO);
+# the time model's B^1 terms carry >= 90% from B = 16, its memory's from B ~ 12 (UORO)
+# and 16 (SnAp-1, RFLO): all its sizes are in both windows. The n = 128 sweep stays for
+# its large batches: the threads grid (reports/reference/threads.toml) times SnAp-1's
+# and RFLO's B = 128..1024 at two threads for the report's parallel chart, and reuses
+# the one-thread cells from here. The fit takes the in-L3 sweep: it has more sizes in
+# its window (10 to the large one's 6 to 8), as the in-cache n sweep below does.
+B_IN_L3_POINTS = 10
 
 # The n^2 rules' in-cache n sweep has more points than the wide one (11), so that the
 # exponent fit, which takes the sweep with the most sizes in its window, takes it.
@@ -125,6 +149,9 @@ def _quadratic(name, title, func, flops, memory, source):
             # inside the last-level cache, T = 256 steps a call: the fit's sweep (more
             # points in the window than the wide one), the wide one the budget's
             _geo("n", 184, 728, IN_CACHE_POINTS, multiple=8, T=256, B=1),
+            # every sequence's state inside the L3 (see "The n^2 rules' B sweep" above): the
+            # fit's sweep; the large batches, beyond the L3 from B ~ 128, the threads grid's
+            _geo("B", 16, 256, B_IN_L3_POINTS, T=256, n=32),
             _geo("B", 8, 1024, 8, T=16, n=128),
         ),
         cases=(_cases("n", [64, 256], T=200, B=1),),
