@@ -76,6 +76,13 @@ from .costs import Term
 
 @jit
 def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block):
+    """UORO over xs, ys from the state (h, s~, theta~, |theta~|, rng), left in it at the end.
+
+    ``block`` holds a block of k steps: v_t (B, k, n), z_t (B, k, r); d_t, c_t and
+    rho1_t nu_t as (k, B, n), so that step j's (B, n) rows are the cell's own d and c
+    buffers; lambda_t, c_t . s~_t, q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the
+    product Z theta~_0^T (k, n), the scaled z's (k, r) and the fold's product (n, r).
+    """
     W_ih, W_hh, b_h, W_out, b_out = weights
     h_new, e, Ws, As, sq, nsq, L = scratch
     V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out = block
