@@ -48,7 +48,7 @@ RULES = ("uoro", "snap1", "rflo", "kf_rtrl", "r_kf", "snap2", "rtrl")
 # Steps per call where T steps would take too long (seconds per step at n = 256).
 SHORT = {"snap2": 8, "rtrl": 4}
 BOUND = {  # which roof each rule's work meets, printed below the table
-    "uoro": "GEMV (two W_hh products and a pass over theta~ per step)",
+    "uoro": "GEMV + GEMM (two W_hh products; block GEMMs of 6 n r a step)",
     "snap1": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
     "rflo": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
     "kf_rtrl": "GEMM (W_hh K, n^3)",

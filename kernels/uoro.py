@@ -15,20 +15,47 @@ E[nu nu^T] = I makes s~ theta~^T an unbiased estimate of J_t whatever the
 positive factors rho0, rho1; these minimise its variance. Norms are Frobenius,
 |nu^T M_t| = |d_t| |z_t| and |nu| = sqrt(n).
 
-The kernel: A_t s~ of the whole batch is one GEMV (GEMM for B > 1); theta~ is
-touched once per step, in one fused pass that rescales it, adds the rank-one
-term and computes |theta~| for the next step's rho0 (kept in the state). The
-gradient is blocked (``_online.STEPS_PER_BLOCK`` = k steps): with lambda_t =
-1 / rho0_t and v_t = (nu_t * d_t) / rho1_t, theta~_t = lambda_t theta~_{t-1} +
-v_t z_t^T, so over a block that starts from theta~_0
+The kernel works in blocks of k = ``_online.STEPS_PER_BLOCK`` steps (every
+call ends one) and never touches theta~ inside a block. With lambda_t =
+1 / rho0_t and v_t = (nu_t * d_t) / rho1_t, theta~_t = lambda_t theta~_{t-1}
++ v_t z_t^T, so from theta~_0, the value at the block's start,
 
-    sum_t (c_t . s~_t) theta~_t = (lambda_0 Q_0) theta~_0 + sum_tau Q_tau v_tau z_tau^T,
-    Q_tau = (c_tau . s~_tau) + lambda_{tau+1} Q_{tau+1},    Q_{k-1} = (c . s~)_{k-1},
+    theta~_t = L_t theta~_0 + sum_{tau <= t} a_{tau,t} v_tau z_tau^T,
+    L_t = prod_{u <= t} lambda_u,    a_{tau,t} = prod_{tau < u <= t} lambda_u.
 
-one (n x k) x (k x r) GEMM and one pass over G per block instead of a pass
-over G at every step (a copy of theta~_0 is kept for it).
+Only |theta~_{t-1}| is needed at step t (for rho0), and it follows from the
+squared norm of theta~_t = lambda_t theta~_{t-1} + v_t z_t^T:
 
-Costs: time Theta(n^2 B) per step (the W_hh products and the n r pass),
+    |theta~_t|^2 = lambda_t^2 |theta~_{t-1}|^2 + 2 lambda_t v_t^T theta~_{t-1} z_t
+                   + |v_t|^2 |z_t|^2,
+    v_t^T theta~_{t-1} z_t = L_{t-1} q_t + sum_{tau < t} a_{tau,t-1} H_{t,tau},
+    q_t = v_t^T theta~_0 z_t,    H_{t,tau} = (v_t . v_tau)(z_tau . z_t).
+
+Nothing in nu_t, z_t, d_t, c_t, rho1_t or v_t depends on theta~ or s~, so a
+block runs in two passes. Pass 1 runs the cell over the block and records
+them (the draws in the protocol's order). Then the q_t of the whole block are
+one GEMM, Z theta~_0^T (k x r by r x n), and H the entry-by-entry product of
+the Gram matrices V V^T and Z Z^T. Pass 2 runs s~ step by step (A_t s~ of
+the whole batch is one GEMV, GEMM for B > 1), and |theta~_t| from the
+recursion above: O(k) scalar work a step. In exact arithmetic the sum is
+>= 0 (|2 lambda v^T theta~ z| <= lambda^2 |theta~|^2 + |v|^2 |z|^2); its
+rounding is relative to those two terms, so it holds |theta~_t| to rounding
+unless theta~_t nearly cancels (a result rounded below zero is taken as zero),
+and it restarts from the exact norm at every block. The fold at the block's end adds the
+block's gradient and materialises theta~ with two GEMMs on the block's v's:
+
+    sum_t (c_t . s~_t) theta~_t = gamma theta~_0 + sum_tau Q_tau v_tau z_tau^T,
+    Q_tau = (c_tau . s~_tau) + lambda_{tau+1} Q_{tau+1},  Q_{k-1} = (c . s~)_{k-1},
+    gamma = lambda_0 Q_0,
+    theta~_k = L_k theta~_0 + sum_tau a_{tau,k} v_tau z_tau^T,
+
+and |theta~| afresh from the new theta~. Per step that is 6 n r FLOPs of GEMM
+(q, G, theta~) and two GEMVs with W_hh (the cell's and A_t s~), and no pass
+over theta~ at every step: at B = 1 the earlier scheme, which rescaled
+theta~, added the rank-one term and summed its squares at each step, read
+and wrote all n r numbers of theta~ a step.
+
+Costs: time Theta(n^2 B) per step (the W_hh products and the GEMMs),
 memory Theta(n^2 B): theta~ is n r numbers per batch element (Tallec &
 Ollivier 2018, "Unbiased Online Recurrent Optimization", ICLR, sec. 3 and
 Algorithm 1; Marschall, Cho & Savin 2020, JMLR 21(135), sec. 4.1).
@@ -48,83 +75,111 @@ from .costs import Term
 
 
 @jit
-def _uoro(
-    xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_0, theta_norm, scratch, block,
-):  # fmt: skip
+def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block):
+    """UORO over xs, ys from the state (h, s~, theta~, |theta~|, rng), left in it at the end.
+
+    ``block`` holds a block of k steps: v_t (B, k, n), z_t (B, k, r); d_t, c_t and
+    rho1_t nu_t as (k, B, n), so that step j's (B, n) rows are the cell's own d and c
+    buffers; lambda_t, c_t . s~_t, q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the
+    product Z theta~_0^T (k, n), the scaled z's (k, r) and the fold's product (n, r).
+    """
     W_ih, W_hh, b_h, W_out, b_out = weights
-    h_new, d, c, e, As, nu, sq = scratch
-    V, Z, lam, w, out = block
+    h_new, e, Ws, As, sq, nsq, L = scratch
+    V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out = block
     T, B, m = xs.shape
     grads = new_grads(W_hh.shape[0], m, W_out.shape[0], W_hh.dtype)
     g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
     G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
     fresh = True  # G not yet cleared: the call's first fold does it row by row
-    n, r = theta_tilde.shape[1], theta_tilde.shape[2]
+    n = theta_tilde.shape[1]
     k = Z.shape[1]
     nu_norm = math.sqrt(n)
     leak = 1.0 - alpha
     loss = 0.0
-    j = 0  # steps recorded in the current block
-    for t in range(T):
-        loss += cell_step(
-            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
-        )
-        rows_times_transpose(s_tilde, W_hh, As)  # W_hh s~ for every batch element
-        for b in range(B):
-            for i in range(n):
-                nu[i] = sign(pcg_random(rng))
-            z = Z[b, j]
-            fill_z(h[b], xs[t, b], z)
-            As_sq = 0.0
-            d_sq = 0.0
-            for i in range(n):
-                x = leak * s_tilde[b, i] + d[b, i] * As[b, i]
-                As[b, i] = x
-                As_sq += x * x
-                d_sq += d[b, i] * d[b, i]
-            z_sq = 0.0
-            for col in range(r):
-                z_sq += z[col] * z[col]
-            rho0 = ratio(theta_norm[b], math.sqrt(As_sq))
-            rho1 = ratio(math.sqrt(d_sq) * math.sqrt(z_sq), nu_norm)
-            c_dot_s = 0.0
-            for i in range(n):
-                s_tilde[b, i] = rho0 * As[b, i] + rho1 * nu[i]
-                c_dot_s += c[b, i] * s_tilde[b, i]
-            # theta~ <- theta~ / rho0 + (nu * d) z^T / rho1, and |theta~|: the squares are
-            # summed per column (a vector of r partial sums) so that the pass vectorises.
-            inv_rho0 = 1.0 / rho0
-            v = V[b, j]
-            sq[:] = 0.0
-            for i in range(n):
-                v[i] = nu[i] * d[b, i] / rho1
-                th = theta_tilde[b, i]
-                v_i = v[i]
-                for col in range(r):
-                    x = th[col] * inv_rho0 + v_i * z[col]
-                    th[col] = x
-                    sq[col] += x * x
-            theta_norm[b] = math.sqrt(np.sum(sq))
-            lam[b, j] = inv_rho0
-            w[b, j] = c_dot_s
-        h[:] = h_new
-        j += 1
-        if j == k or t == T - 1:
+    for t0 in range(0, T, k):
+        j_end = min(k, T - t0)
+        # Pass 1: the cell over the block, and what of UORO does not depend on theta~: nu_t,
+        # z_t, rho1_t, v_t = (nu_t * d_t) / rho1_t and rho1_t nu_t (d_t and c_t kept as well).
+        for j in range(j_end):
+            t = t0 + j
+            d, c = D[j], C[j]
+            loss += cell_step(
+                xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out,
+                g_b_out,
+            )  # fmt: skip
             for b in range(B):
-                _fold_block(
-                    theta_tilde[b], theta_0[b], V[b, :j], Z[b, :j], lam[b, :j], w[b, :j], out, G,
-                    fresh,
-                )  # fmt: skip
-                fresh = False
-            j = 0
+                z = Z[b, j]
+                fill_z(h[b], xs[t, b], z)
+                d_b = d[b]
+                rho1 = ratio(math.sqrt(np.dot(d_b, d_b)) * math.sqrt(np.dot(z, z)), nu_norm)
+                v = V[b, j]
+                rn = R[j, b]
+                inv_rho1 = 1.0 / rho1
+                for i in range(n):
+                    nu = sign(pcg_random(rng))
+                    v[i] = nu * d_b[i] * inv_rho1
+                    rn[i] = rho1 * nu
+            h[:] = h_new
+        # Pass 2: s~ and |theta~| step by step. theta~ stays as the block began (theta~_0):
+        # q_j = v_j^T theta~_0 z_j for the whole block is one GEMM, and the Gram matrices of
+        # the block's v and z give the rest of v_j^T theta~_{j-1} z_j.
+        for b in range(B):
+            Vb, Zb = V[b, :j_end], Z[b, :j_end]
+            Yb = Y[:j_end]
+            np.dot(Zb, theta_tilde[b].T, Yb)
+            for j in range(j_end):
+                q[b, j] = np.dot(Vb[j], Yb[j])
+            # H[j, tau] = (v_j . v_tau)(z_tau . z_j): the Gram matrices' product, entry by entry
+            H = Gv[b, : j_end * j_end]
+            np.dot(Vb, Vb.T, H.reshape((j_end, j_end)))
+            np.dot(Zb, Zb.T, Gz[: j_end * j_end].reshape((j_end, j_end)))
+            for i in range(j_end * j_end):
+                H[i] *= Gz[i]
+            nsq[b] = theta_norm[b] * theta_norm[b]
+            L[b] = 1.0
+        for j in range(j_end):
+            rows_times_transpose(s_tilde, W_hh, Ws)  # W_hh s~ for every batch element
+            for b in range(B):
+                d_b, s = D[j, b], s_tilde[b]
+                for i in range(n):
+                    As[i] = leak * s[i] + d_b[i] * Ws[b, i]
+                rho0 = ratio(theta_norm[b], math.sqrt(np.dot(As, As)))
+                rn = R[j, b]
+                for i in range(n):
+                    s[i] = rho0 * As[i] + rn[i]
+                w[b, j] = np.dot(C[j, b], s)
+                inv_rho0 = 1.0 / rho0
+                lam[b, j] = inv_rho0
+                # |theta~_j|^2 = lambda^2 |theta~_{j-1}|^2 + 2 lambda v_j^T theta~_{j-1} z_j
+                # + |v_j|^2 |z_j|^2, with theta~_{j-1} = L theta~_0 + sum_tau a_tau v_tau z_tau^T
+                H, a_b = Gv[b, j * j_end : (j + 1) * j_end], a[b]  # row j of H
+                cross = L[b] * q[b, j]
+                for tau in range(j):
+                    cross += a_b[tau] * H[tau]
+                x = inv_rho0 * inv_rho0 * nsq[b] + 2.0 * inv_rho0 * cross + H[j]
+                nsq[b] = max(x, 0.0)  # rounding could take a near-zero norm below zero
+                theta_norm[b] = math.sqrt(nsq[b])
+                for tau in range(j):
+                    a_b[tau] *= inv_rho0
+                a_b[j] = 1.0
+                L[b] *= inv_rho0
+        for b in range(B):
+            _fold_block(
+                theta_tilde[b], V[b, :j_end], Z[b, :j_end], lam[b, :j_end], w[b, :j_end],
+                a[b, :j_end], L[b], Zc[:j_end], out, sq, G, fresh,
+            )  # fmt: skip
+            theta_norm[b] = math.sqrt(np.sum(sq))
+            fresh = False
     return 0.5 * loss, grads
 
 
 @jit
-def _fold_block(theta, theta_0, V, Z, lam, w, out, G, fresh):
-    """G += sum over the block's j steps of w_t theta~_t; theta_0 <- theta~ for the next block.
+def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
+    """G += sum over the block's j steps of w_t theta~_t; theta~ <- its value at the block's end.
 
-    Scales the rows of Z (the block's z's) by Q_tau in place. ``fresh``: G holds
+    theta~ holds theta~_0 on entry; ``sq`` receives the column sums of the new
+    theta~'s squares. Two GEMMs with the block's v's, V^T (Q Z) for G and
+    V^T (a Z) for theta~, through one (n, r) buffer. ``fresh``: G holds
     garbage, and each row is cleared just before it is added to.
     """
     n, r = theta.shape
@@ -134,15 +189,14 @@ def _fold_block(theta, theta_0, V, Z, lam, w, out, G, fresh):
     for tau in range(j - 1, -1, -1):
         Q = w[tau] + lam_next * Q
         for col in range(r):
-            Z[tau, col] *= Q
+            Zc[tau, col] = Q * Z[tau, col]
         lam_next = lam[tau]
     gamma = lam_next * Q
-    np.dot(V.T, Z, out)
+    np.dot(V.T, Zc, out)
     g_hh, g_ih, g_b = G
     n_ih = g_ih.shape[1]
     for i in range(n):
         th = theta[i]
-        th_0 = theta_0[i]
         o = out[i]
         if fresh:
             g_hh[i] = 0.0
@@ -150,28 +204,37 @@ def _fold_block(theta, theta_0, V, Z, lam, w, out, G, fresh):
             g_b[i] = 0.0
         g = g_hh[i]
         for col in range(n):
-            g[col] += gamma * th_0[col] + o[col]
-            th_0[col] = th[col]
+            g[col] += gamma * th[col] + o[col]
         g = g_ih[i]
         for col in range(n_ih):
-            g[col] += gamma * th_0[n + col] + o[n + col]
-            th_0[n + col] = th[n + col]
-        g_b[i] += gamma * th_0[r - 1] + o[r - 1]
-        th_0[r - 1] = th[r - 1]
+            g[col] += gamma * th[n + col] + o[n + col]
+        g_b[i] += gamma * th[r - 1] + o[r - 1]
+    for tau in range(j):
+        a_tau = a[tau]
+        for col in range(r):
+            Zc[tau, col] = a_tau * Z[tau, col]
+    np.dot(V.T, Zc, out)
+    sq[:] = 0.0
+    for i in range(n):
+        th = theta[i]
+        o = out[i]
+        for col in range(r):
+            x = L * th[col] + o[col]
+            th[col] = x
+            sq[col] += x * x
 
 
 class UOROState:
     """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng
     (``rng``: the four uint64 words of its PCG64, ``_online.pcg_words``).
 
-    ``theta_0`` is theta~ as the current block began (every call ends a block).
+    Every call ends a block, so theta~ is always held as it is, not as a block's terms.
     """
 
     def __init__(self, B, n, m, dtype, seed):
         self.h = np.zeros((B, n), dtype)
         self.s_tilde = np.zeros((B, n), dtype)
         self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
-        self.theta_0 = np.zeros((B, n, n + m + 1), dtype)  # theta~ at the current block's start
         self.theta_norm = np.zeros(B, dtype)
         self.rng = _online.pcg_words(seed)
 
@@ -191,19 +254,22 @@ def advance(state: UOROState, arrays, alpha, xs, ys):
 
     def make(k):
         scratch = (
-            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-            np.empty((B, n), dt), np.empty(n, dt), np.empty(r, dt),
+            np.empty((B, n), dt), np.empty((B, p), dt), np.empty((B, n), dt), np.empty(n, dt),
+            np.empty(r, dt), np.empty(B, dt), np.empty(B, dt),
         )  # fmt: skip
         block = (
-            np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((B, k), dt),
-            np.empty((B, k), dt), np.empty((n, r), dt),
+            np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((k, B, n), dt),
+            np.empty((k, B, n), dt), np.empty((k, B, n), dt), np.empty((B, k), dt),
+            np.empty((B, k), dt), np.empty((B, k), dt), np.empty((B, k), dt),
+            np.empty((B, k * k), dt), np.empty(k * k, dt), np.empty((k, n), dt),
+            np.empty((k, r), dt), np.empty((n, r), dt),
         )  # fmt: skip
         return scratch, block
 
     scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
     loss, grads = _uoro(
         xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
-        state.theta_0, state.theta_norm, scratch, block,
+        state.theta_norm, scratch, block,
     )  # fmt: skip
     return loss, _online.as_params(grads)
 
@@ -232,43 +298,64 @@ def uoro(params, xs, ys, seed=0):
     return advance(start(arrays, xs.shape[1], seed), arrays, alpha, xs, ys)
 
 
+def _block_lengths(T: int) -> list[int]:
+    """The kernel's blocks for a call of T steps: full blocks of k, the last one ragged."""
+    k = _online.block_steps(T)
+    return [min(k, T - t0) for t0 in range(0, T, k)]
+
+
 def flops(size) -> list[Term]:
     """Exact FLOPs of one ``uoro`` call."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    blocks = -(-T // _online.STEPS_PER_BLOCK)
+    blocks = _block_lengths(T)
+    squares = sum(j * j for j in blocks)
+    pairs = sum(j * (j - 1) // 2 for j in blocks)  # (tau, j) with tau < j, within a block
     TB = {"T": 1, "B": 1}
     return [
         *_online.cell_flops(T, B, n, m, p),
         Term(T * B * 2 * n * n, {**TB, "n": 2}),  # W_hh s~
-        # A s~ (3) and its norm (2), |d|^2 (2), s~ update (3) and c . s~ (2), v (2) per unit
-        Term(T * B * 14 * n, {**TB, "n": 1}),
-        # |z|^2 (2 r), summing theta~'s squares (r), the scaled z_tau (r)
+        # |d|^2 (2), v and rho1 nu (3); A s~ (3), its norm (2), s~ (2), c . s~ (2); q (2)
+        Term(T * B * 16 * n, {**TB, "n": 1}),
+        # |z|^2 (2 r); the z's scaled by Q and by a in the fold (2 r)
         *_online.times_r(T * B * 4, TB, n, m),
-        Term(T * B * 16, TB),  # rho0, rho1, 1 / rho0, |theta~|; Q_tau (2)
-        # the theta~ pass: rescale and add (3), its squares (2); the block's GEMM (2)
-        *_online.times_r(T * B * 7 * n, {**TB, "n": 1}, n, m),
-        # per block: G += gamma theta~_0 + the GEMM's product (3), and gamma
-        *_online.times_r(blocks * B * 3 * n, {**TB, "n": 1}, n, m),
-        Term(blocks * B, TB),
+        # rho1 and 1 / rho1 (8), rho0 (5), 1 / rho0, |theta~|^2 (7) and its root, L; Q (2)
+        Term(T * B * 25, TB),
+        # the GEMMs: Z theta~_0^T for q, V^T (Q Z) for G, V^T (a Z) for theta~
+        *_online.times_r(T * B * 6 * n, {**TB, "n": 1}, n, m),
+        # the Gram matrices V V^T, Z Z^T and their product entry by entry, per block
+        Term(squares * B * 2 * n, {**TB, "n": 1}),
+        *_online.times_r(squares * B * 2, TB, n, m),
+        Term(squares * B, TB),
+        Term(pairs * B * 3, TB),  # a_tau H[j, tau] summed, and a_tau scaled, per earlier step
+        # per block: G += gamma theta~_0 + V^T (Q Z) (3), theta~ <- L theta~_0 + V^T (a Z)
+        # and its squares (4); the column sums of the squares
+        *_online.times_r(len(blocks) * B * 7 * n, {**TB, "n": 1}, n, m),
+        *_online.times_r(len(blocks) * B, TB, n, m),
+        Term(len(blocks) * B * 3, TB),  # |theta~|^2 from the norm, gamma, |theta~|
         Term(2),  # 1 - alpha, |nu| = sqrt(n)
     ]
 
 
 def memory(size, itemsize: int) -> list[Term]:
-    """Working bytes of one ``uoro`` call: theta~, its copy and G lead; nothing grows with T."""
+    """Working bytes of one ``uoro`` call: theta~, G and the fold's buffer lead; nothing
+    grows with T."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
-    k = min(_online.STEPS_PER_BLOCK, T)
+    k = _online.block_steps(T)
     return [
-        *_online.times_r(2 * B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~, theta~_0
-        *_online.times_r(n * itemsize, {"n": 1}, n, m),  # the block's GEMM
+        *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~
+        *_online.times_r(n * itemsize, {"n": 1}, n, m),  # the fold's GEMM product
         *_online.returned_gradient_bytes(n, m, itemsize),
-        *_online.cell_bytes(B, n, m, p, itemsize),
-        # v (n), z (r), lambda and c . s~ of each step of a block
-        Term(B * k * 2 * n * itemsize, {"B": 1, "n": 1}),
-        Term(B * k * m * itemsize, {"B": 1, "m": 1}),
-        Term(B * k * 3 * itemsize, {"B": 1}),
-        Term(3 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, s~, A s~
-        Term(B * itemsize, {"B": 1}),  # |theta~|
+        Term(p * n * itemsize, {"n": 1, "p": 1}),  # g_W_out
+        Term(p * itemsize, {"p": 1}),  # g_b_out
+        Term(B * p * itemsize, {"B": 1, "p": 1}),  # e_t
+        Term(4 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, h_t, s~, W_hh s~
+        # a block's v, d, c and rho1 nu (n each), z (r), Q z or a z (r, shared by the batch)
+        Term(4 * B * k * n * itemsize, {"B": 1, "n": 1}),
+        *_online.times_r(B * k * itemsize, {"B": 1}, n, m),
+        *_online.times_r(k * itemsize, {}, n, m),
+        Term((k + 1) * n * itemsize, {"n": 1}),  # Z theta~_0^T (k, n) and A s~
+        Term(B * k * (k + 4) * itemsize, {"B": 1}),  # H, and lambda, c . s~, q, a per step
+        Term(k * k * itemsize),  # Z Z^T
+        Term(3 * B * itemsize, {"B": 1}),  # |theta~|, |theta~|^2, L
         *_online.times_r(itemsize, {}, n, m),  # the squares of theta~
-        Term(n * itemsize, {"n": 1}),  # nu
     ]

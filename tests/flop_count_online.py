@@ -93,7 +93,12 @@ def _sign(rng):
 
 
 def uoro(params, xs, ys, alpha, seed, block):
-    """uoro._uoro: (loss, grads, FLOPs)."""
+    """uoro._uoro: (loss, grads, FLOPs).
+
+    Blocks of ``block`` steps in two passes: the cell with the draws, z_t, rho1_t
+    and v_t; then s~ step by step, |theta~| from its recursion over the block
+    (theta~ is only updated when the block is folded).
+    """
     fc = OnlineCounter()
     xs, ys = _batched(xs, ys)
     T, B, m = xs.shape
@@ -105,52 +110,67 @@ def uoro(params, xs, ys, alpha, seed, block):
     fc.scalar(2)  # |nu| = sqrt(n), 1 - alpha
     h, s, th = np.zeros((B, n)), np.zeros((B, n)), np.zeros((B, n, r))
     th_norm = np.zeros(B)
-    th_0 = th.copy()
     G = np.zeros((n, r))
-    V, Z, lam, w = (
-        [[] for _ in range(B)],
-        [[] for _ in range(B)],
-        [[] for _ in range(B)],
-        [[] for _ in range(B)],
-    )
-    for t in range(T):
-        h_new, d, c = cell.step(xs[t], ys[t], h)
-        Ws = fc.dot(s, W_hh.T)
-        for b in range(B):
-            nu = np.array([_sign(rng) for _ in range(n)])
-            z = _z(h[b], xs[t, b])
-            As = fc.add(fc.mul(1.0 - alpha, s[b]), fc.mul(d[b], Ws[b]))
-            As_sq = fc.sum_sq(As)
-            d_sq = fc.sum_sq(d[b])
-            z_sq = fc.sum_sq(z)
-            rho0 = fc.ratio(th_norm[b], fc.sqrt(As_sq))
-            fc.scalar()  # sqrt(d_sq) sqrt(z_sq)
-            rho1 = fc.ratio(fc.sqrt(d_sq) * fc.sqrt(z_sq), math.sqrt(n))
-            s[b] = fc.add(fc.mul(rho0, As), fc.mul(rho1, nu))
-            c_dot_s = fc.accumulate(0.0, fc.mul(c[b], s[b]))
-            fc.scalar()
-            inv_rho0 = 1.0 / rho0
-            v = fc.mul(fc.mul(nu, d[b]), 1.0 / rho1)  # nu d / rho1: two per unit
-            th[b] = fc.add(fc.mul(th[b], inv_rho0), fc.mul(v[:, None], z[None]))
-            sq = fc.sum_sq(th[b], axis=0)  # per column
-            th_norm[b] = fc.sqrt(fc.accumulate(0.0, sq))
-            V[b].append(v), Z[b].append(z), lam[b].append(inv_rho0), w[b].append(c_dot_s)
-        h = h_new
-        if len(Z[0]) == block or t == T - 1:
+    for t0 in range(0, T, block):
+        k = min(block, T - t0)
+        V, Z, R = np.zeros((B, k, n)), np.zeros((B, k, r)), np.zeros((B, k, n))
+        D, C = np.zeros((B, k, n)), np.zeros((B, k, n))
+        for j in range(k):  # pass 1
+            t = t0 + j
+            h_new, d, c = cell.step(xs[t], ys[t], h)
             for b in range(B):
-                Q, lam_next = 0.0, 0.0
-                Zb = np.array(Z[b])
-                for tau in range(len(Zb) - 1, -1, -1):
-                    fc.scalar(2)
-                    Q = w[b][tau] + lam_next * Q
-                    Zb[tau] = fc.mul(Zb[tau], Q)
-                    lam_next = lam[b][tau]
+                z = _z(h[b], xs[t, b])
+                d_sq, z_sq = fc.sum_sq(d[b]), fc.sum_sq(z)
+                fc.scalar()  # sqrt(d_sq) sqrt(z_sq)
+                rho1 = fc.ratio(fc.sqrt(d_sq) * fc.sqrt(z_sq), math.sqrt(n))
                 fc.scalar()
-                gamma = lam_next * Q
-                out = fc.dot(np.array(V[b]).T, Zb)
-                G = fc.add(G, fc.add(fc.mul(gamma, th_0[b]), out))
-                th_0[b] = th[b]
-                V[b], Z[b], lam[b], w[b] = [], [], [], []
+                inv_rho1 = 1.0 / rho1
+                nu = np.array([_sign(rng) for _ in range(n)])
+                V[b, j] = fc.mul(fc.mul(nu, d[b]), inv_rho1)
+                R[b, j] = fc.mul(rho1, nu)
+                Z[b, j], D[b, j], C[b, j] = z, d[b], c[b]
+            h = h_new
+        q, H, nsq = np.zeros((B, k)), np.zeros((B, k, k)), np.zeros(B)
+        for b in range(B):  # pass 2: the block's products with theta~_0
+            Y = fc.dot(Z[b], th[b].T)
+            q[b] = [fc.accumulate(0.0, fc.mul(V[b, j], Y[j])) for j in range(k)]
+            H[b] = fc.mul(fc.dot(V[b], V[b].T), fc.dot(Z[b], Z[b].T))
+            fc.scalar()
+            nsq[b] = th_norm[b] * th_norm[b]
+        lam, w, a, L = np.zeros((B, k)), np.zeros((B, k)), np.zeros((B, k)), np.ones(B)
+        for j in range(k):
+            Ws = fc.dot(s, W_hh.T)
+            for b in range(B):
+                As = fc.add(fc.mul(1.0 - alpha, s[b]), fc.mul(D[b, j], Ws[b]))
+                rho0 = fc.ratio(th_norm[b], fc.sqrt(fc.sum_sq(As)))
+                s[b] = fc.add(fc.mul(rho0, As), R[b, j])
+                w[b, j] = fc.accumulate(0.0, fc.mul(C[b, j], s[b]))
+                fc.scalar()
+                lam[b, j] = inv_rho0 = 1.0 / rho0
+                fc.scalar()  # L q_j
+                cross = fc.accumulate(L[b] * q[b, j], fc.mul(a[b, :j], H[b, j, :j]))
+                fc.scalar(6)  # lambda^2 nsq + 2 lambda cross + H[j, j]: four products, two adds
+                x = inv_rho0 * inv_rho0 * nsq[b] + 2.0 * inv_rho0 * cross + H[b, j, j]
+                nsq[b] = max(x, 0.0)
+                th_norm[b] = fc.sqrt(nsq[b])
+                a[b, :j] = fc.mul(a[b, :j], inv_rho0)
+                a[b, j] = 1.0
+                fc.scalar()
+                L[b] *= inv_rho0
+        for b in range(B):  # the fold
+            Q, lam_next = 0.0, 0.0
+            ZQ = np.zeros((k, r))
+            for tau in range(k - 1, -1, -1):
+                fc.scalar(2)
+                Q = w[b, tau] + lam_next * Q
+                ZQ[tau] = fc.mul(Z[b, tau], Q)
+                lam_next = lam[b, tau]
+            fc.scalar()
+            gamma = lam_next * Q
+            G = fc.add(G, fc.add(fc.mul(gamma, th[b]), fc.dot(V[b].T, ZQ)))
+            Za = fc.mul(a[b][:, None], Z[b])
+            th[b] = fc.add(fc.mul(L[b], th[b]), fc.dot(V[b].T, Za))
+            th_norm[b] = fc.sqrt(fc.accumulate(0.0, fc.sum_sq(th[b], axis=0)))
     return (*cell.result(G), fc.flops)
 
 
