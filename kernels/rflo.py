@@ -39,7 +39,7 @@ from .snap1 import TraceState, run_trace, trace_bytes, trace_flops
 def start(arrays, B) -> TraceState:
     """RFLO's state at t = 0 for ``B`` sequences: zeros."""
     W_ih = arrays[0]
-    return TraceState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype)
+    return TraceState(B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype)
 
 
 def advance(state: TraceState, arrays, alpha, xs, ys):

@@ -93,11 +93,9 @@ def _snap1_start(arrays, B):
     return snap1_start(arrays, B)
 
 
-def _snap1_advance(state, arrays, alpha, xs, ys):
-    if _is_gated(arrays):  # checked when the stream took them (_checked)
-        loss, grads = snap1_gated.advance(state, cells.Weights(*arrays), xs, ys)
-        return loss, cells.as_params(cells.Weights(*grads), cells.cell_named(state.cell))
-    return snap1_advance(state, arrays, alpha, xs, ys)
+def _snap1_gated_advance(state, arrays, alpha, xs, ys):
+    loss, grads = snap1_gated.advance(state, cells.Weights(*arrays), xs, ys)
+    return loss, cells.as_params(cells.Weights(*grads), cells.cell_named(state.cell))
 
 
 def _is_gated(params) -> bool:
@@ -132,6 +130,11 @@ class _Rule:
     options: tuple[str, ...] = ()
     leaky: bool = True  # runs the leaky cell (0 < alpha <= 1), not only alpha = 1
     gated: bool = False  # runs GRUParams and LSTMParams too (then advance gets the params)
+    gated_advance: Callable | None = None  # advance for the gated cells, where it differs
+
+    def advance_for(self, params) -> Callable:
+        """The advance of ``params``'s cell (chosen once: a stream keeps its cell)."""
+        return self.gated_advance if _is_gated(params) and self.gated_advance else self.advance
 
 
 RULES: dict[str, _Rule] = {
@@ -139,7 +142,7 @@ RULES: dict[str, _Rule] = {
     "uoro": _Rule(uoro_start, uoro_advance, ("seed",)),
     "kf_rtrl": _Rule(kf_rtrl_start, kf_rtrl_advance, ("seed",)),
     "r_kf": _Rule(r_kf_start, r_kf_advance, ("seed",)),
-    "snap1": _Rule(_snap1_start, _snap1_advance, gated=True),
+    "snap1": _Rule(_snap1_start, snap1_advance, gated=True, gated_advance=_snap1_gated_advance),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
     "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2"), gated=True),
@@ -180,7 +183,7 @@ class Stream:
             )
         self._params, self._arrays = params, arrays
         self._rule = rule
-        self._advance = rule.advance
+        self._advance = rule.advance_for(params)
         # what the fast check of a chunk compares against (the dtype object itself:
         # np.dtype instances of the builtin floats are singletons)
         self._dtype = np.dtype(self._dtype)

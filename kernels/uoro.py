@@ -42,7 +42,16 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import cell_step, fill_z, new_grads, pcg_random, ratio, rows_times_transpose, sign
+from ._online import (
+    carve,
+    cell_step,
+    fill_z,
+    new_grads,
+    pcg_random,
+    ratio,
+    rows_times_transpose,
+    sign,
+)
 from ._validate import check_rnn_problem
 from .costs import Term
 
@@ -160,51 +169,86 @@ def _fold_block(theta, theta_0, V, Z, lam, w, out, G, fresh):
         th_0[r - 1] = th[r - 1]
 
 
+@jit
+def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k):
+    """``_uoro`` on the state and scratch carved from two flat arrays (:class:`UOROState`).
+
+    One dispatch of eight arguments instead of ``_uoro``'s twenty-five arrays, most of
+    them in tuples: a stream's chunk pays Numba for every array it passes.
+    """
+    _, B, m = xs.shape
+    n, p = weights[1].shape[0], weights[3].shape[0]
+    r = n + m + 1
+    h, at = carve(state, 0, (B, n))
+    s_tilde, at = carve(state, at, (B, n))
+    theta_tilde, at = carve(state, at, (B, n, r))
+    theta_0, at = carve(state, at, (B, n, r))
+    theta_norm, at = carve(state, at, (B,))
+    h_new, at = carve(work, 0, (B, n))
+    d, at = carve(work, at, (B, n))
+    c, at = carve(work, at, (B, n))
+    e, at = carve(work, at, (B, p))
+    As, at = carve(work, at, (B, n))
+    nu, at = carve(work, at, (n,))
+    sq, at = carve(work, at, (r,))
+    V, at = carve(work, at, (B, k, n))
+    Z, at = carve(work, at, (B, k, r))
+    lam, at = carve(work, at, (B, k))
+    w, at = carve(work, at, (B, k))
+    out, at = carve(work, at, (n, r))
+    return _uoro(
+        xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_0, theta_norm,
+        (h_new, d, c, e, As, nu, sq), (V, Z, lam, w, out),
+    )  # fmt: skip
+
+
+def work_size(B, n, m, p, k) -> int:
+    """Elements of ``_uoro_flat``'s ``work`` for blocks of ``k`` steps (its carving order)."""
+    r = n + m + 1
+    return 4 * B * n + B * p + n + r + B * k * n + B * k * r + 2 * B * k + n * r
+
+
 class UOROState:
     """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng
     (``rng``: the four uint64 words of its PCG64, ``_online.pcg_words``).
 
-    ``theta_0`` is theta~ as the current block began (every call ends a block).
+    ``theta_0`` is theta~ as the current block began (every call ends a block). All
+    five are views of the one array ``buf``; ``work`` is the kernel's scratch for
+    blocks of ``k`` steps, kept so that a stream allocates it once.
     """
 
-    def __init__(self, B, n, m, dtype, seed):
-        self.h = np.zeros((B, n), dtype)
-        self.s_tilde = np.zeros((B, n), dtype)
-        self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
-        self.theta_0 = np.zeros((B, n, n + m + 1), dtype)  # theta~ at the current block's start
-        self.theta_norm = np.zeros(B, dtype)
+    def __init__(self, B, n, m, p, dtype, seed):
+        r = n + m + 1
+        self.buf = np.zeros(2 * B * n + 2 * B * n * r + B, dtype)
+        cuts = np.cumsum([B * n, B * n, B * n * r, B * n * r])
+        h, s_tilde, theta_tilde, theta_0, self.theta_norm = np.split(self.buf, cuts)
+        self.h, self.s_tilde = h.reshape(B, n), s_tilde.reshape(B, n)
+        self.theta_tilde, self.theta_0 = theta_tilde.reshape(B, n, r), theta_0.reshape(B, n, r)
         self.rng = _online.pcg_words(seed)
+        self.sizes = (B, n, m, p)
+        self.k = 0
+        self.work = None
+
+    def grow(self, k):
+        """Scratch for blocks of ``k`` steps."""
+        self.k = k
+        self.work = np.empty(work_size(*self.sizes, k), self.buf.dtype)
 
 
 def start(arrays, B, seed=0) -> UOROState:
     """UORO's state at t = 0 for ``B`` sequences: everything zero, the generator at ``seed``."""
     W_ih = arrays[0]
-    return UOROState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype, _online.check_seed(seed))
+    return UOROState(
+        B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype, _online.check_seed(seed)
+    )
 
 
 def advance(state: UOROState, arrays, alpha, xs, ys):
     """Run UORO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    _, B, m = xs.shape
-    n, p = arrays[1].shape[0], arrays[3].shape[0]
-    dt = arrays[1].dtype
-    r = n + m + 1
-
-    def make(k):
-        scratch = (
-            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-            np.empty((B, n), dt), np.empty(n, dt), np.empty(r, dt),
-        )  # fmt: skip
-        block = (
-            np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((B, k), dt),
-            np.empty((B, k), dt), np.empty((n, r), dt),
-        )  # fmt: skip
-        return scratch, block
-
-    scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
-    loss, grads = _uoro(
-        xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
-        state.theta_0, state.theta_norm, scratch, block,
-    )  # fmt: skip
+    T = xs.shape[0]
+    if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
+        state.grow(_online.block_steps(T))
+    loss, grads = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, state.work, state.k)
     return loss, _online.as_params(grads)
 
 
