@@ -199,11 +199,13 @@ def work_size(B, n, m, p, k) -> int:
 class TraceState:
     """What SnAp-1 and RFLO carry across steps: h_t (B, n) and the trace S (B, n, r).
 
-    ``work`` is the kernel's scratch for blocks of ``k`` steps, kept so that a stream
-    allocates it once (again only for a chunk that needs longer blocks).
+    ``self_connected``: SnAp-1's trace (True) or RFLO's (False). ``work`` is the
+    kernel's scratch for blocks of ``k`` steps, kept so that a stream allocates it
+    once (again only for a chunk that needs longer blocks).
     """
 
-    def __init__(self, B, n, m, p, dtype):
+    def __init__(self, B, n, m, p, dtype, self_connected):
+        self.self_connected = self_connected
         self.h = np.zeros((B, n), dtype)
         self.S = np.zeros((B, n, n + m + 1), dtype)
         self.sizes = (B, n, m, p)
@@ -220,24 +222,20 @@ class TraceState:
 def start(arrays, B) -> TraceState:
     """SnAp-1's state at t = 0 for ``B`` sequences: zeros."""
     W_ih = arrays[0]
-    return TraceState(B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype)
+    return TraceState(B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype, True)
 
 
-def run_trace(state: TraceState, arrays, alpha, xs, ys, self_connected):
-    """Run the diagonal trace over the checked chunk from ``state``; return (loss, grads)."""
+def advance(state: TraceState, arrays, alpha, xs, ys):
+    """Run SnAp-1 (or RFLO: the state says) over the checked chunk ``xs``, ``ys`` from
+    ``state``; return (loss, grads)."""
     T = xs.shape[0]
     if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
         state.grow(_online.block_steps(T))
     g = np.empty(state.grad_size, state.h.dtype)
     loss = _diagonal_trace(
-        xs, ys, arrays, alpha, self_connected, state.h, state.S, state.work, state.k, g
+        xs, ys, arrays, alpha, state.self_connected, state.h, state.S, state.work, state.k, g
     )
     return loss, _online.grads_of(g, *state.cuts)
-
-
-def advance(state: TraceState, arrays, alpha, xs, ys):
-    """Run SnAp-1 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    return run_trace(state, arrays, alpha, xs, ys, True)
 
 
 def snap1(params, xs, ys):

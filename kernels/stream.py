@@ -25,14 +25,19 @@ so an in-place edit of them is seen too, unchecked. Chunks must keep the
 stream's batch size B and the parameters' input and output sizes.
 
 Each ``step`` returns arrays the caller owns: fresh ones per chunk, shared with
-nothing the stream keeps (UORO, SnAp-1 and RFLO return the very arrays their
-kernel folded the gradient into, with no copy). The per-chunk work outside the
-kernel is kept small, since a 32-step chunk of SnAp-1 at n = 64 is ~45 us: a
-chunk that is a C-contiguous 3-D array of the stream's dtype, B, m and p is
-checked by comparing those and one compiled finiteness pass over xs and ys;
-any other chunk takes the full check (``check_sequence``), which converts
-2-D and strided chunks and names whatever is wrong. What remains per chunk
-is mostly Numba's dispatch of the kernel (its ~20 array arguments, ~2 us).
+nothing the stream keeps (SnAp-1 and RFLO return views of the one fresh array
+their kernel folded the gradient into, UORO the arrays its kernel made, with no
+copy). The per-chunk work outside the kernel is kept small, since a 32-step
+chunk of RFLO at n = 64 is ~42 us and the issue allows it 5%: a chunk that is a
+C-contiguous 3-D array of the stream's dtype, B, m and p is checked by
+comparing those and one compiled finiteness pass over xs and ys; any other
+chunk takes the full check (``check_sequence``), which converts 2-D and strided
+chunks and names whatever is wrong. The kernels take a handful of arrays
+(Numba types and unboxes each argument at every call, ~0.05 us an array and
+more in tuples): the state, one flat scratch array carved into views inside
+the kernel and allocated once per stream, and, for the blocked rules, one flat
+gradient array whose views are returned (``_online.grad_views``). What remains
+per chunk, ~3 us at n = 64, is that dispatch, the checks, and making the views.
 
 Truncated BPTT, ``stream("tbptt", p, B, k1=, k2=None)``, takes chunks of a
 multiple of k1 steps (each ends on an update, so no error is pending across
@@ -240,11 +245,12 @@ class Stream:
         # here at the cost of a few attribute reads and one compiled pass for finiteness;
         # anything else (2-D chunks, other layouts, and every error) goes through
         # check_sequence, which converts or names what is wrong.
+        dtype = self._dtype
         if not (
             type(xs) is np.ndarray
             and type(ys) is np.ndarray
-            and xs.dtype is self._dtype
-            and ys.dtype is self._dtype
+            and xs.dtype is dtype
+            and ys.dtype is dtype
             and xs.shape[1:] == self._xs_tail
             and ys.shape[1:] == self._ys_tail
             and xs.shape[0] == ys.shape[0] > 0
@@ -253,9 +259,9 @@ class Stream:
             and finite_pair(xs, ys)
         ):
             xs, ys = self._checked_chunk(xs, ys)
-        loss, grads = self._advance(self.state, self._arrays, self._alpha, xs, ys)
+        out = self._advance(self.state, self._arrays, self._alpha, xs, ys)
         self.steps += xs.shape[0]
-        return loss, grads
+        return out
 
 
 def stream(name, params, B=1, **options) -> Stream:
