@@ -48,6 +48,7 @@ initial states.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -175,18 +176,31 @@ def as_params(grads) -> RNNParams:
 # of one flat array the caller allocates (:func:`grad_views`, :func:`grads_of`).
 
 
+# Every carved array starts on a multiple of ALIGN elements (64 bytes of float64), one
+# ALIGN past the end of the one before: packed end to end, an odd size (p = 1) would
+# leave the block buffers' rows on no cache-line boundary, and arrays of 4 KiB
+# multiples (SnAp-1's lambda, d and c of a 32-step block at n = 64) would sit at the
+# same offsets within their pages, which the CPU's load-store checks take for overlaps.
+ALIGN = 8
+
+
 @jit(inline=True)
 def carve(buf, at, shape):
-    """(The view of ``buf[at:]`` of ``shape``, the offset after it): buffers from one array."""
+    """(The view of ``buf[at:]`` of ``shape``, the aligned offset after it)."""
     size = 1
     for s in shape:
         size *= s
-    return buf[at : at + size].reshape(shape), at + size
+    return buf[at : at + size].reshape(shape), (at + size + ALIGN - 1) // ALIGN * ALIGN + ALIGN
+
+
+def space(*sizes: int) -> int:
+    """Elements of a flat buffer that :func:`carve` cuts into arrays of ``sizes``, in order."""
+    return sum(-(-s // ALIGN) * ALIGN + ALIGN for s in sizes)
 
 
 def grad_size(n: int, m: int, p: int) -> int:
     """Elements of the flat gradient array: W_ih, W_hh, b_h, W_out, b_out in turn."""
-    return n * m + n * n + n + p * n + p
+    return space(n * m, n * n, n, p * n, p)
 
 
 @jit(inline=True)
@@ -217,31 +231,40 @@ def readout_views(g_out, n, p):
     return g_W_out, carve(g_out, at, (p,))[0]
 
 
-def gradients_of(G, g_out, m: int) -> RNNParams:
+def readout_size(n: int, p: int) -> int:
+    """Elements of the flat readout gradients of :func:`readout_views`."""
+    return space(p * n, p)
+
+
+def gradients_of(G, g_out, m: int, p: int) -> RNNParams:
     """:func:`gradients` of G and the flat readout gradients of :func:`readout_views`."""
     n = G.shape[0]
-    p = g_out.shape[0] // (n + 1)
-    return gradients(G, g_out[: p * n].reshape(p, n), g_out[p * n :], m)
+    at = space(p * n)
+    return gradients(G, g_out[: p * n].reshape(p, n), g_out[at : at + p], m)
 
 
+@functools.cache
 def grad_cuts(n: int, m: int, p: int) -> tuple:
-    """What :func:`grads_of` needs: the sizes and where each array ends in the flat one."""
-    a = n * m
-    b = a + n * n
-    c = b + n
-    return n, m, p, a, b, c, c + p * n
+    """What :func:`grads_of` needs: the sizes, and where each array of the flat one starts."""
+    starts = [0]
+    for size in (n * m, n * n, n, p * n):
+        starts.append(starts[-1] + space(size))
+    return n, m, p, *starts
 
 
-def grads_of(g, n, m, p, a, b, c, d) -> RNNParams:
+def grads_of(g, n, m, p, i_ih, i_hh, i_b, i_out, i_bout) -> RNNParams:
     """RNNParams of the five views of the flat ``g`` that :func:`grad_views` filled.
 
-    The cuts are :func:`grad_cuts`'s, worked out once per state. Views of one fresh
+    The starts are :func:`grad_cuts`'s, worked out once per state. Views of one fresh
     array per call: C-contiguous, owned by the caller (their base is that array,
     which nothing else holds).
     """
     return RNNParams._make(
-        (g[:a].reshape(n, m), g[a:b].reshape(n, n), g[b:c], g[c:d].reshape(p, n), g[d:])
-    )
+        (
+            g[i_ih : i_ih + n * m].reshape(n, m), g[i_hh : i_hh + n * n].reshape(n, n),
+            g[i_b : i_b + n], g[i_out : i_out + p * n].reshape(p, n), g[i_bout : i_bout + p],
+        )
+    )  # fmt: skip
 
 
 def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:

@@ -143,10 +143,11 @@ def advance(state: KFRTRLState, arrays, alpha, xs, ys):
     n, p = state.K.shape[1], arrays[3].shape[0]
     r = n + m + 1
     if state.work is None:  # kept: a stream allocates its scratch once
-        state.work = np.empty(n * r + 3 * B * n + B * p + n * n + 2 * n + r, state.h.dtype)
-    g_out = np.zeros(p * n + p, state.h.dtype)
+        sizes = (n * r, B * n, B * n, B * n, B * p, n * n, n, r, n)  # as _kf_rtrl carves them
+        state.work = np.empty(_online.space(*sizes), state.h.dtype)
+    g_out = np.zeros(_online.readout_size(n, p), state.h.dtype)
     loss = _kf_rtrl(xs, ys, arrays, alpha, state.rng, state.h, state.u, state.K, state.work, g_out)
-    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m)
+    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m, p)
 
 
 def kf_rtrl(params, xs, ys, seed=0):

@@ -136,10 +136,11 @@ def advance(state: RKFState, arrays, alpha, xs, ys):
     n, p = state.K.shape[1], arrays[3].shape[0]
     r = n + m + 1
     if state.work is None:  # kept: a stream allocates its scratch once
-        state.work = np.empty(2 * n * r + 3 * B * n + B * p + n + 3 * r, state.h.dtype)
-    g_out = np.zeros(p * n + p, state.h.dtype)
+        sizes = (n * r, B * n, B * n, B * n, B * p, n * r, n, r, r, r)  # as _r_kf carves them
+        state.work = np.empty(_online.space(*sizes), state.h.dtype)
+    g_out = np.zeros(_online.readout_size(n, p), state.h.dtype)
     loss = _r_kf(xs, ys, arrays, alpha, state.rng, state.h, state.a, state.K, state.work, g_out)
-    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m)
+    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m, p)
 
 
 def r_kf(params, xs, ys, seed=0):

@@ -193,7 +193,10 @@ def trace_bytes(T, B, n, m, p, itemsize) -> list[Term]:
 def work_size(B, n, m, p, k) -> int:
     """Elements of ``_diagonal_trace``'s ``work`` for blocks of ``k`` steps (its carving order)."""
     r = n + m + 1
-    return 3 * B * n + B * p + B * k * r + 3 * B * k * n + 2 * k * n + 2 * n + 2 * n * r
+    return _online.space(
+        B * n, B * n, B * n, B * p, B * k * r, B * k * n, B * k * n, B * k * n, k * 2 * n,
+        2 * n, 2 * n * r,
+    )  # fmt: skip
 
 
 class TraceState:

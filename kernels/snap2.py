@@ -172,13 +172,14 @@ def advance(state: SnAp2State, arrays, alpha, xs, ys):
     r = n + m + 1
     s_max = state.s_max
     if state.work is None:  # kept: a stream allocates its scratch once
-        size = n * r + 3 * B * n + B * p + B * r + (s_max * s_max if s_max < n else 0)
-        state.work = np.empty(size + s_max * B * r, state.h.dtype)
-    g_out = np.zeros(p * n + p, state.h.dtype)
+        W_S = s_max * s_max if s_max < n else 0
+        sizes = (n * r, B * n, B * n, B * n, B * p, B * r, W_S, s_max * B * r)  # as _snap2's
+        state.work = np.empty(_online.space(*sizes), state.h.dtype)
+    g_out = np.zeros(_online.readout_size(n, p), state.h.dtype)
     loss = _snap2(
         xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, s_max, state.work, g_out
     )
-    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m)
+    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m, p)
 
 
 def snap2(params, xs, ys):

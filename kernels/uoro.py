@@ -205,7 +205,9 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k):
 def work_size(B, n, m, p, k) -> int:
     """Elements of ``_uoro_flat``'s ``work`` for blocks of ``k`` steps (its carving order)."""
     r = n + m + 1
-    return 4 * B * n + B * p + n + r + B * k * n + B * k * r + 2 * B * k + n * r
+    return _online.space(
+        B * n, B * n, B * n, B * p, B * n, n, r, B * k * n, B * k * r, B * k, B * k, n * r
+    )
 
 
 class UOROState:
@@ -219,9 +221,12 @@ class UOROState:
 
     def __init__(self, B, n, m, p, dtype, seed):
         r = n + m + 1
-        self.buf = np.zeros(2 * B * n + 2 * B * n * r + B, dtype)
-        cuts = np.cumsum([B * n, B * n, B * n * r, B * n * r])
-        h, s_tilde, theta_tilde, theta_0, self.theta_norm = np.split(self.buf, cuts)
+        sizes = (B * n, B * n, B * n * r, B * n * r, B)  # as _uoro_flat carves them
+        self.buf = np.zeros(_online.space(*sizes), dtype)
+        starts = np.cumsum([0, *(_online.space(s) for s in sizes[:-1])])
+        h, s_tilde, theta_tilde, theta_0, self.theta_norm = (
+            self.buf[a : a + s] for a, s in zip(starts, sizes, strict=True)
+        )
         self.h, self.s_tilde = h.reshape(B, n), s_tilde.reshape(B, n)
         self.theta_tilde, self.theta_0 = theta_tilde.reshape(B, n, r), theta_0.reshape(B, n, r)
         self.rng = _online.pcg_words(seed)
