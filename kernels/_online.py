@@ -138,6 +138,19 @@ def pcg_random(w):
     return np.float64(out >> _U11) * (1.0 / 9007199254740992.0)
 
 
+def kept_scratch(state, steps: int, make):
+    """The buffers a kernel writes into, kept on ``state`` so that a stream allocates them once.
+
+    ``make(steps)`` builds them for blocks of ``steps`` steps; they are rebuilt only
+    when a call needs longer blocks than those held. (A one-shot call builds them
+    once, for min(STEPS_PER_BLOCK, T) steps.)
+    """
+    held = getattr(state, "scratch", None)
+    if held is None or held[0] < steps:
+        state.scratch = (steps, make(steps))
+    return state.scratch[1]
+
+
 def block_steps(T: int) -> int:
     """Steps per block for a call of T steps."""
     return max(1, min(STEPS_PER_BLOCK, T))
@@ -218,29 +231,6 @@ def grad_views(g, n, m, p):
     g_W_out[:] = 0.0
     g_b_out[:] = 0.0
     return g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out
-
-
-@jit(inline=True)
-def readout_views(g_out, n, p):
-    """(g_W_out (p, n), g_b_out (p,)) as views of the flat ``g_out`` of p n + p zeros.
-
-    The rules that gather G (n x r) in their scratch and copy it out (KF-RTRL,
-    R-KF, SnAp-2) take their readout gradients this way: one array to pass.
-    """
-    g_W_out, at = carve(g_out, 0, (p, n))
-    return g_W_out, carve(g_out, at, (p,))[0]
-
-
-def readout_size(n: int, p: int) -> int:
-    """Elements of the flat readout gradients of :func:`readout_views`."""
-    return space(p * n, p)
-
-
-def gradients_of(G, g_out, m: int, p: int) -> RNNParams:
-    """:func:`gradients` of G and the flat readout gradients of :func:`readout_views`."""
-    n = G.shape[0]
-    at = space(p * n)
-    return gradients(G, g_out[: p * n].reshape(p, n), g_out[at : at + p], m)
 
 
 @functools.cache

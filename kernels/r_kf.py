@@ -35,28 +35,18 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import carve, cell_step, fill_z, pcg_random, ratio, readout_views, sign
+from ._online import cell_step, fill_z, pcg_random, ratio, sign
 from ._validate import check_rnn_problem
 from .costs import Term
 
 
 @jit
-def _r_kf(xs, ys, weights, alpha, rng, h, a, K, work, g_out):
+def _r_kf(xs, ys, weights, alpha, rng, h, a, K, scratch, G, grads):
     W_ih, W_hh, b_h, W_out, b_out = weights
+    h_new, d, c, e, AK, nu, v, z, sq = scratch
+    g_W_out, g_b_out = grads
     T, B, _ = xs.shape
-    n, r, p = K.shape[1], K.shape[2], W_out.shape[0]
-    # the scratch, G first (``advance``): one array to pass, not ten
-    G, at = carve(work, 0, (n, r))
-    h_new, at = carve(work, at, (B, n))
-    d, at = carve(work, at, (B, n))
-    c, at = carve(work, at, (B, n))
-    e, at = carve(work, at, (B, p))
-    AK, at = carve(work, at, (n, r))
-    nu, at = carve(work, at, (n,))
-    v, at = carve(work, at, (r,))
-    z, at = carve(work, at, (r,))
-    sq, at = carve(work, at, (r,))
-    g_W_out, g_b_out = readout_views(g_out, n, p)
+    n, r = K.shape[1], K.shape[2]
     nu_norm = math.sqrt(n)
     leak = 1.0 - alpha
     loss = 0.0
@@ -121,7 +111,6 @@ class RKFState:
         self.a = np.zeros((B, n), dtype)
         self.K = np.zeros((B, n, n + m + 1), dtype)
         self.rng = _online.pcg_words(seed)  # PCG64's words (_online.pcg_random)
-        self.work = None  # the kernel's scratch, G first, from the first call on
 
 
 def start(arrays, B, seed=0) -> RKFState:
@@ -133,14 +122,21 @@ def start(arrays, B, seed=0) -> RKFState:
 def advance(state: RKFState, arrays, alpha, xs, ys):
     """Run R-KF over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
     _, B, m = xs.shape
-    n, p = state.K.shape[1], arrays[3].shape[0]
+    n, p = arrays[1].shape[0], arrays[3].shape[0]
     r = n + m + 1
-    if state.work is None:  # kept: a stream allocates its scratch once
-        sizes = (n * r, B * n, B * n, B * n, B * p, n * r, n, r, r, r)  # as _r_kf carves them
-        state.work = np.empty(_online.space(*sizes), state.h.dtype)
-    g_out = np.zeros(_online.readout_size(n, p), state.h.dtype)
-    loss = _r_kf(xs, ys, arrays, alpha, state.rng, state.h, state.a, state.K, state.work, g_out)
-    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m, p)
+    dt = arrays[1].dtype
+
+    def make(_):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((n, r), dt), np.empty(n, dt), *(np.empty(r, dt) for _ in range(3)),
+        )  # fmt: skip
+        return scratch, np.empty((n, r), dt)
+
+    scratch, G = _online.kept_scratch(state, 1, make)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
+    loss = _r_kf(xs, ys, arrays, alpha, state.rng, state.h, state.a, state.K, scratch, G, grads)
+    return float(loss), _online.gradients(G, *grads, m)
 
 
 def r_kf(params, xs, ys, seed=0):

@@ -42,28 +42,18 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import carve, cell_step, fill_z, readout_views
+from ._online import cell_step, fill_z
 from ._validate import check_rnn_problem
 from .costs import Term
 
 
 @jit
-def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, s_max, work, g_out):
+def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
     W_ih, W_hh, b_h, W_out, b_out = weights
-    T, B, m = xs.shape
-    n, p = W_hh.shape[0], W_out.shape[0]
-    r = n + m + 1
-    # the scratch, G first (``advance``): one array to pass, not eight; s_max is the
-    # largest kept set, W_S its gathered W_hh[S_k, S_k] (not needed when it is all of W_hh)
-    G, at = carve(work, 0, (n, r))
-    h_new, at = carve(work, at, (B, n))
-    d, at = carve(work, at, (B, n))
-    c, at = carve(work, at, (B, n))
-    e, at = carve(work, at, (B, p))
-    Z, at = carve(work, at, (B, r))
-    W_S, at = carve(work, at, (s_max * s_max if s_max < n else 0,))
-    AJ, at = carve(work, at, (s_max * B * r,))
-    g_W_out, g_b_out = readout_views(g_out, n, p)
+    h_new, d, c, e, Z, W_S, AJ = scratch
+    g_W_out, g_b_out = grads
+    T, B, _ = xs.shape
+    n, r = W_hh.shape[0], Z.shape[1]
     Br = B * r
     leak = 1.0 - alpha
     loss = 0.0
@@ -144,8 +134,6 @@ class SnAp2State:
         self.ptr, self.idx = kept_pattern(W_hh)
         self.h = np.zeros((B, n), dtype)
         self.J = np.zeros(self.idx.shape[0] * B * (n + m + 1), dtype)
-        self.s_max = int(np.diff(self.ptr).max())  # the largest kept set
-        self.work = None  # the kernel's scratch, G first, from the first call on
 
     def check_weights(self, W_hh) -> None:
         """Refuse a W_hh with a non-zero outside the kept pattern (the pattern is fixed)."""
@@ -168,18 +156,23 @@ def start(arrays, B) -> SnAp2State:
 def advance(state: SnAp2State, arrays, alpha, xs, ys):
     """Run SnAp-2 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
     _, B, m = xs.shape
-    n, p = state.h.shape[1], arrays[3].shape[0]
+    n, p = arrays[1].shape[0], arrays[3].shape[0]
     r = n + m + 1
-    s_max = state.s_max
-    if state.work is None:  # kept: a stream allocates its scratch once
-        W_S = s_max * s_max if s_max < n else 0
-        sizes = (n * r, B * n, B * n, B * n, B * p, B * r, W_S, s_max * B * r)  # as _snap2's
-        state.work = np.empty(_online.space(*sizes), state.h.dtype)
-    g_out = np.zeros(_online.readout_size(n, p), state.h.dtype)
-    loss = _snap2(
-        xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, s_max, state.work, g_out
-    )
-    return float(loss), _online.gradients_of(state.work[: n * r].reshape(n, r), g_out, m, p)
+    dt = arrays[1].dtype
+    s_max = int(np.diff(state.ptr).max())
+
+    def make(_):
+        scratch = (
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
+            np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n else 0, dt),
+            np.empty(s_max * B * r, dt),
+        )  # fmt: skip
+        return scratch, np.empty((n, r), dt)
+
+    scratch, G = _online.kept_scratch(state, 1, make)
+    grads = (np.zeros((p, n), dt), np.zeros(p, dt))
+    loss = _snap2(xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, scratch, G, grads)
+    return float(loss), _online.gradients(G, *grads, m)
 
 
 def snap2(params, xs, ys):

@@ -32,12 +32,14 @@ chunk of RFLO at n = 64 is ~42 us and the issue allows it 5%: a chunk that is a
 C-contiguous 3-D array of the stream's dtype, B, m and p is checked by
 comparing those and one compiled finiteness pass over xs and ys; any other
 chunk takes the full check (``check_sequence``), which converts 2-D and strided
-chunks and names whatever is wrong. The kernels take a handful of arrays
-(Numba types and unboxes each argument at every call, ~0.05 us an array and
-more in tuples): the state, one flat scratch array carved into views inside
-the kernel and allocated once per stream, and, for the blocked rules, one flat
-gradient array whose views are returned (``_online.grad_views``). What remains
-per chunk, ~3 us at n = 64, is that dispatch, the checks, and making the views.
+chunks and names whatever is wrong. The O(n^2) rules' kernels (SnAp-1, RFLO,
+UORO) take a handful of arrays (Numba types and unboxes each argument at every
+call, ~0.05 us an array and more in tuples): the state, one flat scratch array
+carved into views inside the kernel and allocated once per stream, and, for
+SnAp-1 and RFLO, one flat gradient array whose views are returned
+(``_online.grad_views``). What remains per chunk, ~5 us at n = 64 on a loaded
+2-core machine, is that dispatch, the checks and making the views; the O(n^3)
+rules' chunks are long enough that their ~6 us is 1 to 2%.
 
 Truncated BPTT, ``stream("tbptt", p, B, k1=, k2=None)``, takes chunks of a
 multiple of k1 steps (each ends on an update, so no error is pending across
