@@ -48,6 +48,7 @@ initial states.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -177,6 +178,83 @@ def new_grads(n, m, p, dtype):
 def as_params(grads) -> RNNParams:
     """RNNParams of the five arrays of :func:`new_grads` (``_make``: no checks, alpha 1)."""
     return RNNParams._make(grads)
+
+
+# --- flat buffers ----------------------------------------------------------------------
+# A stream's chunk pays Numba's dispatch for every array it passes to a kernel and for
+# every array a kernel returns (each is typed, unboxed or boxed: ~0.05 us an argument,
+# more in tuples, ~0.3 us a returned array), and at n = 64 a 32-step chunk of SnAp-1 is
+# ~45 us. So the blocked kernels take their scratch as one flat ``work`` array that they
+# carve into views themselves (:func:`carve`), and fill the five gradient arrays as views
+# of one flat array the caller allocates (:func:`grad_views`, :func:`grads_of`).
+
+
+# Every carved array starts on a multiple of ALIGN elements (64 bytes of float64), one
+# ALIGN past the end of the one before: packed end to end, an odd size (p = 1) would
+# leave the block buffers' rows on no cache-line boundary, and arrays of 4 KiB
+# multiples (SnAp-1's lambda, d and c of a 32-step block at n = 64) would sit at the
+# same offsets within their pages, which the CPU's load-store checks take for overlaps.
+ALIGN = 8
+
+
+@jit(inline=True)
+def carve(buf, at, shape):
+    """(The view of ``buf[at:]`` of ``shape``, the aligned offset after it)."""
+    size = 1
+    for s in shape:
+        size *= s
+    return buf[at : at + size].reshape(shape), (at + size + ALIGN - 1) // ALIGN * ALIGN + ALIGN
+
+
+def space(*sizes: int) -> int:
+    """Elements of a flat buffer that :func:`carve` cuts into arrays of ``sizes``, in order."""
+    return sum(-(-s // ALIGN) * ALIGN + ALIGN for s in sizes)
+
+
+def grad_size(n: int, m: int, p: int) -> int:
+    """Elements of the flat gradient array: W_ih, W_hh, b_h, W_out, b_out in turn."""
+    return space(n * m, n * n, n, p * n, p)
+
+
+@jit(inline=True)
+def grad_views(g, n, m, p):
+    """The five gradient arrays as views of the flat ``g`` (:func:`grad_size`), readout zeroed.
+
+    G's three (W_ih, W_hh, b_h) are left as they are: the blocked kernels clear each
+    row in their first fold, as with :func:`new_grads`.
+    """
+    g_W_ih, at = carve(g, 0, (n, m))
+    g_W_hh, at = carve(g, at, (n, n))
+    g_b_h, at = carve(g, at, (n,))
+    g_W_out, at = carve(g, at, (p, n))
+    g_b_out, at = carve(g, at, (p,))
+    g_W_out[:] = 0.0
+    g_b_out[:] = 0.0
+    return g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out
+
+
+@functools.cache
+def grad_cuts(n: int, m: int, p: int) -> tuple:
+    """What :func:`grads_of` needs: the sizes, and where each array of the flat one starts."""
+    starts = [0]
+    for size in (n * m, n * n, n, p * n):
+        starts.append(starts[-1] + space(size))
+    return n, m, p, *starts
+
+
+def grads_of(g, n, m, p, i_ih, i_hh, i_b, i_out, i_bout) -> RNNParams:
+    """RNNParams of the five views of the flat ``g`` that :func:`grad_views` filled.
+
+    The starts are :func:`grad_cuts`'s, worked out once per state. Views of one fresh
+    array per call: C-contiguous, owned by the caller (their base is that array,
+    which nothing else holds).
+    """
+    return RNNParams._make(
+        (
+            g[i_ih : i_ih + n * m].reshape(n, m), g[i_hh : i_hh + n * n].reshape(n, n),
+            g[i_b : i_b + n], g[i_out : i_out + p * n].reshape(p, n), g[i_bout : i_bout + p],
+        )
+    )  # fmt: skip
 
 
 def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:

@@ -52,6 +52,9 @@ class TBPTTState:
         self.inputs = np.zeros((self.k2, B, m), dt)  # inputs[0 .. L-1] = x_{t-L} .. x_{t-1}
         self.L = 0
         self.t = 0
+        # the kernels' view of the weights, laid out when a chunk first runs with them
+        self.weights_of = None
+        self.weights = None
 
 
 def start(arrays, B, k1=None, k2=None) -> TBPTTState:
@@ -95,11 +98,14 @@ def advance(state: TBPTTState, arrays, alpha, xs, ys):
             f"stream('tbptt') takes chunks of a multiple of k1 = {k1} steps, got {Tc}: a "
             f"chunk must end on an update so that no error is left pending across chunks"
         )
-    if isinstance(arrays, (cells.GRUParams, cells.LSTMParams)):
-        cell, w, dt = cells.identify(arrays)
-    else:
-        _, w, dt = elman.check(arrays)  # the kernels' layout (a plain tuple carries no leak)
-        cell = elman.cell(alpha)  # so the cell is the stream's: plain, or leaky for alpha < 1
+    if state.weights_of is not arrays:  # new weights (the stream checked them): relaid once
+        if isinstance(arrays, (cells.GRUParams, cells.LSTMParams)):
+            cell, w, dt = cells.identify(arrays)
+        else:
+            _, w, dt = elman.check(arrays)  # the kernels' layout (a plain tuple carries no leak)
+            cell = elman.cell(alpha)  # so the cell is the stream's: plain, or leaky for alpha < 1
+        state.weights_of, state.weights = arrays, (cell, w, dt)
+    cell, w, dt = state.weights
     B, m = xs.shape[1], xs.shape[2]
     p, n = w.W_out.shape
     if state.buf is None:

@@ -44,32 +44,42 @@ import numpy as np
 from . import _batch_parallel, _online, cells, snap1_gated
 from ._batch_parallel import batch_parts
 from ._jit import jit
-from ._online import cell_step, fill_z, new_grads
+from ._online import carve, cell_step, fill_z, grad_views
 from ._validate import check_rnn_problem
 from .cells import GRUParams, LSTMParams
 from .costs import Term
 
 
 @jit
-def _diagonal_trace(xs, ys, weights, alpha, self_connected, h, S, scratch, block):
+def _diagonal_trace(xs, ys, weights, alpha, self_connected, h, S, work, k, g):
     """S <- ((1 - alpha) + d * w_self)[:, None] * S + d z^T;  G += c[:, None] * S.
 
     SnAp-1 passes self_connected = True (w_self = diag(W_hh), read here so that
-    the caller copies nothing), RFLO False (w_self = 0). ``block`` holds the
-    block's z_t (B, k, r), lambda_t, d_t, c_t (B, k, n), and the scratch of
-    its end (:func:`_fold_block`). Returns the loss and the five gradient
-    arrays (``_online.new_grads``), G being the first three.
+    the caller copies nothing), RFLO False (w_self = 0). ``work`` (at least
+    :func:`work_size` elements) holds the cell's scratch, the block's z_t
+    (B, k, r), lambda_t, d_t, c_t (B, k, n), and the scratch of its end
+    (:func:`_fold_block`), for blocks of ``k`` steps. Fills the flat ``g``
+    (``_online.grad_views``) with the five gradient arrays, G being the first
+    three, and returns the loss.
     """
     W_ih, W_hh, b_h, W_out, b_out = weights
-    h_new, d, c, e = scratch
-    Z, lam, D, C, coef, ends, out = block
     T, B, m = xs.shape
-    grads = new_grads(W_hh.shape[0], m, W_out.shape[0], W_hh.dtype)
-    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
+    n, p = W_hh.shape[0], W_out.shape[0]
+    r = n + m + 1
+    h_new, at = carve(work, 0, (B, n))
+    d, at = carve(work, at, (B, n))
+    c, at = carve(work, at, (B, n))
+    e, at = carve(work, at, (B, p))
+    Z, at = carve(work, at, (B, k, r))
+    lam, at = carve(work, at, (B, k, n))
+    D, at = carve(work, at, (B, k, n))
+    C, at = carve(work, at, (B, k, n))
+    coef, at = carve(work, at, (k, 2 * n))
+    ends, at = carve(work, at, (2, n))
+    out, at = carve(work, at, (2 * n, r))
+    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grad_views(g, n, m, p)
     G = (g_W_hh, g_W_ih, g_b_h)  # not yet cleared: the call's first fold does it row by row
     fresh = True
-    n = S.shape[1]
-    k = Z.shape[1]
     leak = 1.0 - alpha
     loss = 0.0
     j = 0  # steps recorded in the current block
@@ -93,7 +103,7 @@ def _diagonal_trace(xs, ys, weights, alpha, self_connected, h, S, scratch, block
                 )
                 fresh = False
             j = 0
-    return 0.5 * loss, grads
+    return 0.5 * loss
 
 
 @jit
@@ -103,8 +113,8 @@ def _fold_block(S, lam, D, C, Z, coef, ends, out, G, fresh):
     coef (k, 2n) receives the coefficients of the block's z's, transposed
     (rows 0..n-1 of the GEMM: the gradient's, rows n..2n-1: the trace's);
     ends (2, n) the coefficients of S_0; out (2n, r) the GEMM. ``fresh``: G
-    holds garbage, and each row is cleared just before it is added to (while
-    it is in L1, instead of a pass over all of G before the call).
+    holds garbage, and each entry is written as 0.0 plus its term (while the row
+    is in L1, instead of a pass over all of G to clear it before the call).
     """
     n, r = S.shape
     j = Z.shape[0]
@@ -129,23 +139,21 @@ def _fold_block(S, lam, D, C, Z, coef, ends, out, G, fresh):
         o_s = out[n + i]
         gamma = ends[0, i]
         L = ends[1, i]
-        # G's row i is (g_W_hh[i], g_W_ih[i], g_b_h[i]): the returned arrays themselves
-        if fresh:
-            g_hh[i] = 0.0
-            g_ih[i] = 0.0
-            g_b[i] = 0.0
+        # G's row i is (g_W_hh[i], g_W_ih[i], g_b_h[i]): the returned arrays themselves.
+        # A fresh G adds to 0.0 in place of what it holds: the sum a cleared row would
+        # give, without a pass to clear it (the branch is the loop's, hoisted by LLVM).
         g = g_hh[i]
         for col in range(n):
             x = s[col]
-            g[col] += gamma * x + o_g[col]
+            g[col] = (0.0 if fresh else g[col]) + (gamma * x + o_g[col])
             s[col] = L * x + o_s[col]
         g = g_ih[i]
         for col in range(n_ih):
             x = s[n + col]
-            g[col] += gamma * x + o_g[n + col]
+            g[col] = (0.0 if fresh else g[col]) + (gamma * x + o_g[n + col])
             s[n + col] = L * x + o_s[n + col]
         x = s[r - 1]
-        g_b[i] += gamma * x + o_g[r - 1]
+        g_b[i] = (0.0 if fresh else g_b[i]) + (gamma * x + o_g[r - 1])
         s[r - 1] = L * x + o_s[r - 1]
 
 
@@ -182,48 +190,55 @@ def trace_bytes(T, B, n, m, p, itemsize) -> list[Term]:
     ]
 
 
-class TraceState:
-    """What SnAp-1 and RFLO carry across steps: h_t (B, n) and the trace S (B, n, r)."""
+def work_size(B, n, m, p, k) -> int:
+    """Elements of ``_diagonal_trace``'s ``work`` for blocks of ``k`` steps (its carving order)."""
+    r = n + m + 1
+    return _online.space(
+        B * n, B * n, B * n, B * p, B * k * r, B * k * n, B * k * n, B * k * n, k * 2 * n,
+        2 * n, 2 * n * r,
+    )  # fmt: skip
 
-    def __init__(self, B, n, m, dtype):
+
+class TraceState:
+    """What SnAp-1 and RFLO carry across steps: h_t (B, n) and the trace S (B, n, r).
+
+    ``self_connected``: SnAp-1's trace (True) or RFLO's (False). ``work`` is the
+    kernel's scratch for blocks of ``k`` steps, kept so that a stream allocates it
+    once (again only for a chunk that needs longer blocks).
+    """
+
+    def __init__(self, B, n, m, p, dtype, self_connected):
+        self.self_connected = self_connected
         self.h = np.zeros((B, n), dtype)
         self.S = np.zeros((B, n, n + m + 1), dtype)
+        self.sizes = (B, n, m, p)
+        self.grad_size, self.cuts = _online.grad_size(n, m, p), _online.grad_cuts(n, m, p)
+        self.k = 0
+        self.work = None
+
+    def grow(self, k):
+        """Scratch for blocks of ``k`` steps."""
+        self.k = k
+        self.work = np.empty(work_size(*self.sizes, k), self.h.dtype)
 
 
 def start(arrays, B) -> TraceState:
     """SnAp-1's state at t = 0 for ``B`` sequences: zeros."""
     W_ih = arrays[0]
-    return TraceState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype)
-
-
-def run_trace(state: TraceState, arrays, alpha, xs, ys, self_connected):
-    """Run the diagonal trace over the checked chunk from ``state``; return (loss, grads)."""
-    _, B, m = xs.shape
-    n, p = arrays[1].shape[0], arrays[3].shape[0]
-    dt = arrays[1].dtype
-    r = n + m + 1
-
-    def make(k):
-        scratch = (
-            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-        )  # fmt: skip
-        block = (
-            np.empty((B, k, r), dt), np.empty((B, k, n), dt), np.empty((B, k, n), dt),
-            np.empty((B, k, n), dt), np.empty((k, 2 * n), dt), np.empty((2, n), dt),
-            np.empty((2 * n, r), dt),
-        )  # fmt: skip
-        return scratch, block
-
-    scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
-    loss, grads = _diagonal_trace(
-        xs, ys, arrays, alpha, self_connected, state.h, state.S, scratch, block
-    )
-    return loss, _online.as_params(grads)
+    return TraceState(B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype, True)
 
 
 def advance(state: TraceState, arrays, alpha, xs, ys):
-    """Run SnAp-1 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    return run_trace(state, arrays, alpha, xs, ys, True)
+    """Run SnAp-1 (or RFLO: the state says) over the checked chunk ``xs``, ``ys`` from
+    ``state``; return (loss, grads)."""
+    T = xs.shape[0]
+    if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
+        state.grow(_online.block_steps(T))
+    g = np.empty(state.grad_size, state.h.dtype)
+    loss = _diagonal_trace(
+        xs, ys, arrays, alpha, state.self_connected, state.h, state.S, state.work, state.k, g
+    )
+    return loss, _online.grads_of(g, *state.cuts)
 
 
 def snap1(params, xs, ys):

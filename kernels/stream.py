@@ -25,14 +25,21 @@ so an in-place edit of them is seen too, unchecked. Chunks must keep the
 stream's batch size B and the parameters' input and output sizes.
 
 Each ``step`` returns arrays the caller owns: fresh ones per chunk, shared with
-nothing the stream keeps (UORO, SnAp-1 and RFLO return the very arrays their
-kernel folded the gradient into, with no copy). The per-chunk work outside the
-kernel is kept small, since a 32-step chunk of SnAp-1 at n = 64 is ~45 us: a
-chunk that is a C-contiguous 3-D array of the stream's dtype, B, m and p is
-checked by comparing those and one compiled finiteness pass over xs and ys;
-any other chunk takes the full check (``check_sequence``), which converts
-2-D and strided chunks and names whatever is wrong. What remains per chunk
-is mostly Numba's dispatch of the kernel (its ~20 array arguments, ~2 us).
+nothing the stream keeps (SnAp-1 and RFLO return views of the one fresh array
+their kernel folded the gradient into, UORO the arrays its kernel made, with no
+copy). The per-chunk work outside the kernel is kept small, since a 32-step
+chunk of RFLO at n = 64 is ~42 us and the issue allows it 5%: a chunk that is a
+C-contiguous 3-D array of the stream's dtype, B, m and p is checked by
+comparing those and one compiled finiteness pass over xs and ys; any other
+chunk takes the full check (``check_sequence``), which converts 2-D and strided
+chunks and names whatever is wrong. The O(n^2) rules' kernels (SnAp-1, RFLO,
+UORO) take a handful of arrays (Numba types and unboxes each argument at every
+call, ~0.05 us an array and more in tuples): the state, one flat scratch array
+carved into views inside the kernel and allocated once per stream, and, for
+SnAp-1 and RFLO, one flat gradient array whose views are returned
+(``_online.grad_views``). What remains per chunk, ~5 us at n = 64 on a loaded
+2-core machine, is that dispatch, the checks and making the views; the O(n^3)
+rules' chunks are long enough that their ~6 us is 1 to 2%.
 
 Truncated BPTT, ``stream("tbptt", p, B, k1=, k2=None)``, takes chunks of a
 multiple of k1 steps (each ends on an update, so no error is pending across
@@ -93,11 +100,9 @@ def _snap1_start(arrays, B):
     return snap1_start(arrays, B)
 
 
-def _snap1_advance(state, arrays, alpha, xs, ys):
-    if _is_gated(arrays):  # checked when the stream took them (_checked)
-        loss, grads = snap1_gated.advance(state, cells.Weights(*arrays), xs, ys)
-        return loss, cells.as_params(cells.Weights(*grads), cells.cell_named(state.cell))
-    return snap1_advance(state, arrays, alpha, xs, ys)
+def _snap1_gated_advance(state, arrays, alpha, xs, ys):
+    loss, grads = snap1_gated.advance(state, cells.Weights(*arrays), xs, ys)
+    return loss, cells.as_params(cells.Weights(*grads), cells.cell_named(state.cell))
 
 
 def _is_gated(params) -> bool:
@@ -132,6 +137,11 @@ class _Rule:
     options: tuple[str, ...] = ()
     leaky: bool = True  # runs the leaky cell (0 < alpha <= 1), not only alpha = 1
     gated: bool = False  # runs GRUParams and LSTMParams too (then advance gets the params)
+    gated_advance: Callable | None = None  # advance for the gated cells, where it differs
+
+    def advance_for(self, params) -> Callable:
+        """The advance of ``params``'s cell (chosen once: a stream keeps its cell)."""
+        return self.gated_advance if _is_gated(params) and self.gated_advance else self.advance
 
 
 RULES: dict[str, _Rule] = {
@@ -139,7 +149,7 @@ RULES: dict[str, _Rule] = {
     "uoro": _Rule(uoro_start, uoro_advance, ("seed",)),
     "kf_rtrl": _Rule(kf_rtrl_start, kf_rtrl_advance, ("seed",)),
     "r_kf": _Rule(r_kf_start, r_kf_advance, ("seed",)),
-    "snap1": _Rule(_snap1_start, _snap1_advance, gated=True),
+    "snap1": _Rule(_snap1_start, snap1_advance, gated=True, gated_advance=_snap1_gated_advance),
     "snap2": _Rule(snap2_start, snap2_advance),
     "rflo": _Rule(rflo_start, rflo_advance),
     "tbptt": _Rule(_tbptt_start, _tbptt_stream.advance, ("k1", "k2"), gated=True),
@@ -180,7 +190,7 @@ class Stream:
             )
         self._params, self._arrays = params, arrays
         self._rule = rule
-        self._advance = rule.advance
+        self._advance = rule.advance_for(params)
         # what the fast check of a chunk compares against (the dtype object itself:
         # np.dtype instances of the builtin floats are singletons)
         self._dtype = np.dtype(self._dtype)
@@ -237,11 +247,12 @@ class Stream:
         # here at the cost of a few attribute reads and one compiled pass for finiteness;
         # anything else (2-D chunks, other layouts, and every error) goes through
         # check_sequence, which converts or names what is wrong.
+        dtype = self._dtype
         if not (
             type(xs) is np.ndarray
             and type(ys) is np.ndarray
-            and xs.dtype is self._dtype
-            and ys.dtype is self._dtype
+            and xs.dtype is dtype
+            and ys.dtype is dtype
             and xs.shape[1:] == self._xs_tail
             and ys.shape[1:] == self._ys_tail
             and xs.shape[0] == ys.shape[0] > 0
@@ -250,9 +261,9 @@ class Stream:
             and finite_pair(xs, ys)
         ):
             xs, ys = self._checked_chunk(xs, ys)
-        loss, grads = self._advance(self.state, self._arrays, self._alpha, xs, ys)
+        out = self._advance(self.state, self._arrays, self._alpha, xs, ys)
         self.steps += xs.shape[0]
-        return loss, grads
+        return out
 
 
 def stream(name, params, B=1, **options) -> Stream:

@@ -69,7 +69,16 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import cell_step, fill_z, new_grads, pcg_random, ratio, rows_times_transpose, sign
+from ._online import (
+    carve,
+    cell_step,
+    fill_z,
+    new_grads,
+    pcg_random,
+    ratio,
+    rows_times_transpose,
+    sign,
+)
 from ._validate import check_rnn_problem
 from .costs import Term
 
@@ -224,53 +233,101 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
             sq[col] += x * x
 
 
+@jit
+def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k):
+    """``_uoro`` on the state and scratch carved from two flat arrays (:class:`UOROState`).
+
+    One dispatch of eight arguments instead of ``_uoro``'s twenty-five arrays, most of
+    them in tuples: a stream's chunk pays Numba for every array it passes.
+    """
+    _, B, m = xs.shape
+    n, p = weights[1].shape[0], weights[3].shape[0]
+    r = n + m + 1
+    h, at = carve(state, 0, (B, n))
+    s_tilde, at = carve(state, at, (B, n))
+    theta_tilde, at = carve(state, at, (B, n, r))
+    theta_norm, at = carve(state, at, (B,))
+    h_new, at = carve(work, 0, (B, n))
+    e, at = carve(work, at, (B, p))
+    Ws, at = carve(work, at, (B, n))
+    As, at = carve(work, at, (n,))
+    sq, at = carve(work, at, (r,))
+    nsq, at = carve(work, at, (B,))
+    L, at = carve(work, at, (B,))
+    V, at = carve(work, at, (B, k, n))
+    Z, at = carve(work, at, (B, k, r))
+    D, at = carve(work, at, (k, B, n))
+    C, at = carve(work, at, (k, B, n))
+    R, at = carve(work, at, (k, B, n))
+    lam, at = carve(work, at, (B, k))
+    w, at = carve(work, at, (B, k))
+    q, at = carve(work, at, (B, k))
+    a, at = carve(work, at, (B, k))
+    Gv, at = carve(work, at, (B, k * k))
+    Gz, at = carve(work, at, (k * k,))
+    Y, at = carve(work, at, (k, n))
+    Zc, at = carve(work, at, (k, r))
+    out, at = carve(work, at, (n, r))
+    return _uoro(
+        xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm,
+        (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out),
+    )  # fmt: skip
+
+
+def work_size(B, n, m, p, k) -> int:
+    """Elements of ``_uoro_flat``'s ``work`` for blocks of ``k`` steps (its carving order)."""
+    r = n + m + 1
+    kBn = k * B * n
+    return _online.space(
+        B * n, B * p, B * n, n, r, B, B, B * k * n, B * k * r, kBn, kBn, kBn,
+        B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, k * r, n * r,
+    )  # fmt: skip
+
+
 class UOROState:
     """What UORO carries across steps: h_t, s~ (B, n), theta~ (B, n, r), |theta~| (B,), the rng
     (``rng``: the four uint64 words of its PCG64, ``_online.pcg_words``).
 
     Every call ends a block, so theta~ is always held as it is, not as a block's terms.
+    All four arrays are views of the one array ``buf``; ``work`` is the kernel's scratch
+    for blocks of ``k`` steps, kept so that a stream allocates it once.
     """
 
-    def __init__(self, B, n, m, dtype, seed):
-        self.h = np.zeros((B, n), dtype)
-        self.s_tilde = np.zeros((B, n), dtype)
-        self.theta_tilde = np.zeros((B, n, n + m + 1), dtype)
-        self.theta_norm = np.zeros(B, dtype)
+    def __init__(self, B, n, m, p, dtype, seed):
+        r = n + m + 1
+        sizes = (B * n, B * n, B * n * r, B)  # as _uoro_flat carves them
+        self.buf = np.zeros(_online.space(*sizes), dtype)
+        starts = np.cumsum([0, *(_online.space(s) for s in sizes[:-1])])
+        h, s_tilde, theta_tilde, self.theta_norm = (
+            self.buf[a : a + s] for a, s in zip(starts, sizes, strict=True)
+        )
+        self.h, self.s_tilde = h.reshape(B, n), s_tilde.reshape(B, n)
+        self.theta_tilde = theta_tilde.reshape(B, n, r)
         self.rng = _online.pcg_words(seed)
+        self.sizes = (B, n, m, p)
+        self.k = 0
+        self.work = None
+
+    def grow(self, k):
+        """Scratch for blocks of ``k`` steps."""
+        self.k = k
+        self.work = np.empty(work_size(*self.sizes, k), self.buf.dtype)
 
 
 def start(arrays, B, seed=0) -> UOROState:
     """UORO's state at t = 0 for ``B`` sequences: everything zero, the generator at ``seed``."""
     W_ih = arrays[0]
-    return UOROState(B, W_ih.shape[0], W_ih.shape[1], W_ih.dtype, _online.check_seed(seed))
+    return UOROState(
+        B, W_ih.shape[0], W_ih.shape[1], arrays[3].shape[0], W_ih.dtype, _online.check_seed(seed)
+    )
 
 
 def advance(state: UOROState, arrays, alpha, xs, ys):
     """Run UORO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    _, B, m = xs.shape
-    n, p = arrays[1].shape[0], arrays[3].shape[0]
-    dt = arrays[1].dtype
-    r = n + m + 1
-
-    def make(k):
-        scratch = (
-            np.empty((B, n), dt), np.empty((B, p), dt), np.empty((B, n), dt), np.empty(n, dt),
-            np.empty(r, dt), np.empty(B, dt), np.empty(B, dt),
-        )  # fmt: skip
-        block = (
-            np.empty((B, k, n), dt), np.empty((B, k, r), dt), np.empty((k, B, n), dt),
-            np.empty((k, B, n), dt), np.empty((k, B, n), dt), np.empty((B, k), dt),
-            np.empty((B, k), dt), np.empty((B, k), dt), np.empty((B, k), dt),
-            np.empty((B, k * k), dt), np.empty(k * k, dt), np.empty((k, n), dt),
-            np.empty((k, r), dt), np.empty((n, r), dt),
-        )  # fmt: skip
-        return scratch, block
-
-    scratch, block = _online.kept_scratch(state, _online.block_steps(xs.shape[0]), make)
-    loss, grads = _uoro(
-        xs, ys, arrays, alpha, state.rng, state.h, state.s_tilde, state.theta_tilde,
-        state.theta_norm, scratch, block,
-    )  # fmt: skip
+    T = xs.shape[0]
+    if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
+        state.grow(_online.block_steps(T))
+    loss, grads = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, state.work, state.k)
     return loss, _online.as_params(grads)
 
 

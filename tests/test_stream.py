@@ -205,6 +205,52 @@ def test_stream_rejects_a_chunk_that_does_not_fit(started, mutate, error, patter
     assert s.steps == 3, "a refused chunk must not advance the stream"
 
 
+# Each bad chunk above as a C-contiguous array of its own: Stream.step's fast check (shape,
+# dtype, layout, finiteness) sees it, where a strided copy goes to check_sequence at once.
+CONTIGUOUS_BAD = {
+    "B-differs": lambda xs, ys: (xs[:, :1], ys[:, :1]),
+    "B-differs-in-xs": lambda xs, ys: (xs[:, :1], ys),
+    "B-differs-in-ys": lambda xs, ys: (xs, ys[:, :1]),
+    "2d-chunk-for-B=2": lambda xs, ys: (xs[:, 0], ys[:, 0]),
+    "m-differs": lambda xs, ys: (xs[..., :2], ys),
+    "p-differs": lambda xs, ys: (xs, ys[..., :1]),
+    "T-differs": lambda xs, ys: (xs, ys[:-1]),
+    "empty": lambda xs, ys: (xs[:0], ys[:0]),
+    "dtype-of-xs": lambda xs, ys: (xs.astype(np.float32), ys),
+    "dtype-of-ys": lambda xs, ys: (xs, ys.astype(np.float32)),
+    "nan-in-ys": lambda xs, ys: (xs, np.where(ys > 0, np.nan, ys)),
+    "inf-in-xs": lambda xs, ys: (np.where(xs > 0, np.inf, xs), ys),
+    "4-d": lambda xs, ys: (xs[..., None], ys),
+}
+
+
+def strided(a):
+    """``a``'s values every other step of a buffer twice as long: not C-contiguous."""
+    wide = np.zeros((2 * a.shape[0], *a.shape[1:]), a.dtype)
+    wide[::2] = a
+    return wide[::2]
+
+
+@pytest.mark.parametrize("bad", list(CONTIGUOUS_BAD))
+@pytest.mark.parametrize("name", [*ONE_SHOT, "tbptt"])
+def test_the_fast_check_of_a_chunk_refuses_what_the_full_check_refuses(problem, name, bad):
+    """A contiguous bad chunk is refused as its strided copy is, with the same error."""
+    p, xs, ys = problem
+    opts = {"k1": 1} if name == "tbptt" else options(name)
+    s = bpttbench.stream(name, p, B=2, **opts)
+    s.step(xs[:3], ys[:3])  # a good contiguous chunk: the fast check lets it through
+    fast = [np.ascontiguousarray(a) for a in CONTIGUOUS_BAD[bad](xs[3:], ys[3:])]
+    assert all(a.flags.c_contiguous and a.flags.aligned for a in fast)
+    with pytest.raises((ValueError, TypeError)) as refused:
+        s.step(*fast)
+    slow = [strided(a) for a in fast]
+    assert bad == "empty" or not all(a.flags.c_contiguous for a in slow)
+    with pytest.raises(refused.type) as also:
+        s.step(*slow)
+    assert str(refused.value) == str(also.value)
+    assert s.steps == 3, "a refused chunk must not advance the stream"
+
+
 @pytest.mark.parametrize(
     ("mutate", "error", "pattern"),
     [
