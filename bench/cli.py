@@ -89,13 +89,11 @@ def _add_budget(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The argument parser of every subcommand.
+    """The argument parser of every subcommand, in the order ``--help`` lists them.
 
-    Long, and kept in one piece on purpose: it is a flat list of options, and a
-    reader looking for one finds it here beside its help text.
+    Each subcommand's options are one function below, a flat list beside its help
+    texts; ``argv`` says which optional subcommand to load (:func:`_add_optional`).
     """
-    from bpttbench.bench import cluster
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Benchmarks of gradient algorithms for recurrent networks (BPTT, "
@@ -104,7 +102,16 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_run(sub)
+    _add_sweep(sub)
+    _add_quality(sub)
+    _add_fit(sub)
+    _add_export(sub)
+    _add_optional(sub, argv)
+    return parser
 
+
+def _add_run(sub) -> None:
     p = sub.add_parser("run", help="quick preset sweep, then the fit table, then the report")
     _add_budget(p)
     p.add_argument("--preset", default="quick", help="preset to sweep (default: quick)")
@@ -120,6 +127,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="measure cells again even if the store has them (default: resume, reuse them)",
     )
     p.add_argument("--check", action="store_true", help="exit 1 if any fit FAILs")
+
+
+def _add_sweep(sub) -> None:
+    from bpttbench.bench import cluster
 
     p = sub.add_parser("sweep", help="measure cells of a preset or custom grid into the store")
     _add_budget(p)
@@ -168,22 +179,34 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="print the plan as a TOML grid (to edit and pass to --grid), measure nothing",
     )
 
+
+def _add_quality(sub) -> None:
     p = sub.add_parser(
         "quality", help="gradient fidelity, vanishing gradients and online learning, per cost"
     )
     _quality_arguments(p)
 
+
+def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="exponent table with verdicts, from the store")
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--check", action="store_true", help="exit 1 if any fit FAILs")
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help="write the cells (or runs) table as CSV")
     p.add_argument("--db", default=DEFAULT_DB, help=f"results database (default: {DEFAULT_DB})")
     p.add_argument("--table", choices=("cells", "runs"), default="cells")
     p.add_argument("-o", "--output", default="-", help="CSV file (default: standard output)")
     _add_force(p, "the output file")
 
+
+def _add_optional(sub, argv: Sequence[str]) -> None:
+    """The subcommands of :data:`OPTIONAL`, listed always; only the one ``argv`` names
+    imports its module (matplotlib, torch, jax: slow to import, and maybe not installed).
+    The others take any arguments, as they do not run; one whose module fails to import
+    says why when it runs."""
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in OPTIONAL.items():
         p = sub.add_parser(name, help=help_text)
@@ -199,7 +222,6 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                 p.set_defaults(_unavailable=f"{name} is unavailable: {exc}")
         else:
             p.add_argument("rest", nargs=argparse.REMAINDER)
-    return parser
 
 
 def _add_force(p: argparse.ArgumentParser, what: str) -> None:

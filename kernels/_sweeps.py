@@ -225,86 +225,116 @@ def backward_steps(cell, alpha, xs, ys, w, buf, g, h_base, s_lo, s_hi, s_err, s_
         g.weight_hh += d h_s^T,  g.weight_ih += dx x_s^T,  g.bias_ih += dx  (GRU: g.bias_hh += d)
         g.W_out += e_s h_{s+1}^T,  g.b_out += e_s
     """
-    B = xs.shape[1]
-    m = xs.shape[2]
+    C = buf.D.shape[0]
+    c1 = s_hi
+    while c1 > s_lo:  # chunk by chunk, from the top
+        c0 = max(s_lo, c1 - C)
+        loss = _chunk_readout_errors(ys, w, buf, g, h_base, c0, c1, s_err, loss)
+        _chunk_recurrence(cell, alpha, w, buf, h_base, c0, c1, s_stop)
+        _chunk_weight_gradients(cell, xs, w, buf, g, h_base, c0, c1)
+        c1 = c0
+    return loss
+
+
+@jit
+def _chunk_readout_errors(ys, w, buf, g, h_base, c0, c1, s_err, loss):
+    """The readout errors e_s of the chunk's steps c0 <= s < c1 that carry them (s >= s_err),
+    as GEMMs: into ``buf.E``, ``g.W_out`` and ``g.b_out``, and ``buf.DH`` = e W_out (zero
+    at the steps below s_err). Returns ``loss`` plus their squared errors."""
+    B = ys.shape[1]
+    H = buf.H
+    E = buf.E
+    DH = buf.DH
+    tmp_pn = buf.tmp_pn
+    W_out = w.W_out
+    b_out = w.b_out
+    g_W_out = g.W_out
+    g_b_out = g.b_out
+    n = H.shape[2]
+    p = W_out.shape[0]
+    c = c1 - c0
+    e0 = max(c0, s_err)
+    ne = c1 - e0
+    if ne > 0:
+        H_out = H[e0 + 1 - h_base : c1 + 1 - h_base].reshape(ne * B, n)
+        E_c = E[:ne].reshape(ne * B, p)
+        Y_c = ys[e0:c1].reshape(ne * B, p)
+        np.dot(H_out, W_out.T, E_c)
+        for r in range(ne * B):
+            for q in range(p):
+                e = E_c[r, q] + b_out[q] - Y_c[r, q]
+                E_c[r, q] = e
+                loss += e * e
+                g_b_out[q] += e
+        np.dot(E_c.T, H_out, tmp_pn)
+        g_W_out += tmp_pn
+        np.dot(E_c, W_out, DH[e0 - c0 : c].reshape(ne * B, n))
+    DH[: max(0, e0 - c0)] = 0.0
+    return loss
+
+
+@jit
+def _chunk_recurrence(cell, alpha, w, buf, h_base, c0, c1, s_stop):
+    """The recurrence through the chunk's steps, one at a time from the top: each step's
+    pre-activation errors into ``buf.D`` (and ``buf.DX``), the error at h_s into
+    ``buf.delta`` for every s > s_stop."""
     H = buf.H
     X = buf.X
     D = buf.D
     DX = buf.DX
     DH = buf.DH
-    E = buf.E
     delta = buf.delta
     delta_c = buf.delta_c
     carry = buf.carry
+    W_hh = w.weight_hh
+    B = H.shape[1]
+    n = H.shape[2]
+    for s in range(c1 - 1, c0 - 1, -1):
+        j = s - c0
+        i = s - h_base  # step s read H[i] (X[i]) and wrote H[i + 1] (X[i + 1])
+        d = D[j]
+        if cell == ELMAN:  # DH is D: d holds the readout error
+            elman.backward_step(d, delta, H[i + 1])
+        else:
+            _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, H, X, i)
+        if s > s_stop:  # the error at h_s: W_hh^T d, plus what bypasses W_hh
+            np.dot(d, W_hh, delta)
+            if cell == LEAKY or cell == GRU:
+                for b in range(B):
+                    for k in range(n):
+                        delta[b, k] += carry[b, k]
+
+
+@jit
+def _chunk_weight_gradients(cell, xs, w, buf, g, h_base, c0, c1):
+    """The weight gradients of the chunk's steps c0 <= s < c1: one GEMM each."""
+    B = xs.shape[1]
+    m = xs.shape[2]
+    H = buf.H
+    D = buf.D
+    DX = buf.DX
     tmp_hh = buf.tmp_hh
     tmp_ih = buf.tmp_ih
-    tmp_pn = buf.tmp_pn
-    W_hh = w.weight_hh
-    W_out = w.W_out
-    b_out = w.b_out
     g_W_ih = g.weight_ih
     g_W_hh = g.weight_hh
     g_b_ih = g.bias_ih
     g_b_hh = g.bias_hh
-    g_W_out = g.W_out
-    g_b_out = g.b_out
     n = H.shape[2]
-    p = W_out.shape[0]
-    Gn = W_hh.shape[0]
-    C = D.shape[0]
-    c1 = s_hi
-    while c1 > s_lo:
-        c0 = max(s_lo, c1 - C)
-        c = c1 - c0
-        # Readout errors of the chunk's steps that carry them, as GEMMs.
-        e0 = max(c0, s_err)
-        ne = c1 - e0
-        if ne > 0:
-            H_out = H[e0 + 1 - h_base : c1 + 1 - h_base].reshape(ne * B, n)
-            E_c = E[:ne].reshape(ne * B, p)
-            Y_c = ys[e0:c1].reshape(ne * B, p)
-            np.dot(H_out, W_out.T, E_c)
-            for r in range(ne * B):
-                for q in range(p):
-                    e = E_c[r, q] + b_out[q] - Y_c[r, q]
-                    E_c[r, q] = e
-                    loss += e * e
-                    g_b_out[q] += e
-            np.dot(E_c.T, H_out, tmp_pn)
-            g_W_out += tmp_pn
-            np.dot(E_c, W_out, DH[e0 - c0 : c].reshape(ne * B, n))
-        DH[: max(0, e0 - c0)] = 0.0
-        # The recurrence, one step at a time from the top of the chunk.
-        for s in range(c1 - 1, c0 - 1, -1):
-            j = s - c0
-            i = s - h_base  # step s read H[i] (X[i]) and wrote H[i + 1] (X[i + 1])
-            d = D[j]
-            if cell == ELMAN:  # DH is D: d holds the readout error
-                elman.backward_step(d, delta, H[i + 1])
-            else:
-                _backward_step(cell, alpha, DH, D, DX, j, delta, delta_c, carry, H, X, i)
-            if s > s_stop:  # the error at h_s: W_hh^T d, plus what bypasses W_hh
-                np.dot(d, W_hh, delta)
-                if cell == LEAKY or cell == GRU:
-                    for b in range(B):
-                        for k in range(n):
-                            delta[b, k] += carry[b, k]
-        # Weight gradients of the whole chunk: one GEMM each.
-        D_c = D[:c].reshape(c * B, Gn)
-        np.dot(D_c.T, H[c0 - h_base : c1 - h_base].reshape(c * B, n), tmp_hh)
-        g_W_hh += tmp_hh
-        DX_c = DX[:c].reshape(c * B, Gn)
-        np.dot(DX_c.T, xs[c0:c1].reshape(c * B, m), tmp_ih)
-        g_W_ih += tmp_ih
+    Gn = w.weight_hh.shape[0]
+    c = c1 - c0
+    D_c = D[:c].reshape(c * B, Gn)
+    np.dot(D_c.T, H[c0 - h_base : c1 - h_base].reshape(c * B, n), tmp_hh)
+    g_W_hh += tmp_hh
+    DX_c = DX[:c].reshape(c * B, Gn)
+    np.dot(DX_c.T, xs[c0:c1].reshape(c * B, m), tmp_ih)
+    g_W_ih += tmp_ih
+    for r in range(c * B):
+        for k in range(Gn):
+            g_b_ih[k] += DX_c[r, k]
+    if cell == GRU:  # b_hn's errors differ from b_in's; the LSTM copies b_ih's at the end
         for r in range(c * B):
             for k in range(Gn):
-                g_b_ih[k] += DX_c[r, k]
-        if cell == GRU:  # b_hn's errors differ from b_in's; the LSTM copies b_ih's at the end
-            for r in range(c * B):
-                for k in range(Gn):
-                    g_b_hh[k] += D_c[r, k]
-        c1 = c0
-    return loss
+                g_b_hh[k] += D_c[r, k]
 
 
 # --- costs -------------------------------------------------------------------------------

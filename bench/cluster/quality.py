@@ -77,7 +77,6 @@ def run_cluster_quality(
     ``failed`` as ``(job, reason)``."""
     from bpttbench.bench import store
     from bpttbench.bench.quality import runner
-    from bpttbench.bench.schema import QUALITY
 
     say = say or (lambda _line: None)
     failed = failed if failed is not None else []
@@ -88,52 +87,14 @@ def run_cluster_quality(
     try:
         store.acquire_lease(conn)
         try:
-            done = set(store.load_table(db_path, runner.TABLE, (runner.KEY,), "rowid")[runner.KEY])
-            todo = [j for j in jobs if not any(j.key(m) in done for m in machines)]
+            todo = _not_stored(jobs, db_path, machines)
             say(
                 f"quality: {len(jobs) - len(todo)} of {len(jobs)} rows already stored; "
                 f"{len(probed)} worker(s) on {', '.join(machines)}, one job per worker at a time"
             )
-            started = _now()
-            runs: dict[tuple, int] = {}
-
-            def run_id_of(fp: Mapping) -> int:
-                full = tuple(fp.get(k) for k in FINGERPRINT_KEYS)
-                if full not in runs:
-                    runs[full] = store.begin_run(
-                        conn,
-                        {
-                            "started": started,
-                            **{k: fp.get(k) for k in FINGERPRINT_KEYS},
-                            "preset": f"quality:{preset}",
-                            "argv": json.dumps(list(argv) if argv is not None else sys.argv[1:]),
-                        },
-                    )
-                return runs[full]
-
-            submitted = [Job(run_quality_job, (j,), tag=j, name=f"quality-{j.kind}") for j in todo]
-            for i, out in enumerate(pool.run(submitted), 1):
-                job = out.job.tag
-                value = out.value if out.error is None else None
-                if out.cancelled and pool.client.status != "running":
-                    raise BenchError(
-                        "lost the connection to the Dask scheduler; the rows finished so far "
-                        "are saved, rerun the same command to resume"
-                    )
-                reason = out.error if value is None else value.get("error")
-                label = f"{job.kind} {job.task.label()} {job.setting.name} seed {job.seed}"
-                if reason is not None:
-                    failed.append((job, reason))
-                    say(f"[{i}/{len(todo)}] {label}: FAILED ({reason}); rerun to retry")
-                    continue
-                fp, result = value["worker"], value["result"]
-                row = runner.row_of(job, result, run_id_of(fp), fp["machine"])
-                with store.transaction(conn):
-                    store.upsert(conn, QUALITY, row)
-                flag = " DIVERGED" if result.get("diverged") else ""
-                say(f"[{i}/{len(todo)}] {label}: {out.seconds:.1f} s on {fp['machine']}{flag}")
-            for run_id in runs.values():
-                store.finish_run(conn, run_id, _now())
+            runs = _RunsByMachine(conn, preset, argv)
+            _run_and_store(pool, todo, conn, runs, say, failed)
+            runs.finish()
         finally:
             store.release_lease(conn)
     finally:
@@ -141,6 +102,79 @@ def run_cluster_quality(
         conn.close()
     wanted = {j.key(m) for j in jobs for m in machines}
     return [r for r in runner.load_rows(db_path) if r[runner.KEY] in wanted]
+
+
+def _not_stored(jobs: Sequence, db_path, machines: Sequence[str]) -> list:
+    """The jobs whose row no machine of the cluster has stored yet (the resume rule)."""
+    from bpttbench.bench import store
+    from bpttbench.bench.quality import runner
+
+    done = set(store.load_table(db_path, runner.TABLE, (runner.KEY,), "rowid")[runner.KEY])
+    return [j for j in jobs if not any(j.key(m) in done for m in machines)]
+
+
+class _RunsByMachine:
+    """One run row (preset ``quality:NAME``) per machine fingerprint met, begun when the
+    first row from that machine arrives, all with the same start time."""
+
+    def __init__(self, conn, preset: str, argv: Sequence[str] | None):
+        self.conn = conn
+        self.preset = preset
+        self.argv = argv
+        self.started = _now()
+        self.ids: dict[tuple, int] = {}
+
+    def id_of(self, fp: Mapping) -> int:
+        from bpttbench.bench import store
+
+        full = tuple(fp.get(k) for k in FINGERPRINT_KEYS)
+        if full not in self.ids:
+            self.ids[full] = store.begin_run(
+                self.conn,
+                {
+                    "started": self.started,
+                    **{k: fp.get(k) for k in FINGERPRINT_KEYS},
+                    "preset": f"quality:{self.preset}",
+                    "argv": json.dumps(list(self.argv) if self.argv is not None else sys.argv[1:]),
+                },
+            )
+        return self.ids[full]
+
+    def finish(self) -> None:
+        from bpttbench.bench import store
+
+        for run_id in self.ids.values():
+            store.finish_run(self.conn, run_id, _now())
+
+
+def _run_and_store(pool, todo: list, conn, runs: _RunsByMachine, say, failed: list) -> None:
+    """Run ``todo`` on the pool and store each row as it arrives, one transaction a row,
+    so that a client killed mid-run loses only the jobs in flight."""
+    from bpttbench.bench import store
+    from bpttbench.bench.quality import runner
+    from bpttbench.bench.schema import QUALITY
+
+    submitted = [Job(run_quality_job, (j,), tag=j, name=f"quality-{j.kind}") for j in todo]
+    for i, out in enumerate(pool.run(submitted), 1):
+        job = out.job.tag
+        value = out.value if out.error is None else None
+        if out.cancelled and pool.client.status != "running":
+            raise BenchError(
+                "lost the connection to the Dask scheduler; the rows finished so far "
+                "are saved, rerun the same command to resume"
+            )
+        reason = out.error if value is None else value.get("error")
+        label = f"{job.kind} {job.task.label()} {job.setting.name} seed {job.seed}"
+        if reason is not None:
+            failed.append((job, reason))
+            say(f"[{i}/{len(todo)}] {label}: FAILED ({reason}); rerun to retry")
+            continue
+        fp, result = value["worker"], value["result"]
+        row = runner.row_of(job, result, runs.id_of(fp), fp["machine"])
+        with store.transaction(conn):
+            store.upsert(conn, QUALITY, row)
+        flag = " DIVERGED" if result.get("diverged") else ""
+        say(f"[{i}/{len(todo)}] {label}: {out.seconds:.1f} s on {fp['machine']}{flag}")
 
 
 def _now() -> str:

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bpttbench.bench import DEFAULT_DB, BenchError, fmt
@@ -180,18 +181,51 @@ def command(args: argparse.Namespace) -> int:
         return _run(args, threads, cpus, pin)
 
 
-def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
-    from bpttbench.bench.peers import affinity
+@dataclass(frozen=True)
+class _PeerRun:
+    """What one ``bpttbench peers`` run sets up once and every row records."""
 
+    numba_threads: int
+    blas_threads: int
+    tool_threads: dict[str, int]  # the threads each peer computes with
+    cpu_set: str | None  # the CPUs the run is pinned to, else those it may use
+    run_cpus: int
+    openblas: str | None
+    min_time: float
+    min_rounds: int
+    meta: dict
+    run_ts: str
+
+
+def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
     tools = _resolve_tools(args.tools)
     grid = args.grid or ("quick" if args.quick else "default")
     dtypes = list(dict.fromkeys(args.dtype))
+    modules, exit_code = _installed_peers(tools, args.device, threads)
+    if exit_code is not None:
+        return exit_code
+    cells = _planned_cells(args, modules, grid, dtypes)
+    if not cells:
+        return 0
+    run = _start_run(args, modules, threads, cpus, pin, grid)
+    _print_plan(args, cells, dtypes, modules, run, pin)
+    _warn_if_busy(threads, cpus)
+    rows = _measure_cells(args, cells, modules, run)
+    print()
+    print(format_table(rows))
+    print(
+        "\nratio = peer median / bpttbench median, bpttbench on the CPU "
+        "(above 1: bpttbench is faster); "
+        f"results in table 'peers' of {args.db}"
+    )
+    return 0
 
-    from bpttbench.bench.measure import run_metadata, set_threads
-    from bpttbench.bench.peers import gated, gpu
 
-    gpu.before_import(args.device)
+def _installed_peers(tools: list[str], device: str, threads: int) -> tuple[dict, int | None]:
+    """The peer modules that import and run on ``device``, and the exit code when none do."""
+    from bpttbench.bench.peers import gpu
 
+    gpu.before_import(device)
     if "jax" in tools and "jax" not in sys.modules and threads == 1:
         # XLA sizes its pool when jax is first imported: one thread means no Eigen pool.
         # Newer XLA runtimes keep other pools this flag does not reach; the pinning
@@ -205,15 +239,21 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             f"which {'is' if len(tools) == 1 else 'are'} not installed.\n"
             f"Install the peers with:  {INSTALL_HINT}"
         )
-        return 0
+        return {}, 0
     for tool in missing:
         print(f"note: {tool} is not installed, skipping it ({INSTALL_HINT} installs it)")
-    modules, why = gpu.select(modules, args.device)
+    modules, why = gpu.select(modules, device)
     if not modules:
         print(gpu.no_gpu_line(why))
-        return gpu.NO_GPU_EXIT
+        return {}, gpu.NO_GPU_EXIT
     for note in gpu.skip_notes(why):
         print(note)
+    return modules, None
+
+
+def _planned_cells(args: argparse.Namespace, modules: dict, grid: str, dtypes: list[str]) -> list:
+    """The cells to measure, less those the installed bpttbench cannot run (said why)."""
+    from bpttbench.bench.peers import gated
 
     cells = plan(
         list(modules), args.algorithms, args.T, args.n, args.B, args.k,
@@ -225,7 +265,13 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
     if not cells:
         have = ", ".join(f"{t}: {' '.join(_TOOL_ALGORITHMS[t])}" for t in modules)
         print(f"nothing to run: no installed peer has {' '.join(args.algorithms)} ({have})")
-        return 0
+    return cells
+
+
+def _start_run(args, modules: dict, threads: int, cpus: int, pin, grid: str) -> _PeerRun:
+    """Set every pool's threads, pin the threads that started, and take the run's record."""
+    from bpttbench.bench.measure import run_metadata, set_threads
+    from bpttbench.bench.peers import affinity
 
     numba_threads, blas_threads = set_threads(threads)
     tool_threads = {}
@@ -235,21 +281,32 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
         else:  # XLA's own pools, as many cores as the run is pinned to
             tool_threads[tool] = threads if pin.cpus is not None else cpus
     pin.again()  # the threads the imports and set_threads started
-    cpu_set = pin.cpus or affinity.current()
-    openblas = openblas_kernels()
-    run_cpus = threads if pin.cpus is not None else cpus
     min_time, min_rounds = GRID_TIMING[grid]
-    min_time = args.min_time if args.min_time is not None else min_time
-    min_rounds = args.min_rounds if args.min_rounds is not None else min_rounds
-    meta = run_metadata()
-    run_ts = datetime.now(UTC).isoformat(timespec="seconds")
+    return _PeerRun(
+        numba_threads=numba_threads,
+        blas_threads=blas_threads,
+        tool_threads=tool_threads,
+        cpu_set=pin.cpus or affinity.current(),
+        run_cpus=threads if pin.cpus is not None else cpus,
+        openblas=openblas_kernels(),
+        min_time=args.min_time if args.min_time is not None else min_time,
+        min_rounds=args.min_rounds if args.min_rounds is not None else min_rounds,
+        meta=run_metadata(),
+        run_ts=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _print_plan(args, cells: list, dtypes: list[str], modules: dict, run: _PeerRun, pin) -> None:
+    """One line of what runs where, and the tolerance every peer is checked to."""
+    from bpttbench.bench.peers import gpu
+
     versions = ", ".join(
-        f"{t} {mod.version()} ({tool_threads[t]} threads)" for t, mod in modules.items()
+        f"{t} {mod.version()} ({run.tool_threads[t]} threads)" for t, mod in modules.items()
     )
     devices = gpu.device_names(modules, args.device)
     print(
         f"bpttbench peers: {len(cells)} cells, {' and '.join(dtypes)}, m={args.m} p={args.p}; "
-        f"Numba {numba_threads} / BLAS {blas_threads} threads; {versions}; "
+        f"Numba {run.numba_threads} / BLAS {run.blas_threads} threads; {versions}; "
         f"peers on {devices}, bpttbench on the CPU; "
         + (f"pinned to CPU {pin.cpus}" if pin.cpus is not None else "not pinned")
     )
@@ -257,11 +314,13 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
     if forced:
         print(
             f"note: OPENBLAS_CORETYPE={forced} is set: bpttbench's GEMMs run OpenBLAS's "
-            f"{openblas} kernels, not the ones OpenBLAS would pick for this CPU"
+            f"{run.openblas} kernels, not the ones OpenBLAS would pick for this CPU"
         )
     tols = " / ".join(f"{TOLERANCES[d]:g} ({d})" for d in dtypes)
     print(f"check: gradients must agree with bpttbench to {tols} relative before a peer is timed")
 
+
+def _warn_if_busy(threads: int, cpus: int) -> None:
     busy = _loadavg()
     if busy is not None and busy + threads > cpus + 0.5:
         print(
@@ -269,6 +328,12 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             f"other processes leave fewer than {threads} free, so the timings will be noisy "
             "(PyTorch's OpenMP pool suffers most; --threads 1 is the least disturbed)"
         )
+
+
+def _measure_cells(args, cells: list, modules: dict, run: _PeerRun) -> list[dict]:
+    """Measure each cell and write its row as it comes, so an interrupt keeps those done."""
+    from bpttbench.bench.peers import gpu
+
     devices_by_tool = {t: gpu.device_name(mod, args.device) for t, mod in modules.items()}
     conn = connect(args.db)
     rows = []
@@ -279,8 +344,8 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             try:
                 row = measure(
                     cell, modules[cell.tool], m=args.m, p=args.p, seed=args.seed,
-                    min_time=min_time, min_rounds=min_rounds, device=args.device,
-                    check_cpu=(numba_threads, blas_threads) == (1, 1),
+                    min_time=run.min_time, min_rounds=run.min_rounds, device=args.device,
+                    check_cpu=(run.numba_threads, run.blas_threads) == (1, 1),
                 )  # fmt: skip
             except Exception as exc:  # one cell's failure (out of memory, a GPU error) is a row
                 row = {
@@ -293,23 +358,17 @@ def _run(args: argparse.Namespace, threads: int, cpus: int, pin) -> int:
             if row["status"] != "ok":
                 print(f"    {row['reason']}")
             row.update(
-                run_ts=run_ts, threads=tool_threads[cell.tool], numba_threads=numba_threads,
-                blas_threads=blas_threads, machine=meta["machine"], cpu=meta["cpu"],
-                commit=meta["commit"], loadavg=load_at_start,
-                created=datetime.now(UTC).isoformat(), cpus=run_cpus,
+                run_ts=run.run_ts, threads=run.tool_threads[cell.tool],
+                numba_threads=run.numba_threads, blas_threads=run.blas_threads,
+                machine=run.meta["machine"], cpu=run.meta["cpu"], commit=run.meta["commit"],
+                loadavg=load_at_start, created=datetime.now(UTC).isoformat(), cpus=run.run_cpus,
                 versions=gpu.versions_json(
-                    modules[cell.tool], meta, {"affinity": cpu_set, "openblas": openblas}
+                    modules[cell.tool], run.meta,
+                    {"affinity": run.cpu_set, "openblas": run.openblas},
                 ),
             )  # fmt: skip
             write_peer(conn, row)
             rows.append(row)
     finally:
         conn.close()
-    print()
-    print(format_table(rows))
-    print(
-        "\nratio = peer median / bpttbench median, bpttbench on the CPU "
-        "(above 1: bpttbench is faster); "
-        f"results in table 'peers' of {args.db}"
-    )
-    return 0
+    return rows
