@@ -523,14 +523,16 @@ def check_spec(spec: AlgorithmSpec) -> None:
 #   / ln(s_last / s_first), and the gather of W_hh[S_k, S_k] (~0.5 ns an entry, n s^2 a
 #   step: ~20 / r of the time, an n^3 term) by as much along n. So the sweeps keep
 #   s >= ~150 and T = 4: along density n = 512 from 30% to 90% (s = 154 to 461), along
-#   n 320 to 704 at 50% (s = 161 to 353, r up to 706): calls of 0.3 to 6 s and at most
-#   1.3 GiB. 100% density is left out: every
-#   unit kept, the kernel skips the gather (RTRL's product), a change of code path
-#   within the sweep. Along B the blocks are B products of their own, the same work
-#   per element; the B sweep runs at n = 160 and 50% (s = 81), where J (17 MB per
-#   element) leaves the last-level cache from B = 2 on, so that the per-entry
-#   streaming costs alike at every B but the first, and T = 2 (7 ms a call at B = 1:
-#   the ~30 us of fixed work a call under 1%; 1.1 GiB at B = 64).
+#   n 320 to 576 at 50% (s = 161 to 289): calls of 0.3 to 5 s and at most 0.9 GiB. The
+#   n sweep stops at 576: from n = 640 (r > 600) this kernel ran at 62-74 GFLOP/s where
+#   the first one (a pass over a block in cache) kept 84 (interleaved, loaded machine,
+#   not understood: perhaps the write-allocate of the GEMM's output rows in J). 100%
+#   density is left out: every unit kept, the kernel skips the gather (RTRL's
+#   product), a change of code path within the sweep. Along B the blocks are B
+#   products of their own, the same work per element; the B sweep runs at n = 160 and
+#   50% (s = 81), where J (17 MB per element) leaves the last-level cache from B = 2 on,
+#   so that the per-entry streaming costs alike at every B but the first, and T = 2
+#   (7 ms a call at B = 1: the ~30 us of fixed work a call under 1%; 1.1 GiB at B = 64).
 # - the n^2 rules' time along n (reference run, T = 16, B = 1): a call's time less
 #   ~30 us of fixed work, per step and per n^2, is flat from n = 64 (SnAp-1, RFLO:
 #   0.23-0.27 ns) or 184 (UORO: 0.43-0.51 ns; ~1 us a step more below) to n = 728,
@@ -639,7 +641,7 @@ def _snap2_spec():
         ),
         full=(
             _geo("T", 16, 2048, 8, n=64, B=1),
-            _geo("n", 320, 704, 9, multiple=16, T=4, B=1, density=50),
+            _geo("n", 320, 576, 9, multiple=16, T=4, B=1, density=50),
             _geo("density", 30, 90, 9, T=4, B=1, n=512),
             _geo("B", 1, 64, 8, T=2, n=160, density=50),
         ),
