@@ -524,9 +524,10 @@ def check_spec(spec: AlgorithmSpec) -> None:
 #   step: ~20 / r of the time, an n^3 term) by as much along n. So the sweeps keep
 #   s >= ~150 and T = 4: along density n = 512 from 30% to 90% (s = 154 to 461), along
 #   n 320 to 576 at 50% (s = 161 to 289): calls of 0.3 to 5 s and at most 0.9 GiB. The
-#   n sweep stops at 576: from n = 640 (r > 600) this kernel ran at 62-74 GFLOP/s where
-#   the first one (a pass over a block in cache) kept 84 (interleaved, loaded machine,
-#   not understood: perhaps the write-allocate of the GEMM's output rows in J). 100%
+#   n sweep stops at 576: above n = 512 this kernel ran slower than the first one (a
+#   pass over a block in cache), 79 against 86 GFLOP/s at 528, 58 against 69 at 576, 61
+#   against 83 at 640 (interleaved, quiet moment); not understood (a product into a
+#   block in cache, copied over J's, ran as slow, so not the output rows' writes). 100%
 #   density is left out: every unit kept, the kernel skips the gather (RTRL's
 #   product), a change of code path within the sweep. Along B the blocks are B
 #   products of their own, the same work per element; the B sweep runs at n = 160 and
