@@ -24,11 +24,19 @@ like it. For a sparse one it equals RTRL up to T = 2 and differs from T = 3 on
 weights; a stream keeps it, and refuses later weights with non-zeros outside
 it.
 
-The kernel: per step and parameter row k, W_hh[S_k, S_k] is gathered into a
-small dense block (no gather when S_k holds every unit) and multiplied into
-the whole batch's block of row k at once, one (|S_k| x |S_k|) x (|S_k| x B r)
-GEMM; one fused pass then scales by d_t, adds the leak and the immediate term
-and accumulates the gradient row while the block is in cache.
+The kernel: per step, parameter row k and batch element b, the leak and d_t
+are folded into the block's matrix, A = diag(d_t[S_k]) W_hh[S_k, S_k] + (1 - alpha)
+I (W_hh[S_k, S_k] gathered into it; for B > 1 gathered once into a block of its own
+and scaled per element, since d_t differs between elements), and c_t[S_k]^T A is
+appended as one more row, so that one GEMM, (|S_k| + 1 x |S_k|) times the block
+(|S_k| x r), gives the new block and its share c^T A J of the gradient row at once.
+What is left per row is unit k's immediate term d_k z_t^T and c_k d_k z_t^T: O(r),
+against the O(|S_k| r) pass over the block that scaling the product would take.
+The product cannot write over its own input, so J holds one gap (one batch of the
+widest block, plus the extra row) beside the blocks: a step reads block k at
+row ptr[k] B + gap and writes it at ptr[k] B, k and b ascending, the next step
+reads it there and writes it back, k and b descending; neither overwrites a
+block still to be read, and a stream carries which way the next step goes.
 
 Costs: time Theta(density^2 n^4 B) per step, memory Theta(density n^3 B)
 (Menick, Elsen, Evci, Osindero, Simonyan & Graves 2021, "Practical Real Time
@@ -48,13 +56,12 @@ from .costs import Term
 
 
 @jit
-def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
+def _snap2(xs, ys, weights, alpha, ptr, idx, forward, gap, h, J, scratch, G, grads):
     W_ih, W_hh, b_h, W_out, b_out = weights
-    h_new, d, c, e, Z, W_S, AJ = scratch
+    h_new, d, c, e, Z, W_S, A = scratch
     g_W_out, g_b_out = grads
     T, B, _ = xs.shape
     n, r = W_hh.shape[0], Z.shape[1]
-    Br = B * r
     leak = 1.0 - alpha
     loss = 0.0
     G[:] = 0.0
@@ -64,40 +71,72 @@ def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
         )
         for b in range(B):
             fill_z(h[b], xs[t, b], Z[b])
-        for k in range(n):
+        # Forward steps read the blocks at rows ptr[k] B + gap and write them at ptr[k] B,
+        # backward steps (k and b descending) the other way round: the product never
+        # overwrites a block still to be read, and J needs one gap, not a second copy.
+        for i in range(n):
+            k = i if forward else n - 1 - i
             k0 = ptr[k]
             s = ptr[k + 1] - k0
             S = idx[k0 : k0 + s]
-            Jk = J[k0 * Br : (k0 + s) * Br].reshape(s, Br)  # J[S_k, k, :] of every batch element
-            WJ = AJ[: s * Br].reshape(s, Br)
-            if s == n:  # every unit kept: W_hh itself, RTRL's product
-                np.dot(W_hh, Jk, WJ)
-            else:
+            gathered = s < n
+            W_kk = W_hh  # every unit kept: W_hh[S_k, S_k] is W_hh
+            if gathered and B > 1:  # W_hh[S_k, S_k] once for the batch's B products
                 W_kk = W_S[: s * s].reshape(s, s)
                 for jj in range(s):
+                    src = W_hh[S[jj]]
                     for ll in range(s):
-                        W_kk[jj, ll] = W_hh[S[jj], S[ll]]
-                np.dot(W_kk, Jk, WJ)
+                        W_kk[jj, ll] = src[S[ll]]
+            kk = 0  # unit k's place in S_k: the row of its immediate term
+            while S[kk] != k:
+                kk += 1
+            # One product [A; c^T A] (forward) or [c^T A; A] (backward) times the block,
+            # A = diag(d[S_k]) W_hh[S_k, S_k] + (1 - alpha) I: its A rows are the new
+            # block, its c^T A row the block's share of the gradient row c[S_k]^T J.
+            v = s if forward else 0
+            a = 0 if forward else 1
+            Ax = A[: (s + 1) * s].reshape(s + 1, s)
+            vrow = Ax[v]
+            in_row = k0 * B + (gap if forward else 0)
+            out_row = k0 * B + (0 if forward else gap - 1)
             g = G[k]
-            for jj in range(s):
-                j = S[jj]
-                for b in range(B):
-                    d_j = d[b, j]
-                    c_j = c[b, j]
-                    Jr = Jk[jj, b * r : (b + 1) * r]
-                    WJr = WJ[jj, b * r : (b + 1) * r]
-                    if j == k:  # + M_t: the immediate term d_k z_t^T on unit k itself
-                        z = Z[b]
-                        for col in range(r):
-                            x = d_j * WJr[col] + leak * Jr[col] + d_j * z[col]
-                            Jr[col] = x
-                            g[col] += c_j * x
+            for j in range(B):
+                b = j if forward else B - 1 - j
+                vrow[:] = 0.0
+                for jj in range(s):
+                    sj = S[jj]
+                    dj = d[b, sj]
+                    cj = c[b, sj]
+                    row = Ax[a + jj]
+                    if gathered and B == 1:  # gathered here, W_hh[S[jj], S[ll]]
+                        src = W_hh[sj]
+                        for ll in range(s):
+                            x = dj * src[S[ll]]
+                            row[ll] = x
+                            vrow[ll] += cj * x
                     else:
-                        for col in range(r):
-                            x = d_j * WJr[col] + leak * Jr[col]
-                            Jr[col] = x
-                            g[col] += c_j * x
+                        src = W_kk[jj]
+                        for ll in range(s):
+                            x = dj * src[ll]
+                            row[ll] = x
+                            vrow[ll] += cj * x
+                    row[jj] += leak
+                    vrow[jj] += cj * leak
+                lo = (in_row + b * s) * r
+                out = (out_row + b * s) * r
+                Out = J[out : out + (s + 1) * r].reshape(s + 1, r)
+                np.dot(Ax, J[lo : lo + s * r].reshape(s, r), Out)
+                # + M_t on unit k: d_k z_t^T, and its share of the gradient row, c_k d_k z_t^T
+                d_k = d[b, k]
+                cd_k = c[b, k] * d_k
+                z = Z[b]
+                Jk = Out[a + kk]
+                gk = Out[v]
+                for col in range(r):
+                    Jk[col] += d_k * z[col]
+                    g[col] += gk[col] + cd_k * z[col]
         h[:] = h_new
+        forward = not forward
     return 0.5 * loss
 
 
@@ -125,15 +164,18 @@ def kept_pattern(W_hh):
 class SnAp2State:
     """What SnAp-2 carries across steps: h_t (B, n), the kept influence entries, and their pattern.
 
-    ``J`` holds row k's block J[S_k, k, :] of every batch element, (|S_k|, B, r),
-    at offset ``ptr[k] B r``.
+    ``J`` holds row k's block J[S_k, k, :] of every batch element, (B, |S_k|, r),
+    at row ``ptr[k] B + gap`` (``forward``: the next step runs k ascending) or
+    ``ptr[k] B`` (it runs k descending), rows of r numbers in a flat array of ptr[n] B + gap.
     """
 
     def __init__(self, W_hh, B, m, dtype):
         n = W_hh.shape[0]
         self.ptr, self.idx = kept_pattern(W_hh)
         self.h = np.zeros((B, n), dtype)
-        self.J = np.zeros(self.idx.shape[0] * B * (n + m + 1), dtype)
+        self.gap = int(np.diff(self.ptr).max()) * B + 1  # rows: one batch of the widest block, + 1
+        self.J = np.zeros((self.idx.shape[0] * B + self.gap) * (n + m + 1), dtype)
+        self.forward = True  # the blocks sit at rows ptr[k] B + gap; after a step, at ptr[k] B
 
     def check_weights(self, W_hh) -> None:
         """Refuse a W_hh with a non-zero outside the kept pattern (the pattern is fixed)."""
@@ -164,14 +206,18 @@ def advance(state: SnAp2State, arrays, alpha, xs, ys):
     def make(_):
         scratch = (
             np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-            np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n else 0, dt),
-            np.empty(s_max * B * r, dt),
+            np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n and B > 1 else 0, dt),
+            np.empty((s_max + 1) * s_max, dt),
         )  # fmt: skip
         return scratch, np.empty((n, r), dt)
 
     scratch, G = _online.kept_scratch(state, 1, make)
     grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    loss = _snap2(xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, scratch, G, grads)
+    loss = _snap2(
+        xs, ys, arrays, alpha, state.ptr, state.idx, state.forward, state.gap, state.h, state.J,
+        scratch, G, grads,
+    )  # fmt: skip
+    state.forward ^= xs.shape[0] % 2 == 1
     return float(loss), _online.gradients(G, *grads, m)
 
 
@@ -241,14 +287,18 @@ def flops(size) -> list[Term]:
     T, B, m, p = (size[k] for k in ("T", "B", "m", "p"))
     n, q = _kept(size)
     TB = {"T": 1, "B": 1}
-    # Per step and batch element, row k's product costs 2 s^2 r, s = q + 1, r = n + m + 1,
-    # and its pass 5 s r + 2 r (scale, leak, add (3), the gradient (2); d z on unit k):
-    # n (2 q^2 + 9 q + 9) r in all.
+    # Per step, batch element and row k (s = q + 1 kept units, r = n + m + 1): the product
+    # [A; c^T A] J_k, 2 (s + 1) s r; building A = diag(d) W_hh[S_k, S_k] + (1 - alpha) I
+    # and c^T A, 3 s^2 + 3 s; unit k's immediate term and the gradient row, 5 r + 1:
+    # n ((2 q^2 + 6 q + 9) r + 3 q^2 + 9 q + 7) in all.
     return [
         *_online.cell_flops(T, B, n, m, p),
         *_online.times_r(T * B * n * 2 * q * q, {**TB, "n": 3, "density": 2}, n, m),
-        *_online.times_r(T * B * n * 9 * q, {**TB, "n": 2, "density": 1}, n, m),
+        *_online.times_r(T * B * n * 6 * q, {**TB, "n": 2, "density": 1}, n, m),
         *_online.times_r(T * B * n * 9, {**TB, "n": 1}, n, m),
+        Term(T * B * n * 3 * q * q, {**TB, "n": 3, "density": 2}),
+        Term(T * B * n * 9 * q, {**TB, "n": 2, "density": 1}),
+        Term(T * B * n * 7, {**TB, "n": 1}),
         Term(1),  # 1 - alpha
     ]
 
@@ -260,12 +310,18 @@ def memory(size, itemsize: int) -> list[Term]:
     """
     B, m, p = (size[k] for k in ("B", "m", "p"))
     n, q = _kept(size)
-    gathered = q + 1 < n  # W_hh[S_k, S_k] is gathered into a block unless S_k is every unit
+    # W_hh[S_k, S_k] is gathered into a block of its own for a batch's B products (B = 1
+    # gathers it straight into A), unless S_k is every unit
+    gathered = q + 1 < n and B > 1
     return [
         *_online.times_r(B * n * q * itemsize, {"B": 1, "n": 2, "density": 1}, n, m),  # J, hops
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # J, unit k itself
-        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1, "density": 1}, n, m),  # W_hh J
+        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1, "density": 1}, n, m),  # J's gap
         *_online.times_r(B * itemsize, {"B": 1}, n, m),
+        *_online.times_r(itemsize, {}, n, m),  # the gap's row for c^T A J
+        Term(q * q * itemsize, {"n": 2, "density": 2}),  # [A; c^T A], (s + 1) x s
+        Term(3 * q * itemsize, {"n": 1, "density": 1}),
+        Term(2 * itemsize),
         Term(q * q * itemsize * gathered, {"n": 2, "density": 2}),  # W_hh[S_k, S_k]
         Term(2 * q * itemsize * gathered, {"n": 1, "density": 1}),
         Term(itemsize * gathered),

@@ -284,7 +284,8 @@ def diagonal_trace(params, xs, ys, alpha, w_self, block):
 
 
 def snap2(params, xs, ys, alpha):
-    """snap2._snap2: RTRL on the one-hop pattern, row by row (the gathered blocks)."""
+    """snap2._snap2: per row k and batch element, one product [A; c^T A] J_k, with
+    A = diag(d[S_k]) W_hh[S_k, S_k] + (1 - alpha) I, then unit k's immediate term."""
     fc = OnlineCounter()
     xs, ys = _batched(xs, ys)
     T, B, m = xs.shape
@@ -293,20 +294,29 @@ def snap2(params, xs, ys, alpha):
     n = W_hh.shape[0]
     r = n + m + 1
     kept = [np.flatnonzero((W_hh[:, k] != 0) | (np.arange(n) == k)) for k in range(n)]
+    leak = 1.0 - alpha
     fc.scalar()  # 1 - alpha
     h = np.zeros((B, n))
-    J = [np.zeros((len(S), B, r)) for S in kept]
+    J = [np.zeros((B, len(S), r)) for S in kept]
     G = np.zeros((n, r))
     for t in range(T):
         h_new, d, c = cell.step(xs[t], ys[t], h)
         Z = np.array([_z(h[b], xs[t, b]) for b in range(B)])
         for k, S in enumerate(kept):
             s = len(S)
-            WJ = fc.dot(W_hh[np.ix_(S, S)], J[k].reshape(s, B * r)).reshape(s, B, r)
-            new = fc.add(fc.mul(d[:, S].T[:, :, None], WJ), fc.mul(1.0 - alpha, J[k]))
             self_row = int(np.flatnonzero(S == k)[0])
-            new[self_row] = fc.add(new[self_row], fc.mul(d[:, k][:, None], Z))
-            J[k] = new
-            G[k] = fc.accumulate(G[k], fc.mul(c[:, S].T[:, :, None], new), axis=(0, 1))
+            for b in range(B):
+                A = fc.mul(d[b, S][:, None], W_hh[np.ix_(S, S)])
+                v = fc.accumulate(0.0, fc.mul(c[b, S][:, None], A), axis=0)
+                A[np.arange(s), np.arange(s)] = fc.add(np.diag(A), np.full(s, leak))
+                v = fc.accumulate(v, fc.mul(c[b, S], np.full(s, leak)).reshape(1, s), axis=0)
+                out = fc.dot(np.vstack([A, v]), J[k][b])
+                new, g_row = out[:s], out[s]
+                immediate = fc.mul(d[b, k], Z[b])
+                new[self_row] = fc.add(new[self_row], immediate)
+                cd = c[b, k] * d[b, k]
+                fc.scalar()
+                G[k] = fc.add(G[k], fc.add(g_row, fc.mul(cd, Z[b])))
+                J[k][b] = new
         h = h_new
     return (*cell.result(G), fc.flops)

@@ -271,6 +271,22 @@ def test_stream_rejects_weights_that_do_not_fit(started, mutate, error, pattern)
     assert s.params is p, "refused weights must not replace the stream's"
 
 
+@pytest.mark.parametrize("B", [1, 2])
+@pytest.mark.parametrize("chunks", ["uneven", "single-steps"])
+def test_snap2_streamed_on_a_sparse_W_hh_equals_its_one_shot_call(problem, rng, chunks, B):
+    """The gathered blocks, and chunks of odd lengths: a step writes each block where the
+    next step reads it (the blocks move between two places), so the stream carries which."""
+    p, xs, ys = problem
+    W = helpers.rnn_arrays(rng, 3, 5, 2)[1] * (rng.random((5, 5)) < 0.4)
+    np.fill_diagonal(W, 1.0)
+    p = leaky(p._replace(W_hh=W), 0.5)
+    xs, ys = xs[:, :B], ys[:, :B]
+    loss, g = stream_in_chunks("snap2", p, xs, ys, CHUNKINGS[chunks])
+    loss1, g1 = bpttbench.snap2(p, xs, ys)
+    assert_loss_close(loss, loss1, CHUNKED_RTOL, "snap2 streamed loss")
+    assert_grads_close(g, g1, CHUNKED_RTOL, f"snap2 in chunks {CHUNKINGS[chunks]} vs one shot")
+
+
 def test_snap2_stream_rejects_weights_outside_its_pattern(problem, rng):
     p, xs, ys = problem
     W = helpers.rnn_arrays(rng, 3, 5, 2)[1] * (rng.random((5, 5)) < 0.4)

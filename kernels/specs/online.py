@@ -46,16 +46,30 @@ from .sizes import RNN_AXES, RNN_SIZES, _exponents, _rnn_data
 #   time: local slopes measured 1.4-2.0 from n = 64 to 128, 2.7 from 256 to 384, and
 #   2.83-2.96 from 384 to 1536 (T = 2: 4.5 ms a call at n = 384, 0.25 s at 1536). The
 #   sweeps start at n = 512 (quick) and 384 (full), where the GEMM carries ~90%;
-# - SnAp-2's product 2 s^2 r per row and step (s = q + 1 kept units, q = density n)
-#   is a small GEMM whose fused pass (9 s r) and gather (s^2) are memory-bound, so its
-#   time leads with n^4 only once s is large: at 25% density local slopes measured
-#   3.4-3.7 up to n = 480; at 50% density 3.3 (n = 128 to 192), 3.55, 3.76 and 4.0
-#   (n = 320 to 384, 0.23 s a call at T = 1). The n sweeps run at 50% density from
-#   n = 256. Along density (at a fixed n) the product grows like density^2, the pass
-#   like density: measured 1.6-1.8 at n = 256 from 12% to 100%, so the density sweeps
-#   run at n = 320 (quick) and 384 (full), where the pass's share (~ 1 / (density n))
-#   is smaller, and stop at 90%: at 100% every unit is kept and the kernel skips the
-#   gather of W_hh[S_k, S_k] (RTRL's product), a change of code path within the sweep.
+# - SnAp-2 is one GEMM per row, step and batch element, (s + 1) x s times s x r (s = q + 1
+#   kept units, q = density n): d_t, the leak and the gradient row are folded into it, so
+#   what is left beside the FLOPs is memory-bound work per kept entry of J: the GEMM
+#   streams J (~1 GB at the largest cells) from memory and back, a step (the old kernel's
+#   pass over every entry, c = 30 to 44 FLOPs' time an entry, bent the reference fits to
+#   1.76 and 3.73), and a call allocates and first touches J once: the rate is the GEMM
+#   peak over (1 + c / s + c_a / (s T)), c and c_a ~10 to 20 (measured on the loaded
+#   2-core machine, interleaved: a step took 1.03-1.18x its GEMMs alone from s = 47 to
+#   193, a call's first touch of J 0.1-0.5 of a step). Along density at a fixed n and
+#   along n at a fixed density both bend the slope by about -(c / s_first - c / s_last)
+#   / ln(s_last / s_first), and the gather of W_hh[S_k, S_k] (~0.5 ns an entry, n s^2 a
+#   step: ~20 / r of the time, an n^3 term) by as much along n. So the sweeps keep
+#   s >= ~150 and T = 4: along density n = 512 from 30% to 90% (s = 154 to 461), along
+#   n 320 to 576 at 50% (s = 161 to 289): calls of 0.3 to 5 s and at most 0.9 GiB. The
+#   n sweep stops at 576: above n = 512 this kernel ran slower than the first one (a
+#   pass over a block in cache), 79 against 86 GFLOP/s at 528, 58 against 69 at 576, 61
+#   against 83 at 640 (interleaved, quiet moment); not understood (a product into a
+#   block in cache, copied over J's, ran as slow, so not the output rows' writes). 100%
+#   density is left out: every unit kept, the kernel skips the gather (RTRL's
+#   product), a change of code path within the sweep. Along B the blocks are B
+#   products of their own, the same work per element; the B sweep runs at n = 160 and
+#   50% (s = 81), where J (17 MB per element) leaves the last-level cache from B = 2 on,
+#   so that the per-entry streaming costs alike at every B but the first, and T = 2
+#   (7 ms a call at B = 1: the ~30 us of fixed work a call under 1%; 1.1 GiB at B = 64).
 # - the n^2 rules' time along n (reference run, T = 16, B = 1): a call's time less
 #   ~30 us of fixed work, per step and per n^2, is flat from n = 64 (SnAp-1, RFLO:
 #   0.23-0.27 ns) or 184 (UORO: 0.43-0.51 ns; ~1 us a step more below) to n = 728,
@@ -186,14 +200,14 @@ def _snap2_spec():
         make_problem=_sparse_rnn_problem,
         sizes=SPARSE_RNN_SIZES,
         quick=(
-            _geo("n", 256, 448, 5, multiple=16, T=1, B=1, density=50),
-            _geo("density", 25, 90, 5, T=1, B=1, n=320),
+            _geo("n", 256, 448, 5, multiple=16, T=2, B=1, density=50),
+            _geo("density", 25, 90, 5, T=2, B=1, n=320),
         ),
         full=(
             _geo("T", 16, 2048, 8, n=64, B=1),
-            _geo("n", 256, 640, 9, multiple=16, T=1, B=1, density=50),
-            _geo("density", 12, 90, 9, T=1, B=1, n=384),
-            _geo("B", 1, 64, 8, T=1, n=96),
+            _geo("n", 320, 576, 9, multiple=16, T=4, B=1, density=50),
+            _geo("density", 30, 90, 9, T=4, B=1, n=512),
+            _geo("B", 1, 64, 8, T=2, n=160, density=50),
         ),
         cases=(
             _cases("n", [64, 256], T=8, B=1),
