@@ -31,5 +31,17 @@ $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --ro
 # After the gated cells' truncated BPTT time sweep took every size of BPTT's (the new
 # cells only)
 $M bpttbench sweep --preset full --min-time 1.5 --algorithms tbptt --db "$DB"
+# Later kernel changes, their cells measured again (the rest of the store stands):
+# UORO's lazy theta~ kernel and the flat-argument calls of SnAp-1 and RFLO, with the
+# n^2 rules' in-L3 B sweep (new cells); SnAp-2's fused kernel and its new density, n
+# and B sweeps (the old kernel's SnAp-2 cells deleted first, as their keys would be
+# reused); the online targets again; RTRL's T and B sweeps after parallel kernels
+# stopped launching the thread pool for whole-array statements (kernels/_jit.py)
+$M bpttbench sweep --preset full --algorithms uoro snap1 rflo --remeasure --min-time 1.5 --db "$DB"
+sqlite3 "$DB" "delete from visits where cell_key in (select cell_key from cells where algorithm='snap2'); delete from cells where algorithm='snap2';"
+$M bpttbench sweep --preset full --algorithms snap2 --min-time 1.5 --db "$DB"
+$M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
+    --json reports/reference/online_targets.json
+$M bpttbench sweep --preset full --algorithms rtrl --axes T B --remeasure --min-time 1.5 --db "$DB"
 bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
     --out reports/reference
