@@ -151,6 +151,16 @@ def kept_scratch(state, steps: int, make):
     return state.scratch[1]
 
 
+def kept_work(state, T: int, work_size, sizes, dtype) -> tuple[int, np.ndarray]:
+    """(k, work): a flat scratch for blocks of k steps, kept like :func:`kept_scratch`'s.
+
+    ``work_size(*sizes, k)`` is its length; k is the held block length, at least
+    ``block_steps(T)`` (a stream keeps the longest blocks it has needed).
+    """
+    kept_scratch(state, block_steps(T), lambda k: np.empty(work_size(*sizes, k), dtype))
+    return state.scratch
+
+
 def block_steps(T: int) -> int:
     """Steps per block for a call of T steps."""
     return max(1, min(STEPS_PER_BLOCK, T))

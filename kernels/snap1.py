@@ -202,8 +202,8 @@ def work_size(B, n, m, p, k) -> int:
 class TraceState:
     """What SnAp-1 and RFLO carry across steps: h_t (B, n) and the trace S (B, n, r).
 
-    ``self_connected``: SnAp-1's trace (True) or RFLO's (False). ``work`` is the
-    kernel's scratch for blocks of ``k`` steps, kept so that a stream allocates it
+    ``self_connected``: SnAp-1's trace (True) or RFLO's (False). The kernel's flat
+    scratch is kept on it too (``_online.kept_work``), so that a stream allocates it
     once (again only for a chunk that needs longer blocks).
     """
 
@@ -213,13 +213,6 @@ class TraceState:
         self.S = np.zeros((B, n, n + m + 1), dtype)
         self.sizes = (B, n, m, p)
         self.grad_size, self.cuts = _online.grad_size(n, m, p), _online.grad_cuts(n, m, p)
-        self.k = 0
-        self.work = None
-
-    def grow(self, k):
-        """Scratch for blocks of ``k`` steps."""
-        self.k = k
-        self.work = np.empty(work_size(*self.sizes, k), self.h.dtype)
 
 
 def start(arrays, B) -> TraceState:
@@ -231,12 +224,11 @@ def start(arrays, B) -> TraceState:
 def advance(state: TraceState, arrays, alpha, xs, ys):
     """Run SnAp-1 (or RFLO: the state says) over the checked chunk ``xs``, ``ys`` from
     ``state``; return (loss, grads)."""
-    T = xs.shape[0]
-    if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
-        state.grow(_online.block_steps(T))
-    g = np.empty(state.grad_size, state.h.dtype)
+    dt = state.h.dtype
+    k, work = _online.kept_work(state, xs.shape[0], work_size, state.sizes, dt)
+    g = np.empty(state.grad_size, dt)
     loss = _diagonal_trace(
-        xs, ys, arrays, alpha, state.self_connected, state.h, state.S, state.work, state.k, g
+        xs, ys, arrays, alpha, state.self_connected, state.h, state.S, work, k, g
     )
     return loss, _online.grads_of(g, *state.cuts)
 

@@ -289,8 +289,8 @@ class UOROState:
     (``rng``: the four uint64 words of its PCG64, ``_online.pcg_words``).
 
     Every call ends a block, so theta~ is always held as it is, not as a block's terms.
-    All four arrays are views of the one array ``buf``; ``work`` is the kernel's scratch
-    for blocks of ``k`` steps, kept so that a stream allocates it once.
+    All four arrays are views of the one array ``buf``; the kernel's flat scratch is
+    kept on it too (``_online.kept_work``), so that a stream allocates it once.
     """
 
     def __init__(self, B, n, m, p, dtype, seed):
@@ -305,13 +305,6 @@ class UOROState:
         self.theta_tilde = theta_tilde.reshape(B, n, r)
         self.rng = _online.pcg_words(seed)
         self.sizes = (B, n, m, p)
-        self.k = 0
-        self.work = None
-
-    def grow(self, k):
-        """Scratch for blocks of ``k`` steps."""
-        self.k = k
-        self.work = np.empty(work_size(*self.sizes, k), self.buf.dtype)
 
 
 def start(arrays, B, seed=0) -> UOROState:
@@ -324,10 +317,8 @@ def start(arrays, B, seed=0) -> UOROState:
 
 def advance(state: UOROState, arrays, alpha, xs, ys):
     """Run UORO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    T = xs.shape[0]
-    if state.k < T and state.k < _online.STEPS_PER_BLOCK:  # blocks of block_steps(T) steps
-        state.grow(_online.block_steps(T))
-    loss, grads = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, state.work, state.k)
+    k, work = _online.kept_work(state, xs.shape[0], work_size, state.sizes, state.buf.dtype)
+    loss, grads = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, work, k)
     return loss, _online.as_params(grads)
 
 
