@@ -25,19 +25,18 @@ so an in-place edit of them is seen too, unchecked. Chunks must keep the
 stream's batch size B and the parameters' input and output sizes.
 
 Each ``step`` returns arrays the caller owns: fresh ones per chunk, shared with
-nothing the stream keeps (SnAp-1 and RFLO return views of the one fresh array
-their kernel folded the gradient into, UORO the arrays its kernel made, with no
-copy). The per-chunk work outside the kernel is kept small, since a 32-step
-chunk of RFLO at n = 64 is ~42 us and the issue allows it 5%: a chunk that is a
-C-contiguous 3-D array of the stream's dtype, B, m and p is checked by
-comparing those and one compiled finiteness pass over xs and ys; any other
-chunk takes the full check (``check_sequence``), which converts 2-D and strided
-chunks and names whatever is wrong. The O(n^2) rules' kernels (SnAp-1, RFLO,
-UORO) take a handful of arrays (Numba types and unboxes each argument at every
-call, ~0.05 us an array and more in tuples): the state, one flat scratch array
-carved into views inside the kernel and allocated once per stream, and, for
-SnAp-1 and RFLO, one flat gradient array whose views are returned
-(``_online.grad_views``). What remains per chunk, ~5 us at n = 64 on a loaded
+nothing the stream keeps (SnAp-1, RFLO and UORO return views of the one fresh
+array their kernel folded the gradient into, with no copy). The per-chunk work
+outside the kernel is kept small, since a 32-step chunk of RFLO at n = 64 is
+~42 us and the issue allows it 5%: a chunk that is a C-contiguous 3-D array of
+the stream's dtype, B, m and p is checked by comparing those and one compiled
+finiteness pass over xs and ys; any other chunk takes the full check
+(``check_sequence``), which converts 2-D and strided chunks and names whatever
+is wrong. The O(n^2) rules' kernels (SnAp-1, RFLO, UORO) take a handful of
+arrays (Numba types and unboxes each argument at every call, ~0.05 us an array
+and more in tuples): the state, one flat scratch array carved into views inside
+the kernel and allocated once per stream, and one flat gradient array whose
+views are returned (``_online.grad_views``). What remains per chunk, ~5 us at n = 64 on a loaded
 2-core machine, is that dispatch, the checks and making the views; the O(n^3)
 rules' chunks are long enough that their ~6 us is 1 to 2%.
 

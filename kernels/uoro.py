@@ -73,7 +73,7 @@ from ._online import (
     carve,
     cell_step,
     fill_z,
-    new_grads,
+    grad_views,
     pcg_random,
     ratio,
     rows_times_transpose,
@@ -84,8 +84,11 @@ from .costs import Term
 
 
 @jit
-def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block):
+def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scratch, block, g):
     """UORO over xs, ys from the state (h, s~, theta~, |theta~|, rng), left in it at the end.
+
+    Fills the flat ``g`` (``_online.grad_views``) with the five gradient arrays and
+    returns the loss.
 
     ``block`` holds a block of k steps: v_t (B, k, n), z_t (B, k, r); d_t, c_t and
     rho1_t nu_t as (k, B, n), so that step j's (B, n) rows are the cell's own d and c
@@ -96,8 +99,7 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     h_new, e, Ws, As, sq, nsq, L = scratch
     V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out = block
     T, B, m = xs.shape
-    grads = new_grads(W_hh.shape[0], m, W_out.shape[0], W_hh.dtype)
-    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grads
+    g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grad_views(g, W_hh.shape[0], m, W_out.shape[0])
     G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
     fresh = True  # G not yet cleared: the call's first fold does it row by row
     n = theta_tilde.shape[1]
@@ -179,7 +181,7 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
             )  # fmt: skip
             theta_norm[b] = math.sqrt(np.sum(sq))
             fresh = False
-    return 0.5 * loss, grads
+    return 0.5 * loss
 
 
 @jit
@@ -234,7 +236,7 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
 
 
 @jit
-def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k):
+def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     """``_uoro`` on the state and scratch carved from two flat arrays (:class:`UOROState`).
 
     One dispatch of eight arguments instead of ``_uoro``'s twenty-five arrays, most of
@@ -270,7 +272,7 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k):
     out, at = carve(work, at, (n, r))
     return _uoro(
         xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm,
-        (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out),
+        (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out), g,
     )  # fmt: skip
 
 
@@ -305,6 +307,7 @@ class UOROState:
         self.theta_tilde = theta_tilde.reshape(B, n, r)
         self.rng = _online.pcg_words(seed)
         self.sizes = (B, n, m, p)
+        self.grad_size, self.cuts = _online.grad_size(n, m, p), _online.grad_cuts(n, m, p)
 
 
 def start(arrays, B, seed=0) -> UOROState:
@@ -318,8 +321,9 @@ def start(arrays, B, seed=0) -> UOROState:
 def advance(state: UOROState, arrays, alpha, xs, ys):
     """Run UORO over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
     k, work = _online.kept_work(state, xs.shape[0], work_size, state.sizes, state.buf.dtype)
-    loss, grads = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, work, k)
-    return loss, _online.as_params(grads)
+    g = np.empty(state.grad_size, state.buf.dtype)
+    loss = _uoro_flat(xs, ys, arrays, alpha, state.rng, state.buf, work, k, g)
+    return loss, _online.grads_of(g, *state.cuts)
 
 
 def uoro(params, xs, ys, seed=0):
