@@ -21,6 +21,8 @@ n below 4 where it outgrew the cache.
 
 from __future__ import annotations
 
+import numpy as np
+
 # Steps per pass. The per-step keep is O(S n) numbers per sequence (a gated
 # cell's Jacobian: 2 n^2 for the LSTM), so STEPS_PER_PASS of them stay small
 # beside the influence matrix's O(S n^2); 16 passes cut its memory traffic
@@ -32,3 +34,14 @@ def blocks_per_slab(blocks: int, r: int, cols: int) -> int:
     """The largest divisor K of ``blocks`` with ``K r <= cols`` (at least 1)."""
     fits = [K for K in range(1, blocks + 1) if blocks % K == 0 and K * r <= cols]
     return max(fits, default=1)
+
+
+def pass_length(T: int, steps_per_pass: int | None = None) -> int:
+    """Steps of a kernel's pass over a sequence of ``T`` steps: never more than T (at least 1).
+
+    ``steps_per_pass`` (default :data:`STEPS_PER_PASS`) must be a positive integer.
+    """
+    P = STEPS_PER_PASS if steps_per_pass is None else steps_per_pass
+    if isinstance(P, bool) or not isinstance(P, int | np.integer) or P < 1:
+        raise ValueError(f"steps_per_pass must be a positive integer, got {steps_per_pass!r}")
+    return max(1, min(int(P), T))

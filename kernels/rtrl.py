@@ -28,12 +28,22 @@ the old slab, writes the slab back and accumulates the gradient rows
 c_t^T J[k]. The scratch is one slab, so the memory is the influence matrix
 itself (n P numbers per sequence) plus a fraction, not twice it.
 
+Passes (kernels/_slabs.py): a slab's update needs only z_t, d_t and c_t of its
+step. So the kernel runs the cell over a pass of up to STEPS_PER_PASS steps,
+keeping those three vectors of each step, and then takes each slab through all
+the pass's steps while it is in cache. Once n P B numbers outgrow the
+32 MiB last-level cache (n ~ 160 at B = 1 on the reference machine), the influence
+matrix crosses the memory bus once a pass instead of once a step. Within a
+slab the steps run outside and the sequences inside, so each gradient row sums
+over (t, b) in the order of the per-step kernel: the results are the same to
+the bit.
+
 The gated cells' exact RTRL (an influence of n x P for the GRU's h, 2n x P for
 the LSTM's (h, c), P = G n (n + m + 2)) is other kernels, at the array level
-(kernels/rtrl_gru.py, kernels/rtrl_lstm.py); until ``rtrl`` dispatches to them,
-it refuses GRUParams and LSTMParams.
+(kernels/rtrl_gru.py, kernels/rtrl_lstm.py), to which ``rtrl`` dispatches
+GRUParams and LSTMParams.
 
-Threads: a step's slab updates are independent of one another (slab g writes
+Threads: a pass's slab updates are independent of one another (slab g writes
 J[:, g] and the gradient rows of its own blocks), so they run in parallel over
 Numba's threads, each thread taking a fixed run of slabs for every sequence of
 the batch, with a scratch slab of its own (kernels/_parallel.py: BLAS is then
@@ -43,7 +53,8 @@ bit for bit, at every thread count. The forward step and the readout, n^2 work,
 stay serial.
 
 Costs: time Theta(n^4 B) per step, Theta(T n^4 B) per sequence; memory
-Theta(n^3 B), independent of T (Williams & Zipser 1989, "A learning algorithm
+Theta(n^3 B), independent of T (a pass keeps 3 n + m + 1 numbers a step and
+sequence, for at most STEPS_PER_PASS steps) (Williams & Zipser 1989, "A learning algorithm
 for continually running fully recurrent neural networks"; Menick et al. 2021,
 "Practical real time recurrent learning with a sparse approximation").
 """
@@ -59,7 +70,7 @@ from . import cells, rtrl_gru, rtrl_lstm
 from ._jit import jit
 from ._math import tanh
 from ._parallel import one_blas_thread, parallel_parts
-from ._slabs import blocks_per_slab
+from ._slabs import blocks_per_slab, pass_length
 from ._validate import check_result
 from .costs import Term, monomial
 
@@ -72,9 +83,9 @@ class Buffers(NamedTuple):
     h_prev: np.ndarray  # (B, n)
     h: np.ndarray  # (B, n)
     a: np.ndarray  # (B, n) W_hh h_{t-1}, then (leaky cell) u_t = tanh(a_t)
-    z: np.ndarray  # (B, r) z_t = (h_{t-1}, x_t, 1)
-    c: np.ndarray  # (B, n) c_t = W_out^T e_t
-    d: np.ndarray  # (B, n) alpha (1 - u_t^2)
+    z: np.ndarray  # (P, B, r) z_t = (h_{t-1}, x_t, 1), for each step of a pass
+    c: np.ndarray  # (P, B, n) c_t = W_out^T e_t
+    d: np.ndarray  # (P, B, n) alpha (1 - u_t^2)
     e: np.ndarray  # (p,) readout error
 
 
@@ -121,36 +132,53 @@ def _slab_step(leaky, beta, W_hh, Jg, scratch, z, d, c, G, g, n, K, r):
 def _rtrl(alpha, xs, ys, w, buf, grads):
     # Plain tuples across the Python boundary, named again here (see kernels/_sweeps.py).
     w, buf, grads = cells.Weights(*w), Buffers(*buf), Grads(*grads)
-    T, B, m = xs.shape
-    W_ih = w.weight_ih
-    W_hh = w.weight_hh
-    b_h = w.bias_ih
-    W_out = w.W_out
-    b_out = w.b_out
-    J = buf.J
-    scratch = buf.scratch
-    h_prev = buf.h_prev
-    h = buf.h
-    a = buf.a
-    z = buf.z
-    c = buf.c
-    d = buf.d
-    e = buf.e
-    G = grads.G
-    g_W_out = grads.W_out
-    g_b_out = grads.b_out
-    n = W_hh.shape[0]
-    p = W_out.shape[0]
-    n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
+    T = xs.shape[0]
+    W_hh, G, scratch = w.weight_hh, grads.G, buf.scratch
+    n_groups = buf.J.shape[1]
     n_parts = scratch.shape[0]
-    leaky = alpha != 1.0
-    beta = 1.0 - alpha
+    n_steps_max = buf.z.shape[0]
     loss = 0.0
     # h_prev and J come in holding the state to start from (zero for a whole
     # sequence) and go out holding the final state, for a stream's next chunk.
-    for s in range(T):
+    for s0 in range(0, T, n_steps_max):
+        n_steps = min(n_steps_max, T - s0)
+        # loss runs through the passes as one sum, in the order of the steps
+        loss = _forward_pass(
+            alpha, xs[s0 : s0 + n_steps], ys[s0 : s0 + n_steps], w, buf, grads, loss
+        )
+        # The n^4 work, in parallel over slabs: slab g writes J[:, g] and the
+        # gradient rows of its own K blocks only, so the parts never share a
+        # write, and each gradient row sums over (t, b) in the same order: the
+        # result is the same, bit for bit, for every thread count. Part t takes a
+        # contiguous run of slabs and its own scratch slab.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per pass
+            for g in range(n_groups):
+                _slab_pass(alpha, W_hh, buf, G, scratch[0], g, n_steps)
+        else:
+            for t in prange(n_parts):
+                for g in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
+                    _slab_pass(alpha, W_hh, buf, G, scratch[t], g, n_steps)
+    return 0.5 * loss
+
+
+@jit(inline=True)
+def _forward_pass(alpha, xs, ys, w, buf, grads, sq):
+    """The cell and readout over a pass's steps; keeps z_t, d_t and c_t of each step.
+
+    Returns ``sq`` plus the pass's squared errors; h_prev goes out holding the last h_t.
+    """
+    T, B, m = xs.shape
+    W_ih, W_hh, b_h, W_out, b_out = w.weight_ih, w.weight_hh, w.bias_ih, w.W_out, w.b_out
+    h_prev, h, a, e = buf.h_prev, buf.h, buf.a, buf.e
+    g_W_out, g_b_out = grads.W_out, grads.b_out
+    n = W_hh.shape[0]
+    p = W_out.shape[0]
+    leaky = alpha != 1.0
+    beta = 1.0 - alpha
+    for j in range(T):
+        z, c, d = buf.z[j], buf.c[j], buf.d[j]
         # Forward: a_t = W_ih x_t + W_hh h_{t-1} + b_h, h_t = tanh(a_t) (or the leaky update).
-        np.dot(xs[s], W_ih.T, h)
+        np.dot(xs[j], W_ih.T, h)
         np.dot(h_prev, W_hh.T, a)
         if leaky:
             for b in range(B):
@@ -166,19 +194,22 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
             for q in range(p):
                 yhat = b_out[q]
-                for j in range(n):
-                    yhat += W_out[q, j] * h[b, j]
-                e[q] = yhat - ys[s, b, q]
-                loss += e[q] * e[q]
+                for i in range(n):
+                    yhat += W_out[q, i] * h[b, i]
+                e[q] = yhat - ys[j, b, q]
+                sq += e[q] * e[q]
                 g_b_out[q] += e[q]
-            c[b] = 0.0
+            for i in range(n):
+                c[b, i] = 0.0
             for q in range(p):
-                for j in range(n):
-                    g_W_out[q, j] += e[q] * h[b, j]
-                    c[b, j] += e[q] * W_out[q, j]
+                for i in range(n):
+                    g_W_out[q, i] += e[q] * h[b, i]
+                    c[b, i] += e[q] * W_out[q, i]
             # z_t = (h_{t-1}, x_t, 1): the non-zero row of each block of M_t.
-            z[b, :n] = h_prev[b]
-            z[b, n : n + m] = xs[s, b]
+            for i in range(n):
+                z[b, i] = h_prev[b, i]
+            for i in range(m):
+                z[b, n + i] = xs[j, b, i]
             z[b, n + m] = 1.0
             if leaky:
                 for i in range(n):
@@ -186,24 +217,27 @@ def _rtrl(alpha, xs, ys, w, buf, grads):
             else:
                 for i in range(n):
                     d[b, i] = 1.0 - h[b, i] * h[b, i]  # tanh'(a_t)
-        # The n^4 work, in parallel over slabs: slab g writes J[:, g] and the
-        # gradient rows of its own K blocks only, so the parts never share a
-        # write, and each gradient row still sums over b in order: the result
-        # is the same, bit for bit, for every thread count. Part t takes a
-        # contiguous run of slabs and its own scratch slab.
-        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
-            sc = scratch[0]
-            for g in range(n_groups):
-                for b in range(B):
-                    _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
-        else:
-            for t in prange(n_parts):
-                sc = scratch[t]
-                for g in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
-                    for b in range(B):
-                        _slab_step(leaky, beta, W_hh, J[b, g], sc, z[b], d[b], c[b], G, g, n, K, r)
-        h_prev[:] = h
-    return 0.5 * loss
+        for b in range(B):
+            for i in range(n):
+                h_prev[b, i] = h[b, i]
+    return sq
+
+
+@jit(inline=True)
+def _slab_pass(alpha, W_hh, buf, G, scratch, g, n_steps):
+    """Slab g of every sequence through the pass's n_steps steps, while it is in cache
+    (B slabs, n K r numbers each)."""
+    J, z, d, c = buf.J, buf.z, buf.d, buf.c
+    B, _, n, K, r = J.shape
+    leaky = alpha != 1.0
+    beta = 1.0 - alpha
+    # Steps outside, sequences inside: each gradient row sums over (t, b) in the
+    # order of a kernel without passes, so the results are the same to the bit.
+    for j in range(n_steps):
+        for b in range(B):
+            _slab_step(
+                leaky, beta, W_hh, J[b, g], scratch, z[j, b], d[j, b], c[j, b], G, g, n, K, r
+            )
 
 
 def _blocks_per_gemm(n: int, r: int) -> int:
@@ -256,16 +290,19 @@ def start(arrays, B):
     return np.zeros((B, n), W_ih.dtype), np.zeros((B, n // K, n, K, r), W_ih.dtype)
 
 
-def advance(state, arrays, xs, ys, alpha=1.0):
+def advance(state, arrays, xs, ys, alpha=1.0, steps_per_pass=None):
     """Run RTRL over checked ``xs``, ``ys`` from ``state`` = (h, J), left holding the final one.
 
     ``arrays`` are the five Elman arrays (W_ih, W_hh, b_h, W_out, b_out) and
     ``alpha`` the cell's leak; the gradient comes back as an RNNParams with it.
+    ``steps_per_pass`` (default ``STEPS_PER_PASS``) is how many steps each slab
+    runs through while it is in cache (kernels/_slabs.py).
     """
     W_ih, W_hh, b_h, W_out, b_out = arrays
     h_prev, J = state
-    _, B, m = xs.shape
+    T, B, m = xs.shape
     n, p = W_hh.shape[0], W_out.shape[0]
+    P = pass_length(T, steps_per_pass)
     r = n + m + 1
     dt = W_hh.dtype
     K = J.shape[3]
@@ -274,7 +311,7 @@ def advance(state, arrays, xs, ys, alpha=1.0):
     buf = Buffers(
         J=J, scratch=np.empty((parts, n, K, r), dt), h_prev=h_prev,
         h=np.empty((B, n), dt), a=np.empty((B, n), dt),
-        z=np.empty((B, r), dt), c=np.empty((B, n), dt), d=np.empty((B, n), dt),
+        z=np.empty((P, B, r), dt), c=np.empty((P, B, n), dt), d=np.empty((P, B, n), dt),
         e=np.empty(p, dt),
     )  # fmt: skip
     grads = Grads(np.zeros((n, r), dt), np.zeros_like(W_out), np.zeros_like(b_out))
@@ -346,6 +383,7 @@ def memory(size, itemsize: int) -> list[Term]:
         return gated.memory(size, itemsize)
     n, m = size["n"], size["m"]
     r = n + m + 1
+    P = pass_length(size["T"])
 
     def b(coef, **powers):
         return monomial(size, coef * itemsize, **powers)
@@ -357,7 +395,8 @@ def memory(size, itemsize: int) -> list[Term]:
         # further thread adds a slab, n K r numbers; the model must not depend on
         # the thread count of the process that reads it, a report's say).
         Term(n * _blocks_per_gemm(n, r) * r * itemsize, {"n": 2}),
-        # states and vectors, kept per sequence: 5 B n + B r + p
-        b(6, B=1, n=1), b(1, B=1, m=1), b(1, B=1), b(1, p=1),
+        # states and vectors per sequence, 3 B n, and what a pass keeps of each of
+        # its P = min(STEPS_PER_PASS, T) steps, P B (2 n + r); and e, p numbers
+        b(3 + 3 * P, B=1, n=1), b(P, B=1, m=1), b(P, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

@@ -10,7 +10,9 @@ sized so that the blocked loops run more than once, and asserts it:
   from one chunk into the next, B > 1, m > 1, p > 1.
 - Truncated BPTT: windows longer than a chunk, error spans longer than a chunk
   (k1 > chunk), k1 < k2, k2 > T, and ragged ends (T not a multiple of k1).
-- RTRL: n / K >= 3 slabs, an odd number of them, and K = 1 (one block a GEMM).
+- RTRL: n / K >= 3 slabs, an odd number of them, and K = 1 (one block a GEMM);
+  T spans several passes of steps (kernels/_slabs.py), the last one ragged, and
+  the pass length does not change the gradient.
 
 References: naive.py (plain NumPy from THEORY.md) and PyTorch autograd
 (``torch_reference``; truncation window by window from THEORY.md's definition).
@@ -18,11 +20,15 @@ References: naive.py (plain NumPy from THEORY.md) and PyTorch autograd
 
 from __future__ import annotations
 
+import importlib
+
 import bpttbench
 import naive
+import naive_online
 import numpy as np
 import pytest
 import torch_reference
+from bpttbench._slabs import STEPS_PER_PASS
 from bpttbench._sweeps import chunk_steps
 from bpttbench.rtrl import SLAB_COLS, _blocks_per_gemm
 from helpers import EXACT_RTOL, assert_grads_close, assert_loss_close, rnn_arrays, sequence
@@ -113,12 +119,17 @@ def test_some_truncation_case_has_errors_spanning_chunks():
 # --- RTRL: the influence update in slabs of K blocks -------------------------------
 
 # (n, m, K, slabs): K = _blocks_per_gemm(n, n + m + 1), asserted in the test.
+rtrl_kernel = importlib.import_module(
+    "bpttbench.rtrl"
+)  # the module: bpttbench.rtrl is the function
+
 RTRL_CASES = [
     pytest.param(24, 5, 8, 3, id="n=24-m=5-K=8-slabs=3"),
     pytest.param(20, 32, 4, 5, id="n=20-m=32-K=4-slabs=5"),
     pytest.param(13, 7, 1, 13, id="n=13-m=7-K=1-slabs=13"),
 ]
-RTRL_T, RTRL_B, RTRL_P = 12, 2, 3
+# Two passes of STEPS_PER_PASS steps and a ragged third one.
+RTRL_T, RTRL_B, RTRL_P = 2 * STEPS_PER_PASS + 5, 2, 3
 
 
 @pytest.mark.parametrize(("n", "m", "K", "slabs"), RTRL_CASES)
@@ -126,6 +137,7 @@ def test_rtrl_over_several_slabs_equals_naive_and_torch(rng, n, m, K, slabs):
     r = n + m + 1
     assert _blocks_per_gemm(n, r) == K, "the kernel's slab is not the one this case is sized for"
     assert K * r <= SLAB_COLS and n // K == slabs >= 3 and slabs % 2 == 1
+    assert RTRL_T > 2 * STEPS_PER_PASS and RTRL_T % STEPS_PER_PASS != 0
     params, xs, ys = make_problem(rng, RTRL_T, RTRL_B, n=n, m=m, p=RTRL_P)
     loss, g = bpttbench.rtrl(params, xs, ys)
     what = f"rtrl n={n} m={m} K={K} ({slabs} slabs)"
@@ -135,3 +147,28 @@ def test_rtrl_over_several_slabs_equals_naive_and_torch(rng, n, m, K, slabs):
     torch_loss, torch_g = torch_reference.rnn_gradient(params, xs, ys)
     assert_loss_close(loss, torch_loss, EXACT_RTOL, f"{what} loss vs torch")
     assert_grads_close(g, torch_g, EXACT_RTOL, f"{what} vs torch")
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_rtrl_pass_length_does_not_change_the_gradient(rng, alpha):
+    """One step a pass (the order of a kernel without passes), a ragged pass length and
+    the default agree to rounding, for the plain and the leaky cell, over several slabs."""
+    n, m, T, B = 13, 7, 23, 3
+    params, xs, ys = make_problem(rng, T, B, n=n, m=m, p=RTRL_P)
+    arrays = tuple(params)
+    results = [
+        rtrl_kernel.advance(rtrl_kernel.start(arrays, B), arrays, xs, ys, alpha, P)
+        for P in (1, 5, None)
+    ]
+    ref_loss, ref = naive_online.leaky_rtrl(params, xs, ys, alpha)
+    for P, (loss, g) in zip((1, 5, None), results, strict=True):
+        assert_loss_close(loss, ref_loss, EXACT_RTOL, f"rtrl passes of {P} loss vs naive")
+        assert_grads_close(g, ref, EXACT_RTOL, f"rtrl passes of {P} steps vs naive")
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, "4"])
+def test_rtrl_rejects_a_bad_pass_length(rng, bad):
+    params, xs, ys = make_problem(rng, 5, 1, n=4, m=2, p=2)
+    arrays = tuple(params)
+    with pytest.raises(ValueError, match="steps_per_pass must be a positive integer"):
+        rtrl_kernel.advance(rtrl_kernel.start(arrays, 1), arrays, xs, ys, 1.0, bad)

@@ -17,7 +17,16 @@ from ..rtrl import rtrl
 from ..tbptt import flops as tbptt_flops
 from ..tbptt import memory as tbptt_memory
 from ..tbptt import tbptt
-from .presets import _BPTT_B_MEMORY, _PAIR_T, _RTRL_GRU_N, _RTRL_LSTM_N, _TBPTT_B, _cases, _geo
+from .presets import (
+    _BPTT_B_MEMORY,
+    _PAIR_T,
+    _RTRL_GATED_T,
+    _RTRL_GRU_N,
+    _RTRL_LSTM_N,
+    _TBPTT_B,
+    _cases,
+    _geo,
+)
 from .sizes import (
     MLP_AXES,
     MLP_SIZES,
@@ -132,8 +141,8 @@ EXACT: dict[str, AlgorithmSpec] = {
             "full": (
                 _geo("T", 16, 8192, 15, n=32, B=1),
                 _geo("n", 40, 448, 15, multiple=8, T=2, B=2),
-                # the gated cells' sizes (about 40 s)
-                _cases("n", sorted({*_RTRL_GRU_N, *_RTRL_LSTM_N}), T=1, B=1),
+                # the gated cells' sizes (about 2 min)
+                _cases("n", sorted({*_RTRL_GRU_N, *_RTRL_LSTM_N}), T=_RTRL_GATED_T, B=1),
                 _geo("B", 1, 64, 13, T=4, n=64),
                 _PAIR_T,
             ),

@@ -7,7 +7,16 @@ from dataclasses import replace
 
 from ..costs import AlgorithmSpec, Sweep
 from .checkpointed import CKPT_BASE_T, CKPT_T_SLOTS
-from .presets import _BPTT_B_MEMORY, _PAIR_T, _RTRL_GRU_N, _RTRL_LSTM_N, _TBPTT_B, _cases, _geo
+from .presets import (
+    _BPTT_B_MEMORY,
+    _PAIR_T,
+    _RTRL_GATED_T,
+    _RTRL_GRU_N,
+    _RTRL_LSTM_N,
+    _TBPTT_B,
+    _cases,
+    _geo,
+)
 from .sizes import CELL_SIZE
 
 # --- the cell: a categorical size variable ------------------------------------------------
@@ -38,47 +47,26 @@ from .sizes import CELL_SIZE
 
 
 # The full preset's gated RTRL n sweeps: 8x from the first size where the n^4 terms
-# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit).
-# Over 48..192 (4x) the fits came out 3.92 [3.82, 4.02] (GRU) and 3.84 [3.74, 3.94]
-# (LSTM): the kernels' rate still rises from ~75% of the GEMM peak at n = 64..128 to
-# ~90% at 192 (the GEMM A_t @ slab has inner dimension n), which a 4x window cannot
-# average out. One step of one sequence (T = B = 1; a step costs the same at every t,
-# J_0 = 0 included; T = 1, 2 and 8 measured within a few percent a step) keeps the top
-# sizes at 4.5 s (LSTM, n = 352, 2.8 GB: its influence matrix is 8 n^3 B numbers) and
-# 1.2 s a call (GRU, n = 320, 0.8 GB). Estimated on the reference machine at its
-# kernels' rate, min-time 1.5 (17 calls a cell at the top): about 50 s (GRU), 140 s
-# (LSTM) and 40 s (the Elman cell at their sizes), against about 95 s for the two
-# 48..192 sweeps they replace.
-# Over 40..320 (GRU) and 44..352 (LSTM) the reference run fitted 3.89 [3.84, 3.93]
-# (INCONCLUSIVE) and 3.89 [3.85, 3.93]: the rate, 42 to 49 GFLOP/s up to n = 160 and
-# 50 to 56 above, still rose at the top; starting the window higher does not help
-# (48..352 gives 3.91 [3.87, 3.95] for the GRU but 3.88 [3.84, 3.92] for the LSTM,
-# whose rate rises most from n = 80 on). So the sweeps reach further, to where the
-# Elman kernel's rate levels off (57 to 60 GFLOP/s at n = 224..376): GRU 288, 384,
-# 448 (4.6 s a call, 2.2 GB), LSTM 304, 416 (8.7 s, 4.6 GB). With the rates levelling
-# at 53 to 56 GFLOP/s there, the stored sweeps project to 3.89 [3.86, 3.92] and
-# 3.89 [3.86, 3.92]: inside 4 +- 0.15, by a little. About 250 s more (14 calls a cell).
-# They came out 3.88 [3.86, 3.91] (GRU, PASS) and 3.85 [3.82, 3.89] (LSTM, INCONCLUSIVE),
-# and the Elman cell at their sizes 3.87 [3.82, 3.92]. What the time model misses is the
-# influence matrix's own traffic: every step reads and writes each of its S P B numbers
-# once (S n^2 r B: n^2 (n + 2) for the Elman cell, 3 n^2 (n + 2) the GRU, 8 n^2 (n + 2)
-# the LSTM), and beyond the 32 MiB L3 (from n = 161, 112 and 80 at B = 1; 128 for the
-# Elman at B = 2) that stream runs at the memory's rate. Two terms, the FLOPs at one rate
-# and a cost per influence number, fit every stored RTRL n sweep from n = 80 within
-# ~10% (diagnosis only, not the fit's method): 95 to 101 GFLOP/s (the run's DGEMM peak,
-# 102) and 0.64 to 0.87 ns a number a step (16 bytes read and written: 18 to 25 GB/s,
-# one core's DRAM stream). The n^4 terms then carry 90% of the time only from n ~ 260
-# (GRU), 330 (Elman) and 410 (LSTM); an 8x span from there (J: 0.1 TB at n = 2400) is
-# out of reach, and below the L3 exit the stream is cheaper, a regime of its own. So
-# every window that starts past the L3 exit measures 3.80 to 3.86 (Elman 80..448 at
-# T = B = 2: 3.85 [3.79, 3.91]), and the PASSes (the GRU's; the Elman's own T = B = 2
-# sweep, 3.97 [3.89, 4.05]) rest on the in-L3 points below n ~ 100. Neither a later
-# start nor a preferred sweep makes these fits honest PASSes; charging the stream
-# needs a memory rate that the runs do not yet measure (bench.measure times GEMM and an
-# L3-resident 1024^2 GEMV only).
+# carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit), to
+# 448 (GRU) and 416 (LSTM): the kernels' rate rises from ~75% of the GEMM peak at
+# n = 64..128 to ~90% at 192 (the GEMM A_t @ slab has inner dimension n), which a 4x
+# window could not average out. The Elman cell is measured at their sizes too.
+# Four steps of one sequence, not one: a call reads and writes its whole influence
+# matrix (S P B numbers: n^2 (n + 2) for the Elman cell, 3 n^2 (n + 2) the GRU,
+# 8 n^2 (n + 2) the LSTM) at least once, and beyond the 32 MiB L3 (from n = 161, 112 and
+# 80 at B = 1) at the memory's rate, ~0.7 ns a number (16 bytes read and written, and
+# the first touch of fresh pages). The time model does not charge it (the runs measure
+# no memory rate). At T = 1 it took ~15% of the call at n = 136 and bent the fits to
+# 3.85 to 3.87; the n^4 terms led 90% of the time only from n ~ 330 (Elman) and 410
+# (LSTM), out of reach. The kernels now run each slab through a pass of up to
+# STEPS_PER_PASS steps while it is in cache (kernels/_slabs.py), so the matrix crosses
+# the bus once a pass: at T = 4 the stream is a quarter of a step's, and the n^4 terms
+# carry 90% from n T ~ 330, n ~ 80. Estimated on the reference machine: about 4 min
+# (GRU), 7 min (LSTM) and 2 min (Elman) at min-time 1.5 (10 calls at the top, 18 s a
+# call for the LSTM at n = 416, 4.6 GB).
 _RTRL_GATED_N = {
-    "gru": _cases("n", _RTRL_GRU_N, T=1, B=1, cell="gru"),
-    "lstm": _cases("n", _RTRL_LSTM_N, T=1, B=1, cell="lstm"),
+    "gru": _cases("n", _RTRL_GRU_N, T=_RTRL_GATED_T, B=1, cell="gru"),
+    "lstm": _cases("n", _RTRL_LSTM_N, T=_RTRL_GATED_T, B=1, cell="lstm"),
 }
 
 

@@ -38,9 +38,10 @@ def _cases(axis, values, **fixed):
 # cheap, with T on both sides of where RTRL's memory drops below BPTT's (T ~ 300 at
 # n = 16, B = 1, by the models).
 _PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
-# The full preset's gated RTRL n sweeps run one step of one sequence (see _RTRL_GATED_N
+# The full preset's gated RTRL n sweeps run four steps of one sequence (see _RTRL_GATED_N
 # in specs/gated.py); the Elman cell is measured at their sizes too, so that the report compares
 # the cells there.
+_RTRL_GATED_T = 4
 _RTRL_GRU_N = (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 288, 320, 384, 448)
 _RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 304, 352, 416)
 # Memory along B (exponent 1) of BPTT and truncated BPTT, every cell: the T n B (k2 n B)
