@@ -1,12 +1,13 @@
 """The parallel kernels: the same result on one thread and on two, and right on both.
 
-Exact RTRL splits each step's slab updates over Numba's threads
-(kernels/rtrl.py, kernels/_parallel.py). The parts never share a write and
-every gradient row sums its terms in the same order, so the result at two
-threads equals the result at one bit for bit, and both equal BPTT's gradient
-to the exact tolerance. The sizes make several slabs per thread, in parts of
-unequal size (7 slabs on 2 threads: 3 and 4), so a part that skips or repeats
-a slab, or two parts sharing a scratch slab, shows.
+Exact RTRL splits each step's (the gated cells': each pass's) slab updates
+over Numba's threads (kernels/rtrl.py, kernels/_parallel.py,
+kernels/_slabs.py). The parts never share a write and every gradient row sums
+its terms in the same order, so the result at two threads equals the result at
+one bit for bit, and both equal BPTT's gradient to the exact tolerance. The
+sizes make several slabs per thread, in parts of unequal size (7 slabs on 2
+threads: 3 and 4), so a part that skips or repeats a slab, or two parts
+sharing a scratch slab, shows.
 """
 
 from __future__ import annotations

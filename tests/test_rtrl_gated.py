@@ -4,9 +4,10 @@ Gradients are held, in float64, to three independent sides: PyTorch autograd
 through torch.nn.GRU / torch.nn.LSTM and nn.Linear, the plain-NumPy BPTT of
 ``naive_gated`` and central differences of its loss. Every case has B, m and
 p > 1; the cases with several slabs per step (asserted) are the ones that
-exercise the slab bookkeeping, and the narrow-slab case puts rows of two
-gates into one slab. Memory is measured with tracemalloc, FLOPs are checked
-through the powers of their terms.
+exercise the slab bookkeeping, and the narrow-slab case puts rows of two gates
+into one slab. The kernels run the steps in passes (kernels/_slabs.py); the
+pass cases span several passes with a ragged last one. Memory is measured with
+tracemalloc, FLOPs are checked through the powers of their terms.
 """
 
 from __future__ import annotations
