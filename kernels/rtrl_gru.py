@@ -60,21 +60,38 @@ influence matrix itself (n P numbers per sequence) plus a fraction. A_t (n x n)
 is formed once per step and sequence, O(n^2), against the O(n^2 P) of the slab
 products.
 
-Threads: as in kernels/rtrl.py, a step's slab updates run in parallel over
-Numba's threads, each a fixed run of slabs for every sequence, with its own
-scratch slab and BLAS held to one thread; every gradient row sums over the
-batch in order, so the result is the same bit for bit at every thread count.
-A_t, the gate derivatives and z_t are therefore kept for every sequence of the
-batch (B n^2 numbers, against the influence matrix's 3 B n^3).
+Passes: the influence matrix (3 n^3 numbers per sequence, 24 n^3 bytes in
+float64) outgrows a 32 MiB last-level cache from n ~ 110; updated whole at
+every step, it would be read and written at the memory's rate once a step. A
+slab's update needs only what the forward step computed, never another slab,
+so the steps run in passes of up to ``STEPS_PER_PASS`` (kernels/_slabs.py):
+the pass's forward steps first, each keeping A_t, the work vectors and z_t at
+its index in the pass, then each slab of each sequence runs through all the
+pass's steps while it is in cache, and J crosses the memory bus once a pass.
+The updates are the same; only the gradient rows sum their terms sequence by
+sequence, step by step within each, rather than step by step, so the result
+equals the step-by-step order (``steps_per_pass=1``) to rounding.
+
+Threads: as in kernels/rtrl.py, a pass's slab updates run in parallel over
+Numba's threads (one launch a pass), each a fixed run of slabs for every
+sequence and step, with its own scratch slab and BLAS held to one thread;
+every gradient row sums over the batch and the steps in one order, so the
+result is the same bit for bit at every thread count. What the slab updates
+read is therefore kept for every sequence of the batch and every step of a
+pass: S B n^2 numbers of A_t, S = min(STEPS_PER_PASS, T), against the
+influence matrix's 3 B n^3.
 
 Costs per step and sequence: the GEMMs make 2 n^2 P = 6 n^4 + O(n^3 m) FLOPs
-(THEORY.md, "Gated cells": about 3 n^4 multiply-adds), the rest O(n^2 r);
-time Theta(T n^4 B); memory Theta(n^3 B), independent of T. FLOP convention of
+(THEORY.md, "Gated cells": about 3 n^4 multiply-adds), the rest O(n^2 r), in
+passes or not; time Theta(T n^4 B); memory Theta(n^3 B), independent of T once
+T reaches a pass (below, the pass's keep is T steps long). FLOP convention of
 ``costs.py``; sig(a) = 1 / (1 + exp(-a)) counts 3 (exp, add, divide; the sign
 flip is free), tanh counts 1.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from numba import prange
@@ -82,7 +99,7 @@ from numba import prange
 from ._jit import jit
 from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
-from ._slabs import blocks_per_slab
+from ._slabs import STEPS_PER_PASS, blocks_per_slab
 from .costs import Term, monomial
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step.
@@ -135,68 +152,86 @@ def _rtrl_gru(
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
     W_hr, W_hz, W_hn = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n :]
+    per_pass = A.shape[0]  # steps a pass (kernels/_slabs.py)
     loss = 0.0
     h_prev[:] = 0.0
     J[:] = 0.0
-    for s in range(T):
-        # Gate inputs of the whole batch: W_i. x_t and W_h. h_{t-1}, rows r|z|n.
-        np.dot(xs[s], W_ih.T, gi)
-        np.dot(h_prev, W_hh.T, gh)
-        for b in range(B):
-            vb = v[b]
-            rg, zg, ug, gg = vb[_R], vb[_Z], vb[_U], vb[_G]
-            beta, an, ar, az, c = vb[_BETA], vb[_AN], vb[_AR], vb[_AZ], vb[_C]
-            for i in range(n):
-                a_r = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
-                a_z = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
-                rg[i] = sigmoid(a_r)
-                zg[i] = sigmoid(a_z)
-                ug[i] = gh[b, 2 * n + i] + b_hh[2 * n + i]
-                gg[i] = tanh(gi[b, 2 * n + i] + b_ih[2 * n + i] + rg[i] * ug[i])
-                h[b, i] = (1.0 - zg[i]) * gg[i] + zg[i] * h_prev[b, i]
-            # Readout error e_t and the error at the state, c_t = W_out^T e_t.
-            for q in range(p):
-                yhat = b_out[q]
-                for j in range(n):
-                    yhat += W_out[q, j] * h[b, j]
-                e[q] = yhat - ys[s, b, q]
-                loss += e[q] * e[q]
-                g_b_out[q] += e[q]
-            c[:] = 0.0
-            for q in range(p):
-                for j in range(n):
-                    g_W_out[q, j] += e[q] * h[b, j]
-                    c[j] += e[q] * W_out[q, j]
-            # The derivatives of h_t,i through each gate (module docstring).
-            for i in range(n):
-                omz = 1.0 - zg[i]
-                beta[i] = omz * (1.0 - gg[i] * gg[i])
-                an[i] = beta[i] * rg[i]
-                ar[i] = beta[i] * ug[i] * rg[i] * (1.0 - rg[i])
-                az[i] = (h_prev[b, i] - gg[i]) * zg[i] * omz
-            # A_t = diag(z) + diag(alpha_r) W_hr + diag(alpha_z) W_hz + diag(alpha_n) W_hn.
-            Ab = A[b]
-            for i in range(n):
-                for j in range(n):
-                    Ab[i, j] = ar[i] * W_hr[i, j] + az[i] * W_hz[i, j] + an[i] * W_hn[i, j]
-                Ab[i, i] += zg[i]
-            # z_t = (h_{t-1}, x_t, 1, 1).
-            zv[b, :n] = h_prev[b]
-            zv[b, n : n + m] = xs[s, b]
-            zv[b, n + m] = 1.0
-            zv[b, n + m + 1] = 1.0
-        # The n^4 work in parallel over slabs, as in kernels/rtrl.py: a slab's
-        # blocks and gradient rows are its own, so the parts never share a write.
-        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
+    for s0 in range(0, T, per_pass):
+        n_steps = min(per_pass, T - s0)  # the last pass may be shorter
+        # Phase 1: the pass's forward steps, each keeping at index j what its slab
+        # updates read (A_t, the work vectors, z_t); h rolls on from step to step.
+        for j in range(n_steps):
+            s = s0 + j
+            # Gate inputs of the whole batch: W_i. x_t and W_h. h_{t-1}, rows r|z|n.
+            np.dot(xs[s], W_ih.T, gi)
+            np.dot(h_prev, W_hh.T, gh)
+            for b in range(B):
+                vb = v[j, b]
+                rg, zg, ug, gg = vb[_R], vb[_Z], vb[_U], vb[_G]
+                beta, an, ar, az, c = vb[_BETA], vb[_AN], vb[_AR], vb[_AZ], vb[_C]
+                for i in range(n):
+                    a_r = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
+                    a_z = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
+                    rg[i] = sigmoid(a_r)
+                    zg[i] = sigmoid(a_z)
+                    ug[i] = gh[b, 2 * n + i] + b_hh[2 * n + i]
+                    gg[i] = tanh(gi[b, 2 * n + i] + b_ih[2 * n + i] + rg[i] * ug[i])
+                    h[b, i] = (1.0 - zg[i]) * gg[i] + zg[i] * h_prev[b, i]
+                # Readout error e_t and the error at the state, c_t = W_out^T e_t.
+                for q in range(p):
+                    yhat = b_out[q]
+                    for jj in range(n):
+                        yhat += W_out[q, jj] * h[b, jj]
+                    e[q] = yhat - ys[s, b, q]
+                    loss += e[q] * e[q]
+                    g_b_out[q] += e[q]
+                c[:] = 0.0
+                for q in range(p):
+                    for jj in range(n):
+                        g_W_out[q, jj] += e[q] * h[b, jj]
+                        c[jj] += e[q] * W_out[q, jj]
+                # The derivatives of h_t,i through each gate (module docstring).
+                for i in range(n):
+                    omz = 1.0 - zg[i]
+                    beta[i] = omz * (1.0 - gg[i] * gg[i])
+                    an[i] = beta[i] * rg[i]
+                    ar[i] = beta[i] * ug[i] * rg[i] * (1.0 - rg[i])
+                    az[i] = (h_prev[b, i] - gg[i]) * zg[i] * omz
+                # A_t = diag(z) + diag(alpha_r) W_hr + diag(alpha_z) W_hz + diag(alpha_n) W_hn.
+                Ab = A[j, b]
+                for i in range(n):
+                    for jj in range(n):
+                        Ab[i, jj] = ar[i] * W_hr[i, jj] + az[i] * W_hz[i, jj] + an[i] * W_hn[i, jj]
+                    Ab[i, i] += zg[i]
+                # z_t = (h_{t-1}, x_t, 1, 1).
+                zv[j, b, :n] = h_prev[b]
+                zv[j, b, n : n + m] = xs[s, b]
+                zv[j, b, n + m] = 1.0
+                zv[j, b, n + m + 1] = 1.0
+            h_prev[:] = h
+        # Phase 2: the n^4 work. Each slab runs through all the pass's steps while it
+        # sits in cache, so J crosses the memory bus once a pass, not once a step
+        # (kernels/_slabs.py). The sequence loop is outside the step loop: one slab
+        # of one sequence is the working set. In parallel over slabs, as in
+        # kernels/rtrl.py: a slab's blocks and gradient rows are its own, so the
+        # parts never share a write and each gradient row sums in the same order
+        # at every thread count.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per pass
             for grp in range(n_groups):
                 for b in range(B):
-                    _slab_step(A[b], J[b, grp], G[grp], scratch[0], v[b], zv[b], grp, n, K, r)
+                    for j in range(n_steps):
+                        _slab_step(
+                            A[j, b], J[b, grp], G[grp], scratch[0], v[j, b], zv[j, b], grp, n, K, r
+                        )
         else:
             for t in prange(n_parts):
                 for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
                     for b in range(B):
-                        _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
-        h_prev[:] = h
+                        for j in range(n_steps):
+                            _slab_step(
+                                A[j, b], J[b, grp], G[grp], scratch[t], v[j, b], zv[j, b], grp,
+                                n, K, r,
+                            )  # fmt: skip
     return 0.5 * loss
 
 
@@ -216,13 +251,31 @@ def slab_count(n: int, m: int, slab_cols: int | None = None) -> int:
     return 3 * n // blocks_per_gemm(n, m, slab_cols)
 
 
+def pass_steps(T: int, steps_per_pass: int | None = None) -> int:
+    """Steps of the longest pass over T steps: ``steps_per_pass`` (default
+    ``STEPS_PER_PASS``), never more than T (the per-step keep is allocated for it).
+
+    Shared by ``rtrl_lstm``. Raises ValueError unless ``steps_per_pass`` is a positive int.
+    """
+    if steps_per_pass is None:
+        steps_per_pass = STEPS_PER_PASS
+    if isinstance(steps_per_pass, bool) or not isinstance(steps_per_pass, numbers.Integral):
+        raise ValueError(f"steps_per_pass must be a positive int, got {steps_per_pass!r}")
+    if steps_per_pass < 1:
+        raise ValueError(f"steps_per_pass must be a positive int, got {steps_per_pass}")
+    return max(1, min(int(steps_per_pass), T))
+
+
 # Columns of the slab one GEMM updates (see blocks_per_gemm). At 512 the scratch
 # (n x 512, 0.25 MB in float64 at n = 64) is at most 1 MB, an L2 cache, up to n = 128;
 # widths from 256 to 1024 measured within a few percent of each other at n = 64..128.
 SLAB_COLS = 512
 
 
-def rtrl_gru(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, slab_cols=None):
+def rtrl_gru(
+    weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, slab_cols=None,
+    steps_per_pass=None,
+):  # fmt: skip
     """Loss and exact gradient of a one-layer GRU with a linear readout, by RTRL.
 
     Parameters
@@ -236,6 +289,10 @@ def rtrl_gru(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, sl
         float64); checking them is the caller's job, only shapes are asserted.
     slab_cols : int, optional
         Columns of the slab one GEMM updates (default ``SLAB_COLS``).
+    steps_per_pass : int, optional
+        Steps each slab runs through while it is in cache (default
+        ``_slabs.STEPS_PER_PASS``; 1 updates every slab at every step). The
+        result equals the default's to rounding.
 
     Returns
     -------
@@ -253,19 +310,22 @@ def rtrl_gru(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, sl
     r = n + m + 2
     dt = weight_hh.dtype
     K = blocks_per_gemm(n, m, slab_cols)
+    per_pass = pass_steps(T, steps_per_pass)
     # The influence matrix, n x P per sequence, as 3n / K slabs of K blocks:
     # J[b, g, i, kk, c] = dh_i / dtheta[g K + kk, c].
     J = np.empty((B, n3 // K, n, K, r), dt)
     G = np.zeros((n3 // K, K, r), dt)  # gradient of (weight_hh | weight_ih | bias_ih | bias_hh)
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
-    # Per sequence: A_t, the gate derivatives and z_t; per parallel part: a scratch slab.
+    # Per step of a pass and sequence: A_t, the work vectors and z_t; per parallel
+    # part: a scratch slab.
     parts = parallel_parts(n3 // K)
     with one_blas_thread(parts):
         loss = _rtrl_gru(
             xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
-            np.empty((parts, n, K, r), dt), np.empty((B, n, n), dt), np.empty((B, n), dt),
-            np.empty((B, n), dt), np.empty((B, n3), dt), np.empty((B, n3), dt),
-            np.empty((B, 9, n), dt), np.empty((B, r), dt), np.empty(p, dt), grads,
+            np.empty((parts, n, K, r), dt), np.empty((per_pass, B, n, n), dt),
+            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n3), dt),
+            np.empty((B, n3), dt), np.empty((per_pass, B, 9, n), dt),
+            np.empty((per_pass, B, r), dt), np.empty(p, dt), grads,
         )  # fmt: skip
     del J  # freed before the gradient arrays are copied out of G: they add nothing to the peak
     G = G.reshape(n3, r)
@@ -308,10 +368,17 @@ def flops(size) -> list[Term]:
 
 
 def memory(size, itemsize: int) -> list[Term]:
-    """Working bytes of one ``rtrl_gru`` call at the default slab width: the influence
-    matrix and little else (array objects, a few KB, not counted)."""
+    """Working bytes of one ``rtrl_gru`` call at the default slab width and pass length:
+    the influence matrix and little else (array objects, a few KB, not counted).
+
+    What the slab updates read is kept for every step of a pass: S = min(STEPS_PER_PASS,
+    T) steps, since a pass is never longer than the sequence. S enters the terms as a
+    coefficient, so they carry no power of T (the model is exact at every T, a power
+    law in T only from T = STEPS_PER_PASS on, where it is flat).
+    """
     n, m = size["n"], size["m"]
     r = n + m + 2
+    S = pass_steps(size["T"])
 
     def b(coef, **powers):
         return monomial(size, coef * itemsize, **powers)
@@ -323,8 +390,9 @@ def memory(size, itemsize: int) -> list[Term]:
         b(3, n=2), b(3, n=1, m=1), b(6, n=1),
         # The scratch slab, for one thread (see kernels/rtrl.py's memory).
         Term(n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),
-        b(1, B=1, n=2),  # A_t of each sequence
-        # vectors, kept per sequence: 2 B n + 2 B 3 n + 9 B n + B r + p
-        b(18, B=1, n=1), b(1, B=1, m=1), b(2, B=1), b(1, p=1),
+        b(S, B=1, n=2),  # A_t of each step of a pass and sequence
+        # vectors: h_{t-1}, h_t and the gate inputs per sequence, 2 B n + 2 B 3 n; the
+        # work vectors and z_t per step of a pass and sequence, S (9 B n + B r); e, p
+        b(8 + 10 * S, B=1, n=1), b(S, B=1, m=1), b(2 * S, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

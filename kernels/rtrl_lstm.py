@@ -64,18 +64,32 @@ fused pass, while the slab is in cache, adds the diagonal terms
 rows c_t^T J_h. The scratch is one slab per thread: memory is the influence matrix
 (2n P numbers per sequence) plus a fraction.
 
-Threads: as in kernels/rtrl.py, a step's slab updates run in parallel over
-Numba's threads, each a fixed run of slabs for every sequence, with its own
-scratch slab and BLAS held to one thread; every gradient row sums over the
-batch in order, so the result is the same bit for bit at every thread count.
-A_t's left half, the gate derivatives and z_t are therefore kept for every
-sequence of the batch (2 B n^2 numbers, against the influence matrix's
-8 B n^3).
+Passes: the influence matrix (8 n^3 numbers per sequence, 64 n^3 bytes in
+float64) outgrows a 32 MiB last-level cache from n ~ 80; updated whole at
+every step, it would be read and written at the memory's rate once a step. A
+slab's update needs only what the forward step computed, never another slab,
+so the steps run in passes of up to ``STEPS_PER_PASS`` (kernels/_slabs.py):
+the pass's forward steps first, each keeping A_t's left half, the work vectors
+and z_t at its index in the pass, then each slab of each sequence runs through
+all the pass's steps while it is in cache, and J crosses the memory bus once a
+pass. The updates are the same; only the gradient rows sum their terms
+sequence by sequence, step by step within each, rather than step by step, so
+the result equals the step-by-step order (``steps_per_pass=1``) to rounding.
+
+Threads: as in kernels/rtrl.py, a pass's slab updates run in parallel over
+Numba's threads (one launch a pass), each a fixed run of slabs for every
+sequence and step, with its own scratch slab and BLAS held to one thread;
+every gradient row sums over the batch and the steps in one order, so the
+result is the same bit for bit at every thread count. What the slab updates
+read is therefore kept for every sequence of the batch and every step of a
+pass: 2 S B n^2 numbers of A_t's left half, S = min(STEPS_PER_PASS, T),
+against the influence matrix's 8 B n^3.
 
 Costs per step and sequence: the GEMMs make 4 n^2 P = 16 n^4 + O(n^3 m) FLOPs
 (the dense 2 (2n)^2 P would be 32 n^4; THEORY.md, "Gated cells", counts about
-16 n^4 multiply-adds for it), the rest O(n^2 r); time Theta(T n^4 B); memory
-Theta(n^3 B), independent of T. FLOP convention of ``costs.py``;
+16 n^4 multiply-adds for it), the rest O(n^2 r), in passes or not; time
+Theta(T n^4 B); memory Theta(n^3 B), independent of T once T reaches a pass
+(below, the pass's keep is T steps long). FLOP convention of ``costs.py``;
 sig(a) = 1 / (1 + exp(-a)) counts 3 (exp, add, divide; the sign flip is free),
 tanh counts 1.
 """
@@ -90,6 +104,7 @@ from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab
 from .costs import Term, monomial
+from .rtrl_gru import pass_steps
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step: the gates,
 # tanh(c_t), q, q f, c_t = W_out^T e_t, and the gate derivatives of c and of h in
@@ -143,83 +158,101 @@ def _rtrl_lstm(
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
     W_hi, W_hf, W_hg, W_ho = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n : 3 * n], W_hh[3 * n :]
+    per_pass = A.shape[0]  # steps a pass (kernels/_slabs.py)
     loss = 0.0
     h_prev[:] = 0.0
     c_prev[:] = 0.0
     J[:] = 0.0
-    for s in range(T):
-        # Gate inputs of the whole batch: W_i. x_t and W_h. h_{t-1}, rows i|f|g|o.
-        np.dot(xs[s], W_ih.T, gi)
-        np.dot(h_prev, W_hh.T, gh)
-        for b in range(B):
-            vb = v[b]
-            ig, fg, gg, og, tc, q, qf, c = (
-                vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_Q], vb[_QF], vb[_C]
-            )  # fmt: skip
-            dci, dcf, dcg, dco = vb[_DC], vb[_DC + 1], vb[_DC + 2], vb[_DC + 3]
-            dhi, dhf, dhg, dho = vb[_DH], vb[_DH + 1], vb[_DH + 2], vb[_DH + 3]
-            dco[:] = 0.0  # the output gate does not touch c_t
-            for i in range(n):
-                a_i = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
-                a_f = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
-                a_g = gi[b, 2 * n + i] + b_ih[2 * n + i] + gh[b, 2 * n + i] + b_hh[2 * n + i]
-                a_o = gi[b, 3 * n + i] + b_ih[3 * n + i] + gh[b, 3 * n + i] + b_hh[3 * n + i]
-                ig[i] = sigmoid(a_i)
-                fg[i] = sigmoid(a_f)
-                gg[i] = tanh(a_g)
-                og[i] = sigmoid(a_o)
-                c_new[b, i] = fg[i] * c_prev[b, i] + ig[i] * gg[i]
-                tc[i] = tanh(c_new[b, i])
-                h[b, i] = og[i] * tc[i]
-            # Readout error e_t and the error at the state, c_t = W_out^T e_t.
-            for k in range(p):
-                yhat = b_out[k]
-                for j in range(n):
-                    yhat += W_out[k, j] * h[b, j]
-                e[k] = yhat - ys[s, b, k]
-                loss += e[k] * e[k]
-                g_b_out[k] += e[k]
-            c[:] = 0.0
-            for k in range(p):
-                for j in range(n):
-                    g_W_out[k, j] += e[k] * h[b, j]
-                    c[j] += e[k] * W_out[k, j]
-            # The derivatives of c_t,i and h_t,i through each gate (module docstring).
-            for i in range(n):
-                q[i] = og[i] * (1.0 - tc[i] * tc[i])
-                dci[i] = gg[i] * ig[i] * (1.0 - ig[i])
-                dcf[i] = c_prev[b, i] * fg[i] * (1.0 - fg[i])
-                dcg[i] = ig[i] * (1.0 - gg[i] * gg[i])
-                dho[i] = tc[i] * og[i] * (1.0 - og[i])
-                dhi[i] = q[i] * dci[i]
-                dhf[i] = q[i] * dcf[i]
-                dhg[i] = q[i] * dcg[i]
-                qf[i] = q[i] * fg[i]
-            # The dense left half of A_t: rows 0..n-1 dh_t/dh_{t-1}, rows n..2n-1 dc_t/dh_{t-1}.
-            Ab = A[b]
-            for i in range(n):
-                for j in range(n):
-                    dcdh = dci[i] * W_hi[i, j] + dcf[i] * W_hf[i, j] + dcg[i] * W_hg[i, j]
-                    Ab[n + i, j] = dcdh
-                    Ab[i, j] = dho[i] * W_ho[i, j] + q[i] * dcdh
-            # z_t = (h_{t-1}, x_t, 1, 1).
-            zv[b, :n] = h_prev[b]
-            zv[b, n : n + m] = xs[s, b]
-            zv[b, n + m] = 1.0
-            zv[b, n + m + 1] = 1.0
-        # The n^4 work in parallel over slabs, as in kernels/rtrl.py: a slab's
-        # blocks and gradient rows are its own, so the parts never share a write.
-        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per step
+    for s0 in range(0, T, per_pass):
+        n_steps = min(per_pass, T - s0)  # the last pass may be shorter
+        # Phase 1: the pass's forward steps, each keeping at index j what its slab
+        # updates read (A_t's left half, the work vectors, z_t); h and c roll on.
+        for j in range(n_steps):
+            s = s0 + j
+            # Gate inputs of the whole batch: W_i. x_t and W_h. h_{t-1}, rows i|f|g|o.
+            np.dot(xs[s], W_ih.T, gi)
+            np.dot(h_prev, W_hh.T, gh)
+            for b in range(B):
+                vb = v[j, b]
+                ig, fg, gg, og, tc, q, qf, c = (
+                    vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_Q], vb[_QF], vb[_C]
+                )  # fmt: skip
+                dci, dcf, dcg, dco = vb[_DC], vb[_DC + 1], vb[_DC + 2], vb[_DC + 3]
+                dhi, dhf, dhg, dho = vb[_DH], vb[_DH + 1], vb[_DH + 2], vb[_DH + 3]
+                dco[:] = 0.0  # the output gate does not touch c_t
+                for i in range(n):
+                    a_i = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
+                    a_f = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
+                    a_g = gi[b, 2 * n + i] + b_ih[2 * n + i] + gh[b, 2 * n + i] + b_hh[2 * n + i]
+                    a_o = gi[b, 3 * n + i] + b_ih[3 * n + i] + gh[b, 3 * n + i] + b_hh[3 * n + i]
+                    ig[i] = sigmoid(a_i)
+                    fg[i] = sigmoid(a_f)
+                    gg[i] = tanh(a_g)
+                    og[i] = sigmoid(a_o)
+                    c_new[b, i] = fg[i] * c_prev[b, i] + ig[i] * gg[i]
+                    tc[i] = tanh(c_new[b, i])
+                    h[b, i] = og[i] * tc[i]
+                # Readout error e_t and the error at the state, c_t = W_out^T e_t.
+                for k in range(p):
+                    yhat = b_out[k]
+                    for jj in range(n):
+                        yhat += W_out[k, jj] * h[b, jj]
+                    e[k] = yhat - ys[s, b, k]
+                    loss += e[k] * e[k]
+                    g_b_out[k] += e[k]
+                c[:] = 0.0
+                for k in range(p):
+                    for jj in range(n):
+                        g_W_out[k, jj] += e[k] * h[b, jj]
+                        c[jj] += e[k] * W_out[k, jj]
+                # The derivatives of c_t,i and h_t,i through each gate (module docstring).
+                for i in range(n):
+                    q[i] = og[i] * (1.0 - tc[i] * tc[i])
+                    dci[i] = gg[i] * ig[i] * (1.0 - ig[i])
+                    dcf[i] = c_prev[b, i] * fg[i] * (1.0 - fg[i])
+                    dcg[i] = ig[i] * (1.0 - gg[i] * gg[i])
+                    dho[i] = tc[i] * og[i] * (1.0 - og[i])
+                    dhi[i] = q[i] * dci[i]
+                    dhf[i] = q[i] * dcf[i]
+                    dhg[i] = q[i] * dcg[i]
+                    qf[i] = q[i] * fg[i]
+                # The dense left half of A_t: rows 0..n-1 dh_t/dh_{t-1}, n..2n-1 dc_t/dh_{t-1}.
+                Ab = A[j, b]
+                for i in range(n):
+                    for jj in range(n):
+                        dcdh = dci[i] * W_hi[i, jj] + dcf[i] * W_hf[i, jj] + dcg[i] * W_hg[i, jj]
+                        Ab[n + i, jj] = dcdh
+                        Ab[i, jj] = dho[i] * W_ho[i, jj] + q[i] * dcdh
+                # z_t = (h_{t-1}, x_t, 1, 1).
+                zv[j, b, :n] = h_prev[b]
+                zv[j, b, n : n + m] = xs[s, b]
+                zv[j, b, n + m] = 1.0
+                zv[j, b, n + m + 1] = 1.0
+            h_prev[:] = h
+            c_prev[:] = c_new
+        # Phase 2: the n^4 work. Each slab runs through all the pass's steps while it
+        # sits in cache, so J crosses the memory bus once a pass, not once a step
+        # (kernels/_slabs.py). The sequence loop is outside the step loop: one slab
+        # of one sequence is the working set. In parallel over slabs, as in
+        # kernels/rtrl.py: a slab's blocks and gradient rows are its own, so the
+        # parts never share a write and each gradient row sums in the same order
+        # at every thread count.
+        if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per pass
             for grp in range(n_groups):
                 for b in range(B):
-                    _slab_step(A[b], J[b, grp], G[grp], scratch[0], v[b], zv[b], grp, n, K, r)
+                    for j in range(n_steps):
+                        _slab_step(
+                            A[j, b], J[b, grp], G[grp], scratch[0], v[j, b], zv[j, b], grp, n, K, r
+                        )
         else:
             for t in prange(n_parts):
                 for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
                     for b in range(B):
-                        _slab_step(A[b], J[b, grp], G[grp], scratch[t], v[b], zv[b], grp, n, K, r)
-        h_prev[:] = h
-        c_prev[:] = c_new
+                        for j in range(n_steps):
+                            _slab_step(
+                                A[j, b], J[b, grp], G[grp], scratch[t], v[j, b], zv[j, b], grp,
+                                n, K, r,
+                            )  # fmt: skip
     return 0.5 * loss
 
 
@@ -242,7 +275,10 @@ def slab_count(n: int, m: int, slab_cols: int | None = None) -> int:
 SLAB_COLS = 512
 
 
-def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, slab_cols=None):
+def rtrl_lstm(
+    weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, slab_cols=None,
+    steps_per_pass=None,
+):  # fmt: skip
     """Loss and exact gradient of a one-layer LSTM with a linear readout, by RTRL.
 
     Parameters
@@ -256,6 +292,10 @@ def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, s
         float64); checking them is the caller's job, only shapes are asserted.
     slab_cols : int, optional
         Columns of the slab one GEMM updates (default ``SLAB_COLS``).
+    steps_per_pass : int, optional
+        Steps each slab runs through while it is in cache (default
+        ``_slabs.STEPS_PER_PASS``; 1 updates every slab at every step). The
+        result equals the default's to rounding.
 
     Returns
     -------
@@ -273,21 +313,22 @@ def rtrl_lstm(weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, xs, ys, *, s
     r = n + m + 2
     dt = weight_hh.dtype
     K = blocks_per_gemm(n, m, slab_cols)
+    per_pass = pass_steps(T, steps_per_pass)
     # The influence matrix, 2n x P per sequence, as 4n / K slabs of K blocks:
     # J[b, g, i, kk, c] = ds_i / dtheta[g K + kk, c], s = (h, c).
     J = np.empty((B, n4 // K, 2 * n, K, r), dt)
     G = np.zeros((n4 // K, K, r), dt)  # gradient of (weight_hh | weight_ih | bias_ih | bias_hh)
     grads = (np.zeros_like(W_out), np.zeros_like(b_out))
-    # Per sequence: A_t's left half, the gate derivatives and z_t; per parallel part:
-    # a scratch slab.
+    # Per step of a pass and sequence: A_t's left half, the work vectors and z_t;
+    # per parallel part: a scratch slab.
     parts = parallel_parts(n4 // K)
     with one_blas_thread(parts):
         loss = _rtrl_lstm(
             xs, ys, weight_ih, weight_hh, bias_ih, bias_hh, W_out, b_out, J, G,
-            np.empty((parts, 2 * n, K, r), dt), np.empty((B, 2 * n, n), dt),
+            np.empty((parts, 2 * n, K, r), dt), np.empty((per_pass, B, 2 * n, n), dt),
             np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt),
-            np.empty((B, n4), dt), np.empty((B, n4), dt), np.empty((B, N_WORK, n), dt),
-            np.empty((B, r), dt), np.empty(p, dt), grads,
+            np.empty((B, n4), dt), np.empty((B, n4), dt), np.empty((per_pass, B, N_WORK, n), dt),
+            np.empty((per_pass, B, r), dt), np.empty(p, dt), grads,
         )  # fmt: skip
     del J  # freed before the gradient arrays are copied out of G: they add nothing to the peak
     G = G.reshape(n4, r)
@@ -331,10 +372,16 @@ def flops(size) -> list[Term]:
 
 
 def memory(size, itemsize: int) -> list[Term]:
-    """Working bytes of one ``rtrl_lstm`` call at the default slab width: the influence
-    matrix and little else (array objects, a few KB, not counted)."""
+    """Working bytes of one ``rtrl_lstm`` call at the default slab width and pass length:
+    the influence matrix and little else (array objects, a few KB, not counted).
+
+    What the slab updates read is kept for every step of a pass: S = min(STEPS_PER_PASS,
+    T) steps, since a pass is never longer than the sequence. S enters the terms as a
+    coefficient, so they carry no power of T (see ``rtrl_gru.memory``).
+    """
     n, m = size["n"], size["m"]
     r = n + m + 2
+    S = pass_steps(size["T"])
 
     def b(coef, **powers):
         return monomial(size, coef * itemsize, **powers)
@@ -346,8 +393,9 @@ def memory(size, itemsize: int) -> list[Term]:
         b(4, n=2), b(4, n=1, m=1), b(8, n=1),
         # The scratch slab, for one thread (see kernels/rtrl.py's memory).
         Term(2 * n * blocks_per_gemm(n, m) * r * itemsize, {"n": 2}),
-        b(2, B=1, n=2),  # left half of A_t, of each sequence
-        # vectors, kept per sequence: 4 B n + 2 B 4 n + B N_WORK n + B r + p
-        b(12 + N_WORK + 1, B=1, n=1), b(1, B=1, m=1), b(2, B=1), b(1, p=1),
+        b(2 * S, B=1, n=2),  # left half of A_t, of each step of a pass and sequence
+        # vectors: h and c at t - 1 and t and the gate inputs per sequence, 4 B n + 2 B 4 n;
+        # the work vectors and z_t per step of a pass and sequence, S (N_WORK B n + B r); e, p
+        b(12 + (N_WORK + 1) * S, B=1, n=1), b(S, B=1, m=1), b(2 * S, B=1), b(1, p=1),
         b(1, n=1, p=1), b(1, p=1),  # readout gradients
     ]  # fmt: skip

@@ -1,15 +1,18 @@
 """The parallel kernels: the same result on one thread and on two, and right on both.
 
-Exact RTRL splits each step's slab updates over Numba's threads
-(kernels/rtrl.py, kernels/_parallel.py). The parts never share a write and
-every gradient row sums its terms in the same order, so the result at two
-threads equals the result at one bit for bit, and both equal BPTT's gradient
-to the exact tolerance. The sizes make several slabs per thread, in parts of
-unequal size (7 slabs on 2 threads: 3 and 4), so a part that skips or repeats
-a slab, or two parts sharing a scratch slab, shows.
+Exact RTRL splits each step's (the gated cells': each pass's) slab updates
+over Numba's threads (kernels/rtrl.py, kernels/_parallel.py,
+kernels/_slabs.py). The parts never share a write and every gradient row sums
+its terms in the same order, so the result at two threads equals the result at
+one bit for bit, and both equal BPTT's gradient to the exact tolerance. The
+sizes make several slabs per thread, in parts of unequal size (7 slabs on 2
+threads: 3 and 4), so a part that skips or repeats a slab, or two parts
+sharing a scratch slab, shows.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import bpttbench
 import naive_cells
@@ -88,24 +91,35 @@ def test_one_blas_thread_inside_a_parallel_kernel():
             assert blas() == before
 
 
-def test_gru_rtrl_same_bits_on_one_and_two_threads(threads):
-    """The GRU's exact RTRL (kernels/rtrl_gru.py): 21 blocks in 7 slabs, 3 and 4 per thread."""
-    from bpttbench.rtrl_gru import rtrl_gru, slab_count
+# The gated cells' kernels at n = 7, m = 5 with slabs of 64 columns: 21 GRU blocks of
+# r = 14 in 7 slabs of 3, 28 LSTM blocks in 7 slabs of 4, so 3 and 4 per thread. Passes
+# of 4 over T = 6 steps (kernels/_slabs.py): a whole pass and a ragged one of 2, each
+# slab run through a pass's steps on its own thread; None is one pass of all 6.
+GATED_N, GATED_M, GATED_SLAB_COLS = 7, 5, 64
 
-    n, m = 7, 5
-    assert slab_count(n, m, 64) == 7
+
+@pytest.mark.parametrize("steps_per_pass", [None, 4], ids=["one-pass", "passes-of-4"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_rtrl_same_bits_on_one_and_two_threads(threads, cell, steps_per_pass):
+    """The gated cells' exact RTRL (kernels/rtrl_gru.py, rtrl_lstm.py)."""
+    module = importlib.import_module(f"bpttbench.rtrl_{cell}")
+    kernel = getattr(module, f"rtrl_{cell}")
+    n, m, gates = GATED_N, GATED_M, {"gru": 3, "lstm": 4}[cell]
+    assert module.slab_count(n, m, GATED_SLAB_COLS) == 7
     rng = np.random.default_rng(7)
-    shapes = [(3 * n, m), (3 * n, n), (3 * n,), (3 * n,), (P, n), (P,)]
+    shapes = [(gates * n, m), (gates * n, n), (gates * n,), (gates * n,), (P, n), (P,)]
     arrays = [rng.normal(0.0, 0.6, s) for s in shapes]
     xs, ys = sequence(rng, T, B, m, P)
+    options = {"slab_cols": GATED_SLAB_COLS, "steps_per_pass": steps_per_pass}
     threads(1)
-    loss1, g1 = rtrl_gru(*arrays, xs, ys, slab_cols=64)
+    loss1, g1 = kernel(*arrays, xs, ys, **options)
     threads(2)
-    loss2, g2 = rtrl_gru(*arrays, xs, ys, slab_cols=64)
+    loss2, g2 = kernel(*arrays, xs, ys, **options)
     assert loss1 == loss2
     for i, (a, b) in enumerate(zip(g1, g2, strict=True)):
         assert np.array_equal(a, b), f"gradient {i}: differs between 1 and 2 threads"
-    cell = naive_cells.GRU
-    lb, gb = naive_cells.bptt(cell, cell.params_type(*arrays), xs, ys)
-    assert_loss_close(loss2, lb, EXACT_RTOL, "GRU rtrl at 2 threads vs the NumPy reference")
-    assert_grads_close(cell.params_type(*g2), gb, EXACT_RTOL, "GRU rtrl at 2 threads vs NumPy")
+    ref = {"gru": naive_cells.GRU, "lstm": naive_cells.LSTM}[cell]
+    lb, gb = naive_cells.bptt(ref, ref.params_type(*arrays), xs, ys)
+    what = f"{cell} rtrl at 2 threads vs the NumPy reference"
+    assert_loss_close(loss2, lb, EXACT_RTOL, what)
+    assert_grads_close(ref.params_type(*g2), gb, EXACT_RTOL, what)

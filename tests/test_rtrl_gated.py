@@ -4,9 +4,10 @@ Gradients are held, in float64, to three independent sides: PyTorch autograd
 through torch.nn.GRU / torch.nn.LSTM and nn.Linear, the plain-NumPy BPTT of
 ``naive_gated`` and central differences of its loss. Every case has B, m and
 p > 1; the cases with several slabs per step (asserted) are the ones that
-exercise the slab bookkeeping, and the narrow-slab case puts rows of two
-gates into one slab. Memory is measured with tracemalloc, FLOPs are checked
-through the powers of their terms.
+exercise the slab bookkeeping, and the narrow-slab case puts rows of two gates
+into one slab. The kernels run the steps in passes (kernels/_slabs.py); the
+pass cases span several passes with a ragged last one. Memory is measured with
+tracemalloc, FLOPs are checked through the powers of their terms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numba
 import numpy as np
 import pytest
 from bpttbench import costs
+from bpttbench._slabs import STEPS_PER_PASS
 from helpers import (
     DIFFERENT_AT_LEAST,
     EXACT_RTOL,
@@ -82,8 +84,8 @@ def make_problem(rng, cell, size, dtype=np.float64):
     return GatedParams(*(a.astype(dtype) for a in params)), xs.astype(dtype), ys.astype(dtype)
 
 
-def run(cell, params, xs, ys, slab_cols=None):
-    loss, grads = kernel(cell)(*params, xs, ys, slab_cols=slab_cols)
+def run(cell, params, xs, ys, slab_cols=None, steps_per_pass=None):
+    loss, grads = kernel(cell)(*params, xs, ys, slab_cols=slab_cols, steps_per_pass=steps_per_pass)
     return loss, GatedParams(*grads)
 
 
@@ -168,6 +170,47 @@ def test_lstm_biases_get_equal_gradients(rng):
     assert naive.relative_error(g.bias_hh, g.bias_ih) <= EXACT_RTOL
 
 
+# --- Passes of steps ----------------------------------------------------------------------
+
+# Each slab runs through the steps of a pass while it is in cache (kernels/_slabs.py).
+# Passes of 4 over T = 2 * 4 + 3 steps: two whole passes and a ragged one of 3, on
+# narrow slabs (several per step, rows of two gates in one), so a slab update that
+# reads another step's Jacobian, or a last pass that runs past T, shows.
+PASS = 4
+PASS_SIZE = {"T": 2 * PASS + 3, "B": 2, "m": 3, "n": 10, "p": 2}
+PASS_SLAB_COLS = CASES["narrow"][1]
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_several_passes_with_a_ragged_end_equal_naive_bptt(rng, cell):
+    params, xs, ys = make_problem(rng, cell, PASS_SIZE)
+    assert CELLS[cell][0].slab_count(PASS_SIZE["n"], PASS_SIZE["m"], PASS_SLAB_COLS) > 1
+    loss, g = run(cell, params, xs, ys, PASS_SLAB_COLS, steps_per_pass=PASS)
+    ref_loss, ref = CELLS[cell][1](params, xs, ys)
+    assert_loss_close(loss, ref_loss, EXACT_RTOL, f"rtrl_{cell} loss in passes vs naive BPTT")
+    assert_grads_close(g, ref, EXACT_RTOL, f"rtrl_{cell} in passes of {PASS} vs naive BPTT")
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_the_pass_length_changes_the_rounding_only(rng, cell):
+    """1 is the step-by-step order; 5 leaves a ragged pass of 1; T and more make one pass."""
+    params, xs, ys = make_problem(rng, cell, PASS_SIZE)
+    T = PASS_SIZE["T"]
+    loss1, g1 = run(cell, params, xs, ys, PASS_SLAB_COLS, steps_per_pass=1)
+    for steps in (5, T, 3 * T, None):
+        loss, g = run(cell, params, xs, ys, PASS_SLAB_COLS, steps_per_pass=steps)
+        assert_loss_close(loss, loss1, 1e-13, f"rtrl_{cell} loss, passes of {steps} vs 1")
+        assert_grads_close(g, g1, 1e-12, f"rtrl_{cell}, passes of {steps} vs 1")
+
+
+@pytest.mark.parametrize("steps", [0, -2, 2.0, True, "4"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_a_bad_pass_length_is_refused(rng, cell, steps):
+    params, xs, ys = make_problem(rng, cell, CASES["tiny"][0])
+    with pytest.raises(ValueError, match="steps_per_pass must be a positive int"):
+        run(cell, params, xs, ys, steps_per_pass=steps)
+
+
 # --- Central differences --------------------------------------------------------------
 
 
@@ -198,21 +241,24 @@ def test_float32_runs_in_float32_and_agrees_with_float64(rng, cell):
 
 # --- Memory -----------------------------------------------------------------------------
 
-# A size whose working set (about 0.27 MB GRU, 0.77 MB LSTM in float64) dwarfs
+# A size whose working set (about 0.44 MB GRU, 0.99 MB LSTM in float64 at T_LONG) dwarfs
 # the few hundred bytes of Python objects a call creates besides its buffers.
 MEMORY_SIZE = {"B": 2, "m": 3, "n": 16, "p": 2}
-T_SHORT, T_LONG = 8, 256
+# What the slab updates read is kept for the steps of a pass, min(STEPS_PER_PASS, T):
+# T_SHORT is shorter than a pass (the model's coefficient is T there); from
+# STEPS_PER_PASS on the keep is one whole pass and the peak stops growing.
+T_SHORT, T_PASS, T_LONG = 8, 2 * STEPS_PER_PASS, 256
 
-# Peaks at T_SHORT and T_LONG of an algorithm without history may differ by
+# Peaks at T_PASS and T_LONG of an algorithm without history may differ by
 # Python bookkeeping only (measured: 0 bytes). The smallest record kept per
-# step, one number, would add (T_LONG - T_SHORT) * 4 = 992 bytes even in
+# step, one number, would add (T_LONG - T_PASS) * 4 = 896 bytes even in
 # float32, so the bound sits below that.
 MEMORY_FLAT_BYTES = 512
 
 # The measured peak against memory(): the model counts every buffer's data,
-# not the array objects, tuples and floats around them, a constant 3.5 KB (GRU)
-# and 3.9 KB (LSTM) at every size measured: 1% and 0.5% of MEMORY_SIZE in
-# float64, 2% and 1% in float32.
+# not the array objects, tuples and floats around them, a constant 4.0 KB (GRU)
+# and 4.4 KB (LSTM) at every size measured: 0.9% and 0.4% of MEMORY_SIZE at T_LONG
+# in float64, 2.1% and 1.0% at T_SHORT in float32.
 MEMORY_MODEL_RTOL = 0.05
 
 
@@ -241,7 +287,7 @@ needs_jit = pytest.mark.skipif(
 @needs_jit
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("cell", list(CELLS))
-def test_peak_memory_is_flat_in_T_and_matches_the_model(rng, cell, dtype):
+def test_peak_memory_is_flat_in_T_past_a_pass_and_matches_the_model(rng, cell, dtype):
     # On one Numba thread, as a sweep measures: the model counts one thread's scratch
     # slab, and each further thread adds one (kernels/rtrl_gru.py, "Threads").
     before = numba.get_num_threads()
@@ -255,17 +301,18 @@ def test_peak_memory_is_flat_in_T_and_matches_the_model(rng, cell, dtype):
 def _check_peak_memory(rng, cell, dtype):
     params, _, _ = make_problem(rng, cell, {**MEMORY_SIZE, "T": 1}, dtype)
     peaks = {}
-    for T in (T_SHORT, T_LONG):
+    for T in (T_SHORT, T_PASS, T_LONG):
         _, xs, ys = make_problem(rng, cell, {**MEMORY_SIZE, "T": T}, dtype)
         peaks[T] = peak_bytes(lambda xs=xs, ys=ys: kernel(cell)(*params, xs, ys))
-    assert abs(peaks[T_LONG] - peaks[T_SHORT]) <= MEMORY_FLAT_BYTES, (
-        f"rtrl_{cell}: peak {peaks[T_SHORT]} B at T={T_SHORT} but {peaks[T_LONG]} B at T={T_LONG}"
+    assert abs(peaks[T_LONG] - peaks[T_PASS]) <= MEMORY_FLAT_BYTES, (
+        f"rtrl_{cell}: peak {peaks[T_PASS]} B at T={T_PASS} but {peaks[T_LONG]} B at T={T_LONG}"
     )
     itemsize = np.dtype(dtype).itemsize
-    model = costs.total(CELLS[cell][0].memory({**MEMORY_SIZE, "T": T_LONG}, itemsize))
-    assert peaks[T_LONG] == pytest.approx(model, rel=MEMORY_MODEL_RTOL), (
-        f"rtrl_{cell}: measured peak {peaks[T_LONG]} B, model {model:.0f} B"
-    )
+    for T in (T_SHORT, T_LONG):
+        model = costs.total(CELLS[cell][0].memory({**MEMORY_SIZE, "T": T}, itemsize))
+        assert peaks[T] == pytest.approx(model, rel=MEMORY_MODEL_RTOL), (
+            f"rtrl_{cell}: measured peak {peaks[T]} B at T={T}, model {model:.0f} B"
+        )
 
 
 # --- FLOP model -------------------------------------------------------------------------
