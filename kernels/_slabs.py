@@ -21,7 +21,7 @@ n below 4 where it outgrew the cache.
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
 
 # Steps per pass. The per-step keep is O(S n) numbers per sequence (a gated
 # cell's Jacobian: 2 n^2 for the LSTM), so STEPS_PER_PASS of them stay small
@@ -42,6 +42,6 @@ def pass_length(T: int, steps_per_pass: int | None = None) -> int:
     ``steps_per_pass`` (default :data:`STEPS_PER_PASS`) must be a positive integer.
     """
     P = STEPS_PER_PASS if steps_per_pass is None else steps_per_pass
-    if isinstance(P, bool) or not isinstance(P, int | np.integer) or P < 1:
+    if isinstance(P, bool) or not isinstance(P, numbers.Integral) or P < 1:
         raise ValueError(f"steps_per_pass must be a positive integer, got {steps_per_pass!r}")
     return max(1, min(int(P), T))

@@ -91,15 +91,13 @@ flip is free), tanh counts 1.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from numba import prange
 
 from ._jit import jit
 from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
-from ._slabs import STEPS_PER_PASS, blocks_per_slab
+from ._slabs import blocks_per_slab, pass_length
 from .costs import Term, monomial
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step.
@@ -251,21 +249,6 @@ def slab_count(n: int, m: int, slab_cols: int | None = None) -> int:
     return 3 * n // blocks_per_gemm(n, m, slab_cols)
 
 
-def pass_steps(T: int, steps_per_pass: int | None = None) -> int:
-    """Steps of the longest pass over T steps: ``steps_per_pass`` (default
-    ``STEPS_PER_PASS``), never more than T (the per-step keep is allocated for it).
-
-    Shared by ``rtrl_lstm``. Raises ValueError unless ``steps_per_pass`` is a positive int.
-    """
-    if steps_per_pass is None:
-        steps_per_pass = STEPS_PER_PASS
-    if isinstance(steps_per_pass, bool) or not isinstance(steps_per_pass, numbers.Integral):
-        raise ValueError(f"steps_per_pass must be a positive int, got {steps_per_pass!r}")
-    if steps_per_pass < 1:
-        raise ValueError(f"steps_per_pass must be a positive int, got {steps_per_pass}")
-    return max(1, min(int(steps_per_pass), T))
-
-
 # Columns of the slab one GEMM updates (see blocks_per_gemm). At 512 the scratch
 # (n x 512, 0.25 MB in float64 at n = 64) is at most 1 MB, an L2 cache, up to n = 128;
 # widths from 256 to 1024 measured within a few percent of each other at n = 64..128.
@@ -310,7 +293,7 @@ def rtrl_gru(
     r = n + m + 2
     dt = weight_hh.dtype
     K = blocks_per_gemm(n, m, slab_cols)
-    per_pass = pass_steps(T, steps_per_pass)
+    per_pass = pass_length(T, steps_per_pass)
     # The influence matrix, n x P per sequence, as 3n / K slabs of K blocks:
     # J[b, g, i, kk, c] = dh_i / dtheta[g K + kk, c].
     J = np.empty((B, n3 // K, n, K, r), dt)
@@ -378,7 +361,7 @@ def memory(size, itemsize: int) -> list[Term]:
     """
     n, m = size["n"], size["m"]
     r = n + m + 2
-    S = pass_steps(size["T"])
+    S = pass_length(size["T"])
 
     def b(coef, **powers):
         return monomial(size, coef * itemsize, **powers)

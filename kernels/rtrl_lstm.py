@@ -102,9 +102,8 @@ from numba import prange
 from ._jit import jit
 from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
-from ._slabs import blocks_per_slab
+from ._slabs import blocks_per_slab, pass_length
 from .costs import Term, monomial
-from .rtrl_gru import pass_steps
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step: the gates,
 # tanh(c_t), q, q f, c_t = W_out^T e_t, and the gate derivatives of c and of h in
@@ -313,7 +312,7 @@ def rtrl_lstm(
     r = n + m + 2
     dt = weight_hh.dtype
     K = blocks_per_gemm(n, m, slab_cols)
-    per_pass = pass_steps(T, steps_per_pass)
+    per_pass = pass_length(T, steps_per_pass)
     # The influence matrix, 2n x P per sequence, as 4n / K slabs of K blocks:
     # J[b, g, i, kk, c] = ds_i / dtheta[g K + kk, c], s = (h, c).
     J = np.empty((B, n4 // K, 2 * n, K, r), dt)
@@ -381,7 +380,7 @@ def memory(size, itemsize: int) -> list[Term]:
     """
     n, m = size["n"], size["m"]
     r = n + m + 2
-    S = pass_steps(size["T"])
+    S = pass_length(size["T"])
 
     def b(coef, **powers):
         return monomial(size, coef * itemsize, **powers)

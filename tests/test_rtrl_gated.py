@@ -207,7 +207,7 @@ def test_the_pass_length_changes_the_rounding_only(rng, cell):
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_a_bad_pass_length_is_refused(rng, cell, steps):
     params, xs, ys = make_problem(rng, cell, CASES["tiny"][0])
-    with pytest.raises(ValueError, match="steps_per_pass must be a positive int"):
+    with pytest.raises(ValueError, match="steps_per_pass must be a positive integer"):
         run(cell, params, xs, ys, steps_per_pass=steps)
 
 
