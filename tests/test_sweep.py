@@ -313,13 +313,13 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
     # already there) + the memory-along-B sweeps of BPTT and truncated BPTT (2 x 9) +
     # the gated cells' (GRU and LSTM: BPTT 51, truncated BPTT 51, checkpointed BPTT 16
-    # each; RTRL 42 GRU, 41 LSTM) + the Elman cell's RTRL n sweep at the gated cells'
-    # sizes (20) + BPTT's small-n sweep at B = 1, T = 1000 (5, issue 14) + issue 12's
+    # each; RTRL 41 GRU, 40 LSTM) + the Elman cell's RTRL n sweep at the gated cells'
+    # sizes (18) + BPTT's small-n sweep at B = 1, T = 1000 (5, issue 14) + issue 12's
     # time target at n = 256 and 512 (BPTT 2 x 4, checkpointed BPTT 2 x 6) + BPTT's
     # trade-off T sweep at 7 points, not 4 (3), and the gated cells' the same (2 x 7)
     # and their memory-along-c sweeps (2 x 9) + the in-L3 B sweeps of UORO, SnAp-1 and
     # RFLO (3 x 10)
-    assert "966 cells" in capsys.readouterr().out
+    assert "962 cells" in capsys.readouterr().out
     assert not db.exists()
 
 

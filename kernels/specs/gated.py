@@ -48,7 +48,7 @@ from .sizes import CELL_SIZE
 
 # The full preset's gated RTRL n sweeps: 8x from the first size where the n^4 terms
 # carry 90% of the FLOP model (40 for the GRU, 44 for the LSTM at m = 1; bench.fit), to
-# 448 (GRU) and 416 (LSTM): the kernels' rate rises from ~75% of the GEMM peak at
+# 384 (GRU) and 352 (LSTM): the kernels' rate rises from ~75% of the GEMM peak at
 # n = 64..128 to ~90% at 192 (the GEMM A_t @ slab has inner dimension n), which a 4x
 # window could not average out. The Elman cell is measured at their sizes too.
 # Four steps of one sequence, not one: a call reads and writes its whole influence
@@ -56,14 +56,15 @@ from .sizes import CELL_SIZE
 # 8 n^2 (n + 2) the LSTM) at least once, and beyond the 32 MiB L3 (from n = 161, 112 and
 # 80 at B = 1) at the memory's rate, ~0.7 ns a number (16 bytes read and written, and
 # the first touch of fresh pages). The time model does not charge it (the runs measure
-# no memory rate). At T = 1 it took ~15% of the call at n = 136 and bent the fits to
-# 3.85 to 3.87; the n^4 terms led 90% of the time only from n ~ 330 (Elman) and 410
-# (LSTM), out of reach. The kernels now run each slab through a pass of up to
-# STEPS_PER_PASS steps while it is in cache (kernels/_slabs.py), so the matrix crosses
-# the bus once a pass: at T = 4 the stream is a quarter of a step's, and the n^4 terms
-# carry 90% from n T ~ 330, n ~ 80. Estimated on the reference machine: about 4 min
-# (GRU), 7 min (LSTM) and 2 min (Elman) at min-time 1.5 (10 calls at the top, 18 s a
-# call for the LSTM at n = 416, 4.6 GB).
+# no memory rate). When every step streamed it, at T = 1, it took ~15% of a call at
+# n = 136 and bent the fits to 3.85 to 3.87: the n^4 terms led 90% of the time only from
+# n ~ 330 (Elman) and 410 (LSTM), out of reach. The kernels now run each slab through a
+# pass of up to STEPS_PER_PASS steps while it is in cache (kernels/_slabs.py), so the
+# matrix crosses the bus once a pass: at T = 4 the stream is a quarter of a step's,
+# and the n^4 terms carry 90% from n T ~ 330, n ~ 80. Measured at min-time 1.5: about
+# 20 min for the 155 RTRL cells of the full preset. The next sizes, GRU 448 and LSTM
+# 416 (10.7 and 21 s a call), would pass the sweep's 3 minutes a cell
+# (--max-cell-seconds) and be skipped.
 _RTRL_GATED_N = {
     "gru": _cases("n", _RTRL_GRU_N, T=_RTRL_GATED_T, B=1, cell="gru"),
     "lstm": _cases("n", _RTRL_LSTM_N, T=_RTRL_GATED_T, B=1, cell="lstm"),

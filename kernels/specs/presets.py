@@ -42,8 +42,8 @@ _PAIR_T = Sweep("T", geometric=(64, 2048, 6), fixed={"n": 16, "B": 1})
 # in specs/gated.py); the Elman cell is measured at their sizes too, so that the report compares
 # the cells there.
 _RTRL_GATED_T = 4
-_RTRL_GRU_N = (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 288, 320, 384, 448)
-_RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 304, 352, 416)
+_RTRL_GRU_N = (40, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 288, 320, 384)
+_RTRL_LSTM_N = (44, 48, 56, 64, 80, 96, 112, 136, 160, 192, 224, 264, 304, 352)
 # Memory along B (exponent 1) of BPTT and truncated BPTT, every cell: the T n B (k2 n B)
 # states outweigh the n^2 weights and gradients 9 to 1 from B = 64 at n = 64, T = 64
 # (B = 32 at n = 32, k2 = 64), so these sweeps have all 9 sizes in the window (the
