@@ -26,17 +26,27 @@ it.
 
 The kernel: per step, parameter row k and batch element b, the leak and d_t
 are folded into the block's matrix, A = diag(d_t[S_k]) W_hh[S_k, S_k] + (1 - alpha)
-I (W_hh[S_k, S_k] gathered into it; for B > 1 gathered once into a block of its own
-and scaled per element, since d_t differs between elements), and c_t[S_k]^T A is
+I (W_hh[S_k, S_k] gathered once into a block of its own, then scaled per element and
+step, since d_t differs between them), and c_t[S_k]^T A is
 appended as one more row, so that one GEMM, (|S_k| + 1 x |S_k|) times the block
 (|S_k| x r), gives the new block and its share c^T A J of the gradient row at once.
 What is left per row is unit k's immediate term d_k z_t^T and c_k d_k z_t^T: O(r),
 against the O(|S_k| r) pass over the block that scaling the product would take.
-The product cannot write over its own input, so J holds one gap (one batch of the
-widest block, plus the extra row) beside the blocks: a step reads block k at
-row ptr[k] B + gap and writes it at ptr[k] B, k and b ascending, the next step
-reads it there and writes it back, k and b descending; neither overwrites a
-block still to be read, and a stream carries which way the next step goes.
+
+Blocks of steps (``_online.STEPS_PER_BLOCK``, as the other online rules): a row's
+update at step t reads only what the cell computed at t (d_t, c_t, z_t), never
+another row. So the kernel runs the cell over a block of steps first, keeping
+those three vectors of each step, and then takes each row's blocks through all
+the block's steps while they sit in cache: W_hh[S_k, S_k] is gathered once a
+block, and the influence (density n^3 B numbers, past the 32 MiB last-level
+cache from n ~ 200 at half density) crosses the memory bus once a block instead
+of once a step. At the ~0.7 ns a number measured for exact RTRL's influence
+(kernels/_slabs.py) that stream is 10 to 16% of a step over n = 320..576 at half
+density, falling with n, which would bend the time exponent along n below 4.
+The product cannot write over its own input:
+a row's steps alternate between two scratch blocks, the first reading J and the
+last copied back into it (s r numbers a block, against 2 (s + 1) s r FLOPs a
+step). Each gradient row sums over (b, t).
 
 Costs: time Theta(density^2 n^4 B) per step, memory Theta(density n^3 B)
 (Menick, Elsen, Evci, Osindero, Simonyan & Graves 2021, "Practical Real Time
@@ -56,88 +66,92 @@ from .costs import Term
 
 
 @jit
-def _snap2(xs, ys, weights, alpha, ptr, idx, forward, gap, h, J, scratch, G, grads):
+def _snap2(xs, ys, weights, alpha, ptr, idx, h, J, scratch, G, grads):
     W_ih, W_hh, b_h, W_out, b_out = weights
-    h_new, d, c, e, Z, W_S, A = scratch
+    h_new, D, C, e, Z, W_S, A, pair = scratch
     g_W_out, g_b_out = grads
     T, B, _ = xs.shape
-    n, r = W_hh.shape[0], Z.shape[1]
-    leak = 1.0 - alpha
+    n = W_hh.shape[0]
+    k_max = Z.shape[0]
     loss = 0.0
     G[:] = 0.0
-    for t in range(T):
-        loss += cell_step(
-            xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
-        )
-        for b in range(B):
-            fill_z(h[b], xs[t, b], Z[b])
-        # Forward steps read the blocks at rows ptr[k] B + gap and write them at ptr[k] B,
-        # backward steps (k and b descending) the other way round: the product never
-        # overwrites a block still to be read, and J needs one gap, not a second copy.
-        for i in range(n):
-            k = i if forward else n - 1 - i
-            k0 = ptr[k]
-            s = ptr[k + 1] - k0
-            S = idx[k0 : k0 + s]
-            gathered = s < n
-            W_kk = W_hh  # every unit kept: W_hh[S_k, S_k] is W_hh
-            if gathered and B > 1:  # W_hh[S_k, S_k] once for the batch's B products
-                W_kk = W_S[: s * s].reshape(s, s)
-                for jj in range(s):
-                    src = W_hh[S[jj]]
-                    for ll in range(s):
-                        W_kk[jj, ll] = src[S[ll]]
-            kk = 0  # unit k's place in S_k: the row of its immediate term
-            while S[kk] != k:
-                kk += 1
-            # One product [A; c^T A] (forward) or [c^T A; A] (backward) times the block,
-            # A = diag(d[S_k]) W_hh[S_k, S_k] + (1 - alpha) I: its A rows are the new
-            # block, its c^T A row the block's share of the gradient row c[S_k]^T J.
-            v = s if forward else 0
-            a = 0 if forward else 1
-            Ax = A[: (s + 1) * s].reshape(s + 1, s)
-            vrow = Ax[v]
-            in_row = k0 * B + (gap if forward else 0)
-            out_row = k0 * B + (0 if forward else gap - 1)
-            g = G[k]
-            for j in range(B):
-                b = j if forward else B - 1 - j
-                vrow[:] = 0.0
-                for jj in range(s):
-                    sj = S[jj]
-                    dj = d[b, sj]
-                    cj = c[b, sj]
-                    row = Ax[a + jj]
-                    if gathered and B == 1:  # gathered here, W_hh[S[jj], S[ll]]
-                        src = W_hh[sj]
-                        for ll in range(s):
-                            x = dj * src[S[ll]]
-                            row[ll] = x
-                            vrow[ll] += cj * x
-                    else:
-                        src = W_kk[jj]
-                        for ll in range(s):
-                            x = dj * src[ll]
-                            row[ll] = x
-                            vrow[ll] += cj * x
-                    row[jj] += leak
-                    vrow[jj] += cj * leak
-                lo = (in_row + b * s) * r
-                out = (out_row + b * s) * r
-                Out = J[out : out + (s + 1) * r].reshape(s + 1, r)
-                np.dot(Ax, J[lo : lo + s * r].reshape(s, r), Out)
-                # + M_t on unit k: d_k z_t^T, and its share of the gradient row, c_k d_k z_t^T
-                d_k = d[b, k]
-                cd_k = c[b, k] * d_k
-                z = Z[b]
-                Jk = Out[a + kk]
-                gk = Out[v]
-                for col in range(r):
-                    Jk[col] += d_k * z[col]
-                    g[col] += gk[col] + cd_k * z[col]
-        h[:] = h_new
-        forward = not forward
+    for t0 in range(0, T, k_max):
+        steps = min(k_max, T - t0)
+        # The cell over the block; d_t, c_t (written in place by cell_step) and z_t kept.
+        for j in range(steps):
+            t = t0 + j
+            loss += cell_step(
+                xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, D[j], C[j], e,
+                g_W_out, g_b_out,
+            )  # fmt: skip
+            for b in range(B):
+                fill_z(h[b], xs[t, b], Z[j, b])
+            h[:] = h_new
+        # Each row's blocks through the block's steps, while they are in cache.
+        for k in range(n):
+            _row_over_steps(k, steps, alpha, W_hh, ptr, idx, J, D, C, Z, W_S, A, pair, G[k])
     return 0.5 * loss
+
+
+@jit(inline=True)
+def _row_over_steps(k, steps, alpha, W_hh, ptr, idx, J, D, C, Z, W_S, A, pair, g):
+    """Row k's blocks J[S_k, k, :] of every batch element through ``steps`` steps; adds
+    their shares c_t[S_k]^T J_t to the gradient row ``g``."""
+    B, r = Z.shape[1], Z.shape[2]
+    n = W_hh.shape[0]
+    leak = 1.0 - alpha
+    k0 = ptr[k]
+    s = ptr[k + 1] - k0
+    S = idx[k0 : k0 + s]
+    W_kk = W_hh  # every unit kept: W_hh[S_k, S_k] is W_hh
+    if s < n:  # W_hh[S_k, S_k], gathered once for the block's B x steps products
+        W_kk = W_S[: s * s].reshape(s, s)
+        for jj in range(s):
+            src = W_hh[S[jj]]
+            for ll in range(s):
+                W_kk[jj, ll] = src[S[ll]]
+    kk = 0  # unit k's place in S_k: the row of its immediate term
+    while S[kk] != k:
+        kk += 1
+    Ax = A[: (s + 1) * s].reshape(s + 1, s)
+    vrow = Ax[s]
+    half = pair.shape[0] // 2
+    for b in range(B):
+        lo = (k0 * B + b * s) * r
+        block = J[lo : lo + s * r].reshape(s, r)
+        src_block = block
+        for j in range(steps):
+            # [A; c^T A] with A = diag(d[S_k]) W_hh[S_k, S_k] + (1 - alpha) I: its A rows
+            # times the block are the new block, its c^T A row the block's share of the
+            # gradient row c[S_k]^T J.
+            d, c = D[j, b], C[j, b]
+            vrow[:] = 0.0
+            for jj in range(s):
+                sj = S[jj]
+                dj = d[sj]
+                cj = c[sj]
+                row = Ax[jj]
+                w = W_kk[jj]
+                for ll in range(s):
+                    x = dj * w[ll]
+                    row[ll] = x
+                    vrow[ll] += cj * x
+                row[jj] += leak
+                vrow[jj] += cj * leak
+            off = (j % 2) * half
+            out = pair[off : off + (s + 1) * r].reshape(s + 1, r)
+            np.dot(Ax, src_block, out)
+            # + M_t on unit k: d_k z_t^T, and its share of the gradient row, c_k d_k z_t^T
+            d_k = d[k]
+            cd_k = c[k] * d_k
+            z = Z[j, b]
+            Jk = out[kk]
+            gk = out[s]
+            for col in range(r):
+                Jk[col] += d_k * z[col]
+                g[col] += gk[col] + cd_k * z[col]
+            src_block = pair[off : off + s * r].reshape(s, r)
+        block[:] = src_block
 
 
 def index_dtype(dtype):
@@ -165,17 +179,14 @@ class SnAp2State:
     """What SnAp-2 carries across steps: h_t (B, n), the kept influence entries, and their pattern.
 
     ``J`` holds row k's block J[S_k, k, :] of every batch element, (B, |S_k|, r),
-    at row ``ptr[k] B + gap`` (``forward``: the next step runs k ascending) or
-    ``ptr[k] B`` (it runs k descending), rows of r numbers in a flat array of ptr[n] B + gap.
+    at row ``ptr[k] B``, rows of r numbers in a flat array of ptr[n] B rows.
     """
 
     def __init__(self, W_hh, B, m, dtype):
         n = W_hh.shape[0]
         self.ptr, self.idx = kept_pattern(W_hh)
         self.h = np.zeros((B, n), dtype)
-        self.gap = int(np.diff(self.ptr).max()) * B + 1  # rows: one batch of the widest block, + 1
-        self.J = np.zeros((self.idx.shape[0] * B + self.gap) * (n + m + 1), dtype)
-        self.forward = True  # the blocks sit at rows ptr[k] B + gap; after a step, at ptr[k] B
+        self.J = np.zeros(self.idx.shape[0] * B * (n + m + 1), dtype)
 
     def check_weights(self, W_hh) -> None:
         """Refuse a W_hh with a non-zero outside the kept pattern (the pattern is fixed)."""
@@ -197,27 +208,26 @@ def start(arrays, B) -> SnAp2State:
 
 def advance(state: SnAp2State, arrays, alpha, xs, ys):
     """Run SnAp-2 over the checked chunk ``xs``, ``ys`` from ``state``; return (loss, grads)."""
-    _, B, m = xs.shape
+    T, B, m = xs.shape
     n, p = arrays[1].shape[0], arrays[3].shape[0]
     r = n + m + 1
     dt = arrays[1].dtype
     s_max = int(np.diff(state.ptr).max())
 
-    def make(_):
+    def make(k):
+        # h_t, then d_t, c_t and z_t of each of a block's k steps; e_t; W_hh[S_k, S_k];
+        # [A; c^T A]; the two scratch blocks a row's steps alternate between
         scratch = (
-            np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, n), dt), np.empty((B, p), dt),
-            np.empty((B, r), dt), np.empty(s_max * s_max if s_max < n and B > 1 else 0, dt),
-            np.empty((s_max + 1) * s_max, dt),
+            np.empty((B, n), dt), np.empty((k, B, n), dt), np.empty((k, B, n), dt),
+            np.empty((B, p), dt), np.empty((k, B, r), dt),
+            np.empty(s_max * s_max if s_max < n else 0, dt), np.empty((s_max + 1) * s_max, dt),
+            np.empty(2 * (s_max + 1) * r, dt),
         )  # fmt: skip
         return scratch, np.empty((n, r), dt)
 
-    scratch, G = _online.kept_scratch(state, 1, make)
+    scratch, G = _online.kept_scratch(state, _online.block_steps(T), make)
     grads = (np.zeros((p, n), dt), np.zeros(p, dt))
-    loss = _snap2(
-        xs, ys, arrays, alpha, state.ptr, state.idx, state.forward, state.gap, state.h, state.J,
-        scratch, G, grads,
-    )  # fmt: skip
-    state.forward ^= xs.shape[0] % 2 == 1
+    loss = _snap2(xs, ys, arrays, alpha, state.ptr, state.idx, state.h, state.J, scratch, G, grads)
     return float(loss), _online.gradients(G, *grads, m)
 
 
@@ -308,17 +318,17 @@ def memory(size, itemsize: int) -> list[Term]:
 
     The pattern's indices take the floats' width (``index_dtype``).
     """
-    B, m, p = (size[k] for k in ("B", "m", "p"))
+    T, B, m, p = (size[k] for k in ("T", "B", "m", "p"))
     n, q = _kept(size)
-    # W_hh[S_k, S_k] is gathered into a block of its own for a batch's B products (B = 1
-    # gathers it straight into A), unless S_k is every unit
-    gathered = q + 1 < n and B > 1
+    k = _online.block_steps(T)
+    # W_hh[S_k, S_k] is gathered into a block of its own, unless S_k is every unit
+    gathered = q + 1 < n
     return [
         *_online.times_r(B * n * q * itemsize, {"B": 1, "n": 2, "density": 1}, n, m),  # J, hops
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # J, unit k itself
-        *_online.times_r(B * q * itemsize, {"B": 1, "n": 1, "density": 1}, n, m),  # J's gap
-        *_online.times_r(B * itemsize, {"B": 1}, n, m),
-        *_online.times_r(itemsize, {}, n, m),  # the gap's row for c^T A J
+        # the two scratch blocks a row's steps alternate between, 2 (s + 1) r
+        *_online.times_r(2 * q * itemsize, {"n": 1, "density": 1}, n, m),
+        *_online.times_r(4 * itemsize, {}, n, m),
         Term(q * q * itemsize, {"n": 2, "density": 2}),  # [A; c^T A], (s + 1) x s
         Term(3 * q * itemsize, {"n": 1, "density": 1}),
         Term(2 * itemsize),
@@ -331,5 +341,8 @@ def memory(size, itemsize: int) -> list[Term]:
         *_online.gradient_bytes(n, m, itemsize),
         *_online.cell_bytes(B, n, m, p, itemsize),
         Term(B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}
-        *_online.times_r(B * itemsize, {"B": 1}, n, m),  # z of every element
+        # d_t and c_t of a block's k = min(STEPS_PER_BLOCK, T) steps (cell_bytes counts
+        # one step's), and z_t of every element at each of them
+        Term(2 * (k - 1) * B * n * itemsize, {"B": 1, "n": 1}),
+        *_online.times_r(k * B * itemsize, {"B": 1}, n, m),
     ]

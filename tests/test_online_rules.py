@@ -149,8 +149,11 @@ def test_rule_equals_its_naive_reference_over_blocks_of_the_default_length(rng, 
 
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("density", [0.2, 0.5], ids=lambda d: f"density={d}")
-def test_snap2_equals_its_naive_reference_on_a_sparse_W_hh(problem, rng, density, alpha):
-    """The gathered path: every parameter row keeps fewer units than n, each its own set."""
+def test_snap2_equals_its_naive_reference_on_a_sparse_W_hh(
+    problem, rng, short_blocks, density, alpha
+):
+    """The gathered path: every parameter row keeps fewer units than n, each its own set;
+    in blocks of SHORT_BLOCK steps, so that rows run through several blocks, the last ragged."""
     p, xs, ys = problem
     p = p._replace(W_hh=random_sparse(rng, 5, density))
     kept = (p.W_hh != 0).sum(axis=0)
@@ -158,7 +161,7 @@ def test_snap2_equals_its_naive_reference_on_a_sparse_W_hh(problem, rng, density
     assert_matches_reference("snap2", p, xs, ys, alpha)
 
 
-def test_snap2_equals_its_naive_reference_on_a_ring(problem, rng):
+def test_snap2_equals_its_naive_reference_on_a_ring(problem, rng, short_blocks):
     p, xs, ys = problem
     assert_matches_reference("snap2", p._replace(W_hh=ring(5, rng)), xs, ys, 0.5)
 
