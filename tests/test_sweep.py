@@ -307,7 +307,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     assert cli.main(["sweep", "--grid", str(grid_file), "--dry-run", "--db", str(db)]) == 0
     # 186 + the memory-along-n sweeps of BPTT and truncated BPTT (2 x 11) and backprop's
     # memory-along-B sweep (8) + the RTRL/BPTT pair sweep (2 x 6) + the six online
-    # rules' 165 (SnAp-2's density sweep among them) + the in-cache n sweeps of UORO,
+    # rules' 169 (SnAp-2's density sweep among them) + the in-cache n sweeps of UORO,
     # SnAp-1 and RFLO (3 x 12) + checkpointed BPTT's 74 (c 14 + 9,
     # T 11, n 9 + 8, B 9 + 8, the pair sweep 6) + the trade-off sweeps at T=1000,
     # n=64, B=8 (BPTT 4, truncated BPTT 8, RTRL 4; checkpointed BPTT's own c sweep is
@@ -319,7 +319,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # trade-off T sweep at 7 points, not 4 (3), and the gated cells' the same (2 x 7)
     # and their memory-along-c sweeps (2 x 9) + the in-L3 B sweeps of UORO, SnAp-1 and
     # RFLO (3 x 10)
-    assert "962 cells" in capsys.readouterr().out
+    assert "966 cells" in capsys.readouterr().out
     assert not db.exists()
 
 

@@ -47,23 +47,19 @@ from .sizes import RNN_AXES, RNN_SIZES, _exponents, _rnn_data
 #   2.83-2.96 from 384 to 1536 (T = 2: 4.5 ms a call at n = 384, 0.25 s at 1536). The
 #   sweeps start at n = 512 (quick) and 384 (full), where the GEMM carries ~90%;
 # - SnAp-2 is one GEMM per row, step and batch element, (s + 1) x s times s x r (s = q + 1
-#   kept units, q = density n): d_t, the leak and the gradient row are folded into it, so
-#   what is left beside the FLOPs is memory-bound work per kept entry of J: the GEMM
-#   streams J (~1 GB at the largest cells) from memory and back, a step (the old kernel's
-#   pass over every entry, c = 30 to 44 FLOPs' time an entry, bent the reference fits to
-#   1.76 and 3.73), and a call allocates and first touches J once: the rate is the GEMM
-#   peak over (1 + c / s + c_a / (s T)), c and c_a ~10 to 20 (measured on the loaded
-#   2-core machine, interleaved: a step took 1.03-1.18x its GEMMs alone from s = 47 to
-#   193, a call's first touch of J 0.1-0.5 of a step). Along density at a fixed n and
-#   along n at a fixed density both bend the slope by about -(c / s_first - c / s_last)
-#   / ln(s_last / s_first), and the gather of W_hh[S_k, S_k] (~0.5 ns an entry, n s^2 a
-#   step: ~20 / r of the time, an n^3 term) by as much along n. So the sweeps keep
-#   s >= ~150 and T = 4: along density n = 512 from 30% to 90% (s = 154 to 461), along
-#   n 320 to 576 at 50% (s = 161 to 289): calls of 0.3 to 5 s and at most 0.9 GiB. The
-#   n sweep stops at 576: above n = 512 this kernel ran slower than the first one (a
-#   pass over a block in cache), 79 against 86 GFLOP/s at 528, 58 against 69 at 576, 61
-#   against 83 at 640 (interleaved, quiet moment); not understood (a product into a
-#   block in cache, copied over J's, ran as slow, so not the output rows' writes). 100%
+#   kept units, q = density n): d_t, the leak and the gradient row are folded into it, and
+#   each row's blocks run through a block of steps while in cache (kernels/snap2.py), so
+#   what is left beside the FLOPs is memory-bound work per kept entry of J once a block
+#   (read from memory, written back, and a call's first touch of J) and the gather of
+#   W_hh[S_k, S_k] (~0.5 ns an entry, n s^2 a block). When J was streamed every step (c
+#   ~10 to 20 FLOPs' time an entry a step: the rate is the GEMM peak over 1 + c / s, which
+#   bends a slope by about -(c / s_first - c / s_last) / ln(s_last / s_first)), the
+#   reference fit along n was 3.88 over 320..576; in blocks it is c / (s T) at T = 4.
+#   The sweeps keep s >= ~128 and T = 4: along density n = 512 from 30% to 90% (s = 154
+#   to 461), along n 256 to 704 at 50% (s = 129 to 353, 2.75x): calls of 0.1 to 6 s and at
+#   most 1.4 GiB. Above n = 512 (s > 256) the rate falls again, from 96 GFLOP/s at n = 496
+#   to 81 at 704 (reference run); not understood: the same GEMM shapes in a loop, hot in
+#   cache, run at 103 to 108 GFLOP/s through s = 352. 100%
 #   density is left out: every unit kept, the kernel skips the gather (RTRL's
 #   product), a change of code path within the sweep. Along B the blocks are B
 #   products of their own, the same work per element; the B sweep runs at n = 160 and
@@ -205,7 +201,7 @@ def _snap2_spec():
         ),
         full=(
             _geo("T", 16, 2048, 8, n=64, B=1),
-            _geo("n", 320, 576, 9, multiple=16, T=4, B=1, density=50),
+            _geo("n", 256, 704, 13, multiple=16, T=4, B=1, density=50),
             _geo("density", 30, 90, 9, T=4, B=1, n=512),
             _geo("B", 1, 64, 8, T=2, n=160, density=50),
         ),
