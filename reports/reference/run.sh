@@ -43,5 +43,19 @@ $M bpttbench sweep --preset full --algorithms snap2 --min-time 1.5 --db "$DB"
 $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
     --json reports/reference/online_targets.json
 $M bpttbench sweep --preset full --algorithms rtrl --axes T B --remeasure --min-time 1.5 --db "$DB"
+# Exact RTRL (every cell) and SnAp-2 in passes (blocks) of steps, each slab or row
+# through a pass's steps while it is in cache; RTRL's n sweeps at the gated cells'
+# sizes moved from T = 1 to T = 4 (their T = 1 cells deleted first) and stop at 384
+# (GRU) and 352 (LSTM), where the next sizes would be skipped at 3 minutes a cell; the
+# online targets again
+sqlite3 "$DB" "delete from visits where cell_key in (select cell_key from cells where algorithm='rtrl' and axis='n' and T=1 and B=1); delete from cells where algorithm='rtrl' and axis='n' and T=1 and B=1;"
+$M bpttbench sweep --preset full --algorithms rtrl --remeasure --min-time 1.5 --db "$DB"
+$M bpttbench sweep --grid reports/reference/threads.toml --algorithms rtrl --remeasure --db "$DB"
+$M bpttbench sweep --preset full --algorithms snap2 --remeasure --min-time 1.5 --db "$DB"
+# SnAp-2's n sweep widened to 256..704 (its old cells deleted first)
+sqlite3 "$DB" "delete from visits where cell_key in (select cell_key from cells where algorithm='snap2' and axis='n'); delete from cells where algorithm='snap2' and axis='n';"
+$M bpttbench sweep --preset full --algorithms snap2 --axes n --min-time 1.5 --db "$DB"
+$M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
+    --json reports/reference/online_targets.json
 bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
     --out reports/reference
