@@ -57,7 +57,7 @@ import numpy as np
 from ._jit import jit
 from ._math import tanh
 from .costs import Term
-from .model import RNNParams
+from .model import RNNParams, readout_step
 
 EPS = 1e-7
 
@@ -297,7 +297,6 @@ def cell_step(x, y, W_ih, W_hh, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_
     and e_t to the readout gradients. Returns sum_b |e_t|^2.
     """
     B, n = h.shape
-    p = W_out.shape[0]
     rows_times_transpose(x, W_ih, h)  # h and d hold W_ih x_t and W_hh h_{t-1} for a moment
     rows_times_transpose(h_prev, W_hh, d)
     leak = 1.0 - alpha
@@ -308,20 +307,7 @@ def cell_step(x, y, W_ih, W_hh, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_
             d[b, i] = alpha * (1.0 - th * th)
     sq = 0.0
     for b in range(B):
-        for q in range(p):
-            yhat = b_out[q]
-            for j in range(n):
-                yhat += W_out[q, j] * h[b, j]
-            err = yhat - y[b, q]
-            e[b, q] = err
-            sq += err * err
-            g_b_out[q] += err
-        c[b] = 0.0
-        for q in range(p):
-            err = e[b, q]
-            for j in range(n):
-                c[b, j] += err * W_out[q, j]
-                g_W_out[q, j] += err * h[b, j]
+        sq = readout_step(W_out, b_out, h[b], y[b], e[b], c[b], g_W_out, g_b_out, sq)
     return sq
 
 

@@ -21,10 +21,37 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._jit import jit
 from ._validate import check_dtype, check_size
 from .cells.elman import RNNParams, init_rnn
 
 __all__ = ["MLPParams", "RNNParams", "init_mlp", "init_rnn"]
+
+
+@jit(inline=True)
+def readout_step(W_out, b_out, h, y, e, c, g_W_out, g_b_out, sq):
+    """The readout at one step of one sequence, for the kernels that run forward in time.
+
+    yhat = W_out h + b_out and e = yhat - y (written into ``e``); adds e h^T and e to
+    the readout's gradients, writes c = W_out^T e (the loss's error at the state, what
+    forward-mode gradients contract with) and returns sq + |e|^2, added in the order of
+    the outputs so that a kernel's running loss keeps its bits.
+    """
+    p, n = W_out.shape
+    for q in range(p):
+        yhat = b_out[q]
+        for i in range(n):
+            yhat += W_out[q, i] * h[i]
+        e[q] = yhat - y[q]
+        sq += e[q] * e[q]
+        g_b_out[q] += e[q]
+    for i in range(n):
+        c[i] = 0.0
+    for q in range(p):
+        for i in range(n):
+            g_W_out[q, i] += e[q] * h[i]
+            c[i] += e[q] * W_out[q, i]
+    return sq
 
 
 class MLPParams(NamedTuple):

@@ -73,6 +73,7 @@ from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab, pass_length
 from ._validate import check_result
 from .costs import Term, monomial
+from .model import readout_step
 
 
 class Buffers(NamedTuple):
@@ -172,7 +173,6 @@ def _forward_pass(alpha, xs, ys, w, buf, grads, sq):
     h_prev, h, a, e = buf.h_prev, buf.h, buf.a, buf.e
     g_W_out, g_b_out = grads.W_out, grads.b_out
     n = W_hh.shape[0]
-    p = W_out.shape[0]
     leaky = alpha != 1.0
     beta = 1.0 - alpha
     for j in range(T):
@@ -192,19 +192,7 @@ def _forward_pass(alpha, xs, ys, w, buf, grads, sq):
                     h[b, i] = tanh(h[b, i] + a[b, i] + b_h[i])
         for b in range(B):
             # Readout error e_t and the error at the state, c_t = W_out^T e_t.
-            for q in range(p):
-                yhat = b_out[q]
-                for i in range(n):
-                    yhat += W_out[q, i] * h[b, i]
-                e[q] = yhat - ys[j, b, q]
-                sq += e[q] * e[q]
-                g_b_out[q] += e[q]
-            for i in range(n):
-                c[b, i] = 0.0
-            for q in range(p):
-                for i in range(n):
-                    g_W_out[q, i] += e[q] * h[b, i]
-                    c[b, i] += e[q] * W_out[q, i]
+            sq = readout_step(W_out, b_out, h[b], ys[j, b], e, c[b], g_W_out, g_b_out, sq)
             # z_t = (h_{t-1}, x_t, 1): the non-zero row of each block of M_t.
             for i in range(n):
                 z[b, i] = h_prev[b, i]

@@ -99,6 +99,7 @@ from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab, pass_length
 from .costs import Term, monomial
+from .model import readout_step
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step.
 _R, _Z, _U, _G, _BETA, _AN, _AR, _AZ, _C = range(9)
@@ -145,7 +146,6 @@ def _rtrl_gru(
 ):  # fmt: skip
     T, B, m = xs.shape
     n = W_hh.shape[1]
-    p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
@@ -176,18 +176,7 @@ def _rtrl_gru(
                     gg[i] = tanh(gi[b, 2 * n + i] + b_ih[2 * n + i] + rg[i] * ug[i])
                     h[b, i] = (1.0 - zg[i]) * gg[i] + zg[i] * h_prev[b, i]
                 # Readout error e_t and the error at the state, c_t = W_out^T e_t.
-                for q in range(p):
-                    yhat = b_out[q]
-                    for jj in range(n):
-                        yhat += W_out[q, jj] * h[b, jj]
-                    e[q] = yhat - ys[s, b, q]
-                    loss += e[q] * e[q]
-                    g_b_out[q] += e[q]
-                c[:] = 0.0
-                for q in range(p):
-                    for jj in range(n):
-                        g_W_out[q, jj] += e[q] * h[b, jj]
-                        c[jj] += e[q] * W_out[q, jj]
+                loss = readout_step(W_out, b_out, h[b], ys[s, b], e, c, g_W_out, g_b_out, loss)
                 # The derivatives of h_t,i through each gate (module docstring).
                 for i in range(n):
                     omz = 1.0 - zg[i]

@@ -104,6 +104,7 @@ from ._math import sigmoid, tanh
 from ._parallel import one_blas_thread, parallel_parts
 from ._slabs import blocks_per_slab, pass_length
 from .costs import Term, monomial
+from .model import readout_step
 
 # Rows of the work vectors ``v`` (n each) of one sequence at one step: the gates,
 # tanh(c_t), q, q f, c_t = W_out^T e_t, and the gate derivatives of c and of h in
@@ -152,7 +153,6 @@ def _rtrl_lstm(
 ):  # fmt: skip
     T, B, m = xs.shape
     n = W_hh.shape[1]
-    p = W_out.shape[0]
     n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
@@ -192,18 +192,7 @@ def _rtrl_lstm(
                     tc[i] = tanh(c_new[b, i])
                     h[b, i] = og[i] * tc[i]
                 # Readout error e_t and the error at the state, c_t = W_out^T e_t.
-                for k in range(p):
-                    yhat = b_out[k]
-                    for jj in range(n):
-                        yhat += W_out[k, jj] * h[b, jj]
-                    e[k] = yhat - ys[s, b, k]
-                    loss += e[k] * e[k]
-                    g_b_out[k] += e[k]
-                c[:] = 0.0
-                for k in range(p):
-                    for jj in range(n):
-                        g_W_out[k, jj] += e[k] * h[b, jj]
-                        c[jj] += e[k] * W_out[k, jj]
+                loss = readout_step(W_out, b_out, h[b], ys[s, b], e, c, g_W_out, g_b_out, loss)
                 # The derivatives of c_t,i and h_t,i through each gate (module docstring).
                 for i in range(n):
                     q[i] = og[i] * (1.0 - tc[i] * tc[i])
