@@ -139,6 +139,36 @@ def _slab_step(A, Jg, Gg, scratch, vb, zv, grp, n, K, r):
             Gs[col] += c_i * val
 
 
+@jit(inline=True)
+def _slab_pass(A, J, G, scratch, v, zv, grp, n_steps):
+    """Slab ``grp`` of every sequence through the pass's n_steps steps, while it is in cache."""
+    B, _, n, K, r = J.shape
+    for b in range(B):
+        for j in range(n_steps):
+            _slab_step(A[j, b], J[b, grp], G[grp], scratch, v[j, b], zv[j, b], grp, n, K, r)
+
+
+@jit(inline=True)
+def _state_jacobian(vb, h_prev, W_hh, Ab):
+    """The derivatives of h_t through each gate into ``vb``, and A_t = dh_t / dh_{t-1} into
+    ``Ab``, from the gates in ``vb`` (module docstring)."""
+    n = Ab.shape[0]
+    rg, zg, ug, gg = vb[_R], vb[_Z], vb[_U], vb[_G]
+    beta, an, ar, az = vb[_BETA], vb[_AN], vb[_AR], vb[_AZ]
+    W_hr, W_hz, W_hn = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n :]
+    for i in range(n):
+        omz = 1.0 - zg[i]
+        beta[i] = omz * (1.0 - gg[i] * gg[i])
+        an[i] = beta[i] * rg[i]
+        ar[i] = beta[i] * ug[i] * rg[i] * (1.0 - rg[i])
+        az[i] = (h_prev[i] - gg[i]) * zg[i] * omz
+    # A_t = diag(z) + diag(alpha_r) W_hr + diag(alpha_z) W_hz + diag(alpha_n) W_hn.
+    for i in range(n):
+        for jj in range(n):
+            Ab[i, jj] = ar[i] * W_hr[i, jj] + az[i] * W_hz[i, jj] + an[i] * W_hn[i, jj]
+        Ab[i, i] += zg[i]
+
+
 @jit(parallel=True)
 def _rtrl_gru(
     xs, ys, W_ih, W_hh, b_ih, b_hh, W_out, b_out, J, G, scratch, A, h_prev, h, gi, gh, v, zv, e,
@@ -146,10 +176,9 @@ def _rtrl_gru(
 ):  # fmt: skip
     T, B, m = xs.shape
     n = W_hh.shape[1]
-    n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
+    n_groups = J.shape[1]
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
-    W_hr, W_hz, W_hn = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n :]
     per_pass = A.shape[0]  # steps a pass (kernels/_slabs.py)
     loss = 0.0
     h_prev[:] = 0.0
@@ -166,7 +195,7 @@ def _rtrl_gru(
             for b in range(B):
                 vb = v[j, b]
                 rg, zg, ug, gg = vb[_R], vb[_Z], vb[_U], vb[_G]
-                beta, an, ar, az, c = vb[_BETA], vb[_AN], vb[_AR], vb[_AZ], vb[_C]
+                c = vb[_C]
                 for i in range(n):
                     a_r = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
                     a_z = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
@@ -177,19 +206,7 @@ def _rtrl_gru(
                     h[b, i] = (1.0 - zg[i]) * gg[i] + zg[i] * h_prev[b, i]
                 # Readout error e_t and the error at the state, c_t = W_out^T e_t.
                 loss = readout_step(W_out, b_out, h[b], ys[s, b], e, c, g_W_out, g_b_out, loss)
-                # The derivatives of h_t,i through each gate (module docstring).
-                for i in range(n):
-                    omz = 1.0 - zg[i]
-                    beta[i] = omz * (1.0 - gg[i] * gg[i])
-                    an[i] = beta[i] * rg[i]
-                    ar[i] = beta[i] * ug[i] * rg[i] * (1.0 - rg[i])
-                    az[i] = (h_prev[b, i] - gg[i]) * zg[i] * omz
-                # A_t = diag(z) + diag(alpha_r) W_hr + diag(alpha_z) W_hz + diag(alpha_n) W_hn.
-                Ab = A[j, b]
-                for i in range(n):
-                    for jj in range(n):
-                        Ab[i, jj] = ar[i] * W_hr[i, jj] + az[i] * W_hz[i, jj] + an[i] * W_hn[i, jj]
-                    Ab[i, i] += zg[i]
+                _state_jacobian(vb, h_prev[b], W_hh, A[j, b])
                 # z_t = (h_{t-1}, x_t, 1, 1).
                 zv[j, b, :n] = h_prev[b]
                 zv[j, b, n : n + m] = xs[s, b]
@@ -205,20 +222,11 @@ def _rtrl_gru(
         # at every thread count.
         if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per pass
             for grp in range(n_groups):
-                for b in range(B):
-                    for j in range(n_steps):
-                        _slab_step(
-                            A[j, b], J[b, grp], G[grp], scratch[0], v[j, b], zv[j, b], grp, n, K, r
-                        )
+                _slab_pass(A, J, G, scratch[0], v, zv, grp, n_steps)
         else:
             for t in prange(n_parts):
                 for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
-                    for b in range(B):
-                        for j in range(n_steps):
-                            _slab_step(
-                                A[j, b], J[b, grp], G[grp], scratch[t], v[j, b], zv[j, b], grp,
-                                n, K, r,
-                            )  # fmt: skip
+                    _slab_pass(A, J, G, scratch[t], v, zv, grp, n_steps)
     return 0.5 * loss
 
 

@@ -146,6 +146,44 @@ def _slab_step(A, Jg, Gg, scratch, vb, zv, grp, n, K, r):
             Gs[col] += c_i * vh
 
 
+@jit(inline=True)
+def _slab_pass(A, J, G, scratch, v, zv, grp, n_steps):
+    """Slab ``grp`` of every sequence through the pass's n_steps steps, while it is in cache."""
+    B, _, n2, K, r = J.shape
+    n = n2 // 2
+    for b in range(B):
+        for j in range(n_steps):
+            _slab_step(A[j, b], J[b, grp], G[grp], scratch, v[j, b], zv[j, b], grp, n, K, r)
+
+
+@jit(inline=True)
+def _state_jacobian(vb, c_prev, W_hh, Ab):
+    """The derivatives of c_t and h_t through each gate into ``vb``, and A_t's dense left
+    half into ``Ab``, from the gates and tanh(c_t) in ``vb`` (module docstring)."""
+    n = Ab.shape[1]
+    ig, fg, gg, og, tc, q, qf = vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_Q], vb[_QF]
+    dci, dcf, dcg, dco = vb[_DC], vb[_DC + 1], vb[_DC + 2], vb[_DC + 3]
+    dco[:] = 0.0  # the output gate does not touch c_t
+    dhi, dhf, dhg, dho = vb[_DH], vb[_DH + 1], vb[_DH + 2], vb[_DH + 3]
+    W_hi, W_hf, W_hg, W_ho = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n : 3 * n], W_hh[3 * n :]
+    for i in range(n):
+        q[i] = og[i] * (1.0 - tc[i] * tc[i])
+        dci[i] = gg[i] * ig[i] * (1.0 - ig[i])
+        dcf[i] = c_prev[i] * fg[i] * (1.0 - fg[i])
+        dcg[i] = ig[i] * (1.0 - gg[i] * gg[i])
+        dho[i] = tc[i] * og[i] * (1.0 - og[i])
+        dhi[i] = q[i] * dci[i]
+        dhf[i] = q[i] * dcf[i]
+        dhg[i] = q[i] * dcg[i]
+        qf[i] = q[i] * fg[i]
+    # The dense left half of A_t: rows 0..n-1 dh_t/dh_{t-1}, n..2n-1 dc_t/dh_{t-1}.
+    for i in range(n):
+        for jj in range(n):
+            dcdh = dci[i] * W_hi[i, jj] + dcf[i] * W_hf[i, jj] + dcg[i] * W_hg[i, jj]
+            Ab[n + i, jj] = dcdh
+            Ab[i, jj] = dho[i] * W_ho[i, jj] + q[i] * dcdh
+
+
 @jit(parallel=True)
 def _rtrl_lstm(
     xs, ys, W_ih, W_hh, b_ih, b_hh, W_out, b_out, J, G, scratch, A, h_prev, h, c_prev, c_new,
@@ -153,10 +191,9 @@ def _rtrl_lstm(
 ):  # fmt: skip
     T, B, m = xs.shape
     n = W_hh.shape[1]
-    n_groups, K, r = J.shape[1], J.shape[3], J.shape[4]
+    n_groups = J.shape[1]
     n_parts = scratch.shape[0]
     g_W_out, g_b_out = grads
-    W_hi, W_hf, W_hg, W_ho = W_hh[:n], W_hh[n : 2 * n], W_hh[2 * n : 3 * n], W_hh[3 * n :]
     per_pass = A.shape[0]  # steps a pass (kernels/_slabs.py)
     loss = 0.0
     h_prev[:] = 0.0
@@ -173,12 +210,7 @@ def _rtrl_lstm(
             np.dot(h_prev, W_hh.T, gh)
             for b in range(B):
                 vb = v[j, b]
-                ig, fg, gg, og, tc, q, qf, c = (
-                    vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_Q], vb[_QF], vb[_C]
-                )  # fmt: skip
-                dci, dcf, dcg, dco = vb[_DC], vb[_DC + 1], vb[_DC + 2], vb[_DC + 3]
-                dhi, dhf, dhg, dho = vb[_DH], vb[_DH + 1], vb[_DH + 2], vb[_DH + 3]
-                dco[:] = 0.0  # the output gate does not touch c_t
+                ig, fg, gg, og, tc, c = vb[_I], vb[_F], vb[_G], vb[_O], vb[_TC], vb[_C]
                 for i in range(n):
                     a_i = gi[b, i] + b_ih[i] + gh[b, i] + b_hh[i]
                     a_f = gi[b, n + i] + b_ih[n + i] + gh[b, n + i] + b_hh[n + i]
@@ -193,24 +225,7 @@ def _rtrl_lstm(
                     h[b, i] = og[i] * tc[i]
                 # Readout error e_t and the error at the state, c_t = W_out^T e_t.
                 loss = readout_step(W_out, b_out, h[b], ys[s, b], e, c, g_W_out, g_b_out, loss)
-                # The derivatives of c_t,i and h_t,i through each gate (module docstring).
-                for i in range(n):
-                    q[i] = og[i] * (1.0 - tc[i] * tc[i])
-                    dci[i] = gg[i] * ig[i] * (1.0 - ig[i])
-                    dcf[i] = c_prev[b, i] * fg[i] * (1.0 - fg[i])
-                    dcg[i] = ig[i] * (1.0 - gg[i] * gg[i])
-                    dho[i] = tc[i] * og[i] * (1.0 - og[i])
-                    dhi[i] = q[i] * dci[i]
-                    dhf[i] = q[i] * dcf[i]
-                    dhg[i] = q[i] * dcg[i]
-                    qf[i] = q[i] * fg[i]
-                # The dense left half of A_t: rows 0..n-1 dh_t/dh_{t-1}, n..2n-1 dc_t/dh_{t-1}.
-                Ab = A[j, b]
-                for i in range(n):
-                    for jj in range(n):
-                        dcdh = dci[i] * W_hi[i, jj] + dcf[i] * W_hf[i, jj] + dcg[i] * W_hg[i, jj]
-                        Ab[n + i, jj] = dcdh
-                        Ab[i, jj] = dho[i] * W_ho[i, jj] + q[i] * dcdh
+                _state_jacobian(vb, c_prev[b], W_hh, A[j, b])
                 # z_t = (h_{t-1}, x_t, 1, 1).
                 zv[j, b, :n] = h_prev[b]
                 zv[j, b, n : n + m] = xs[s, b]
@@ -227,20 +242,11 @@ def _rtrl_lstm(
         # at every thread count.
         if n_parts == 1:  # one thread: a plain loop, without a thread-pool launch per pass
             for grp in range(n_groups):
-                for b in range(B):
-                    for j in range(n_steps):
-                        _slab_step(
-                            A[j, b], J[b, grp], G[grp], scratch[0], v[j, b], zv[j, b], grp, n, K, r
-                        )
+                _slab_pass(A, J, G, scratch[0], v, zv, grp, n_steps)
         else:
             for t in prange(n_parts):
                 for grp in range(t * n_groups // n_parts, (t + 1) * n_groups // n_parts):
-                    for b in range(B):
-                        for j in range(n_steps):
-                            _slab_step(
-                                A[j, b], J[b, grp], G[grp], scratch[t], v[j, b], zv[j, b], grp,
-                                n, K, r,
-                            )  # fmt: skip
+                    _slab_pass(A, J, G, scratch[t], v, zv, grp, n_steps)
     return 0.5 * loss
 
 
