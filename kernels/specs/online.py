@@ -196,10 +196,13 @@ def _snap2_spec():
         make_problem=_sparse_rnn_problem,
         sizes=SPARSE_RNN_SIZES,
         quick=(
+            # Both quick sweeps sit where the GEMM's rate still rises with s = density n, so
+            # they fit below the exponents: along n, 88 to 98 GFLOP/s over 256..448 (fits of
+            # 3.8 to 3.9 in two quick runs); along density at n = 320, 79 to 91 GFLOP/s from
+            # 40% to 90% at T = 2 (84 to 92 at T = 4; fits of 1.8 to 1.9). The full preset's
+            # sweeps (n 256..704, where the rate rises and then falls; density at n = 512)
+            # are the ones that measure the exponents.
             _geo("n", 256, 448, 5, multiple=16, T=2, B=1, density=50),
-            # At n = 320 the GEMM's rate still rises with s = density n (79 to 91 GFLOP/s
-            # from 40% to 90% at T = 2, 84 to 92 at T = 4): this sweep fits 1.8 to 1.9, below
-            # the exponent. The full preset's, at n = 512, is the one that measures it.
             _geo("density", 25, 90, 5, T=2, B=1, n=320),
         ),
         full=(
