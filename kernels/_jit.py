@@ -1,7 +1,9 @@
 """Numba options for every kernel, in one place.
 
 - ``fastmath=False``: the kernels are exact references; the identity tests hold
-  them to 1e-10, which reassociation would break.
+  them to 1e-10, which fast-math's other licences (no NaN, no infinity, reciprocal
+  approximations) would break. The one exception reorders sums only: the
+  hand-written matrix-vector products of ``_matvec.py``, as BLAS reorders them.
 - ``error_model="numpy"``: no Python-style ZeroDivisionError checks in hot loops.
 - ``nogil=True``: a caller may run kernels from threads.
 - Caching: compiled machine code is written to disk, so the second process (a
@@ -88,7 +90,7 @@ class _OutOfTreeCache(caching.FunctionCache):
     _impl_class = _OutOfTreeImpl
 
 
-def jit(func=None, *, inline=False, parallel=False):
+def jit(func=None, *, inline=False, parallel=False, reassociate=False):
     """Compile ``func`` in nopython mode with the project's options, cached on disk.
 
     ``@jit(inline=True)`` marks a small function that other kernels call once per
@@ -98,10 +100,16 @@ def jit(func=None, *, inline=False, parallel=False):
     ``@jit(parallel=True)`` compiles its ``prange`` loops to run on Numba's
     threads (kernels/_parallel.py says how the kernels share them with BLAS), and
     nothing else (:data:`PRANGE_ONLY`).
+
+    ``@jit(reassociate=True)`` lets LLVM reorder sums and fuse multiply-adds in
+    ``func`` alone, for a product written by hand in place of BLAS (kernels/_matvec.py),
+    which reorders its sums the same way; every other kernel keeps ``fastmath=False``.
     """
     if func is None:
-        return lambda f: jit(f, inline=inline, parallel=parallel)
+        return lambda f: jit(f, inline=inline, parallel=parallel, reassociate=reassociate)
     options = {**JIT_OPTIONS, "inline": "always"} if inline else dict(JIT_OPTIONS)
+    if reassociate:
+        options["fastmath"] = {"reassoc", "contract"}
     if parallel:
         options["parallel"] = ParallelOptions(dict(PRANGE_ONLY))
     kernel = njit(**options)(func)

@@ -56,6 +56,7 @@ import numpy as np
 
 from ._jit import jit
 from ._math import tanh
+from ._matvec import matvec
 from .costs import Term
 from .model import RNNParams, readout_step
 
@@ -281,9 +282,9 @@ def gradients(G, g_W_out, g_b_out, m: int) -> RNNParams:
 
 @jit
 def rows_times_transpose(X, W, out):
-    """out = X W^T for X (B, k), W (n, k): a GEMV when B = 1, else a GEMM."""
+    """out = X W^T for X (B, k), W (n, k): a hand-written product when B = 1, else a GEMM."""
     if X.shape[0] == 1:
-        np.dot(W, X[0], out[0])
+        matvec(W, X[0], out[0])
     else:
         np.dot(X, W.T, out)
 
@@ -296,9 +297,18 @@ def cell_step(x, y, W_ih, W_hh, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_
     d_t into ``d``, e_t into ``e`` (B, p) and c_t into ``c``; adds e_t h_t^T
     and e_t to the readout gradients. Returns sum_b |e_t|^2.
     """
-    B, n = h.shape
-    rows_times_transpose(x, W_ih, h)  # h and d hold W_ih x_t and W_hh h_{t-1} for a moment
     rows_times_transpose(h_prev, W_hh, d)
+    return cell_step_from(
+        x, y, W_ih, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_W_out, g_b_out
+    )
+
+
+@jit(inline=True)
+def cell_step_from(x, y, W_ih, b_h, W_out, b_out, alpha, h_prev, h, d, c, e, g_W_out, g_b_out):
+    """:func:`cell_step` once ``d`` holds W_hh h_{t-1} (a rule that computed it with another
+    product of W_hh, as UORO does, passes it in)."""
+    B, n = h.shape
+    rows_times_transpose(x, W_ih, h)  # h holds W_ih x_t for a moment
     leak = 1.0 - alpha
     for b in range(B):
         for i in range(n):
