@@ -26,13 +26,16 @@ fresh state; ``stream.py`` calls ``advance`` once per chunk, which is why a
 streamed sequence reproduces the one-shot gradient.
 
 Random protocol of the stochastic rules (tests/naive_online.py): one
-``numpy.random.Generator(numpy.random.PCG64(seed))`` per call or stream; for
-t = 1..T, for b = 0..B-1, before that element's update, k doubles
-``rng.random()`` (k = n for UORO and R-KF, 2 for KF-RTRL, c1 first), each
-turned into a sign by ``u < 0.5 -> -1``. The kernels draw them one double at
-a time, inside the time loop, from that generator's state carried as four
-uint64 words (:func:`pcg_words`, :func:`pcg_random`: the same doubles, bit
-for bit), so nothing is allocated per step and no Generator is unboxed per call.
+``numpy.random.PCG64(seed)`` per call or stream; for t = 1..T, for b =
+0..B-1, before that element's update, k random signs (k = n for UORO and
+R-KF, 2 for KF-RTRL, c1 first) from ceil(k / 64) raw 64-bit outputs
+(``random_raw``): sign i is bit i mod 64 of output i // 64, least significant
+first, 1 -> +1 and 0 -> -1. A sign is one bit, and drawing a whole double for
+each (as this protocol did at first) cost UORO ~2 ns a sign, 7% of its step at
+n = 64. The kernels draw the outputs inside the time loop, from the generator's
+state carried as four uint64 words (:func:`pcg_words`, :func:`pcg_next`: the
+same outputs, bit for bit), so nothing is allocated per step and no Generator
+is unboxed per call.
 
 Blocking: a rule whose gradient term is a rank-one update per step of a state
 that is itself updated by rank-one terms (UORO's theta~, SnAp-1's and RFLO's
@@ -96,12 +99,12 @@ def check_seed(seed) -> int:
 # Numba unboxes a numpy Generator argument through ctypes at every call, about 10 us:
 # a fifth of a 32-step UORO chunk at n = 64. The stochastic rules therefore carry the
 # generator's 128-bit state as four uint64 words and draws from it here, bit for bit
-# what numpy's PCG64 (XSL-RR 128/64) and Generator.random() give (tests/test_stream.py).
+# what numpy's PCG64 (XSL-RR 128/64) gives: its random_raw() outputs (tests/test_stream.py).
 
 _PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
 _M64 = (1 << 64) - 1
 _MULT_HI, _MULT_LO = np.uint64(_PCG_MULT >> 64), np.uint64(_PCG_MULT & _M64)
-_U32, _U11, _U58, _U63, _U64_1 = (np.uint64(v) for v in (32, 11, 58, 63, 1))
+_U32, _U58, _U63, _U64_1 = (np.uint64(v) for v in (32, 58, 63, 1))
 _LOW32 = np.uint64(0xFFFFFFFF)
 
 
@@ -124,8 +127,8 @@ def _mulhi(x, y):
 
 
 @jit
-def pcg_random(w):
-    """The next ``Generator.random()`` of the PCG64 whose words are ``w`` (advanced in place)."""
+def pcg_next(w):
+    """The next raw 64-bit output of the PCG64 whose words are ``w`` (advanced in place)."""
     s_hi, s_lo, i_hi, i_lo = w[0], w[1], w[2], w[3]
     # state <- state * MULT + inc  (mod 2^128)
     hi = _mulhi(s_lo, _MULT_LO) + s_hi * _MULT_LO + s_lo * _MULT_HI
@@ -135,8 +138,22 @@ def pcg_random(w):
     w[0], w[1] = hi, new_lo
     x = hi ^ new_lo  # XSL-RR output: rotate right by the top six bits of the state
     rot = hi >> _U58
-    out = (x >> rot) | (x << ((np.uint64(64) - rot) & _U63))
-    return np.float64(out >> _U11) * (1.0 / 9007199254740992.0)
+    return (x >> rot) | (x << ((np.uint64(64) - rot) & _U63))
+
+
+@jit(inline=True)
+def bit_sign(word, i):
+    """The protocol's sign from bit ``i`` (0..63) of a raw output: +1 if it is set, else -1."""
+    return 1.0 if (word >> np.uint64(i)) & _U64_1 else -1.0
+
+
+@jit
+def draw_signs(rng, out):
+    """Fill ``out`` with len(out) signs of the protocol, from the generator words ``rng``."""
+    for i0 in range(0, out.shape[0], 64):
+        word = pcg_next(rng)
+        for i in range(i0, min(i0 + 64, out.shape[0])):
+            out[i] = bit_sign(word, i - i0)
 
 
 def kept_scratch(state, steps: int, make):
@@ -335,12 +352,6 @@ def fill_z(h_prev, x, z):
 def ratio(num, den):
     """sqrt(num / (den + EPS)) + EPS, of two norms."""
     return math.sqrt(num / (den + EPS)) + EPS
-
-
-@jit
-def sign(u):
-    """The protocol's sign of a uniform double: -1 below one half, +1 above."""
-    return -1.0 if u < 0.5 else 1.0
 
 
 # --- costs ---------------------------------------------------------------------------

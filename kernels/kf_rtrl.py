@@ -37,7 +37,7 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import cell_step, fill_z, pcg_random, ratio, sign
+from ._online import bit_sign, cell_step, fill_z, pcg_next, ratio
 from ._validate import check_rnn_problem
 from .costs import Term
 
@@ -57,8 +57,8 @@ def _kf_rtrl(xs, ys, weights, alpha, rng, h, u, K, scratch, G, grads):
             xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
         )
         for b in range(B):
-            c1 = sign(pcg_random(rng))
-            c2 = sign(pcg_random(rng))
+            word = pcg_next(rng)  # c1 and c2: its lowest two bits
+            c1, c2 = bit_sign(word, 0), bit_sign(word, 1)
             fill_z(h[b], xs[t, b], z)
             Kb = K[b]
             ub = u[b]
@@ -118,7 +118,7 @@ class KFRTRLState:
         self.h = np.zeros((B, n), dtype)
         self.u = np.zeros((B, n + m + 1), dtype)
         self.K = np.zeros((B, n, n), dtype)
-        self.rng = _online.pcg_words(seed)  # PCG64's words (_online.pcg_random)
+        self.rng = _online.pcg_words(seed)  # PCG64's words (_online.pcg_next)
 
 
 def start(arrays, B, seed=0) -> KFRTRLState:

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
-from ._online import cell_step, fill_z, pcg_random, ratio, sign
+from ._online import cell_step, draw_signs, fill_z, ratio
 from ._validate import check_rnn_problem
 from .costs import Term
 
@@ -56,8 +56,7 @@ def _r_kf(xs, ys, weights, alpha, rng, h, a, K, scratch, G, grads):
             xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out
         )
         for b in range(B):
-            for i in range(n):
-                nu[i] = sign(pcg_random(rng))
+            draw_signs(rng, nu)
             fill_z(h[b], xs[t, b], z)
             Kb = K[b]
             ab = a[b]
@@ -110,7 +109,7 @@ class RKFState:
         self.h = np.zeros((B, n), dtype)
         self.a = np.zeros((B, n), dtype)
         self.K = np.zeros((B, n, n + m + 1), dtype)
-        self.rng = _online.pcg_words(seed)  # PCG64's words (_online.pcg_random)
+        self.rng = _online.pcg_words(seed)  # PCG64's words (_online.pcg_next)
 
 
 def start(arrays, B, seed=0) -> RKFState:

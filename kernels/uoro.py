@@ -72,12 +72,11 @@ from ._jit import jit
 from ._online import (
     carve,
     cell_step,
+    draw_signs,
     fill_z,
     grad_views,
-    pcg_random,
     ratio,
     rows_times_transpose,
-    sign,
 )
 from ._validate import check_rnn_problem
 from .costs import Term
@@ -126,8 +125,9 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
                 v = V[b, j]
                 rn = R[j, b]
                 inv_rho1 = 1.0 / rho1
+                draw_signs(rng, rn)  # rn holds nu for a moment
                 for i in range(n):
-                    nu = sign(pcg_random(rng))
+                    nu = rn[i]
                     v[i] = nu * d_b[i] * inv_rho1
                     rn[i] = rho1 * nu
             h[:] = h_new

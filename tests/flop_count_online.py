@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import naive
+import naive_online
 import numpy as np
 from flop_count import Counter
 
@@ -88,10 +89,6 @@ def _z(h_prev, x):
     return np.concatenate([h_prev, x, [1.0]])
 
 
-def _sign(rng):
-    return -1.0 if rng.random() < 0.5 else 1.0
-
-
 def uoro(params, xs, ys, alpha, seed, block):
     """uoro._uoro: (loss, grads, FLOPs).
 
@@ -106,7 +103,7 @@ def uoro(params, xs, ys, alpha, seed, block):
     W_hh = cell.W_hh
     n = W_hh.shape[0]
     r = n + m + 1
-    rng = np.random.Generator(np.random.PCG64(seed))
+    rng = np.random.PCG64(seed)
     fc.scalar(2)  # |nu| = sqrt(n), 1 - alpha
     h, s, th = np.zeros((B, n)), np.zeros((B, n)), np.zeros((B, n, r))
     th_norm = np.zeros(B)
@@ -125,7 +122,7 @@ def uoro(params, xs, ys, alpha, seed, block):
                 rho1 = fc.ratio(fc.sqrt(d_sq) * fc.sqrt(z_sq), math.sqrt(n))
                 fc.scalar()
                 inv_rho1 = 1.0 / rho1
-                nu = np.array([_sign(rng) for _ in range(n)])
+                nu = naive_online.signs(rng, n)
                 V[b, j] = fc.mul(fc.mul(nu, d[b]), inv_rho1)
                 R[b, j] = fc.mul(rho1, nu)
                 Z[b, j], D[b, j], C[b, j] = z, d[b], c[b]
@@ -183,14 +180,14 @@ def kf_rtrl(params, xs, ys, alpha, seed):
     W_hh = cell.W_hh
     n = W_hh.shape[0]
     r = n + m + 1
-    rng = np.random.Generator(np.random.PCG64(seed))
+    rng = np.random.PCG64(seed)
     fc.scalar()  # 1 - alpha
     h, u, K = np.zeros((B, n)), np.zeros((B, r)), np.zeros((B, n, n))
     G = np.zeros((n, r))
     for t in range(T):
         h_new, d, c = cell.step(xs[t], ys[t], h)
         for b in range(B):
-            c1, c2 = _sign(rng), _sign(rng)
+            c1, c2 = naive_online.signs(rng, 2)
             z = _z(h[b], xs[t, b])
             AK = fc.add(fc.mul(1.0 - alpha, K[b]), fc.mul(d[b][:, None], fc.dot(W_hh, K[b])))
             d_sq = fc.sum_sq(d[b])
@@ -219,14 +216,14 @@ def r_kf(params, xs, ys, alpha, seed):
     W_hh = cell.W_hh
     n = W_hh.shape[0]
     r = n + m + 1
-    rng = np.random.Generator(np.random.PCG64(seed))
+    rng = np.random.PCG64(seed)
     fc.scalar(2)  # |nu| = sqrt(n), 1 - alpha
     h, a, K = np.zeros((B, n)), np.zeros((B, n)), np.zeros((B, n, r))
     G = np.zeros((n, r))
     for t in range(T):
         h_new, d, c = cell.step(xs[t], ys[t], h)
         for b in range(B):
-            nu = np.array([_sign(rng) for _ in range(n)])
+            nu = naive_online.signs(rng, n)
             z = _z(h[b], xs[t, b])
             AK = fc.add(fc.mul(1.0 - alpha, K[b]), fc.mul(d[b][:, None], fc.dot(W_hh, K[b])))
             d_sq, a_sq = fc.sum_sq(d[b]), fc.sum_sq(a[b])

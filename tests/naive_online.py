@@ -93,25 +93,24 @@ depend on the step's signs, or is even in them, keeps the rules unbiased.
 
 Random protocol
 ---------------
-One generator per call, ``numpy.random.Generator(numpy.random.PCG64(seed))``
-(the generator ``numpy.random.default_rng(seed)`` builds). Draws are made only
-with ``rng.random(k)`` (uniform float64 in [0, 1), one 64-bit output each) and
-turned into signs by ``np.where(u < 0.5, -1.0, 1.0)``. For t = 1..T (outer
-loop) and, within each step, for b = 0..B-1 (inner loop), before that batch
-element's state update:
+One generator per call, ``numpy.random.PCG64(seed)``. Draws are made only
+with ``random_raw(w)`` (w raw 64-bit outputs) and turned into k signs: sign i
+is bit i mod 64 of output i // 64, least significant first, +1 where the bit
+is set and -1 where it is clear, w = ceil(k / 64) (``signs(bits, k)``). For
+t = 1..T (outer loop) and, within each step, for b = 0..B-1 (inner loop),
+before that batch element's state update:
 
-- ``uoro``:    nu = signs(rng.random(n))
-- ``kf_rtrl``: c1, c2 = signs(rng.random(2))       (c1 first)
-- ``r_kf``:    nu = signs(rng.random(n))
+- ``uoro``:    nu = signs(bits, n)
+- ``kf_rtrl``: c1, c2 = signs(bits, 2)       (c1 from bit 0)
+- ``r_kf``:    nu = signs(bits, n)
 
-Nothing else is drawn. A call therefore consumes T * B * k doubles (k = n, 2,
-n), the draws of steps 1..t do not depend on T (so a stream that carries the
-generator across chunks reproduces the one-shot call), and the T * B calls of
-rng.random(k) yield the same numbers as one rng.random((T, B, k)). Numba's
-Generator support draws the same doubles from the same PCG64 state (checked
-with Numba 0.68 and NumPy 2.4). Flipping every sign maps the states of UORO
-and R-KF to their negatives and leaves their estimates unchanged bit for bit,
-so only KF-RTRL can tell a kernel's sign convention from this one.
+Nothing else is drawn. A call therefore consumes T * B * ceil(k / 64)
+outputs (k = n, 2, n), the draws of steps 1..t do not depend on T (so a
+stream that carries the generator across chunks reproduces the one-shot
+call), and the T * B draws yield the same outputs as one
+random_raw(T * B * w). Flipping every sign maps the states of UORO and R-KF
+to their negatives and leaves their estimates unchanged bit for bit, so only
+KF-RTRL can tell a kernel's sign convention from this one.
 """
 
 from __future__ import annotations
@@ -330,12 +329,14 @@ def _norm(a) -> float:
     return float(np.sqrt(np.sum(np.square(a))))
 
 
-def _signs(u):
-    return np.where(u < 0.5, -1.0, 1.0)
+def signs(bits, k):
+    """k signs of the protocol from the bit generator ``bits`` (ceil(k / 64) raw outputs)."""
+    raw = bits.random_raw(-(-k // 64))
+    return np.where(np.unpackbits(raw.view(np.uint8), bitorder="little")[:k] == 1, 1.0, -1.0)
 
 
 def _generator(seed):
-    return np.random.Generator(np.random.PCG64(seed))
+    return np.random.PCG64(seed)
 
 
 def uoro(p, xs, ys, alpha=1.0, seed=0):
@@ -347,7 +348,7 @@ def uoro(p, xs, ys, alpha=1.0, seed=0):
     th = np.zeros((B, n, r))
     G = np.zeros((n, r))
     for s in _steps(p, xs, ys, alpha):
-        nu = _signs(rng.random(n))
+        nu = signs(rng, n)
         As = s.A @ s_[s.b]
         nuM = np.outer(nu * s.d, s.z)  # nu^T M_t, as an (n, r) matrix
         rho0 = _ratio(_norm(th[s.b]), _norm(As))
@@ -367,7 +368,7 @@ def kf_rtrl(p, xs, ys, alpha=1.0, seed=0):
     K = np.zeros((B, n, n))
     G = np.zeros((n, r))
     for s in _steps(p, xs, ys, alpha):
-        c1, c2 = _signs(rng.random(2))
+        c1, c2 = signs(rng, 2)
         AK = s.A @ K[s.b]
         p1 = _ratio(_norm(AK), _norm(u[s.b]))
         p2 = _ratio(_norm(s.d), _norm(s.z))  # |diag(d)|_F = |d|
@@ -386,7 +387,7 @@ def r_kf(p, xs, ys, alpha=1.0, seed=0):
     K = np.zeros((B, n, r))
     G = np.zeros((n, r))
     for s in _steps(p, xs, ys, alpha):
-        nu = _signs(rng.random(n))
+        nu = signs(rng, n)
         AK = s.A @ K[s.b]
         nuM = np.outer(nu * s.d, s.z)
         p0 = _ratio(_norm(AK), _norm(a[s.b]))

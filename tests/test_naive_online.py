@@ -323,9 +323,10 @@ def test_same_seed_same_result_and_different_seeds_differ(problem, name):
     assert max_grad_difference(g1, g3) > DIFFERENT_AT_LEAST
 
 
-# The random protocol, replayed from one array of uniforms: per step t (outer),
-# per batch element b (inner), k doubles, signs = -1 where u < 0.5. One
-# rng.random((T, B, k)) call yields the same doubles in that order. The replay
+# The random protocol, replayed from one array of raw outputs: per step t (outer),
+# per batch element b (inner), ceil(k / 64) outputs whose bits, least significant
+# first, are the k signs (set: +1). One random_raw call yields the same outputs in
+# that order. The replay
 # below is a second implementation of each rule, vectorised over the batch,
 # driven by the signs instead of a generator.
 DRAWS_PER_STEP = {"uoro": lambda n: n, "kf_rtrl": lambda n: 2, "r_kf": lambda n: n}
@@ -382,14 +383,16 @@ def replay(name, p, xs, ys, alpha, signs):
 
 
 @pytest.mark.parametrize("name", list(no.STOCHASTIC))
-def test_random_protocol_replays_from_one_array_of_uniforms(problem, name):
+def test_random_protocol_replays_from_one_array_of_raw_outputs(problem, name):
     p, xs, ys = problem
     xs, ys = xs[:3], ys[:3]  # T = 3, B = 2: the order of t, b and of c1, c2 all matter
     T, B, _ = xs.shape
     n = p.W_hh.shape[0]
     seed = 11
-    u = np.random.default_rng(seed).random((T, B, DRAWS_PER_STEP[name](n)))
-    G = replay(name, p, xs, ys, 0.5, np.where(u < 0.5, -1.0, 1.0))
+    k = DRAWS_PER_STEP[name](n)
+    raw = np.random.PCG64(seed).random_raw((T, B, -(-k // 64)))
+    bits = np.unpackbits(raw.view(np.uint8), axis=-1, bitorder="little")[..., :k]
+    G = replay(name, p, xs, ys, 0.5, np.where(bits == 1, 1.0, -1.0))
     _, g = no.STOCHASTIC[name](p, xs, ys, 0.5, seed=seed)
     expected = naive.RNNParams(G[:, n:-1], G[:, :n], G[:, -1], g.W_out, g.b_out)
     assert_grads_close(g, expected, EXACT_RTOL, f"{name} vs its replay from the documented draws")
@@ -397,7 +400,7 @@ def test_random_protocol_replays_from_one_array_of_uniforms(problem, name):
 
 @pytest.mark.parametrize("name", list(no.STOCHASTIC))
 def test_draws_of_the_first_steps_do_not_depend_on_T(problem, name):
-    """What a stream needs: steps 1..t consume the same doubles whatever follows them.
+    """What a stream needs: steps 1..t consume the same outputs whatever follows them.
 
     The last step's target is set to the output, so it adds nothing to the
     recurrent gradient; the rest must then be bit for bit the shorter run's.

@@ -147,6 +147,15 @@ def test_rule_equals_its_naive_reference_over_blocks_of_the_default_length(rng, 
     assert_matches_reference(name, p, xs, ys, 0.5, seed=11)
 
 
+@pytest.mark.parametrize("name", list(STOCHASTIC))
+def test_stochastic_rule_draws_several_raw_outputs_a_step(rng, name):
+    """n = 130: each element's n signs take three raw outputs, the last one in part (the
+    products' rows, 4 at a time, end with two left over)."""
+    p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 130, 2, scale=0.1))
+    xs, ys = helpers.sequence(rng, 3, 2, 2, 2)
+    assert_matches_reference(name, p, xs, ys, 0.5, seed=9)
+
+
 @pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("density", [0.2, 0.5], ids=lambda d: f"density={d}")
 def test_snap2_equals_its_naive_reference_on_a_sparse_W_hh(

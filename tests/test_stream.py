@@ -449,8 +449,21 @@ def test_each_chunk_returns_gradients_the_caller_owns(problem, name):
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345, 2**40 + 7])
 def test_the_kernels_pcg64_draws_what_numpys_generator_draws(seed):
-    """UORO draws in its kernel from four uint64 words (no Generator to unbox per call):
-    the same doubles as numpy.random.Generator(PCG64(seed)).random(), bit for bit."""
+    """The stochastic rules draw in their kernels from four uint64 words (no Generator to
+    unbox per call): the same outputs as numpy's PCG64(seed).random_raw(), bit for bit."""
     words = ONLINE.pcg_words(seed)
-    ours = np.array([ONLINE.pcg_random(words) for _ in range(3000)])
-    np.testing.assert_array_equal(ours, np.random.Generator(np.random.PCG64(seed)).random(3000))
+    ours = np.array([ONLINE.pcg_next(words) for _ in range(3000)], np.uint64)
+    np.testing.assert_array_equal(ours, np.random.PCG64(seed).random_raw(3000))
+
+
+@pytest.mark.parametrize("k", [1, 2, 63, 64, 65, 200])
+def test_the_kernels_signs_are_the_protocols_bits(k):
+    """draw_signs: k signs from ceil(k / 64) raw outputs, bit i mod 64 of output i // 64,
+    least significant first, set -> +1; a second call starts on a fresh output."""
+    words = ONLINE.pcg_words(3)
+    ours = np.empty((2, k))
+    for row in ours:
+        ONLINE.draw_signs(words, row)
+    raw = np.random.PCG64(3).random_raw(2 * -(-k // 64)).reshape(2, -1)
+    bits = np.unpackbits(raw.view(np.uint8), axis=1, bitorder="little")[:, :k]
+    np.testing.assert_array_equal(ours, np.where(bits == 1, 1.0, -1.0))
