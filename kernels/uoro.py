@@ -36,13 +36,14 @@ block runs in two passes. Pass 1 runs the cell over the block and records
 them (the draws in the protocol's order). Then the q_t of the whole block are
 one GEMM, Z theta~_0^T (k x r by r x n), and H the entry-by-entry product of
 the Gram matrices V V^T and Z Z^T. Pass 2 runs s~ step by step (A_t s~ of
-the whole batch is one GEMV, GEMM for B > 1), and |theta~_t| from the
+the whole batch is one product with W_hh, a GEMM for B > 1), and |theta~_t| from the
 recursion above: O(k) scalar work a step. In exact arithmetic the sum is
 >= 0 (|2 lambda v^T theta~ z| <= lambda^2 |theta~|^2 + |v|^2 |z|^2); its
 rounding is relative to those two terms, so it holds |theta~_t| to rounding
 unless theta~_t nearly cancels (a result rounded below zero is taken as zero),
 and it restarts from the exact norm at every block. The fold at the block's end adds the
-block's gradient and materialises theta~ with two GEMMs on the block's v's:
+block's gradient and materialises theta~ with one GEMM on the block's v's,
+V^T (Q Z | a Z):
 
     sum_t (c_t . s~_t) theta~_t = gamma theta~_0 + sum_tau Q_tau v_tau z_tau^T,
     Q_tau = (c_tau . s~_tau) + lambda_{tau+1} Q_{tau+1},  Q_{k-1} = (c . s~)_{k-1},
@@ -50,10 +51,17 @@ block's gradient and materialises theta~ with two GEMMs on the block's v's:
     theta~_k = L_k theta~_0 + sum_tau a_{tau,k} v_tau z_tau^T,
 
 and |theta~| afresh from the new theta~. Per step that is 6 n r FLOPs of GEMM
-(q, G, theta~) and two GEMVs with W_hh (the cell's and A_t s~), and no pass
-over theta~ at every step: at B = 1 the earlier scheme, which rescaled
-theta~, added the rank-one term and summed its squares at each step, read
-and wrote all n r numbers of theta~ a step.
+(q, G, theta~) and no pass over theta~ at every step: at B = 1 the earlier
+scheme, which rescaled theta~, added the rank-one term and summed its squares
+at each step, read and wrote all n r numbers of theta~ a step.
+
+Pass 1 of a block needs nothing of pass 2 of the block before, so the kernel
+runs them side by side: step j of pass 2 of block b and step j of pass 1 of
+block b + 1 need W_hh s~ and W_hh h_{t-1}, and at B = 1 both come from one
+read of W_hh (``_matvec.matvec2``; at n = 256 W_hh is 512 KiB, from L2). A call
+of c blocks pairs c - 1 of them: pass 1 of its first block and pass 2 of its
+last run alone, so a stream in chunks of one block (32 steps) pairs none and
+pays two reads of W_hh a step, where the one-shot call pays about one.
 
 Costs: time Theta(n^2 B) per step (the W_hh products and the GEMMs),
 memory Theta(n^2 B): theta~ is n r numbers per batch element (Tallec &
@@ -69,9 +77,10 @@ import numpy as np
 
 from . import _online
 from ._jit import jit
+from ._matvec import dot, matvec2
 from ._online import (
     carve,
-    cell_step,
+    cell_step_from,
     draw_signs,
     fill_z,
     grad_views,
@@ -89,99 +98,139 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     Fills the flat ``g`` (``_online.grad_views``) with the five gradient arrays and
     returns the loss.
 
-    ``block`` holds a block of k steps: v_t (B, k, n), z_t (B, k, r); d_t, c_t and
-    rho1_t nu_t as (k, B, n), so that step j's (B, n) rows are the cell's own d and c
-    buffers; lambda_t, c_t . s~_t, q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the
-    product Z theta~_0^T (k, n), the scaled z's (k, r) and the fold's product (n, r).
+    ``block`` holds two blocks' records (index 0 or 1, alternating: pass 1 of one
+    block runs beside pass 2 of the one before): v_t (2, B, k, n), z_t (2, B, k, r);
+    d_t, c_t and rho1_t nu_t as (2, k, B, n), so that step j's (B, n) rows are the
+    cell's own d and c buffers; then, for the block in pass 2, lambda_t, c_t . s~_t,
+    q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the product Z theta~_0^T (k, n),
+    the scaled z's (k, 2r) and the fold's product (n, 2r).
     """
-    W_ih, W_hh, b_h, W_out, b_out = weights
+    W_hh, W_out = weights[1], weights[3]
     h_new, e, Ws, As, sq, nsq, L = scratch
     V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out = block
     T, B, m = xs.shape
     g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grad_views(g, W_hh.shape[0], m, W_out.shape[0])
     G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
     fresh = True  # G not yet cleared: the call's first fold does it row by row
-    n = theta_tilde.shape[1]
-    k = Z.shape[1]
-    nu_norm = math.sqrt(n)
+    k = Z.shape[2]
     leak = 1.0 - alpha
     loss = 0.0
+    for j in range(min(k, T)):  # pass 1 of the first block, alone
+        rows_times_transpose(h, W_hh, D[0, j])
+        loss += _record(
+            xs[j], ys[j], j, weights, alpha, rng, h, h_new, e, V[0], Z[0], D[0], C[0], R[0],
+            g_W_out, g_b_out,
+        )  # fmt: skip
+    cur = 0
     for t0 in range(0, T, k):
         j_end = min(k, T - t0)
-        # Pass 1: the cell over the block, and what of UORO does not depend on theta~: nu_t,
-        # z_t, rho1_t, v_t = (nu_t * d_t) / rho1_t and rho1_t nu_t (d_t and c_t kept as well).
+        t1 = t0 + j_end
+        j_next = min(k, T - t1)  # steps of the next block (none after the last)
+        nxt = 1 - cur
+        _block_products(theta_tilde, theta_norm, j_end, V[cur], Z[cur], q, Gv, Gz, Y, nsq, L)
         for j in range(j_end):
-            t = t0 + j
-            d, c = D[j], C[j]
-            loss += cell_step(
-                xs[t], ys[t], W_ih, W_hh, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out,
-                g_b_out,
+            # Pass 2 of this block, and beside it pass 1 of the next: at B = 1 its cell
+            # step's W_hh h_{t-1} and this step's W_hh s~ are one read of W_hh.
+            if j < j_next and B == 1:
+                matvec2(W_hh, s_tilde[0], h[0], Ws[0], D[nxt, j, 0])
+            else:
+                rows_times_transpose(s_tilde, W_hh, Ws)
+                if j < j_next:
+                    rows_times_transpose(h, W_hh, D[nxt, j])
+            if j < j_next:
+                loss += _record(
+                    xs[t1 + j], ys[t1 + j], j, weights, alpha, rng, h, h_new, e, V[nxt],
+                    Z[nxt], D[nxt], C[nxt], R[nxt], g_W_out, g_b_out,
+                )  # fmt: skip
+            _propagate(
+                j, j_end, leak, s_tilde, Ws, As, theta_norm, D[cur, j], C[cur, j], R[cur, j],
+                lam, w, q, a, Gv, nsq, L,
             )  # fmt: skip
-            for b in range(B):
-                z = Z[b, j]
-                fill_z(h[b], xs[t, b], z)
-                d_b = d[b]
-                rho1 = ratio(math.sqrt(np.dot(d_b, d_b)) * math.sqrt(np.dot(z, z)), nu_norm)
-                v = V[b, j]
-                rn = R[j, b]
-                inv_rho1 = 1.0 / rho1
-                draw_signs(rng, rn)  # rn holds nu for a moment
-                for i in range(n):
-                    nu = rn[i]
-                    v[i] = nu * d_b[i] * inv_rho1
-                    rn[i] = rho1 * nu
-            h[:] = h_new
-        # Pass 2: s~ and |theta~| step by step. theta~ stays as the block began (theta~_0):
-        # q_j = v_j^T theta~_0 z_j for the whole block is one GEMM, and the Gram matrices of
-        # the block's v and z give the rest of v_j^T theta~_{j-1} z_j.
-        for b in range(B):
-            Vb, Zb = V[b, :j_end], Z[b, :j_end]
-            Yb = Y[:j_end]
-            np.dot(Zb, theta_tilde[b].T, Yb)
-            for j in range(j_end):
-                q[b, j] = np.dot(Vb[j], Yb[j])
-            # H[j, tau] = (v_j . v_tau)(z_tau . z_j): the Gram matrices' product, entry by entry
-            H = Gv[b, : j_end * j_end]
-            np.dot(Vb, Vb.T, H.reshape((j_end, j_end)))
-            np.dot(Zb, Zb.T, Gz[: j_end * j_end].reshape((j_end, j_end)))
-            for i in range(j_end * j_end):
-                H[i] *= Gz[i]
-            nsq[b] = theta_norm[b] * theta_norm[b]
-            L[b] = 1.0
-        for j in range(j_end):
-            rows_times_transpose(s_tilde, W_hh, Ws)  # W_hh s~ for every batch element
-            for b in range(B):
-                d_b, s = D[j, b], s_tilde[b]
-                for i in range(n):
-                    As[i] = leak * s[i] + d_b[i] * Ws[b, i]
-                rho0 = ratio(theta_norm[b], math.sqrt(np.dot(As, As)))
-                rn = R[j, b]
-                for i in range(n):
-                    s[i] = rho0 * As[i] + rn[i]
-                w[b, j] = np.dot(C[j, b], s)
-                inv_rho0 = 1.0 / rho0
-                lam[b, j] = inv_rho0
-                # |theta~_j|^2 = lambda^2 |theta~_{j-1}|^2 + 2 lambda v_j^T theta~_{j-1} z_j
-                # + |v_j|^2 |z_j|^2, with theta~_{j-1} = L theta~_0 + sum_tau a_tau v_tau z_tau^T
-                H, a_b = Gv[b, j * j_end : (j + 1) * j_end], a[b]  # row j of H
-                cross = L[b] * q[b, j]
-                for tau in range(j):
-                    cross += a_b[tau] * H[tau]
-                x = inv_rho0 * inv_rho0 * nsq[b] + 2.0 * inv_rho0 * cross + H[j]
-                nsq[b] = max(x, 0.0)  # rounding could take a near-zero norm below zero
-                theta_norm[b] = math.sqrt(nsq[b])
-                for tau in range(j):
-                    a_b[tau] *= inv_rho0
-                a_b[j] = 1.0
-                L[b] *= inv_rho0
         for b in range(B):
             _fold_block(
-                theta_tilde[b], V[b, :j_end], Z[b, :j_end], lam[b, :j_end], w[b, :j_end],
-                a[b, :j_end], L[b], Zc[:j_end], out, sq, G, fresh,
+                theta_tilde[b], V[cur, b, :j_end], Z[cur, b, :j_end], lam[b, :j_end],
+                w[b, :j_end], a[b, :j_end], L[b], Zc[:j_end], out, sq, G, fresh,
             )  # fmt: skip
             theta_norm[b] = math.sqrt(np.sum(sq))
             fresh = False
+        cur = nxt
     return 0.5 * loss
+
+
+@jit(inline=True)
+def _record(x, y, j, weights, alpha, rng, h, h_new, e, V, Z, D, C, R, g_W_out, g_b_out):
+    """Pass 1 at step j of a block, D[j] holding W_hh h_{t-1}: the cell step, and what of
+    UORO does not depend on theta~: nu_t, z_t, rho1_t, v_t = (nu_t * d_t) / rho1_t and
+    rho1_t nu_t (d_t and c_t kept as well). Returns sum_b |e_t|^2."""
+    W_ih, _, b_h, W_out, b_out = weights
+    d, c = D[j], C[j]
+    sq = cell_step_from(x, y, W_ih, b_h, W_out, b_out, alpha, h, h_new, d, c, e, g_W_out, g_b_out)
+    B, n = h.shape
+    nu_norm = math.sqrt(n)
+    for b in range(B):
+        z = Z[b, j]
+        fill_z(h[b], x[b], z)
+        d_b = d[b]
+        rho1 = ratio(math.sqrt(dot(d_b, d_b)) * math.sqrt(dot(z, z)), nu_norm)
+        v = V[b, j]
+        rn = R[j, b]
+        inv_rho1 = 1.0 / rho1
+        draw_signs(rng, rn)  # rn holds nu for a moment
+        for i in range(n):
+            nu = rn[i]
+            v[i] = nu * d_b[i] * inv_rho1
+            rn[i] = rho1 * nu
+    h[:] = h_new
+    return sq
+
+
+@jit
+def _block_products(theta_tilde, theta_norm, j_end, V, Z, q, Gv, Gz, Y, nsq, L):
+    """Before pass 2 of a block of j_end steps (its v's and z's: V[:, :j_end], Z[:, :j_end]):
+    q_j = v_j^T theta~_0 z_j, one GEMM for the block, and H[j, tau] = (v_j . v_tau)
+    (z_tau . z_j), the Gram matrices' product entry by entry; |theta~_0|^2 and L = 1."""
+    for b in range(V.shape[0]):
+        Vb, Zb = V[b, :j_end], Z[b, :j_end]
+        Yb = Y[:j_end]
+        np.dot(Zb, theta_tilde[b].T, Yb)
+        for j in range(j_end):
+            q[b, j] = dot(Vb[j], Yb[j])
+        H = Gv[b, : j_end * j_end]
+        np.dot(Vb, Vb.T, H.reshape((j_end, j_end)))
+        np.dot(Zb, Zb.T, Gz[: j_end * j_end].reshape((j_end, j_end)))
+        for i in range(j_end * j_end):
+            H[i] *= Gz[i]
+        nsq[b] = theta_norm[b] * theta_norm[b]
+        L[b] = 1.0
+
+
+@jit(inline=True)
+def _propagate(j, j_end, leak, s_tilde, Ws, As, theta_norm, D, C, R, lam, w, q, a, Gv, nsq, L):
+    """Pass 2 at step j of a block, Ws holding W_hh s~ (B, n), D, C, R this step's (B, n):
+    s~ and |theta~| (theta~ stays as the block began, theta~_0)."""
+    B, n = s_tilde.shape
+    for b in range(B):
+        d_b, s = D[b], s_tilde[b]
+        for i in range(n):
+            As[i] = leak * s[i] + d_b[i] * Ws[b, i]
+        rho0 = ratio(theta_norm[b], math.sqrt(dot(As, As)))
+        rn = R[b]
+        for i in range(n):
+            s[i] = rho0 * As[i] + rn[i]
+        w[b, j] = dot(C[b], s)
+        inv_rho0 = 1.0 / rho0
+        lam[b, j] = inv_rho0
+        # |theta~_j|^2 = lambda^2 |theta~_{j-1}|^2 + 2 lambda v_j^T theta~_{j-1} z_j
+        # + |v_j|^2 |z_j|^2, with theta~_{j-1} = L theta~_0 + sum_tau a_tau v_tau z_tau^T
+        H, a_b = Gv[b, j * j_end : (j + 1) * j_end], a[b]  # row j of H
+        cross = L[b] * q[b, j] + dot(a_b[:j], H[:j])
+        x = inv_rho0 * inv_rho0 * nsq[b] + 2.0 * inv_rho0 * cross + H[j]
+        nsq[b] = max(x, 0.0)  # rounding could take a near-zero norm below zero
+        theta_norm[b] = math.sqrt(nsq[b])
+        for tau in range(j):
+            a_b[tau] *= inv_rho0
+        a_b[j] = 1.0
+        L[b] *= inv_rho0
 
 
 @jit
@@ -189,9 +238,9 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
     """G += sum over the block's j steps of w_t theta~_t; theta~ <- its value at the block's end.
 
     theta~ holds theta~_0 on entry; ``sq`` receives the column sums of the new
-    theta~'s squares. Two GEMMs with the block's v's, V^T (Q Z) for G and
-    V^T (a Z) for theta~, through one (n, r) buffer. ``fresh``: G holds
-    garbage, and each row is cleared just before it is added to.
+    theta~'s squares. One GEMM with the block's v's, V^T (Q Z | a Z), whose left
+    half is G's term and right half theta~'s. ``fresh``: G holds garbage, and each
+    row is cleared just before it is added to.
     """
     n, r = theta.shape
     j = Z.shape[0]
@@ -199,13 +248,16 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
     lam_next = 0.0
     for tau in range(j - 1, -1, -1):
         Q = w[tau] + lam_next * Q
+        a_tau = a[tau]
         for col in range(r):
             Zc[tau, col] = Q * Z[tau, col]
+            Zc[tau, r + col] = a_tau * Z[tau, col]
         lam_next = lam[tau]
     gamma = lam_next * Q
     np.dot(V.T, Zc, out)
     g_hh, g_ih, g_b = G
     n_ih = g_ih.shape[1]
+    sq[:] = 0.0
     for i in range(n):
         th = theta[i]
         o = out[i]
@@ -220,17 +272,8 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
         for col in range(n_ih):
             g[col] += gamma * th[n + col] + o[n + col]
         g_b[i] += gamma * th[r - 1] + o[r - 1]
-    for tau in range(j):
-        a_tau = a[tau]
         for col in range(r):
-            Zc[tau, col] = a_tau * Z[tau, col]
-    np.dot(V.T, Zc, out)
-    sq[:] = 0.0
-    for i in range(n):
-        th = theta[i]
-        o = out[i]
-        for col in range(r):
-            x = L * th[col] + o[col]
+            x = L * th[col] + o[r + col]
             th[col] = x
             sq[col] += x * x
 
@@ -239,7 +282,7 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
 def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     """``_uoro`` on the state and scratch carved from two flat arrays (:class:`UOROState`).
 
-    One dispatch of eight arguments instead of ``_uoro``'s twenty-five arrays, most of
+    One dispatch of nine arguments instead of ``_uoro``'s twenty-five arrays, most of
     them in tuples: a stream's chunk pays Numba for every array it passes.
     """
     _, B, m = xs.shape
@@ -256,11 +299,11 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     sq, at = carve(work, at, (r,))
     nsq, at = carve(work, at, (B,))
     L, at = carve(work, at, (B,))
-    V, at = carve(work, at, (B, k, n))
-    Z, at = carve(work, at, (B, k, r))
-    D, at = carve(work, at, (k, B, n))
-    C, at = carve(work, at, (k, B, n))
-    R, at = carve(work, at, (k, B, n))
+    V, at = carve(work, at, (2, B, k, n))
+    Z, at = carve(work, at, (2, B, k, r))
+    D, at = carve(work, at, (2, k, B, n))
+    C, at = carve(work, at, (2, k, B, n))
+    R, at = carve(work, at, (2, k, B, n))
     lam, at = carve(work, at, (B, k))
     w, at = carve(work, at, (B, k))
     q, at = carve(work, at, (B, k))
@@ -268,8 +311,8 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     Gv, at = carve(work, at, (B, k * k))
     Gz, at = carve(work, at, (k * k,))
     Y, at = carve(work, at, (k, n))
-    Zc, at = carve(work, at, (k, r))
-    out, at = carve(work, at, (n, r))
+    Zc, at = carve(work, at, (k, 2 * r))
+    out, at = carve(work, at, (n, 2 * r))
     return _uoro(
         xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm,
         (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out), g,
@@ -279,10 +322,10 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
 def work_size(B, n, m, p, k) -> int:
     """Elements of ``_uoro_flat``'s ``work`` for blocks of ``k`` steps (its carving order)."""
     r = n + m + 1
-    kBn = k * B * n
+    kBn = 2 * k * B * n  # two blocks' records: one in pass 1 beside one in pass 2
     return _online.space(
-        B * n, B * p, B * n, n, r, B, B, B * k * n, B * k * r, kBn, kBn, kBn,
-        B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, k * r, n * r,
+        B * n, B * p, B * n, n, r, B, B, kBn, 2 * B * k * r, kBn, kBn, kBn,
+        B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, 2 * k * r, 2 * n * r,
     )  # fmt: skip
 
 
@@ -395,16 +438,16 @@ def memory(size, itemsize: int) -> list[Term]:
     k = _online.block_steps(T)
     return [
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~
-        *_online.times_r(n * itemsize, {"n": 1}, n, m),  # the fold's GEMM product
+        *_online.times_r(2 * n * itemsize, {"n": 1}, n, m),  # the fold's GEMM product (n, 2r)
         *_online.returned_gradient_bytes(n, m, itemsize),
         Term(p * n * itemsize, {"n": 1, "p": 1}),  # g_W_out
         Term(p * itemsize, {"p": 1}),  # g_b_out
         Term(B * p * itemsize, {"B": 1, "p": 1}),  # e_t
         Term(4 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, h_t, s~, W_hh s~
-        # a block's v, d, c and rho1 nu (n each), z (r), Q z or a z (r, shared by the batch)
-        Term(4 * B * k * n * itemsize, {"B": 1, "n": 1}),
-        *_online.times_r(B * k * itemsize, {"B": 1}, n, m),
-        *_online.times_r(k * itemsize, {}, n, m),
+        # two blocks' v, d, c and rho1 nu (n each) and z (r); Q z and a z (2r, shared)
+        Term(8 * B * k * n * itemsize, {"B": 1, "n": 1}),
+        *_online.times_r(2 * B * k * itemsize, {"B": 1}, n, m),
+        *_online.times_r(2 * k * itemsize, {}, n, m),
         Term((k + 1) * n * itemsize, {"n": 1}),  # Z theta~_0^T (k, n) and A s~
         Term(B * k * (k + 4) * itemsize, {"B": 1}),  # H, and lambda, c . s~, q, a per step
         Term(k * k * itemsize),  # Z Z^T

@@ -147,6 +147,16 @@ def test_rule_equals_its_naive_reference_over_blocks_of_the_default_length(rng, 
     assert_matches_reference(name, p, xs, ys, 0.5, seed=11)
 
 
+@pytest.mark.parametrize("name", list(RULES))
+def test_rule_equals_its_naive_reference_for_one_sequence(rng, short_blocks, name):
+    """B = 1, where UORO's pass 2 of a block and pass 1 of the next share each product
+    with W_hh (_matvec.matvec2): T = 11 in blocks of SHORT_BLOCK, the last one ragged."""
+    p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 7, 3, scale=0.4))
+    xs, ys = helpers.sequence(rng, 11, 1, 2, 3)
+    assert 11 % SHORT_BLOCK and 11 > 2 * SHORT_BLOCK
+    assert_matches_reference(name, p, xs, ys, 0.5, seed=4)
+
+
 @pytest.mark.parametrize("name", list(STOCHASTIC))
 def test_stochastic_rule_draws_several_raw_outputs_a_step(rng, name):
     """n = 130: each element's n signs take three raw outputs, the last one in part (the
