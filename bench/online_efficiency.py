@@ -58,7 +58,7 @@ RULES = ("uoro", "snap1", "rflo", "kf_rtrl", "r_kf", "snap2", "rtrl")
 # Steps per call where T steps would take too long (seconds per step at n = 256).
 SHORT = {"snap2": 8, "rtrl": 4}
 BOUND = {  # which roof each rule's work meets, printed below the table
-    "uoro": "GEMV + GEMM (two W_hh products; block GEMMs of 6 n r a step)",
+    "uoro": "GEMV + GEMM (W_hh h and W_hh s~ in one read; block GEMMs of 6 n r a step)",
     "snap1": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
     "rflo": "GEMV + GEMM (forward product; block GEMM of 4 n r a step)",
     "kf_rtrl": "GEMM (W_hh K, n^3)",

@@ -16,14 +16,15 @@ from ..costs import AlgorithmSpec, Term
 # B rows by a weight matrix reads the matrix whatever B, so at B = 1 it is a GEMV and
 # costs as long as one, while the B rows' FLOPs run at best at the GEMM rate. Counted
 # per product a step makes with the weights: forward only (RTRL and the online rules:
-# once; UORO twice, W_hh h and W_hh s), forward and backward (BPTT and truncated BPTT:
-# twice; checkpointed BPTT: at every cell evaluation, recomputations included, and at
-# every backward step; the weight-gradient GEMMs are batched over 64 / B steps, so their
-# reads are left out), the MLP's forward, backward and gradient GEMMs (three times a
-# layer). A lower bound (the kernels read W_ih and the readout less often than
-# W_hh's count says, but pack and re-read the weights inside BLAS more), so the window
-# it sets along B starts no later than the kernels' real B^0 work would start it.
-READS_PER_STEP = {"bptt": 2, "tbptt": 2, "uoro": 2}
+# once; UORO's W_hh h and W_hh s~ too, which share one read at B = 1, kernels/_matvec.py,
+# and are two GEMMs above it: once is the lower bound), forward and backward (BPTT and
+# truncated BPTT: twice; checkpointed BPTT: at every cell evaluation, recomputations
+# included, and at every backward step; the weight-gradient GEMMs are batched over 64 / B
+# steps, so their reads are left out), the MLP's forward, backward and gradient GEMMs
+# (three times a layer). A lower bound (the kernels read W_ih and the readout less often
+# than W_hh's count says, but pack and re-read the weights inside BLAS more), so the
+# window it sets along B starts no later than the kernels' real B^0 work would start it.
+READS_PER_STEP = {"bptt": 2, "tbptt": 2}
 MLP_READS = 3
 
 
