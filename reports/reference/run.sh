@@ -57,5 +57,12 @@ sqlite3 "$DB" "delete from visits where cell_key in (select cell_key from cells 
 $M bpttbench sweep --preset full --algorithms snap2 --axes n --min-time 1.5 --db "$DB"
 $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --rounds 9 \
     --json reports/reference/online_targets.json
+# The online rules' W x products written by hand at B = 1 (kernels/_matvec.py), UORO's
+# passes of consecutive blocks sharing each read of W_hh, signs from the bits of raw
+# PCG64 outputs: the O(n^2) rules measured again (KF-RTRL, R-KF and SnAp-2, whose steps
+# are n^3 GEMMs, left as they were); the online targets from warm calls of T = 2000
+$M bpttbench sweep --preset full --algorithms uoro snap1 rflo --remeasure --min-time 1.5 --db "$DB"
+$M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --rounds 9 \
+    --json reports/reference/online_targets.json
 bpttbench report --db "$DB" --benchmark-json reports/reference/benchmark-reference.json \
     --out reports/reference
