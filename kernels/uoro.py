@@ -98,10 +98,11 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     Fills the flat ``g`` (``_online.grad_views``) with the five gradient arrays and
     returns the loss.
 
-    ``block`` holds two blocks' records (index 0 or 1, alternating: pass 1 of one
-    block runs beside pass 2 of the one before): v_t (2, B, k, n), z_t (2, B, k, r);
-    d_t, c_t and rho1_t nu_t as (2, k, B, n), so that step j's (B, n) rows are the
-    cell's own d and c buffers; then, for the block in pass 2, lambda_t, c_t . s~_t,
+    ``block`` holds the records of one block, or at B = 1 of two (index 0 or 1,
+    alternating: pass 1 of one block runs beside pass 2 of the one before): v_t
+    (blocks, B, k, n), z_t (blocks, B, k, r); d_t, c_t and rho1_t nu_t as (blocks, k,
+    B, n), so that step j's (B, n) rows are the cell's own d and c buffers; then, for
+    the block in pass 2, lambda_t, c_t . s~_t,
     q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the product Z theta~_0^T (k, n),
     the scaled z's (k, 2r) and the fold's product (n, 2r).
     """
@@ -113,35 +114,34 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
     fresh = True  # G not yet cleared: the call's first fold does it row by row
     k = Z.shape[2]
+    paired = V.shape[0] == 2  # B = 1: pass 1 runs a block ahead, beside pass 2
     leak = 1.0 - alpha
     loss = 0.0
-    for j in range(min(k, T)):  # pass 1 of the first block, alone
-        rows_times_transpose(h, W_hh, D[0, j])
-        loss += _record(
-            xs[j], ys[j], j, weights, alpha, rng, h, h_new, e, V[0], Z[0], D[0], C[0], R[0],
-            g_W_out, g_b_out,
-        )  # fmt: skip
     cur = 0
     for t0 in range(0, T, k):
         j_end = min(k, T - t0)
         t1 = t0 + j_end
-        j_next = min(k, T - t1)  # steps of the next block (none after the last)
-        nxt = 1 - cur
+        if t0 == 0 or not paired:  # pass 1 of this block, alone
+            for j in range(j_end):
+                rows_times_transpose(h, W_hh, D[cur, j])
+                loss += _record(
+                    xs[t0 + j], ys[t0 + j], j, weights, alpha, rng, h, h_new, e, V[cur],
+                    Z[cur], D[cur], C[cur], R[cur], g_W_out, g_b_out,
+                )  # fmt: skip
+        j_next = min(k, T - t1) if paired else 0  # steps of the next block run beside
+        nxt = 1 - cur if paired else cur
         _block_products(theta_tilde, theta_norm, j_end, V[cur], Z[cur], q, Gv, Gz, Y, nsq, L)
         for j in range(j_end):
-            # Pass 2 of this block, and beside it pass 1 of the next: at B = 1 its cell
-            # step's W_hh h_{t-1} and this step's W_hh s~ are one read of W_hh.
-            if j < j_next and B == 1:
-                matvec2(W_hh, s_tilde[0], h[0], Ws[0], D[nxt, j, 0])
-            else:
-                rows_times_transpose(s_tilde, W_hh, Ws)
-                if j < j_next:
-                    rows_times_transpose(h, W_hh, D[nxt, j])
+            # Pass 2 of this block, and beside it pass 1 of the next: the next block's cell
+            # step needs W_hh h_{t-1} and this step W_hh s~, both from one read of W_hh.
             if j < j_next:
+                matvec2(W_hh, s_tilde[0], h[0], Ws[0], D[nxt, j, 0])
                 loss += _record(
                     xs[t1 + j], ys[t1 + j], j, weights, alpha, rng, h, h_new, e, V[nxt],
                     Z[nxt], D[nxt], C[nxt], R[nxt], g_W_out, g_b_out,
                 )  # fmt: skip
+            else:
+                rows_times_transpose(s_tilde, W_hh, Ws)
             _propagate(
                 j, j_end, leak, s_tilde, Ws, As, theta_norm, D[cur, j], C[cur, j], R[cur, j],
                 lam, w, q, a, Gv, nsq, L,
@@ -282,7 +282,7 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
 def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     """``_uoro`` on the state and scratch carved from two flat arrays (:class:`UOROState`).
 
-    One dispatch of nine arguments instead of ``_uoro``'s twenty-five arrays, most of
+    One dispatch of nine arguments instead of ``_uoro``'s thirty-odd arrays, most of
     them in tuples: a stream's chunk pays Numba for every array it passes.
     """
     _, B, m = xs.shape
@@ -299,11 +299,12 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     sq, at = carve(work, at, (r,))
     nsq, at = carve(work, at, (B,))
     L, at = carve(work, at, (B,))
-    V, at = carve(work, at, (2, B, k, n))
-    Z, at = carve(work, at, (2, B, k, r))
-    D, at = carve(work, at, (2, k, B, n))
-    C, at = carve(work, at, (2, k, B, n))
-    R, at = carve(work, at, (2, k, B, n))
+    blocks = record_blocks(B)
+    V, at = carve(work, at, (blocks, B, k, n))
+    Z, at = carve(work, at, (blocks, B, k, r))
+    D, at = carve(work, at, (blocks, k, B, n))
+    C, at = carve(work, at, (blocks, k, B, n))
+    R, at = carve(work, at, (blocks, k, B, n))
     lam, at = carve(work, at, (B, k))
     w, at = carve(work, at, (B, k))
     q, at = carve(work, at, (B, k))
@@ -319,12 +320,20 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     )  # fmt: skip
 
 
+@jit(inline=True)
+def record_blocks(B):
+    """Blocks of records the kernel keeps: two at B = 1, where pass 1 of the next block
+    runs beside pass 2 and their products with W_hh share one read (``matvec2``); one
+    above, where the products are GEMMs, which read W_hh once for the whole batch."""
+    return 2 if B == 1 else 1
+
+
 def work_size(B, n, m, p, k) -> int:
     """Elements of ``_uoro_flat``'s ``work`` for blocks of ``k`` steps (its carving order)."""
     r = n + m + 1
-    kBn = 2 * k * B * n  # two blocks' records: one in pass 1 beside one in pass 2
+    kBn = record_blocks(B) * k * B * n
     return _online.space(
-        B * n, B * p, B * n, n, r, B, B, kBn, 2 * B * k * r, kBn, kBn, kBn,
+        B * n, B * p, B * n, n, r, B, B, kBn, record_blocks(B) * B * k * r, kBn, kBn, kBn,
         B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, 2 * k * r, 2 * n * r,
     )  # fmt: skip
 
@@ -415,7 +424,7 @@ def flops(size) -> list[Term]:
         *_online.times_r(T * B * 4, TB, n, m),
         # rho1 and 1 / rho1 (8), rho0 (5), 1 / rho0, |theta~|^2 (7) and its root, L; Q (2)
         Term(T * B * 25, TB),
-        # the GEMMs: Z theta~_0^T for q, V^T (Q Z) for G, V^T (a Z) for theta~
+        # the GEMMs: Z theta~_0^T for q, V^T (Q Z | a Z) for G and theta~
         *_online.times_r(T * B * 6 * n, {**TB, "n": 1}, n, m),
         # the Gram matrices V V^T, Z Z^T and their product entry by entry, per block
         Term(squares * B * 2 * n, {**TB, "n": 1}),
@@ -444,9 +453,10 @@ def memory(size, itemsize: int) -> list[Term]:
         Term(p * itemsize, {"p": 1}),  # g_b_out
         Term(B * p * itemsize, {"B": 1, "p": 1}),  # e_t
         Term(4 * B * n * itemsize, {"B": 1, "n": 1}),  # h_{t-1}, h_t, s~, W_hh s~
-        # two blocks' v, d, c and rho1 nu (n each) and z (r); Q z and a z (2r, shared)
-        Term(8 * B * k * n * itemsize, {"B": 1, "n": 1}),
-        *_online.times_r(2 * B * k * itemsize, {"B": 1}, n, m),
+        # the records' v, d, c and rho1 nu (n each) and z (r), for record_blocks(B)
+        # blocks; Q z and a z (2r, shared by the batch)
+        Term(4 * record_blocks(B) * B * k * n * itemsize, {"B": 1, "n": 1}),
+        *_online.times_r(record_blocks(B) * B * k * itemsize, {"B": 1}, n, m),
         *_online.times_r(2 * k * itemsize, {}, n, m),
         Term((k + 1) * n * itemsize, {"n": 1}),  # Z theta~_0^T (k, n) and A s~
         Term(B * k * (k + 4) * itemsize, {"B": 1}),  # H, and lambda, c . s~, q, a per step

@@ -82,20 +82,21 @@ from .sizes import RNN_AXES, RNN_SIZES, _exponents, _rnn_data
 # bench.fit) from B ~ 8 to 16, and the memory's B n^2 state leads the n r buffers 9 to 1
 # from B ~ 32 (memory along B: 6 of 8 sizes in its window; B = 1 to 64 gave it 2 or 3).
 # The n^2 rules' B sweep stays in one level of the memory hierarchy: each sequence keeps
-# n r numbers that every step (UORO's theta~, its copy touched once a block) or block
-# (SnAp-1's and RFLO's trace S) streams, so the cost per sequence steps up where B
-# sequences' state leaves the 32 MiB L3 (shared by both cores; L2 1 MiB a core). At
-# n = 128, T = 16, B = 8..1024 (the reference run) the memory model's working set is
-# 2.0 to 199 MiB (SnAp-1, RFLO) and 2.6 to 299 MiB (UORO), and the time per sequence
-# and step was flat up to 13 MiB (SnAp-1, RFLO: 2.2 us to B = 64) and 38 MiB (UORO:
-# 5.9 to 6.3 us to B = 128), then 1.3 to 1.5x that beyond, still rising at B = 1024:
-# fits of 1.09 to 1.12 over the mix (INCONCLUSIVE). At n = 32 (r = 34) a sequence
-# keeps 8.7 KiB (S) or 17 KiB (theta~ and its copy), so B = 16..256 spans a working set
-# of 0.7 to 10.5 MiB (SnAp-1, RFLO) and 0.6 to 8.8 MiB (UORO): inside the L3 with room
-# to spare at every point (the bottom one or two inside L2, which measured no
-# different: 0.42 to 0.47 us a sequence and step for SnAp-1 from B = 16 to 512,
-# 0.70 to 0.80 us for UORO). The state beyond the L3 instead (B from ~1024 at n = 128)
-# would take 2.5 GiB for UORO at a decade's span. T = 256 keeps a call's fixed ~30 us
+# n r numbers that every block streams (UORO's theta~, SnAp-1's and RFLO's trace S),
+# beside its block's records, so the cost per sequence steps up where B sequences'
+# state leaves the 32 MiB L3 (shared by both cores; L2 1 MiB a core). At n = 128,
+# T = 16, B = 8..1024 the memory model's working set is 2.0 to 199 MiB (SnAp-1, RFLO)
+# and 2.1 to 217 MiB (UORO), and in the reference run (the kernels before UORO's
+# theta~ copy went) the time per sequence and step was flat up to 13 MiB (SnAp-1, RFLO:
+# 2.2 us to B = 64) and 38 MiB (UORO: 5.9 to 6.3 us to B = 128), then 1.3 to 1.5x that
+# beyond, still rising at B = 1024: fits of 1.09 to 1.12 over the mix (INCONCLUSIVE).
+# At n = 32 (r = 34) a sequence keeps 8.7 KiB of S or theta~ and 33 to 50 KiB of block
+# records and scratch, so B = 16..256 spans a working set of 0.7 to 10.5 MiB (SnAp-1,
+# RFLO) and 1.0 to 14.8 MiB (UORO): inside the L3 at every point (the bottom one or
+# two inside L2, which measured no different: 0.42 to 0.47 us a sequence and step for
+# SnAp-1 from B = 16 to 512, 0.70 to 0.80 us for UORO, before its blocks). The state
+# beyond the L3 instead (B from ~1024 at n = 128) would take 2.5 GiB for UORO at a
+# decade's span. T = 256 keeps a call's fixed ~30 us
 # under 2% at B = 16 (1.8 ms, SnAp-1), the top call near 30 ms (SnAp-1) to 60 ms (UORO);
 # the time model's B^1 terms carry >= 90% from B = 16, its memory's from B ~ 12 (UORO)
 # and 16 (SnAp-1, RFLO): all its sizes are in both windows. The n = 128 sweep stays for
