@@ -329,10 +329,16 @@ def _norm(a) -> float:
     return float(np.sqrt(np.sum(np.square(a))))
 
 
+def bits_to_signs(raw, k):
+    """The protocol's k signs from raw uint64 outputs (..., ceil(k / 64)): bit i mod 64
+    of output i // 64, least significant first, +1 where set (whatever the byte order)."""
+    bits = (raw[..., None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    return np.where(bits.reshape(*raw.shape[:-1], -1)[..., :k] == 1, 1.0, -1.0)
+
+
 def signs(bits, k):
     """k signs of the protocol from the bit generator ``bits`` (ceil(k / 64) raw outputs)."""
-    raw = bits.random_raw(-(-k // 64))
-    return np.where(np.unpackbits(raw.view(np.uint8), bitorder="little")[:k] == 1, 1.0, -1.0)
+    return bits_to_signs(bits.random_raw(-(-k // 64)), k)
 
 
 def _generator(seed):

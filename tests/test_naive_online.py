@@ -326,9 +326,8 @@ def test_same_seed_same_result_and_different_seeds_differ(problem, name):
 # The random protocol, replayed from one array of raw outputs: per step t (outer),
 # per batch element b (inner), ceil(k / 64) outputs whose bits, least significant
 # first, are the k signs (set: +1). One random_raw call yields the same outputs in
-# that order. The replay
-# below is a second implementation of each rule, vectorised over the batch,
-# driven by the signs instead of a generator.
+# that order. The replay below is a second implementation of each rule, vectorised
+# over the batch, driven by the signs instead of a generator.
 DRAWS_PER_STEP = {"uoro": lambda n: n, "kf_rtrl": lambda n: 2, "r_kf": lambda n: n}
 
 
@@ -391,8 +390,7 @@ def test_random_protocol_replays_from_one_array_of_raw_outputs(problem, name):
     seed = 11
     k = DRAWS_PER_STEP[name](n)
     raw = np.random.PCG64(seed).random_raw((T, B, -(-k // 64)))
-    bits = np.unpackbits(raw.view(np.uint8), axis=-1, bitorder="little")[..., :k]
-    G = replay(name, p, xs, ys, 0.5, np.where(bits == 1, 1.0, -1.0))
+    G = replay(name, p, xs, ys, 0.5, no.bits_to_signs(raw, k))
     _, g = no.STOCHASTIC[name](p, xs, ys, 0.5, seed=seed)
     expected = naive.RNNParams(G[:, n:-1], G[:, :n], G[:, -1], g.W_out, g.b_out)
     assert_grads_close(g, expected, EXACT_RTOL, f"{name} vs its replay from the documented draws")

@@ -158,11 +158,12 @@ def test_rule_equals_its_naive_reference_for_one_sequence(rng, short_blocks, nam
 
 
 @pytest.mark.parametrize("name", list(STOCHASTIC))
-def test_stochastic_rule_draws_several_raw_outputs_a_step(rng, name):
-    """n = 130: each element's n signs take three raw outputs, the last one in part (the
-    products' rows, 4 at a time, end with two left over)."""
+def test_stochastic_rule_draws_several_raw_outputs_a_step(rng, short_blocks, name):
+    """n = 130: each step's n signs take three raw outputs, the last one in part; B = 1
+    over blocks of SHORT_BLOCK, so that UORO's paired passes and hand-written products
+    run too (their rows, 4 at a time, end with two left over)."""
     p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 130, 2, scale=0.1))
-    xs, ys = helpers.sequence(rng, 3, 2, 2, 2)
+    xs, ys = helpers.sequence(rng, 2 * SHORT_BLOCK + 1, 1, 2, 2)
     assert_matches_reference(name, p, xs, ys, 0.5, seed=9)
 
 

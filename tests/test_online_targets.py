@@ -27,7 +27,7 @@ def stored(x_uoro=2.5, x_snap1=3.5, stream32=0.04, stream128=-0.01):
                         "T": 200,
                         "s_per_step": x_uoro * 1e-6,
                         "x_forward": x_uoro,
-                        "cold_x_forward": 3.2,  # shown, not judged: the steady state is
+                        "cold_x_forward": 3.2,  # shown, not judged (the steady state is)
                     },
                     "snap1": {"T": 200, "s_per_step": x_snap1 * 1e-6, "x_forward": x_snap1},
                     "kf_rtrl": {"T": 200, "s_per_step": 9e-6, "x_forward": 9.0},
