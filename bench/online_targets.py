@@ -193,7 +193,9 @@ def caption(data: Mapping) -> str:
         f"machine {data.get('machine', '?')}). Targets: UORO and SnAp-1 within "
         f"{FORWARD_TARGET:g}x of one forward step of the cell, met {met_f} of {len(judged)}; "
         f"streaming in chunks of {STREAM_MIN_CHUNK} steps or more at most "
-        f"{STREAM_TARGET:.0%} over the one-shot call, met {met_s} of {n_s}."
+        f"{STREAM_TARGET:.0%} over the one-shot call, met {met_s} of {n_s}. UORO's one-shot "
+        "call pairs each block's second pass with the next block's first (one read of W_hh "
+        "for two products), which a stream does only within a chunk."
     )
 
 

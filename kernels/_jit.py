@@ -2,8 +2,8 @@
 
 - ``fastmath=False``: the kernels are exact references; the identity tests hold
   them to 1e-10, which fast-math's other licences (no NaN, no infinity, reciprocal
-  approximations) would break. The one exception reorders sums only: the
-  hand-written matrix-vector products of ``_matvec.py``, as BLAS reorders them.
+  approximations) would break. The one exception reorders sums and fuses
+  multiply-adds, as BLAS does: the hand-written products and dot of ``_matvec.py``.
 - ``error_model="numpy"``: no Python-style ZeroDivisionError checks in hot loops.
 - ``nogil=True``: a caller may run kernels from threads.
 - Caching: compiled machine code is written to disk, so the second process (a

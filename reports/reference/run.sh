@@ -64,6 +64,8 @@ $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --T 200 --ro
 $M bpttbench sweep --preset full --algorithms uoro snap1 rflo --remeasure --min-time 1.5 --db "$DB"
 $M python -m bpttbench.bench.online_efficiency --targets --n 64,256 --rounds 9 \
     --json reports/reference/online_targets.json
+# UORO again after it kept a second block of records at B = 1 only (its B > 1 memory)
+$M bpttbench sweep --preset full --algorithms uoro --remeasure --min-time 1.5 --db "$DB"
 # The quality jobs of the online rules whose draws (the new sign protocol) or rounding
 # (the new products) changed, run again: their rows deleted first, the rest resumed
 sqlite3 "$DB" "delete from quality where algorithm in ('uoro','kf_rtrl','r_kf','snap1','snap2','rflo');"
