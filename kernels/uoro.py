@@ -157,6 +157,8 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     return 0.5 * loss
 
 
+# _record and _propagate run at every step with some sixteen arrays each: inlined, so
+# that the step pays no call that passes and reference-counts them (kernels/_jit.py).
 @jit(inline=True)
 def _record(x, y, j, weights, alpha, rng, h, h_new, e, V, Z, D, C, R, g_W_out, g_b_out):
     """Pass 1 at step j of a block, D[j] holding W_hh h_{t-1}: the cell step, and what of
