@@ -104,11 +104,12 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
     B, n), so that step j's (B, n) rows are the cell's own d and c buffers; then, for
     the block in pass 2, lambda_t, c_t . s~_t,
     q_t and a_tau (B, k); H (B, k^2), Z Z^T (k^2), the product Z theta~_0^T (k, n),
-    the scaled z's (k, 2r) and the fold's product (n, 2r).
+    the scaled z's (k, 2r), and for the fold's rows at a time (:func:`fold_rows`) their
+    V^T (rows * k) and their product (rows, 2r).
     """
     W_hh, W_out = weights[1], weights[3]
     h_new, e, Ws, As, sq, nsq, L = scratch
-    V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out = block
+    V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, VT, out = block
     T, B, m = xs.shape
     g_W_ih, g_W_hh, g_b_h, g_W_out, g_b_out = grad_views(g, W_hh.shape[0], m, W_out.shape[0])
     G = (g_W_hh, g_W_ih, g_b_h)  # G's row i: (g_W_hh[i], g_W_ih[i], g_b_h[i])
@@ -149,7 +150,7 @@ def _uoro(xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm, scra
         for b in range(B):
             _fold_block(
                 theta_tilde[b], V[cur, b, :j_end], Z[cur, b, :j_end], lam[b, :j_end],
-                w[b, :j_end], a[b, :j_end], L[b], Zc[:j_end], out, sq, G, fresh,
+                w[b, :j_end], a[b, :j_end], L[b], Zc[:j_end], VT, out, sq, G, fresh,
             )  # fmt: skip
             theta_norm[b] = math.sqrt(np.sum(sq))
             fresh = False
@@ -235,14 +236,24 @@ def _propagate(j, j_end, leak, s_tilde, Ws, As, theta_norm, D, C, R, lam, w, q, 
         L[b] *= inv_rho0
 
 
+@jit(inline=True)
+def fold_rows(n, r):
+    """Rows of theta~ that a fold takes at a time: its GEMM's (rows, 2r) product stays
+    within 512 KiB, half the L2, beside the rows of theta~ and G it updates (at n = 728
+    the whole product was 8.5 MiB, streamed out of the L3 and back); all n rows when
+    that fits, and at least 32 for the GEMM's sake."""
+    return min(n, max(32, 32768 // r))
+
+
 @jit
-def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
+def _fold_block(theta, V, Z, lam, w, a, L, Zc, VT, out, sq, G, fresh):
     """G += sum over the block's j steps of w_t theta~_t; theta~ <- its value at the block's end.
 
     theta~ holds theta~_0 on entry; ``sq`` receives the column sums of the new
-    theta~'s squares. One GEMM with the block's v's, V^T (Q Z | a Z), whose left
-    half is G's term and right half theta~'s. ``fresh``: G holds garbage, and each
-    row is cleared just before it is added to.
+    theta~'s squares. A GEMM with the block's v's, V^T (Q Z | a Z), whose left half
+    is G's term and right half theta~'s, for ``out.shape[0]`` rows of theta~ at a
+    time (:func:`fold_rows`; ``VT`` holds those rows of V^T, contiguous). ``fresh``:
+    G holds garbage, and each row is cleared just before it is added to.
     """
     n, r = theta.shape
     j = Z.shape[0]
@@ -256,13 +267,26 @@ def _fold_block(theta, V, Z, lam, w, a, L, Zc, out, sq, G, fresh):
             Zc[tau, r + col] = a_tau * Z[tau, col]
         lam_next = lam[tau]
     gamma = lam_next * Q
-    np.dot(V.T, Zc, out)
     g_hh, g_ih, g_b = G
     n_ih = g_ih.shape[1]
     sq[:] = 0.0
-    for i in range(n):
+    for i0 in range(0, n, out.shape[0]):
+        rows = min(out.shape[0], n - i0)
+        Vp = VT[: rows * j].reshape((rows, j))
+        for tau in range(j):
+            for i in range(rows):
+                Vp[i, tau] = V[tau, i0 + i]
+        np.dot(Vp, Zc, out[:rows])
+        _fold_rows(theta, i0, rows, out, gamma, L, sq, g_hh, g_ih, g_b, n_ih, fresh)
+
+
+@jit(inline=True)
+def _fold_rows(theta, i0, rows, out, gamma, L, sq, g_hh, g_ih, g_b, n_ih, fresh):
+    """Rows i0 .. i0 + rows - 1 of the fold, ``out`` holding their part of the GEMM."""
+    n, r = theta.shape
+    for i in range(i0, i0 + rows):
         th = theta[i]
-        o = out[i]
+        o = out[i - i0]
         if fresh:
             g_hh[i] = 0.0
             g_ih[i] = 0.0
@@ -315,10 +339,12 @@ def _uoro_flat(xs, ys, weights, alpha, rng, state, work, k, g):
     Gz, at = carve(work, at, (k * k,))
     Y, at = carve(work, at, (k, n))
     Zc, at = carve(work, at, (k, 2 * r))
-    out, at = carve(work, at, (n, 2 * r))
+    rows = fold_rows(n, r)
+    VT, at = carve(work, at, (rows * k,))
+    out, at = carve(work, at, (rows, 2 * r))
     return _uoro(
         xs, ys, weights, alpha, rng, h, s_tilde, theta_tilde, theta_norm,
-        (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, out), g,
+        (h_new, e, Ws, As, sq, nsq, L), (V, Z, D, C, R, lam, w, q, a, Gv, Gz, Y, Zc, VT, out), g,
     )  # fmt: skip
 
 
@@ -336,7 +362,8 @@ def work_size(B, n, m, p, k) -> int:
     kBn = record_blocks(B) * k * B * n
     return _online.space(
         B * n, B * p, B * n, n, r, B, B, kBn, record_blocks(B) * B * k * r, kBn, kBn, kBn,
-        B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, 2 * k * r, 2 * n * r,
+        B * k, B * k, B * k, B * k, B * k * k, k * k, k * n, 2 * k * r,
+        fold_rows(n, r) * k, fold_rows(n, r) * 2 * r,
     )  # fmt: skip
 
 
@@ -447,9 +474,13 @@ def memory(size, itemsize: int) -> list[Term]:
     grows with T."""
     T, B, n, m, p = (size[k] for k in ("T", "B", "n", "m", "p"))
     k = _online.block_steps(T)
+    rows = fold_rows(n, n + m + 1)
+    fold_powers = {"n": 1} if rows == n else {}  # all of theta~'s rows, or a fixed share
     return [
         *_online.times_r(B * n * itemsize, {"B": 1, "n": 1}, n, m),  # theta~
-        *_online.times_r(2 * n * itemsize, {"n": 1}, n, m),  # the fold's GEMM product (n, 2r)
+        # the fold's rows at a time: their GEMM product (rows, 2r) and V^T (rows, k)
+        *_online.times_r(2 * rows * itemsize, fold_powers, n, m),
+        Term(rows * k * itemsize, fold_powers),
         *_online.returned_gradient_bytes(n, m, itemsize),
         Term(p * n * itemsize, {"n": 1, "p": 1}),  # g_W_out
         Term(p * itemsize, {"p": 1}),  # g_b_out

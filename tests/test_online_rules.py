@@ -59,6 +59,7 @@ ALPHAS = [pytest.param(a, id=f"alpha={a}") for a in (1.0, 0.5)]
 RECURRENT = ("W_hh", "W_ih", "b_h")
 SHORT_BLOCK = 3
 ONLINE = sys.modules["bpttbench._online"]  # the module, not a function of that name
+UORO = sys.modules["bpttbench.uoro"]
 
 
 @pytest.fixture
@@ -155,6 +156,15 @@ def test_rule_equals_its_naive_reference_for_one_sequence(rng, short_blocks, nam
     xs, ys = helpers.sequence(rng, 11, 1, 2, 3)
     assert 11 % SHORT_BLOCK and 11 > 2 * SHORT_BLOCK
     assert_matches_reference(name, p, xs, ys, 0.5, seed=4)
+
+
+def test_uoro_folds_theta_in_panels_of_rows(rng, short_blocks):
+    """n = 200: theta~ (200 x 203) is folded 161 rows at a time, then the 39 left over
+    (uoro.fold_rows), over blocks of SHORT_BLOCK steps."""
+    assert UORO.fold_rows(200, 203) == 161
+    p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 200, 2, scale=0.1))
+    xs, ys = helpers.sequence(rng, 2 * SHORT_BLOCK + 1, 1, 2, 2)
+    assert_matches_reference("uoro", p, xs, ys, 0.5, seed=6)
 
 
 @pytest.mark.parametrize("name", list(STOCHASTIC))
