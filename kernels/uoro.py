@@ -241,8 +241,11 @@ def fold_rows(n, r):
     """Rows of theta~ that a fold takes at a time: its GEMM's (rows, 2r) product stays
     within 512 KiB, half the L2, beside the rows of theta~ and G it updates (at n = 728
     the whole product was 8.5 MiB, streamed out of the L3 and back); all n rows when
-    that fits, and at least 32 for the GEMM's sake."""
-    return min(n, max(32, 32768 // r))
+    that fits, at least 32 for the GEMM's sake, and panels as even as rows allow (at
+    n = 256, 86 + 86 + 84 rows, not 127 + 127 + 2)."""
+    cap = max(32, 32768 // r)
+    panels = (n + cap - 1) // cap
+    return (n + panels - 1) // panels  # the panels as even as rows allow
 
 
 @jit

@@ -159,10 +159,10 @@ def test_rule_equals_its_naive_reference_for_one_sequence(rng, short_blocks, nam
 
 
 def test_uoro_folds_theta_in_panels_of_rows(rng, short_blocks):
-    """n = 200: theta~ (200 x 203) is folded 161 rows at a time, then the 39 left over
-    (uoro.fold_rows), over blocks of SHORT_BLOCK steps."""
-    assert UORO.fold_rows(200, 203) == 161
-    p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 200, 2, scale=0.1))
+    """n = 201: theta~ (201 x 204) is folded in two panels, of 101 rows and of the 100
+    left over (uoro.fold_rows), over blocks of SHORT_BLOCK steps."""
+    assert UORO.fold_rows(201, 204) == 101
+    p = bpttbench.RNNParams(*helpers.rnn_arrays(rng, 2, 201, 2, scale=0.1))
     xs, ys = helpers.sequence(rng, 2 * SHORT_BLOCK + 1, 1, 2, 2)
     assert_matches_reference("uoro", p, xs, ys, 0.5, seed=6)
 
