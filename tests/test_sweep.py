@@ -319,7 +319,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     # trade-off T sweep at 7 points, not 4 (3), and the gated cells' the same (2 x 7)
     # and their memory-along-c sweeps (2 x 9) + the in-L3 B sweeps of UORO, SnAp-1 and
     # RFLO (3 x 10)
-    assert "966 cells" in capsys.readouterr().out
+    assert "981 cells" in capsys.readouterr().out
     assert not db.exists()
 
 

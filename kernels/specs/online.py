@@ -157,6 +157,12 @@ def _quadratic(name, title, func, flops, memory, source):
         full=(
             _geo("T", 64, 8192, 8, n=64, B=1),
             _geo("n", 64, 2048, 11, multiple=8, T=16, B=1),
+            # denser at the top for the memory, at T = 8: UORO's n^2 terms (theta~ and G)
+            # carry 90% of its model at T = 16 only from n ~ 1100 (its block records and
+            # fold panels grow like n), so its memory fit takes these 5 sizes (the time
+            # fits the in-cache sweep below; SnAp-1's and RFLO's memory and the budget
+            # table the wide one above, which reaches as far and has more sizes)
+            _geo("n", 1024, 2048, 5, multiple=8, T=8, B=1),
             # inside the last-level cache, T = 256 steps a call: the fit's sweep (more
             # points in the window than the wide one), the wide one the budget's
             _geo("n", 184, 728, IN_CACHE_POINTS, multiple=8, T=256, B=1),
