@@ -111,33 +111,48 @@ def problem(name, n, T):
     return size, bpttbench.ALGORITHMS[name].make_problem(size, np.float64, 0)
 
 
+def _calls(n: int, args) -> dict:
+    """{key: (call, T, size)}: the forward pass and each rule at n (SHORT rules run fewer steps)."""
+    size, fwd = problem("uoro", n, args.T)
+    calls = {"forward": (lambda fwd=fwd: forward(*fwd), args.T, size)}
+    for name in args.rules.split(","):
+        T = min(args.T, SHORT.get(name, args.T)) if n > 128 or name == "rtrl" else args.T
+        sz, prob = problem(name, n, T)
+        spec = bpttbench.ALGORITHMS[name]
+        calls[name] = (lambda spec=spec, prob=prob: spec.func(*prob), T, sz)
+    return calls
+
+
+def _rounds(peaks: dict, calls: dict, rounds: int) -> tuple[dict, dict]:
+    """(medians {key: {clock: s}}, cold {key: s per step}) over interleaved rounds.
+
+    Each round times the roofs, then each call twice in a row: the first time
+    (cold, CPU clock) after the roofs and the other calls, the second with its data
+    in cache (the medians, roofs included).
+    """
+    for call, _, _ in calls.values():
+        call()  # compile or load, touch the buffers
+    times = {key: {c: [] for c in CLOCKS} for key in (*peaks, *calls)}
+    cold = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, (call, _) in peaks.items():
+            for c, s in timed(call).items():
+                times[key][c].append(s)
+        for key, (call, _, _) in calls.items():
+            cold[key].append(timed(call)["cpu"])
+            for c, s in timed(call).items():
+                times[key][c].append(s)
+    med = {key: {c: float(np.median(v)) for c, v in t.items()} for key, t in times.items()}
+    return med, {key: float(np.median(cold[key])) / calls[key][1] for key in calls}
+
+
 def per_step(args) -> dict:
     """Print the per-step table; return {n: {rule: figures}} (CPU clock, medians)."""
     out: dict = {}
     peaks = roofs()
     for n in (int(v) for v in args.n.split(",")):
-        calls = {}
-        size, fwd = problem("uoro", n, args.T)
-        calls["forward"] = (lambda fwd=fwd: forward(*fwd), args.T, size)
-        for name in args.rules.split(","):
-            T = min(args.T, SHORT.get(name, args.T)) if n > 128 or name == "rtrl" else args.T
-            sz, prob = problem(name, n, T)
-            spec = bpttbench.ALGORITHMS[name]
-            calls[name] = (lambda spec=spec, prob=prob: spec.func(*prob), T, sz)
-        for call, _, _ in calls.values():
-            call()  # compile or load, touch the buffers
-        times = {key: {c: [] for c in CLOCKS} for key in (*peaks, *calls)}
-        cold = {key: [] for key in calls}
-        for _ in range(args.rounds):
-            for key, (call, _) in peaks.items():
-                for c, s in timed(call).items():
-                    times[key][c].append(s)
-            for key, (call, _, _) in calls.items():
-                cold[key].append(timed(call)["cpu"])  # after the roofs and the other calls
-                for c, s in timed(call).items():  # the same call again: its data in cache
-                    times[key][c].append(s)
-        med = {key: {c: float(np.median(v)) for c, v in t.items()} for key, t in times.items()}
-        cold_step = {key: float(np.median(cold[key])) / calls[key][1] for key in calls}
+        calls = _calls(n, args)
+        med, cold_step = _rounds(peaks, calls, args.rounds)
         rate = {roof: {c: fl / med[roof][c] for c in CLOCKS} for roof, (_, fl) in peaks.items()}
         print(
             f"n = {n}: GEMM {rate['gemm']['cpu'] / 1e9:.1f}, GEMV {rate['gemv']['cpu'] / 1e9:.1f}"
